@@ -1,0 +1,181 @@
+"""Certificates: does the recovered model answer like the oracle?
+
+:func:`verify` rebuilds the recovered model, replays every query of the
+learner's transcript against it, asks ``probes`` fresh random queries
+(lengths 1 to 6, seeded) on a fork of the oracle (a separate counter, so the
+learner's count and budget are untouched) and compares.
+
+* ``kind="exact"``: exact fields; every comparison is ``==`` (in EXP decided
+  by coefficient comparison, see :mod:`exactattn.fields.exponential`).
+* ``kind="tolerance"``: F64; a comparison passes when the difference is
+  within the first-order float64 bound of the recovery
+  (:func:`exactattn.learners.single_head.f64_error_bounds`) propagated to
+  the query, named in ``Certificate.tolerance``.
+
+A certificate that fails is a value (``holds=False``) carrying the first
+offending query; it is not an exception. Certificates may look inside field
+elements and import the models: they stand outside the oracle boundary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import ExactattnError, InvalidEntryError
+from .fields import Array, Field
+from .learners.recovery import Recovery
+from .learners.single_head import _gamma
+from .models import SingleHeadAttention
+from .oracle import ValueOracle
+
+__all__ = ["Certificate", "Failure", "verify", "rebuild"]
+
+#: query lengths of the fresh probes
+FRESH_LENGTHS = (1, 6)
+
+
+@dataclass(frozen=True)
+class Failure:
+    """The first query on which the recovered model and the oracle disagree."""
+
+    source: str  # "transcript" or "fresh"
+    index: int
+    X: Array
+    oracle_answer: Any
+    model_answer: Any
+    reason: str
+
+    def __str__(self) -> str:
+        return (f"{self.source} query #{self.index} (N = {self.X.shape[0]}): oracle "
+                f"{self.oracle_answer}, model {self.model_answer} ({self.reason})")
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """The outcome of :func:`verify`."""
+
+    label: str
+    kind: str  # "exact" or "tolerance"
+    holds: bool
+    checked: int
+    replayed: int
+    fresh: int
+    first_failure: Failure | None
+    tolerance: str | None = None
+
+    def __str__(self) -> str:
+        verdict = "holds" if self.holds else f"FAILS at {self.first_failure}"
+        tol = f", tolerance: {self.tolerance}" if self.tolerance else ""
+        return (f"certificate ({self.kind}) for {self.label}: {verdict}; "
+                f"{self.checked} queries checked ({self.replayed} replayed, "
+                f"{self.fresh} fresh){tol}")
+
+    def to_json(self) -> dict[str, Any]:
+        f = self.first_failure
+        return {
+            "label": self.label, "kind": self.kind, "holds": self.holds,
+            "checked": self.checked, "replayed": self.replayed, "fresh": self.fresh,
+            "tolerance": self.tolerance,
+            "first_failure": None if f is None else {
+                "source": f.source, "index": f.index, "N": int(f.X.shape[0]),
+                "oracle_answer": str(f.oracle_answer), "model_answer": str(f.model_answer),
+                "reason": f.reason,
+            },
+        }
+
+
+#: how to rebuild the model of each result from its recovered parameters
+_BUILDERS: dict[str, Callable[[Recovery], Any]] = {
+    "single_head_exact": lambda r: SingleHeadAttention(r.W, r.v, field=r.field),
+}
+
+
+def rebuild(recovery: Recovery) -> Any:
+    """The model described by a recovery, over the recovery's field."""
+    try:
+        return _BUILDERS[recovery.label](recovery)
+    except KeyError:
+        raise InvalidEntryError(f"no certificate is known for {recovery.label!r}") from None
+
+
+def _tolerance(recovery: Recovery, X: Array) -> float:
+    """First-order float64 bound on |f_hat(X) - f(X)| for one query."""
+    opts = recovery.options
+    v_hat = recovery.v
+    norms = np.linalg.norm(X, axis=1)
+    c = X @ v_hat
+    spread = float(c.max() - c.min())
+    g = float(opts["answer_error_factor"])
+    d = recovery.d
+    return float(
+        float(opts["W_error_bound"]) * norms.max() * norms[-1] * spread
+        + float(opts["v_error_bound"]) * norms.max()
+        + 2 * g * float(np.abs(v_hat).sum()) * float(np.abs(X).max())
+        + _gamma(4 * d + 16) * abs(float(c.max()))
+    )
+
+
+def verify(recovery: Recovery, oracle: ValueOracle, *, probes: int = 16, seed: int = 0) -> Certificate:
+    """Certify a recovery against an oracle: replay the transcript plus fresh probes.
+
+    >>> from exactattn.fields import EXP
+    >>> from exactattn.learners import learn_single_head
+    >>> head = SingleHeadAttention([[1, 0], [0, 2]], [1, 1], field=EXP)
+    >>> oracle = ValueOracle(head)
+    >>> cert = verify(learn_single_head(oracle), oracle, probes=4)
+    >>> cert.holds, cert.kind, cert.checked
+    (True, 'exact', 10)
+    """
+    F: Field = recovery.field
+    F.require_same(oracle.field, "the oracle")
+    if oracle.d != recovery.d:
+        raise InvalidEntryError(f"the oracle has d = {oracle.d}, the recovery d = {recovery.d}")
+    if not isinstance(probes, int) or probes < 0:
+        raise InvalidEntryError(f"probes must be a non-negative integer, got {probes!r}")
+    model = rebuild(recovery)
+    kind = "exact" if F.exact else "tolerance"
+    tolerance = None if F.exact else (
+        "first-order float64 bound: recovery error bounds (Higham gamma_n) propagated to the query"
+    )
+
+    def compare(source: str, index: int, X: Array, y: Any) -> Failure | None:
+        try:
+            got = model(X)
+        except ExactattnError as exc:
+            return Failure(source, index, X, y, None, f"the recovered model cannot answer: {exc}")
+        if F.exact:
+            if got == y:
+                return None
+            return Failure(source, index, X, y, got, "not equal (exact comparison)")
+        tol = _tolerance(recovery, X)
+        diff = abs(float(got) - float(y))
+        if diff <= tol:
+            return None
+        return Failure(source, index, X, y, got, f"|difference| = {diff:.3e} > bound {tol:.3e}")
+
+    checked = 0
+    replayed = 0
+    for entry in recovery.transcript:
+        checked += 1
+        replayed += 1
+        failure = compare("transcript", entry.index, entry.X, entry.answer)
+        if failure is not None:
+            return Certificate(recovery.label, kind, False, checked, replayed, 0, failure, tolerance)
+
+    fork = oracle.fork("certificate")
+    rng = np.random.default_rng(seed)
+    lo, hi = FRESH_LENGTHS
+    for k in range(probes):
+        N = int(rng.integers(lo, hi + 1))
+        X = F.gaussian(rng, (N, recovery.d))
+        y = fork(X, phase="certificate")
+        checked += 1
+        failure = compare("fresh", k, X, y)
+        if failure is not None:
+            return Certificate(recovery.label, kind, False, checked, replayed, k + 1, failure,
+                               tolerance)
+    return Certificate(recovery.label, kind, True, checked, replayed, probes, None, tolerance)

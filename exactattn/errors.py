@@ -1,0 +1,87 @@
+"""One error hierarchy for exactattn.
+
+Every error that exactattn raises on purpose derives from
+:class:`ExactattnError`, so a caller can catch them all in one place. Each
+subclass also derives from the closest built-in exception (``ValueError``,
+``TypeError``, ...) so that generic handlers keep working.
+
+>>> issubclass(ShapeError, ValueError) and issubclass(ShapeError, ExactattnError)
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "ExactattnError",
+    "ShapeError",
+    "InvalidEntryError",
+    "IncompatibleFieldError",
+    "NotRepresentableError",
+    "QueryBudgetExceededError",
+    "NotIdentifiableError",
+    "HypothesisViolatedError",
+    "RecoveryFailedError",
+]
+
+
+class ExactattnError(Exception):
+    """Base class of every error exactattn raises on purpose."""
+
+
+class ShapeError(ExactattnError, ValueError):
+    """A matrix, vector or query has the wrong shape (names the shapes)."""
+
+
+class InvalidEntryError(ExactattnError, ValueError):
+    """An entry is not a number of the field: NaN, inf, a string, None, ..."""
+
+
+class IncompatibleFieldError(ExactattnError, TypeError):
+    """Elements or objects of two different fields were mixed."""
+
+
+class NotRepresentableError(ExactattnError, ArithmeticError):
+    """The result of an operation is not an element of the field.
+
+    For example ``QQ.exp(1)`` (e is irrational) or ``EXP.log(2)`` (log 2 is
+    not of the form q with e^q in the exponential field).
+    """
+
+
+class QueryBudgetExceededError(ExactattnError, RuntimeError):
+    """An oracle was asked more queries than its budget allows."""
+
+    def __init__(self, message: str, *, budget: int, used: int) -> None:
+        super().__init__(message)
+        self.budget = budget
+        self.used = used
+
+
+class NotIdentifiableError(ExactattnError, ValueError):
+    """The queried function does not determine the parameters asked for.
+
+    ``recovered`` holds what *was* determined exactly (for example ``v = 0``
+    for a single head whose W cannot be identified).
+    """
+
+    def __init__(self, message: str, *, recovered: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.recovered = dict(recovered or {})
+
+
+class HypothesisViolatedError(ExactattnError, ValueError):
+    """A hypothesis of a theorem does not hold for the given instance."""
+
+    def __init__(self, message: str, *, hypothesis: str) -> None:
+        super().__init__(message)
+        self.hypothesis = hypothesis
+
+
+class RecoveryFailedError(ExactattnError, RuntimeError):
+    """A learner saw answers that no model of its class can give.
+
+    Raised instead of returning a confident wrong answer, for example when
+    the oracle is not a single-head attention model.
+    """

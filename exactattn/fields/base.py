@@ -1,0 +1,217 @@
+"""The interface every number domain implements.
+
+Every algorithm in exactattn is written once and receives its domain as a
+value (``field=``), the way mpmath algorithms receive a context and SymPy's
+``DomainMatrix`` carries ``QQ``. Vectors and matrices are numpy arrays: of
+dtype ``object`` holding field elements for the exact fields, of dtype
+``float64`` for :data:`~exactattn.fields.F64`. Elementwise ``+ - * /`` on
+such arrays is the field's arithmetic; everything else (``exp``, ``log``,
+signs, conversion, linear algebra) goes through the field object.
+
+Python literals (``int``, ``fractions.Fraction``) are accepted by every
+field's constructor; elements of *another* field never are
+(:class:`~exactattn.errors.IncompatibleFieldError`).
+"""
+
+from __future__ import annotations
+
+import numbers
+from fractions import Fraction
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import IncompatibleFieldError, InvalidEntryError, NotRepresentableError
+
+__all__ = ["Field", "Array"]
+
+Array = np.ndarray[Any, Any]
+
+
+class Field(ABC):
+    """A number domain: element conversion, exp/log, signs, random draws.
+
+    Subclasses are immutable and compare equal when they describe the same
+    domain (``BALL(64) != BALL(128)``).
+    """
+
+    #: short name used in reports, JSON and the CLI (``"EXP"``, ``"F64"``, ...)
+    name: str
+    #: True when ``==`` decides equality of real numbers exactly
+    exact: bool
+    #: numpy dtype of arrays over this field
+    dtype: Any
+
+    # -- elements ----------------------------------------------------------
+    @abstractmethod
+    def __call__(self, x: Any) -> Any:
+        """Convert a literal (or an element of this field) to an element."""
+
+    @abstractmethod
+    def is_element(self, x: Any) -> bool:
+        """True if ``x`` is already an element of this field."""
+
+    def zero(self) -> Any:
+        return self(0)
+
+    def one(self) -> Any:
+        return self(1)
+
+    @abstractmethod
+    def exp(self, x: Any) -> Any:
+        """e^x, elementwise on arrays; NotRepresentableError if it leaves the field."""
+
+    @abstractmethod
+    def log(self, x: Any) -> Any:
+        """Natural log, elementwise on arrays; NotRepresentableError if it leaves the field."""
+
+    def logit(self, p: Any) -> Any:
+        """logit(p) = log(p / (1 - p)), elementwise.
+
+        >>> from exactattn.fields import EXP
+        >>> EXP.logit(EXP.exp(EXP(3)) / (1 + EXP.exp(EXP(3)))) == EXP(3)
+        True
+        """
+        return self.log(p / (1 - p))
+
+    def sigmoid(self, x: Any) -> Any:
+        """sigma(x) = e^x / (1 + e^x), elementwise."""
+        t = self.exp(x)
+        return t / (1 + t)
+
+    @abstractmethod
+    def sign(self, x: Any) -> int:
+        """-1, 0 or 1, decided exactly in exact fields."""
+
+    def is_zero(self, x: Any) -> bool:
+        return self.sign(x) == 0
+
+    @abstractmethod
+    def to_float(self, x: Any) -> float:
+        """A float64 approximation of one element (for display and plots only)."""
+
+    @abstractmethod
+    def to_json(self, x: Any) -> Any:
+        """A JSON-serialisable form of one element, read back by :meth:`from_json`."""
+
+    @abstractmethod
+    def from_json(self, obj: Any) -> Any:
+        """Inverse of :meth:`to_json`."""
+
+    def format(self, x: Any) -> str:
+        return str(x)
+
+    def to_rational(self, x: Any) -> Any:
+        """The exact rational value of ``x`` as ``fmpq`` (exact fields, rational x)."""
+        raise NotRepresentableError(f"{self.name} elements are not exact rationals")
+
+    def from_rational(self, q: Any) -> Any:
+        """The element equal to the rational ``q`` (an ``fmpq``)."""
+        return self(Fraction(int(q.p), int(q.q)))
+
+    # -- arrays -----------------------------------------------------------
+    def array(self, data: Any, *, name: str = "array") -> Array:
+        """Convert nested sequences (or an array) to an array over this field.
+
+        Every entry is converted with the field's constructor, so bad entries
+        (strings, None, NaN, elements of another field) raise a clear error
+        naming ``name`` and the position.
+        """
+        if isinstance(data, np.ndarray) and data.dtype == self.dtype and data.dtype != object:
+            self.check_array(data, name=name)
+            return data
+        try:
+            raw = np.array(data, dtype=object)
+        except ValueError as exc:  # ragged nested lists
+            raise InvalidEntryError(f"{name} is ragged, not a rectangular array: {exc}") from exc
+        out = np.empty(raw.shape, dtype=self.dtype)
+        for idx, entry in np.ndenumerate(raw):
+            try:
+                out[idx] = self(entry)
+            except (InvalidEntryError, IncompatibleFieldError) as exc:
+                raise type(exc)(f"{name}{list(idx)}: {exc}") from None
+        return out
+
+    @abstractmethod
+    def check_array(self, A: Array, *, name: str = "array") -> None:
+        """Raise unless every entry of ``A`` is an element of this field."""
+
+    def zeros(self, shape: int | Sequence[int]) -> Array:
+        out = np.empty(shape, dtype=self.dtype)
+        out.fill(self.zero())
+        return out
+
+    def eye(self, n: int) -> Array:
+        out = self.zeros((n, n))
+        for i in range(n):
+            out[i, i] = self.one()
+        return out
+
+    def map(self, fn: Any, A: Any) -> Any:
+        """Apply a scalar function elementwise (scalars pass straight through)."""
+        if isinstance(A, np.ndarray):
+            out = np.empty(A.shape, dtype=self.dtype)
+            for idx, entry in np.ndenumerate(A):
+                out[idx] = fn(entry)
+            return out
+        return fn(A)
+
+    @abstractmethod
+    def gaussian(self, rng: np.random.Generator, shape: int | Sequence[int]) -> Array:
+        """Seeded draws from N(0, 1): rational roundings in exact fields."""
+
+    def array_to_json(self, A: Array) -> dict[str, Any]:
+        """``{"shape": [...], "entries": [...]}`` with entries in row-major order."""
+        return {"shape": list(A.shape), "entries": [self.to_json(x) for x in A.flat]}
+
+    def array_from_json(self, obj: dict[str, Any]) -> Array:
+        """Inverse of :meth:`array_to_json`."""
+        entries = [self.from_json(x) for x in obj["entries"]]
+        out = np.empty(len(entries), dtype=self.dtype)
+        for i, x in enumerate(entries):
+            out[i] = x
+        return out.reshape(tuple(obj["shape"]))
+
+    # -- identity ----------------------------------------------------------
+    def __repr__(self) -> str:
+        return self.name
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Field) and other.name == self.name
+
+    def __hash__(self) -> int:
+        return hash(("Field", self.name))
+
+    def require_same(self, other: Field, what: str) -> None:
+        """Raise IncompatibleFieldError unless ``other`` is this field."""
+        if other != self:
+            raise IncompatibleFieldError(f"{what} is over {other.name}, expected {self.name}")
+
+
+def literal_rational(x: Any) -> tuple[int, int] | None:
+    """(numerator, denominator) of an exact Python literal, or None.
+
+    Accepted literals: ``int`` and numpy integers (not ``bool``),
+    ``fractions.Fraction`` and other ``numbers.Rational``.
+    """
+    if isinstance(x, bool | np.bool_):
+        return None
+    if isinstance(x, int | np.integer):
+        return int(x), 1
+    if isinstance(x, numbers.Rational):
+        return int(x.numerator), int(x.denominator)
+    return None
+
+
+def describe(x: Any) -> str:
+    """Short description of a bad entry for error messages."""
+    text = repr(x)
+    if len(text) > 40:
+        text = text[:37] + "..."
+    return f"{text} (type {type(x).__name__})"
+
+
+def not_representable(op: str, x: Any, field: str, why: str) -> NotRepresentableError:
+    return NotRepresentableError(f"{op}({x}) is not an element of {field}: {why}")

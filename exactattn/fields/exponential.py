@@ -1,0 +1,480 @@
+"""EXP: the exponential field, exact arithmetic for softmax attention.
+
+An element is a quotient P / Q of two finite *exponential sums*
+
+    P = sum_k c_k e^{q_k},   c_k, q_k rational, the q_k distinct,
+
+stored sparsely as ``{q_k: c_k}``, so an exponent 10^6/7 costs what 7/3
+costs. With rational parameters and rational tokens, every answer of a
+softmax attention oracle is such a quotient (design.md §2, route 1).
+
+Why equality is decidable. By the Lindemann–Weierstrass theorem (in Baker's
+form: e^{a_1}, ..., e^{a_n} are linearly independent over the algebraic
+numbers for distinct algebraic a_1, ..., a_n), an exponential sum with
+distinct rational exponents is 0 as a real number iff all its coefficients
+are 0. Hence the map from sparse sums to real numbers is injective, and
+
+    P1 / Q1 == P2 / Q2  iff  P1 * Q2 and P2 * Q1 have the same coefficients,
+
+which is what ``==`` checks: exact rational arithmetic, no floats, no
+tolerance. The same theorem says that a sum with a nonzero coefficient is a
+nonzero real, so its sign is found by evaluating it in rigorous ball
+arithmetic (python-flint ``arb``) at rising precision until the ball
+excludes 0; the loop always ends.
+
+Representation. The denominator is kept with leading term (largest
+exponent) equal to 1 = 1 * e^0; a quotient equal to a single term c e^q is
+stored as that term (decided exactly, by comparing P with c e^q Q). So an
+element equal to a rational *is* stored as that rational, and an element of
+the form e^q is recognised: its logarithm q is exact. ``log`` of anything
+else raises :class:`~exactattn.errors.NotRepresentableError`, never a float.
+
+Learners treat elements as opaque reals (arithmetic, comparison, exp, log);
+only this module and certificates look at the sums.
+
+>>> a = EXP.exp(EXP(1) / 2)          # e^(1/2)
+>>> p = a / (a + 1)                   # sigma(1/2)
+>>> EXP.log(p / (1 - p))              # logit(sigma(1/2)) = 1/2, exactly
+1/2
+>>> (p > EXP(1) / 2, EXP.sign(p - 1))
+(True, -1)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from flint import arb, ctx, fmpq, fmpz
+
+from ..errors import IncompatibleFieldError, InvalidEntryError, NotRepresentableError
+from .base import Array, Field, describe, literal_rational, not_representable
+from .rational import check_object_array, gaussian_rationals, parse_rational, rational
+
+__all__ = ["ExponentialField", "ExpElement", "EXP"]
+
+Sum = dict[fmpq, fmpq]  # exponent -> nonzero coefficient
+
+_ZERO = fmpq(0)
+_ONE = fmpq(1)
+_ONE_SUM: Sum = {_ZERO: _ONE}
+
+#: first precision (bits) tried when deciding a sign
+SIGN_START_PREC = 64
+#: give up (RuntimeError) past this precision; never reached for valid input
+SIGN_MAX_PREC = 1 << 22
+
+
+# -- sparse exponential sums -------------------------------------------------
+def _sum_add(a: Sum, b: Sum, sign: int = 1) -> Sum:
+    out = dict(a)
+    for e, c in b.items():
+        new = out.get(e, _ZERO) + (c if sign > 0 else -c)
+        if new == 0:
+            out.pop(e, None)
+        else:
+            out[e] = new
+    return out
+
+
+def _sum_mul(a: Sum, b: Sum) -> Sum:
+    if a is _ONE_SUM or a == _ONE_SUM:
+        return b
+    if b is _ONE_SUM or b == _ONE_SUM:
+        return a
+    out: Sum = {}
+    for ea, ca in a.items():
+        for eb, cb in b.items():
+            e = ea + eb
+            c = out.get(e)
+            out[e] = ca * cb if c is None else c + ca * cb
+    return {e: c for e, c in out.items() if c != 0}
+
+
+def _sum_scale(a: Sum, c: fmpq, shift: fmpq) -> Sum:
+    return {e + shift: c * x for e, x in a.items()}
+
+
+def _monomial_ratio(a: Sum, b: Sum) -> tuple[fmpq, fmpq] | None:
+    """(c, q) with a == c e^q b, or None."""
+    if len(a) != len(b) or not a:
+        return None
+    ea = sorted(a, reverse=True)
+    eb = sorted(b, reverse=True)
+    q = ea[0] - eb[0]
+    c = a[ea[0]] / b[eb[0]]
+    for x, y in zip(ea, eb, strict=True):
+        if x - y != q or a[x] != c * b[y]:
+            return None
+    return c, q
+
+
+def _sum_arb(a: Sum, prec: int) -> arb:
+    with ctx.workprec(prec):
+        total = arb(0)
+        for e, c in a.items():
+            total += arb(c) * (arb(e).exp() if e != 0 else arb(1))
+        return total
+
+
+def _sum_sign(a: Sum) -> int:
+    if not a:
+        return 0
+    signs = {c > 0 for c in a.values()}
+    if len(signs) == 1:
+        return 1 if signs.pop() else -1
+    prec = SIGN_START_PREC
+    while prec <= SIGN_MAX_PREC:
+        ball = _sum_arb(a, prec)
+        if ball > 0:
+            return 1
+        if ball < 0:
+            return -1
+        prec *= 2
+    raise RuntimeError("sign not decided below SIGN_MAX_PREC bits")  # pragma: no cover
+
+
+def _sum_str(a: Sum) -> str:
+    parts = []
+    for e in sorted(a, reverse=True):
+        c = a[e]
+        if e == 0:
+            parts.append(str(c))
+        elif c == 1:
+            parts.append(f"exp({e})")
+        else:
+            parts.append(f"{c}*exp({e})")
+    return " + ".join(parts).replace("+ -", "- ") or "0"
+
+
+# -- elements --------------------------------------------------------------
+class ExpElement:
+    """An element of :data:`EXP`: a quotient of sparse exponential sums.
+
+    Build elements with ``EXP(...)``, ``EXP.exp(...)`` and arithmetic; the
+    attributes are private to the field and certificates.
+    """
+
+    __slots__ = ("_q", "_num", "_den")
+    _q: fmpq | None
+    _num: Sum
+    _den: Sum
+
+    field: ExponentialField  # set below, after the field exists
+
+    # construction ---------------------------------------------------------
+    @classmethod
+    def _rational(cls, q: fmpq) -> ExpElement:
+        self = object.__new__(cls)
+        self._q = q
+        return self
+
+    @classmethod
+    def _make(cls, num: Sum, den: Sum) -> ExpElement:
+        """Normalise num / den (see the module docstring)."""
+        if not num:
+            return cls._rational(_ZERO)
+        if not den:
+            raise ZeroDivisionError("division by zero in EXP")
+        e0 = max(den)
+        c0 = den[e0]
+        if e0 != 0 or c0 != 1:
+            inv = 1 / c0
+            num = _sum_scale(num, inv, -e0)
+            den = _sum_scale(den, inv, -e0)
+        if len(den) == 1:
+            den = _ONE_SUM
+        elif len(num) == len(den):
+            ratio = _monomial_ratio(num, den)
+            if ratio is not None:
+                num, den = {ratio[1]: ratio[0]}, _ONE_SUM
+        if den is _ONE_SUM and len(num) == 1 and _ZERO in num:
+            return cls._rational(num[_ZERO])
+        self = object.__new__(cls)
+        self._q = None
+        self._num = num
+        self._den = den
+        return self
+
+    def _parts(self) -> tuple[Sum, Sum]:
+        if self._q is not None:
+            return ({_ZERO: self._q} if self._q != 0 else {}), _ONE_SUM
+        return self._num, self._den
+
+    # coercion -------------------------------------------------------------
+    @staticmethod
+    def _coerce(other: Any) -> ExpElement | None:
+        if isinstance(other, ExpElement):
+            return other
+        if isinstance(other, np.ndarray):
+            return None  # let numpy broadcast
+        lit = literal_rational(other)
+        if lit is not None:
+            return ExpElement._rational(fmpq(*lit))
+        if isinstance(other, fmpq | fmpz | float | np.floating) or hasattr(other, "field"):
+            raise IncompatibleFieldError(
+                f"cannot mix an EXP element with {describe(other)}; convert it with EXP(...)"
+            )
+        return None
+
+    # arithmetic -----------------------------------------------------------
+    def __add__(self, other: Any) -> Any:
+        b = self._coerce(other)
+        if b is None:
+            return NotImplemented
+        if self._q is not None and b._q is not None:
+            return ExpElement._rational(self._q + b._q)
+        n1, d1 = self._parts()
+        n2, d2 = b._parts()
+        if d1 == d2:
+            return ExpElement._make(_sum_add(n1, n2), d1)
+        return ExpElement._make(_sum_add(_sum_mul(n1, d2), _sum_mul(n2, d1)), _sum_mul(d1, d2))
+
+    __radd__ = __add__
+
+    def __neg__(self) -> ExpElement:
+        if self._q is not None:
+            return ExpElement._rational(-self._q)
+        return ExpElement._make(_sum_scale(self._num, fmpq(-1), _ZERO), self._den)
+
+    def __pos__(self) -> ExpElement:
+        return self
+
+    def __sub__(self, other: Any) -> Any:
+        b = self._coerce(other)
+        if b is None:
+            return NotImplemented
+        return self + (-b)
+
+    def __rsub__(self, other: Any) -> Any:
+        b = self._coerce(other)
+        if b is None:
+            return NotImplemented
+        return b + (-self)
+
+    def __mul__(self, other: Any) -> Any:
+        b = self._coerce(other)
+        if b is None:
+            return NotImplemented
+        if self._q is not None and b._q is not None:
+            return ExpElement._rational(self._q * b._q)
+        n1, d1 = self._parts()
+        n2, d2 = b._parts()
+        # cancel a common factor when one numerator is a monomial multiple of
+        # the other denominator: (n1 / d1) (c e^q d1 / d2) = c e^q n1 / d2
+        r = _monomial_ratio(n2, d1)
+        if r is not None:
+            return ExpElement._make(_sum_scale(n1, r[0], r[1]), d2)
+        r = _monomial_ratio(n1, d2)
+        if r is not None:
+            return ExpElement._make(_sum_scale(n2, r[0], r[1]), d1)
+        return ExpElement._make(_sum_mul(n1, n2), _sum_mul(d1, d2))
+
+    __rmul__ = __mul__
+
+    def _inverse(self) -> ExpElement:
+        if self._q is not None:
+            if self._q == 0:
+                raise ZeroDivisionError("division by zero in EXP")
+            return ExpElement._rational(1 / self._q)
+        return ExpElement._make(self._den, self._num)
+
+    def __truediv__(self, other: Any) -> Any:
+        b = self._coerce(other)
+        if b is None:
+            return NotImplemented
+        return self * b._inverse()
+
+    def __rtruediv__(self, other: Any) -> Any:
+        b = self._coerce(other)
+        if b is None:
+            return NotImplemented
+        return b * self._inverse()
+
+    def __pow__(self, k: int) -> ExpElement:
+        if not isinstance(k, int) or isinstance(k, bool):
+            raise NotRepresentableError("EXP powers take integer exponents only")
+        base = self if k >= 0 else self._inverse()
+        out = ExpElement._rational(_ONE)
+        for _ in range(abs(k)):
+            out = out * base
+        return out
+
+    # comparison ------------------------------------------------------------
+    def __eq__(self, other: object) -> bool:
+        try:
+            b = self._coerce(other)
+        except IncompatibleFieldError:
+            return NotImplemented
+        if b is None:
+            return NotImplemented
+        if self._q is not None and b._q is not None:
+            return bool(self._q == b._q)
+        n1, d1 = self._parts()
+        n2, d2 = b._parts()
+        if d1 == d2:
+            return n1 == n2
+        return _sum_mul(n1, d2) == _sum_mul(n2, d1)
+
+    def __hash__(self) -> int:
+        # Equal values have equal hashes: an element equal to a single term
+        # c e^q is always stored as that term (see _make), so only monomials
+        # need a value-dependent hash.
+        if self._q is not None:
+            return hash(self._q)
+        if self._den is _ONE_SUM and len(self._num) == 1:
+            ((e, c),) = self._num.items()
+            return hash(("EXP", e, c))
+        return hash("EXP: not a single term")
+
+    def sign(self) -> int:
+        if self._q is not None:
+            return (self._q > 0) - (self._q < 0)
+        return _sum_sign(self._num) * _sum_sign(self._den)
+
+    def __lt__(self, other: Any) -> bool:
+        return (self - other).sign() < 0
+
+    def __le__(self, other: Any) -> bool:
+        return (self - other).sign() <= 0
+
+    def __gt__(self, other: Any) -> bool:
+        return (self - other).sign() > 0
+
+    def __ge__(self, other: Any) -> bool:
+        return (self - other).sign() >= 0
+
+    def __bool__(self) -> bool:
+        return self.sign() != 0
+
+    def __abs__(self) -> ExpElement:
+        return -self if self.sign() < 0 else self
+
+    # conversion ----------------------------------------------------------
+    def arb(self, prec: int) -> arb:
+        """A rigorous ball containing the value, computed at ``prec`` bits."""
+        n, d = self._parts()
+        with ctx.workprec(prec):
+            return _sum_arb(n, prec) / _sum_arb(d, prec)
+
+    def __float__(self) -> float:
+        if self._q is not None:
+            return int(self._q.p) / int(self._q.q)
+        return float(self.arb(80).mid())
+
+    def __repr__(self) -> str:
+        if self._q is not None:
+            return str(self._q)
+        if self._den is _ONE_SUM:
+            return _sum_str(self._num)
+        return f"({_sum_str(self._num)})/({_sum_str(self._den)})"
+
+    __str__ = __repr__
+
+    def terms(self) -> int:
+        """Number of terms in numerator plus denominator (a size measure)."""
+        n, d = self._parts()
+        return len(n) + len(d)
+
+
+class ExponentialField(Field):
+    """The exponential field: exact reals of the form P / Q, P, Q exponential sums.
+
+    See the module docstring for the representation and why ``==`` and
+    :meth:`sign` are exact (Lindemann–Weierstrass).
+    """
+
+    name = "EXP"
+    exact = True
+    dtype = object
+
+    def __call__(self, x: Any) -> ExpElement:
+        if isinstance(x, ExpElement):
+            return x
+        if isinstance(x, fmpq | fmpz):  # explicit embedding QQ -> EXP
+            return ExpElement._rational(fmpq(x))
+        return ExpElement._rational(rational(x))
+
+    def is_element(self, x: Any) -> bool:
+        return isinstance(x, ExpElement)
+
+    def exp(self, x: Any) -> Any:
+        def one(a: Any) -> ExpElement:
+            q = self.to_rational(self(a), why="exp of a non-rational element leaves EXP")
+            return ExpElement._make({q: _ONE}, _ONE_SUM)
+
+        return self.map(one, x)
+
+    def log(self, x: Any) -> Any:
+        def one(a: Any) -> ExpElement:
+            el = self(a)
+            if el.sign() <= 0:
+                raise not_representable("log", el, "EXP", "the argument is not positive")
+            if el._q is not None and el._q == 1:
+                return ExpElement._rational(_ZERO)
+            if el._q is None and el._den is _ONE_SUM and len(el._num) == 1:
+                ((e, c),) = el._num.items()
+                if c == 1:
+                    return ExpElement._rational(e)
+            raise not_representable(
+                "log", el, "EXP", "only an element equal to e^q (q rational) has an exact log here"
+            )
+
+        return self.map(one, x)
+
+    def sign(self, x: Any) -> int:
+        return self(x).sign()
+
+    def to_float(self, x: Any) -> float:
+        return float(self(x))
+
+    def to_rational(self, x: Any, *, why: str = "the element is not rational") -> fmpq:
+        el = self(x)
+        if el._q is None:
+            raise not_representable("to_rational", el, "QQ", why)
+        return el._q
+
+    def from_rational(self, q: fmpq) -> ExpElement:
+        return ExpElement._rational(q)
+
+    def is_rational(self, x: Any) -> bool:
+        return self(x)._q is not None
+
+    def to_arb(self, x: Any, prec: int) -> arb:
+        return self(x).arb(prec)
+
+    def to_json(self, x: Any) -> Any:
+        el = self(x)
+        if el._q is not None:
+            return str(el._q)
+        return {
+            "num": [[str(e), str(c)] for e, c in sorted(el._num.items(), reverse=True)],
+            "den": [[str(e), str(c)] for e, c in sorted(el._den.items(), reverse=True)],
+        }
+
+    def from_json(self, obj: Any) -> ExpElement:
+        if isinstance(obj, str | int):
+            return ExpElement._rational(parse_rational(obj))
+        if isinstance(obj, dict) and set(obj) == {"num", "den"}:
+
+            def read(terms: Any) -> Sum:
+                out: Sum = {}
+                for e, c in terms:
+                    out = _sum_add(out, {parse_rational(e): parse_rational(c)})
+                return out
+
+            return ExpElement._make(read(obj["num"]), read(obj["den"]))
+        raise InvalidEntryError(f"not the JSON form of an EXP element: {describe(obj)}")
+
+    def check_array(self, A: Array, *, name: str = "array") -> None:
+        check_object_array(self, A, name)
+
+    def gaussian(self, rng: np.random.Generator, shape: int | Sequence[int]) -> Array:
+        out = np.empty(shape, dtype=object)
+        out.flat[:] = [ExpElement._rational(q) for q in gaussian_rationals(rng, shape)]
+        return out
+
+
+EXP = ExponentialField()
+ExpElement.field = EXP

@@ -1,0 +1,103 @@
+"""F64: numpy float64, vectorised. Not exact: every result says so."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import IncompatibleFieldError, InvalidEntryError
+from .base import Array, Field, describe
+
+__all__ = ["Float64Field", "F64", "UNIT_ROUNDOFF"]
+
+#: unit roundoff of IEEE binary64, u = 2^-53
+UNIT_ROUNDOFF = 2.0**-53
+
+
+class Float64Field(Field):
+    """IEEE double precision on numpy arrays of dtype float64.
+
+    Arrays are ordinary ``float64`` arrays, so every operation is
+    vectorised. NaN and infinities are refused on input. ``==`` here is
+    float equality: results over F64 are reported with error bounds, never
+    called exact.
+
+    >>> float(F64.logit(F64(0.5)))
+    0.0
+    """
+
+    name = "F64"
+    exact = False
+    dtype = np.float64
+
+    def __call__(self, x: Any) -> np.float64:
+        if isinstance(x, bool | np.bool_) or x is None or isinstance(x, str):
+            raise InvalidEntryError(f"{describe(x)} is not a number")
+        if isinstance(x, np.floating | float | int | np.integer) or (
+            isinstance(x, numbers.Rational) and type(x).__module__ == "fractions"
+        ):
+            y = np.float64(x)
+        else:
+            raise IncompatibleFieldError(f"{describe(x)} is not a float64 number")
+        if not np.isfinite(y):
+            raise InvalidEntryError(f"{x!r} is not finite")
+        return y
+
+    def is_element(self, x: Any) -> bool:
+        return isinstance(x, np.float64 | float) and bool(np.isfinite(x))
+
+    def exp(self, x: Any) -> Any:
+        return np.exp(x)
+
+    def log(self, x: Any) -> Any:
+        return np.log(x)
+
+    def logit(self, p: Any) -> Any:
+        # log(p) - log1p(-p) keeps accuracy for p near 0 and near 1
+        return np.log(p) - np.log1p(-p)
+
+    def sign(self, x: Any) -> int:
+        return int(np.sign(x))
+
+    def is_zero(self, x: Any) -> bool:
+        return bool(x == 0)
+
+    def to_float(self, x: Any) -> float:
+        return float(x)
+
+    def to_json(self, x: Any) -> float:
+        return float(x)
+
+    def from_json(self, obj: Any) -> np.float64:
+        return self(obj)
+
+    def check_array(self, A: Array, *, name: str = "array") -> None:
+        if not isinstance(A, np.ndarray):
+            raise InvalidEntryError(f"{name} must be a numpy array, got {describe(A)}")
+        if A.dtype != np.float64:
+            raise IncompatibleFieldError(f"{name} has dtype {A.dtype}, expected float64 for F64")
+        if not np.all(np.isfinite(A)):
+            bad = tuple(int(i) for i in np.argwhere(~np.isfinite(A))[0])
+            raise InvalidEntryError(f"{name}{list(bad)} = {A[bad]!r} is not finite")
+
+    def array(self, data: Any, *, name: str = "array") -> Array:
+        if isinstance(data, np.ndarray) and data.dtype.kind in "iuf":
+            out = np.asarray(data, dtype=np.float64)
+            self.check_array(out, name=name)
+            return out
+        return super().array(data, name=name)
+
+    def zeros(self, shape: int | Sequence[int]) -> Array:
+        return np.zeros(shape, dtype=np.float64)
+
+    def eye(self, n: int) -> Array:
+        return np.eye(n, dtype=np.float64)
+
+    def gaussian(self, rng: np.random.Generator, shape: int | Sequence[int]) -> Array:
+        return rng.standard_normal(shape)
+
+
+F64 = Float64Field()

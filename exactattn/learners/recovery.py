@@ -1,0 +1,110 @@
+"""The frozen result every learner returns."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+from ..fields import Array, Field, field_by_name
+from ..oracle import Transcript, ValueOracle
+
+__all__ = ["Recovery", "phase_counts"]
+
+
+@dataclass(frozen=True, eq=False)
+class Recovery:
+    """What a learner recovered, how, and from which queries.
+
+    Attributes
+    ----------
+    label, paper_ref : the result (stable label) and its paper numbers.
+    field : the field the learner computed in.
+    params : the recovered parameters by name (``"W"``, ``"v"``, ...), read-only arrays.
+    queries : queries the learner spent; ``queries_by_phase`` splits them.
+    transcript : the learner's own (query, answer) pairs, for replay.
+    seed : the seed of every random choice.
+    options : how the learner ran (probe kind, ...), JSON-serialisable.
+    exact : True when the parameters were computed exactly (no floats).
+    """
+
+    label: str
+    paper_ref: str
+    field: Field
+    params: Mapping[str, Array]
+    queries: int
+    queries_by_phase: Mapping[str, int]
+    transcript: Transcript
+    seed: int
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for A in self.params.values():
+            A.flags.writeable = False
+        object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
+        object.__setattr__(self, "queries_by_phase", MappingProxyType(dict(self.queries_by_phase)))
+        object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
+
+    @property
+    def exact(self) -> bool:
+        return self.field.exact
+
+    @property
+    def W(self) -> Array:
+        return self.params["W"]
+
+    @property
+    def v(self) -> Array:
+        return self.params["v"]
+
+    @property
+    def d(self) -> int:
+        return int(self.params["v"].shape[0])
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-serialisable dict; exact elements are kept exactly (as strings)."""
+        F = self.field
+        return {
+            "label": self.label,
+            "paper_ref": self.paper_ref,
+            "field": F.name,
+            "exact": self.exact,
+            "params": {k: F.array_to_json(A) for k, A in self.params.items()},
+            "queries": self.queries,
+            "queries_by_phase": dict(self.queries_by_phase),
+            "seed": self.seed,
+            "options": dict(self.options),
+            "transcript": self.transcript.to_json(),
+        }
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> Recovery:
+        F = field_by_name(obj["field"])
+        return cls(
+            label=obj["label"],
+            paper_ref=obj["paper_ref"],
+            field=F,
+            params={k: F.array_from_json(A) for k, A in obj["params"].items()},
+            queries=int(obj["queries"]),
+            queries_by_phase=obj["queries_by_phase"],
+            transcript=Transcript.from_json(obj["transcript"]),
+            seed=int(obj["seed"]),
+            options=obj.get("options", {}),
+        )
+
+    def save(self, path: str) -> None:
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(self.to_json(), fh)
+
+    @classmethod
+    def load(cls, path: str) -> Recovery:
+        with open(path, encoding="utf-8") as fh:
+            return cls.from_json(json.load(fh))
+
+
+def phase_counts(oracle: ValueOracle, before: Mapping[str, int]) -> dict[str, int]:
+    """Queries per phase spent since the snapshot ``before``."""
+    now = oracle.queries_by_phase
+    return {k: n - before.get(k, 0) for k, n in now.items() if n - before.get(k, 0)}

@@ -1,0 +1,254 @@
+"""Exact single-head attention from d + d^2 value queries.
+
+Label ``single_head_exact``; paper Thm 4.1 (v1 and v2); paper.md §2.
+
+Algorithm (written once, for every field):
+
+1. v: query [e_i^T] for i = 1..d. One token gets softmax weight 1, so the
+   answer is v_i whatever W is (d queries of length 1).
+2. If v = 0 the function is identically 0 and W is not identifiable:
+   :class:`~exactattn.errors.NotIdentifiableError`, carrying the exact v.
+3. Probes u_1..u_d (rows of Z), linearly independent with every
+   c_l = u_l^T v != 0. Deterministic: pick the pivot p with v_p != 0;
+   u_l = e_l if v_l != 0, else e_l + e_p, so Z = I + sum e_l e_p^T, det Z = 1.
+   Gaussian: seeded draws (rational in exact fields), redrawn until both
+   conditions hold (decided exactly; no query is spent on a draw).
+4. Column j of W (w_j = W e_j): query X = [(u_l + e_j)^T; e_j^T] for every
+   l. Then s_1 - s_2 = u_l^T w_j (the W_jj term cancels) and the answer is
+   y = v_j + sigma(u_l^T w_j) c_l, so t_lj = logit((y - v_j) / c_l) = u_l^T w_j
+   (d^2 queries of length 2).
+5. W = Z^{-1} T: one d x d solve with d right-hand sides.
+
+Total: exactly d + d^2 queries. In EXP every step is exact: the logit of
+sigma(q) is the rational q (see :mod:`exactattn.fields.exponential`). An
+answer that no single head can give (its logit is not of the form above)
+raises :class:`~exactattn.errors.RecoveryFailedError`: the learner never
+returns a guess.
+
+Over F64 the deterministic probes use a pivot of largest |v_p| and treat
+|v_l| < |v_p| / 2 as small, with u_l = e_l + sign(v_l v_p) e_p so that
+|c_l| >= |v_p| (still det Z = 1); exact zero tests would make c_l tiny.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+from ..errors import (
+    InvalidEntryError,
+    NotIdentifiableError,
+    NotRepresentableError,
+    RecoveryFailedError,
+)
+from ..fields import Array, Field
+from ..linalg import SingularMatrixError, rank, solve
+from ..oracle import ValueOracle
+from .recovery import Recovery, phase_counts
+
+__all__ = ["learn_single_head", "probe_matrix", "LABEL", "PAPER_REF", "query_count"]
+
+LABEL = "single_head_exact"
+PAPER_REF = "Thm 4.1 (v1), Thm 4.1 (v2)"
+
+#: how many Gaussian probe matrices to draw before giving up (each draw is
+#: valid with probability 1 over the reals; rational roundings almost always)
+MAX_PROBE_DRAWS = 100
+
+Probes = Literal["deterministic", "gaussian"]
+
+
+def query_count(d: int) -> int:
+    """The exact query count of Thm 4.1: d + d^2."""
+    return d + d * d
+
+
+def probe_matrix(
+    field: Field, v: Array, probes: Probes = "deterministic", *, seed: int = 0
+) -> tuple[Array, int]:
+    """The probe matrix Z (rows u_l) for a known v != 0, and the pivot p.
+
+    Every row has u_l^T v != 0 and Z is invertible. For ``"gaussian"`` the
+    pivot is -1.
+
+    >>> from exactattn.fields import QQ
+    >>> Z, p = probe_matrix(QQ, QQ.array([0, 2, 0]))
+    >>> Z.tolist(), p
+    ([[1, 1, 0], [0, 1, 0], [0, 1, 1]], 1)
+    """
+    F = field
+    d = v.shape[0]
+    if probes == "deterministic":
+        Z = F.eye(d)
+        if F.exact:
+            nonzero = [i for i in range(d) if F.sign(v[i]) != 0]
+            p = nonzero[0]
+            for l in range(d):
+                if F.sign(v[l]) == 0:
+                    Z[l, p] = F.one()
+        else:
+            p = int(np.argmax(np.abs(v)))
+            small = np.abs(v) < np.abs(v[p]) / 2
+            small[p] = False
+            for l in np.flatnonzero(small):
+                Z[l, p] = 1.0 if v[l] * v[p] >= 0 else -1.0
+        return Z, p
+    if probes == "gaussian":
+        rng = np.random.default_rng(seed)
+        for _ in range(MAX_PROBE_DRAWS):
+            Z = F.gaussian(rng, (d, d))
+            c = Z @ v
+            if all(F.sign(x) != 0 for x in c) and rank(F, Z) == d:
+                return Z, -1
+        raise RecoveryFailedError(  # pragma: no cover - probability ~0
+            f"no valid Gaussian probe matrix in {MAX_PROBE_DRAWS} draws"
+        )
+    raise InvalidEntryError(f"probes must be 'deterministic' or 'gaussian', got {probes!r}")
+
+
+def learn_single_head(
+    oracle: ValueOracle,
+    *,
+    field: Field | None = None,
+    probes: Probes = "deterministic",
+    seed: int = 0,
+) -> Recovery:
+    """Recover (W, v) of a single attention head with exactly d + d^2 queries.
+
+    Label ``single_head_exact`` (paper Thm 4.1). See the module docstring
+    for the algorithm and the guarantees.
+
+    Parameters
+    ----------
+    oracle : the value oracle of the hidden head.
+    field : the field to compute in (default: the oracle's; they must agree).
+    probes : ``"deterministic"`` (paper.md §2, det Z = 1) or ``"gaussian"``.
+    seed : seed of the Gaussian probes.
+
+    Raises
+    ------
+    NotIdentifiableError : v = 0 (then f = 0 and W is arbitrary).
+    RecoveryFailedError : an answer no single head can give.
+
+    >>> from exactattn.fields import EXP
+    >>> from exactattn.models import SingleHeadAttention
+    >>> head = SingleHeadAttention([[1, -2], [3, 0]], [0, 5], field=EXP)
+    >>> rec = learn_single_head(ValueOracle(head))
+    >>> rec.W.tolist(), rec.v.tolist(), rec.queries
+    ([[1, -2], [3, 0]], [0, 5], 6)
+    >>> (rec.W == head.W).all() and (rec.v == head.v).all()
+    True
+    """
+    F = oracle.field if field is None else field
+    F.require_same(oracle.field, "the oracle")
+    d = oracle.d
+    before = oracle.queries_by_phase
+    total_before = oracle.queries
+    start = len(oracle.transcript)
+
+    I = F.eye(d)
+    # 1. v from d queries of length 1
+    v = oracle.batch(I[:, None, :], phase="v")
+    # 2. v = 0: nothing determines W
+    if all(F.sign(x) == 0 for x in v):
+        raise NotIdentifiableError(
+            "v = 0, so f(X) = 0 for every query X and W cannot be identified "
+            "from value queries; v = 0 was recovered exactly with "
+            f"{oracle.queries - total_before} queries",
+            recovered={"v": v},
+        )
+    # 3. probes
+    Z, pivot = probe_matrix(F, v, probes, seed=seed)
+    c = Z @ v
+    # 4. the logits t_lj = u_l^T w_j, column by column, one batch per column
+    T = F.zeros((d, d))
+    Xs = np.empty((d, 2, d), dtype=F.dtype)
+    for j in range(d):
+        Xs[:, 0, :] = Z + I[j]
+        Xs[:, 1, :] = I[j]
+        y = oracle.batch(Xs, phase="W")
+        T[:, j] = _logits(F, (y - v[j]) / c, j)
+    # 5. one solve
+    try:
+        W = solve(F, Z, T)
+    except SingularMatrixError as exc:  # pragma: no cover - Z is invertible by construction
+        raise RecoveryFailedError(f"the probe matrix is singular: {exc}") from None
+    options: dict[str, object] = {"probes": probes, "pivot": pivot}
+    if not F.exact:
+        options.update(f64_error_bounds(Z, v, c, W, T))
+    return Recovery(
+        label=LABEL,
+        paper_ref=PAPER_REF,
+        field=F,
+        params={"W": W, "v": v},
+        queries=oracle.queries - total_before,
+        queries_by_phase=phase_counts(oracle, before),
+        transcript=oracle.transcript[start:],
+        seed=seed,
+        options=options,
+    )
+
+
+def _logits(F: Field, p: Array, j: int) -> Array:
+    """logit(p) elementwise; an impossible p becomes RecoveryFailedError."""
+    why = (
+        "the oracle is not a single-head attention model (or not exact): "
+        "for a single head this quantity is sigma(u_l^T w_j), in (0, 1) "
+        "with an exact logit"
+    )
+    if not F.exact:
+        bad = ~((p > 0) & (p < 1))
+        if bad.any():
+            l = int(np.flatnonzero(bad)[0])
+            raise RecoveryFailedError(
+                f"column {j}, probe {l}: (y - v_j) / (u_l^T v) = {p[l]!r} is outside (0, 1); "
+                f"{why}. In F64 this also happens when |u_l^T w_j| is so large that "
+                "sigma rounds to 0 or 1 (rescale the instance)"
+            )
+        out: Array = F.logit(p)
+        return out
+    out = np.empty(p.shape, dtype=F.dtype)
+    for l, pl in enumerate(p):
+        try:
+            out[l] = F.logit(pl)
+        except (NotRepresentableError, ZeroDivisionError) as exc:
+            raise RecoveryFailedError(
+                f"column {j}, probe {l}: (y - v_j) / (u_l^T v) = {pl} has no exact logit "
+                f"({exc}); {why}"
+            ) from None
+    return out
+
+
+def f64_error_bounds(Z: Array, v: Array, c: Array, W: Array, T: Array) -> dict[str, float]:
+    """First-order float64 error bounds on the recovered W and v.
+
+    Rounding model: IEEE binary64 with unit roundoff u = 2^-53 and Higham's
+    gamma_n = n u / (1 - n u) (Higham, *Accuracy and Stability of Numerical
+    Algorithms*, 2nd ed., Lemma 3.1) for every length-n chain of roundings.
+    Assumption: the oracle evaluates f in float64 by the usual formula, so an
+    answer's error is at most gamma_m ||v||_1 max|x| with m = 4d + 16 (scores,
+    softmax, weighted sum). Propagated to first order through
+    p = (y - v_j)/c_l, t = logit(p) (derivative 1/(p(1-p))) and the solve
+    (||Z^{-1}||_2, plus the solve's backward error gamma_d |Z||W|).
+    Returned as ``W_error_bound`` (Frobenius) and ``v_error_bound`` (2-norm),
+    labelled first-order: they are estimates of the float error, not proofs.
+    """
+    d = v.shape[0]
+    g = _gamma(4 * d + 16)
+    scale = float(np.abs(v).sum())
+    e_v = g * scale
+    e_y = g * scale * (1.0 + float(np.abs(Z).max()))
+    e_c = _gamma(d) * (np.abs(Z) @ np.abs(v)) + np.abs(Z) @ np.full(d, e_v)
+    P = 1.0 / (1.0 + np.exp(-T))  # p = sigma(t), recomputed from the logits
+    abs_c = np.abs(c)[:, None]
+    dp = (e_y + e_v) / abs_c + P * e_c[:, None] / abs_c
+    dT = dp / (P * (1.0 - P)) + _gamma(4) * np.abs(T)
+    Zinv = float(np.linalg.norm(np.linalg.inv(Z), 2))
+    dW = Zinv * (float(np.linalg.norm(dT)) + _gamma(d) * float(np.linalg.norm(np.abs(Z) @ np.abs(W))))
+    return {"W_error_bound": dW, "v_error_bound": e_v * np.sqrt(d), "answer_error_factor": g}
+
+
+def _gamma(n: int) -> float:
+    u = 2.0**-53
+    return n * u / (1 - n * u)

@@ -1,0 +1,89 @@
+"""Linear algebra over a field: solve, rank, determinant.
+
+The choice of method per domain sits here, in one place:
+
+* exact fields (QQ, EXP with rational entries): python-flint ``fmpq_mat``,
+  exact fraction-free elimination in C (an exact 1024 x 1024 rational solve
+  takes about 1.5 s, design.md §3). An EXP matrix with a non-rational entry
+  is refused: no algorithm in exactattn needs one, and elimination over
+  exponential sums would grow them without bound.
+* F64: LAPACK through numpy (partial pivoting, backward stable).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from flint import fmpq, fmpq_mat
+
+from .errors import ExactattnError, ShapeError
+from .fields import Array, Field
+
+__all__ = ["solve", "rank", "det", "SingularMatrixError", "to_fmpq_mat", "from_fmpq_mat"]
+
+
+class SingularMatrixError(ExactattnError, ArithmeticError):
+    """The matrix of a linear system is singular."""
+
+
+def to_fmpq_mat(field: Field, A: Array) -> fmpq_mat:
+    """An exact field's matrix as ``fmpq_mat`` (entries must be rational)."""
+    if not field.exact:
+        raise TypeError(f"{field.name} is not exact")
+    if A.ndim == 1:
+        A = A.reshape(-1, 1)
+    to_q = field.to_rational
+    return fmpq_mat(A.shape[0], A.shape[1], [to_q(x) for x in A.flat])
+
+
+def from_fmpq_mat(field: Field, M: fmpq_mat) -> Array:
+    out = np.empty((M.nrows(), M.ncols()), dtype=object)
+    conv = field.from_rational
+    for i, row in enumerate(M.tolist()):
+        for j, q in enumerate(row):
+            out[i, j] = conv(fmpq(q))
+    return out
+
+
+def _square(A: Array, what: str) -> None:
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise ShapeError(f"{what} needs a square matrix, got shape {A.shape}")
+
+
+def solve(field: Field, A: Array, B: Array) -> Array:
+    """X with A X = B (B a vector or a matrix of right-hand sides).
+
+    >>> from exactattn.fields import QQ
+    >>> solve(QQ, QQ.array([[2, 0], [0, 4]]), QQ.array([1, 1]))
+    array([1/2, 1/4], dtype=object)
+    """
+    _square(A, "solve")
+    if B.shape[0] != A.shape[0]:
+        raise ShapeError(f"solve: A is {A.shape}, B has {B.shape[0]} rows")
+    if field.exact:
+        try:
+            X = to_fmpq_mat(field, A).solve(to_fmpq_mat(field, B))
+        except ZeroDivisionError:
+            raise SingularMatrixError("solve: the matrix is singular") from None
+        out = from_fmpq_mat(field, X)
+        return out.reshape(B.shape)
+    try:
+        return np.asarray(np.linalg.solve(A, B), dtype=np.float64)
+    except np.linalg.LinAlgError as exc:
+        raise SingularMatrixError(f"solve: {exc}") from None
+
+
+def rank(field: Field, A: Array) -> int:
+    """Rank, exact in exact fields, numerical (SVD, numpy's default tolerance) in F64."""
+    if field.exact:
+        return int(to_fmpq_mat(field, A).rank())
+    return int(np.linalg.matrix_rank(A))
+
+
+def det(field: Field, A: Array) -> Any:
+    """Determinant, as an element of ``field``."""
+    _square(A, "det")
+    if field.exact:
+        return field.from_rational(to_fmpq_mat(field, A).det())
+    return np.float64(np.linalg.det(A))

@@ -1,0 +1,121 @@
+"""Single-head softmax attention, the regressor of paper.md §1.
+
+    f_{W,v}(X) = sum_i alpha_i (v . x_i),   alpha = softmax(X W x_N),
+
+with merged parameters W in F^{d x d}, v in F^d, the last token x_N as the
+query position, no mask, no positional encoding, no temperature.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from flint import fmpq, fmpq_mat
+
+from ..errors import ShapeError
+from ..fields import EXP, F64, Array, Field
+from ..queries import as_matrix, as_query, as_query_batch, as_vector
+
+__all__ = ["SingleHeadAttention", "softmax_average"]
+
+
+def softmax_average(field: Field, scores: list[Any], values: list[Any]) -> Any:
+    """sum_i softmax(scores)_i values_i over an exact field, written once.
+
+    Scores are shifted by their maximum (a no-op on the value, and it keeps
+    every exponent <= 0).
+    """
+    top = max(scores)
+    weights = [field.exp(field(s - top)) for s in scores]
+    num = weights[0] * field(values[0])
+    den = weights[0]
+    for w, c in zip(weights[1:], values[1:], strict=True):
+        num = num + w * field(c)
+        den = den + w
+    return num / den
+
+
+class SingleHeadAttention:
+    """f(X) = softmax(X W x_N)^T X v over a field.
+
+    Parameters
+    ----------
+    W : d x d matrix (merged K^T Q); v : length-d vector (merged V^T w_o).
+    field : the field the model is evaluated over (default :data:`EXP`).
+
+    Label ``single_head_exact`` (paper Thm 4.1) learns (W, v) from queries.
+
+    >>> from exactattn.fields import EXP
+    >>> f = SingleHeadAttention([[0, 1], [2, 0]], [1, 3], field=EXP)
+    >>> f([[1, 0]])                       # one token: alpha = 1, the answer is v . x
+    1
+    >>> f([[1, 0], [0, 1]]) == (EXP.exp(EXP(1)) * 1 + 3) / (EXP.exp(EXP(1)) + 1)
+    True
+    """
+
+    def __init__(self, W: Any, v: Any, *, field: Field = EXP) -> None:
+        d = np.shape(v)[0] if np.ndim(v) == 1 else None
+        if d is None:
+            raise ShapeError(f"v has shape {np.shape(v)}, expected a vector (1-D)")
+        if d == 0:
+            raise ShapeError("v is empty: the token dimension d must be at least 1")
+        self.field = field
+        self.d = int(d)
+        self.W = as_matrix(field, W, (self.d, self.d), name="W")
+        self.v = as_vector(field, v, self.d, name="v")
+        self.W.flags.writeable = False
+        self.v.flags.writeable = False
+        if field.exact:
+            to_q = field.to_rational
+            self._Wq = fmpq_mat(self.d, self.d, [to_q(x) for x in self.W.flat])
+            self._vq = fmpq_mat(self.d, 1, [to_q(x) for x in self.v])
+
+    def __repr__(self) -> str:
+        return f"SingleHeadAttention(d={self.d}, field={self.field.name})"
+
+    def scores(self, X: Any) -> list[fmpq]:
+        """The exact scores s_i = x_i^T W x_N (exact fields only)."""
+        Xq = self._rational_query(X)
+        xN = fmpq_mat(self.d, 1, [Xq[Xq.nrows() - 1, k] for k in range(self.d)])
+        S = Xq * (self._Wq * xN)
+        return [S[i, 0] for i in range(S.nrows())]
+
+    def _rational_query(self, X: Any) -> fmpq_mat:
+        X = as_query(self.field, X, self.d)
+        to_q = self.field.to_rational
+        return fmpq_mat(X.shape[0], self.d, [to_q(x) for x in X.flat])
+
+    def __call__(self, X: Any) -> Any:
+        if not self.field.exact:
+            return self.batch(np.asarray(as_query(self.field, X, self.d))[None])[0]
+        Xq = self._rational_query(X)
+        N = Xq.nrows()
+        xN = fmpq_mat(self.d, 1, [Xq[N - 1, k] for k in range(self.d)])
+        S = Xq * (self._Wq * xN)
+        C = Xq * self._vq
+        return softmax_average(self.field, [S[i, 0] for i in range(N)], [C[i, 0] for i in range(N)])
+
+    def batch(self, Xs: Any) -> Array:
+        """Answers to many queries; over F64 one vectorised pass per query length."""
+        checked = as_query_batch(self.field, Xs, self.d)
+        if self.field is F64:
+            return _f64_batch(self.W, self.v, checked)
+        out = np.empty(len(checked), dtype=object)
+        for b, X in enumerate(checked):
+            out[b] = self(X)
+        return out
+
+
+def _f64_batch(W: Array, v: Array, Xs: list[Array] | Array) -> Array:
+    if isinstance(Xs, np.ndarray):
+        # s_{b,i} = x_{b,i} . (W x_{b,N}); one GEMM for all W x_N of the batch
+        WxN = Xs[:, -1, :] @ W.T
+        s = np.einsum("bnd,bd->bn", Xs, WxN)
+        s -= s.max(axis=1, keepdims=True)
+        a = np.exp(s)
+        a /= a.sum(axis=1, keepdims=True)
+        c = Xs @ v
+        out: Array = np.einsum("bn,bn->b", a, c)
+        return out
+    return np.array([_f64_batch(W, v, X[None])[0] for X in Xs], dtype=np.float64)
