@@ -119,8 +119,13 @@ def _tolerance(recovery: Recovery, X: Array) -> float:
     )
 
 
-def verify(recovery: Recovery, oracle: ValueOracle, *, probes: int = 16, seed: int = 0) -> Certificate:
+def verify(
+    recovery: Recovery, oracle: ValueOracle | None, *, probes: int = 16, seed: int = 0
+) -> Certificate:
     """Certify a recovery against an oracle: replay the transcript plus fresh probes.
+
+    With ``oracle=None`` only the recorded transcript is replayed (an
+    offline check of a saved recovery; ``fresh`` is then 0).
 
     >>> from exactattn.fields import EXP
     >>> from exactattn.learners import learn_single_head
@@ -131,9 +136,11 @@ def verify(recovery: Recovery, oracle: ValueOracle, *, probes: int = 16, seed: i
     (True, 'exact', 10)
     """
     F: Field = recovery.field
-    F.require_same(oracle.field, "the oracle")
-    if oracle.d != recovery.d:
-        raise InvalidEntryError(f"the oracle has d = {oracle.d}, the recovery d = {recovery.d}")
+    if oracle is not None:
+        F.require_same(oracle.field, "the oracle")
+        if oracle.d != recovery.d:
+            raise InvalidEntryError(
+                f"the oracle has d = {oracle.d}, the recovery d = {recovery.d}")
     if not isinstance(probes, int) or probes < 0:
         raise InvalidEntryError(f"probes must be a non-negative integer, got {probes!r}")
     model = rebuild(recovery)
@@ -157,14 +164,18 @@ def verify(recovery: Recovery, oracle: ValueOracle, *, probes: int = 16, seed: i
             return None
         return Failure(source, index, X, y, got, f"|difference| = {diff:.3e} > bound {tol:.3e}")
 
-    checked = 0
+    def result(holds: bool, replayed: int, fresh: int, failure: Failure | None) -> Certificate:
+        return Certificate(recovery.label, kind, holds, replayed + fresh, replayed, fresh,
+                           failure, tolerance)
+
     replayed = 0
     for entry in recovery.transcript:
-        checked += 1
         replayed += 1
         failure = compare("transcript", entry.index, entry.X, entry.answer)
         if failure is not None:
-            return Certificate(recovery.label, kind, False, checked, replayed, 0, failure, tolerance)
+            return result(False, replayed, 0, failure)
+    if oracle is None or probes == 0:
+        return result(True, replayed, 0, None)
 
     fork = oracle.fork("certificate")
     rng = np.random.default_rng(seed)
@@ -173,9 +184,7 @@ def verify(recovery: Recovery, oracle: ValueOracle, *, probes: int = 16, seed: i
         N = int(rng.integers(lo, hi + 1))
         X = F.gaussian(rng, (N, recovery.d))
         y = fork(X, phase="certificate")
-        checked += 1
         failure = compare("fresh", k, X, y)
         if failure is not None:
-            return Certificate(recovery.label, kind, False, checked, replayed, k + 1, failure,
-                               tolerance)
-    return Certificate(recovery.label, kind, True, checked, replayed, probes, None, tolerance)
+            return result(False, replayed, k + 1, failure)
+    return result(True, replayed, probes, None)

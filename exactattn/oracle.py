@@ -145,7 +145,8 @@ class ValueOracle:
         if not isinstance(d, int | np.integer) or d < 1:
             raise InvalidEntryError(f"d must be a positive integer, got {d!r}")
         if budget is not None and (not isinstance(budget, int) or budget < 0):
-            raise InvalidEntryError(f"budget must be a non-negative integer or None, got {budget!r}")
+            raise InvalidEntryError(
+                f"budget must be a non-negative integer or None, got {budget!r}")
         self._target = target
         self.field: Field = field
         self.d = int(d)

@@ -16,9 +16,9 @@ field's constructor; elements of *another* field never are
 from __future__ import annotations
 
 import numbers
-from fractions import Fraction
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Any
 
 import numpy as np

@@ -333,17 +333,25 @@ class ExpElement:
             return (self._q > 0) - (self._q < 0)
         return _sum_sign(self._num) * _sum_sign(self._den)
 
+    def _compare(self, other: Any) -> int | None:
+        b = self._coerce(other)
+        return None if b is None else (self - b).sign()
+
     def __lt__(self, other: Any) -> bool:
-        return (self - other).sign() < 0
+        s = self._compare(other)
+        return NotImplemented if s is None else s < 0
 
     def __le__(self, other: Any) -> bool:
-        return (self - other).sign() <= 0
+        s = self._compare(other)
+        return NotImplemented if s is None else s <= 0
 
     def __gt__(self, other: Any) -> bool:
-        return (self - other).sign() > 0
+        s = self._compare(other)
+        return NotImplemented if s is None else s > 0
 
     def __ge__(self, other: Any) -> bool:
-        return (self - other).sign() >= 0
+        s = self._compare(other)
+        return NotImplemented if s is None else s >= 0
 
     def __bool__(self) -> bool:
         return self.sign() != 0

@@ -141,7 +141,8 @@ def parse_rational(text: Any) -> fmpq:
 
 def check_object_array(field: Field, A: Array, name: str) -> None:
     if not isinstance(A, np.ndarray):
-        raise InvalidEntryError(f"{name} must be a numpy array over {field.name}, got {describe(A)}")
+        raise InvalidEntryError(
+            f"{name} must be a numpy array over {field.name}, got {describe(A)}")
     if A.dtype != object:
         raise IncompatibleFieldError(
             f"{name} has dtype {A.dtype}; arrays over {field.name} hold field elements "

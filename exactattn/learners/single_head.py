@@ -32,6 +32,7 @@ Over F64 the deterministic probes use a pivot of largest |v_p| and treat
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -88,11 +89,11 @@ def probe_matrix(
                 if F.sign(v[l]) == 0:
                     Z[l, p] = F.one()
         else:
-            p = int(np.argmax(np.abs(v)))
+            p = int(np.argmax(np.abs(v)).item())
             small = np.abs(v) < np.abs(v[p]) / 2
             small[p] = False
-            for l in np.flatnonzero(small):
-                Z[l, p] = 1.0 if v[l] * v[p] >= 0 else -1.0
+            for k in np.flatnonzero(small):
+                Z[k, p] = 1.0 if v[k] * v[p] >= 0 else -1.0
         return Z, p
     if probes == "gaussian":
         rng = np.random.default_rng(seed)
@@ -113,6 +114,7 @@ def learn_single_head(
     field: Field | None = None,
     probes: Probes = "deterministic",
     seed: int = 0,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Recovery:
     """Recover (W, v) of a single attention head with exactly d + d^2 queries.
 
@@ -125,6 +127,7 @@ def learn_single_head(
     field : the field to compute in (default: the oracle's; they must agree).
     probes : ``"deterministic"`` (paper.md §2, det Z = 1) or ``"gaussian"``.
     seed : seed of the Gaussian probes.
+    progress : called as ``progress(j, d)`` after column j of W is measured.
 
     Raises
     ------
@@ -137,7 +140,7 @@ def learn_single_head(
     >>> rec = learn_single_head(ValueOracle(head))
     >>> rec.W.tolist(), rec.v.tolist(), rec.queries
     ([[1, -2], [3, 0]], [0, 5], 6)
-    >>> (rec.W == head.W).all() and (rec.v == head.v).all()
+    >>> bool((rec.W == head.W).all() and (rec.v == head.v).all())
     True
     """
     F = oracle.field if field is None else field
@@ -169,6 +172,8 @@ def learn_single_head(
         Xs[:, 1, :] = I[j]
         y = oracle.batch(Xs, phase="W")
         T[:, j] = _logits(F, (y - v[j]) / c, j)
+        if progress is not None:
+            progress(j + 1, d)
     # 5. one solve
     try:
         W = solve(F, Z, T)
@@ -245,7 +250,8 @@ def f64_error_bounds(Z: Array, v: Array, c: Array, W: Array, T: Array) -> dict[s
     dp = (e_y + e_v) / abs_c + P * e_c[:, None] / abs_c
     dT = dp / (P * (1.0 - P)) + _gamma(4) * np.abs(T)
     Zinv = float(np.linalg.norm(np.linalg.inv(Z), 2))
-    dW = Zinv * (float(np.linalg.norm(dT)) + _gamma(d) * float(np.linalg.norm(np.abs(Z) @ np.abs(W))))
+    solve_error = _gamma(d) * float(np.linalg.norm(np.abs(Z) @ np.abs(W)))
+    dW = Zinv * (float(np.linalg.norm(dT)) + solve_error)
     return {"W_error_bound": dW, "v_error_bound": e_v * np.sqrt(d), "answer_error_factor": g}
 
 

@@ -1,0 +1,84 @@
+"""Built-in seeded instances: the hidden models that ``exactattn verify`` checks.
+
+Same seed, same instance, on every machine: entries are drawn with numpy's
+``default_rng(seed)`` and turned into small rationals exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+from .fields import F64, Field
+from .models import SingleHeadAttention
+
+__all__ = ["SingleHeadInstance", "random_rational", "single_head_instance",
+           "builtin_single_head_instances"]
+
+#: the token dimensions of the built-in instances
+BUILTIN_DIMENSIONS = tuple(range(1, 9))
+
+
+@dataclass(frozen=True)
+class SingleHeadInstance:
+    """A seeded single-head instance: the hidden model and how it was made."""
+
+    name: str
+    d: int
+    seed: int
+    model: SingleHeadAttention
+
+
+def random_rational(rng: np.random.Generator, *, max_num: int = 9, max_den: int = 8) -> Fraction:
+    """A small random rational p/q, |p| <= max_num, 1 <= q <= max_den."""
+    return Fraction(int(rng.integers(-max_num, max_num + 1)), int(rng.integers(1, max_den + 1)))
+
+
+def single_head_instance(
+    d: int, seed: int, *, field: Field, zeros_in_v: int | None = None, v_zero: bool = False
+) -> SingleHeadInstance:
+    """A seeded instance with rational W, v; ``zeros_in_v`` coordinates of v are 0.
+
+    Over F64 the same draws are used as floats, with W scaled by 1/sqrt(d)
+    (well-scaled logits). v always has a nonzero coordinate unless
+    ``v_zero`` is set.
+
+    >>> from exactattn.fields import EXP
+    >>> inst = single_head_instance(3, 0, field=EXP, zeros_in_v=1)
+    >>> sum(1 for x in inst.model.v if x == 0)
+    1
+    """
+    rng = np.random.default_rng([seed, d])
+    if zeros_in_v is None:
+        zeros_in_v = int(rng.integers(0, d)) if d > 1 else 0
+    zeros_in_v = min(zeros_in_v, d - 1)
+    W = [[random_rational(rng) for _ in range(d)] for _ in range(d)]
+    v = [random_rational(rng) for _ in range(d)]
+    for i in range(d):
+        if v[i] == 0:
+            v[i] = Fraction(1, int(rng.integers(1, 5)))
+    for i in rng.permutation(d)[:zeros_in_v]:
+        v[int(i)] = Fraction(0)
+    if v_zero:
+        v = [Fraction(0)] * d
+    if field is F64:
+        Wf = np.array([[float(x) for x in row] for row in W]) / np.sqrt(d)
+        model = SingleHeadAttention(Wf, np.array([float(x) for x in v]), field=F64)
+    else:
+        model = SingleHeadAttention(W, v, field=field)
+    return SingleHeadInstance(f"single_head(d={d}, seed={seed})", d, seed, model)
+
+
+def builtin_single_head_instances(field: Field, *, per_d: int = 2) -> list[SingleHeadInstance]:
+    """The instances of ``exactattn verify``: d = 1..8, ``per_d`` seeds each.
+
+    Seed 0 has no zero in v; the other seeds have between 1 and d - 1 zeros.
+    """
+    out = []
+    for d in BUILTIN_DIMENSIONS:
+        for seed in range(per_d):
+            zeros = 0 if seed == 0 else max(1, d // 2) if d > 1 else 0
+            out.append(single_head_instance(d, seed, field=field, zeros_in_v=zeros))
+    return out
