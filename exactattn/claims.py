@@ -178,7 +178,7 @@ def _check_two_token_identity() -> Outcome:
 
 @claim(
     "single_head_exact", "two_token_inversion",
-    paper_ref=SINGLE_HEAD_REF, title="Inverting the two-token identity gives u^T W x - x^T W x",
+    paper_ref=SINGLE_HEAD_REF, title="Inverting the two-token identity gives the score gap",
     statement=r"u^\top v \ne x^\top v \implies \operatorname{logit}\!\left("
               r"\frac{f([u^\top; x^\top]) - x^\top v}{u^\top v - x^\top v}\right)"
               r" = u^\top W x - x^\top W x;\ \text{with } u \to u + e_j,\ x = e_j:\ "
@@ -207,7 +207,7 @@ def _check_two_token_inversion() -> Outcome:
 
 @claim(
     "single_head_exact", "exact_recovery",
-    paper_ref=SINGLE_HEAD_REF, title="Exact recovery of (W, v) with exactly d + d^2 queries",
+    paper_ref=SINGLE_HEAD_REF, title="Exact recovery of (W, v) with exactly d + d squared queries",
     statement=r"v \ne 0 \implies \text{the learner returns } (\hat W, \hat v) = (W, v)"
               r" \text{ after exactly } d + d^2 \text{ value queries } (d \text{ of length 1, }"
               r"d^2 \text{ of length 2}).",
@@ -235,7 +235,7 @@ def _check_exact_recovery() -> Outcome:
 
 @claim(
     "single_head_exact", "probe_determinant",
-    paper_ref=SINGLE_HEAD_REF, title="The deterministic probes have det Z = 1 and u_l^T v != 0",
+    paper_ref=SINGLE_HEAD_REF, title="The deterministic probes have det Z = 1 and nonzero gains",
     statement=r"Z = I + \sum_{l:\, v_l = 0} e_l e_p^\top,\ v_p \ne 0 \implies \det Z = 1"
               r"\ \text{and}\ u_l^\top v \in \{v_l, v_p\} \setminus \{0\}.",
 )
@@ -301,3 +301,19 @@ def _check_certificate_soundness() -> Outcome:
         if cert.holds:
             failures.append(f"{inst.name}: the certificate accepted W + 1/7 e_{a} e_{b}^T")
     return _first_failure(failures, checked, "every perturbed model rejected")
+
+
+@claim(
+    "single_head_exact", "symbolic_derivation",
+    paper_ref=SINGLE_HEAD_REF, title="The derivation behind the learner, symbolically",
+    statement=r"\text{For symbolic } W, v, u, x \in \mathbb{R}^{3}: \text{ each step of the "
+              r"derivation in this section simplifies to } 0 = 0 \text{ in SymPy.}",
+    route="symbolic (sympy)",
+)
+def _check_symbolic_derivation() -> Outcome:
+    from .symbolic.single_head import derivation
+
+    steps = derivation(3)
+    failures = [f"step {k + 1} ({s.why}) does not simplify to 0"
+                for k, s in enumerate(steps) if not s.verified]
+    return _first_failure(failures, len(steps), "every step simplifies to 0 = 0")

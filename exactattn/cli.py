@@ -96,6 +96,40 @@ def _cmd_claims(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_latex(args: argparse.Namespace) -> int:
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    from .claims import run_claims
+    from .report.latex import write_companion
+
+    results = [] if args.no_check else run_claims(
+        progress=lambda c, k, n: None if args.quiet else _stderr(f"[{k + 1}/{n}] {c.id} ..."))
+    written = write_companion(args.out, results)
+    for path in written:
+        print(path)
+    ok = all(r.holds for r in results)
+    if args.pdf:
+        main_tex = Path(args.out).resolve().parent / "main.tex"
+        if shutil.which("pdflatex") is None:
+            _stderr("exactattn latex: error: --pdf needs pdflatex on the PATH")
+            return EXIT_USAGE
+        if not main_tex.exists():
+            _stderr(f"exactattn latex: error: --pdf needs {main_tex} (the companion's main file)")
+            return EXIT_USAGE
+        for _ in range(2):  # twice, for the cross-references
+            run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error",
+                                  main_tex.name], cwd=main_tex.parent, capture_output=True,
+                                 text=True, check=False)
+            if run.returncode != 0:
+                _stderr(run.stdout[-2000:])
+                _stderr("exactattn latex: pdflatex failed")
+                return EXIT_FAILED
+        print(main_tex.with_suffix(".pdf"))
+    return EXIT_OK if ok else EXIT_FAILED
+
+
 # -- learn ----------------------------------------------------------------------
 def _learn_single_head(args: argparse.Namespace) -> int:
     from .certificates import verify
@@ -210,6 +244,16 @@ def build_parser() -> argparse.ArgumentParser:
                        description="List the claims: id, paper reference, title.")
     p.add_argument("--json", action="store_true", help="as JSON, with the LaTeX statements")
     p.set_defaults(run=_cmd_claims)
+
+    p = sub.add_parser("latex", help="write the LaTeX proof companion from the registry",
+                       description="Run the claims and write one LaTeX section per result "
+                                   "label, with statements, results and derivations.")
+    p.add_argument("--out", default="proofs/generated", metavar="DIR",
+                   help="output folder (default proofs/generated, input by proofs/main.tex)")
+    p.add_argument("--no-check", action="store_true", help="statements only, run no check")
+    p.add_argument("--pdf", action="store_true", help="then build DIR/../main.tex with pdflatex")
+    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(run=_cmd_latex)
 
     p = sub.add_parser("learn", help="learn a seeded random instance and certify it",
                        description="Build a seeded random instance, run the learner and the "

@@ -1,0 +1,93 @@
+"""The LaTeX proof companion, generated from the claims registry.
+
+One file per result label, ``<label>.tex``, holding a section with
+``\\label{<label>}``: the statement of every claim of that label, its paper
+reference, the route to exactness and, when the checks were run, what they
+found; plus the symbolic derivations where a result has them. ``proofs/main.tex``
+inputs ``generated/all.tex``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ..claims import REGISTRY, Claim, ClaimResult, labels
+
+__all__ = ["write_companion", "label_section", "SECTION_TITLES"]
+
+#: section title of each result label
+SECTION_TITLES = {
+    "single_head_exact": "Exact recovery of a single head with $d + d^2$ queries",
+}
+
+
+def _escape(text: str) -> str:
+    out = text
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"),
+                 ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}"),
+                 ("^", r"\^{}"), ("~", r"\~{}")):
+        out = out.replace(a, b) if a != "\\" else out.replace(a, "\x00")
+    return out.replace("\x00", r"\textbackslash{}")
+
+
+def _derivation_single_head() -> str:
+    from ..symbolic.single_head import derivation
+
+    lines = [r"\paragraph{Derivation (symbolic, $d = 2$).} Each line below was checked by "
+             r"SymPy: the difference of its two sides simplifies to $0$.", r"\begin{align*}"]
+    steps = derivation(2)
+    for k, s in enumerate(steps):
+        mark = "" if s.verified else r"\quad\text{(NOT VERIFIED)}"
+        end = r" \\" if k < len(steps) - 1 else ""
+        lines.append(f"{s.latex()} && \\text{{{s.why}}}{mark}{end}")
+    lines.append(r"\end{align*}")
+    return "\n".join(lines)
+
+
+#: extra generated material per label (derivations)
+_DERIVATIONS: dict[str, Callable[[], str]] = {"single_head_exact": _derivation_single_head}
+
+
+def _claim_block(c: Claim, result: ClaimResult | None) -> str:
+    status = ""
+    if result is not None:
+        verdict = "verified" if result.holds else "FAILED"
+        status = (f"\n\\emph{{Checked by \\texttt{{exactattn verify}}: {verdict} on "
+                  f"{result.outcome.instances} cases; {_escape(result.outcome.detail)}.}}")
+    return (
+        f"\\begin{{claimbox}}[\\texttt{{{_escape(c.id)}}}]\\label{{{c.id}}}\n"
+        f"{_escape(c.title)} ({_escape(c.paper_ref)}; route: {_escape(c.route)}).\n"
+        f"\\[ {c.statement} \\]{status}\n"
+        f"\\end{{claimbox}}\n"
+    )
+
+
+def label_section(label: str, results: Sequence[ClaimResult] = ()) -> str:
+    """The LaTeX section of one result label."""
+    by_id = {r.claim.id: r for r in results}
+    claims = [c for c in REGISTRY if c.label == label]
+    if not claims:
+        raise KeyError(f"no claims registered under {label!r}")
+    title = SECTION_TITLES.get(label, label.replace("_", " "))
+    parts = [f"\\section{{{title}}}\\label{{{label}}}",
+             f"Stable label \\texttt{{{_escape(label)}}}; paper: {_escape(claims[0].paper_ref)}.\n"]
+    parts += [_claim_block(c, by_id.get(c.id)) for c in claims]
+    if label in _DERIVATIONS:
+        parts.append(_DERIVATIONS[label]())
+    return "\n".join(parts) + "\n"
+
+
+def write_companion(out_dir: str | Path, results: Sequence[ClaimResult] = ()) -> list[Path]:
+    """Write ``<label>.tex`` for every label and ``all.tex`` inputting them."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for label in labels():
+        path = out / f"{label}.tex"
+        path.write_text(label_section(label, results), encoding="utf-8")
+        written.append(path)
+    index = out / "all.tex"
+    index.write_text("".join(f"\\input{{generated/{p.stem}}}\n" for p in written),
+                     encoding="utf-8")
+    return [*written, index]

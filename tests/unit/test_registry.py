@@ -1,0 +1,84 @@
+"""The registry, the theorem test files and the LaTeX companion agree on labels."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from exactattn.claims import REGISTRY, Outcome, labels, run_claims
+from exactattn.report.latex import label_section, write_companion
+
+ROOT = Path(__file__).resolve().parents[2]
+
+#: the stable labels of style.md ("Habits")
+STABLE_LABELS = {
+    "single_head_exact", "one_layer_reduction", "relu_ffn_exact", "low_rank_sensing",
+    "low_rank_adaptive", "clipped_inverse", "noisy_oracle", "multihead_nonidentifiable",
+    "multihead_canonical",
+}
+
+
+def test_every_label_is_stable_and_has_its_test_file() -> None:
+    assert labels(), "the registry is empty"
+    for label in labels():
+        assert label in STABLE_LABELS
+        assert (ROOT / "tests" / "theorems" / f"test_{label}.py").exists(), label
+
+
+def test_claim_ids_are_unique_and_prefixed_by_their_label() -> None:
+    ids = [c.id for c in REGISTRY]
+    assert len(ids) == len(set(ids))
+    for c in REGISTRY:
+        assert c.id.startswith(c.label + ".")
+        assert c.paper_ref and c.statement and c.title
+
+
+def test_every_label_has_its_latex_label() -> None:
+    for label in labels():
+        tex = label_section(label)
+        assert f"\\label{{{label}}}" in tex
+        for c in REGISTRY:
+            if c.label == label:
+                assert f"\\label{{{c.id}}}" in tex
+
+
+def test_a_crashing_check_is_a_failed_claim() -> None:
+    from exactattn.claims import Claim
+
+    def boom() -> Outcome:
+        raise ZeroDivisionError("on purpose")
+
+    REGISTRY.append(Claim("single_head_exact.boom", "single_head_exact", "test", "boom",
+                          "0 = 1", "none", boom))
+    try:
+        (result,) = run_claims(["single_head_exact.boom"])
+    finally:
+        REGISTRY.pop()
+    assert not result.holds
+    assert "ZeroDivisionError" in result.outcome.detail
+
+
+def test_every_claim_holds() -> None:
+    results = run_claims()
+    failed = [(r.claim.id, r.outcome.detail) for r in results if not r.holds]
+    assert failed == []
+    assert all(r.outcome.instances > 0 for r in results)
+
+
+def test_the_companion_compiles(tmp_path: Path) -> None:
+    if shutil.which("pdflatex") is None:
+        if os.environ.get("CI"):
+            pytest.fail("pdflatex is missing in CI: .ci/run installs it")
+        pytest.skip("pdflatex is not installed (CI installs it)")
+    shutil.copy(ROOT / "proofs" / "main.tex", tmp_path / "main.tex")
+    write_companion(tmp_path / "generated", run_claims(["single_head_exact"]))
+    run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "main.tex"],
+                         cwd=tmp_path, capture_output=True, text=True, check=False)
+    assert run.returncode == 0, run.stdout[-3000:]
+    assert (tmp_path / "main.pdf").stat().st_size > 10_000
+    log = (tmp_path / "main.log").read_text(encoding="latin-1")
+    assert "Undefined control sequence" not in log
