@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from flint import fmpq, fmpq_mat
 
-from ..errors import ShapeError
+from ..errors import InvalidEntryError, ShapeError
 from ..fields import EXP, F64, Array, Field
 from ..queries import as_matrix, as_query, as_query_batch, as_vector
 
@@ -36,6 +36,18 @@ def softmax_average(field: Field, scores: list[Any], values: list[Any]) -> Any:
     return num / den
 
 
+def square_dimension(W: Any, name: str) -> int:
+    """d for a d x d matrix, d >= 1, or a ShapeError naming ``name``."""
+    if W is None:
+        raise InvalidEntryError(f"{name} is None, expected a d x d matrix")
+    shape = np.shape(W)
+    if len(shape) != 2 or shape[0] != shape[1]:
+        raise ShapeError(f"{name} has shape {shape}, expected a square d x d matrix")
+    if shape[0] == 0:
+        raise ShapeError(f"{name} is empty: the token dimension d must be at least 1")
+    return int(shape[0])
+
+
 class SingleHeadAttention:
     """f(X) = softmax(X W x_N)^T X v over a field.
 
@@ -55,13 +67,11 @@ class SingleHeadAttention:
     """
 
     def __init__(self, W: Any, v: Any, *, field: Field = EXP) -> None:
-        d = np.shape(v)[0] if np.ndim(v) == 1 else None
-        if d is None:
-            raise ShapeError(f"v has shape {np.shape(v)}, expected a vector (1-D)")
-        if d == 0:
-            raise ShapeError("v is empty: the token dimension d must be at least 1")
         self.field = field
-        self.d = int(d)
+        self.d = square_dimension(W, "W")
+        if np.shape(v) != (self.d,):
+            raise ShapeError(f"v has shape {np.shape(v)}, but W is {self.d} x {self.d}: "
+                             f"expected a vector of length d = {self.d}")
         self.W = as_matrix(field, W, (self.d, self.d), name="W")
         self.v = as_vector(field, v, self.d, name="v")
         self.W.flags.writeable = False
