@@ -27,7 +27,8 @@ from typing import Any
 import numpy as np
 
 from .errors import IncompatibleFieldError, InvalidEntryError, QueryBudgetExceededError
-from .fields import Array, Field, field_by_name
+from .fields import EXP, QQ, Array, Field, field_by_name
+from .fields.base import describe, literal_rational
 from .queries import as_query, as_query_batch
 
 __all__ = ["ValueOracle", "Transcript", "TranscriptEntry"]
@@ -196,9 +197,16 @@ class ValueOracle:
         self._counts[phase] = self._counts.get(phase, 0) + n
 
     def _check_answer(self, y: Any) -> Any:
+        """The answer as an element of the field; literals are converted, elements
+        of another field (or anything else) are refused."""
         F = self.field
         if F.is_element(y):
             return y
+        # an exact field's constructor embeds QQ into EXP; an answer must not rely on that
+        for other in (QQ, EXP):
+            if F.exact and other != F and other.is_element(y) and literal_rational(y) is None:
+                raise IncompatibleFieldError(f"the oracle's target answered {describe(y)}, "
+                                             f"an element of {other.name}, not of {F.name}")
         try:
             return F(y)
         except (InvalidEntryError, IncompatibleFieldError) as exc:
@@ -232,6 +240,8 @@ class ValueOracle:
             checked = as_query_batch(self.field, Xs, self.d)
             if isinstance(checked, np.ndarray):
                 checked = _frozen(checked, Xs)
+            else:
+                checked = [_frozen(X, Xs[b]) for b, X in enumerate(checked)]
             self._spend(len(checked), phase)
             answers = self._answer_batch(checked)
             if self.keep_transcript:
@@ -245,12 +255,16 @@ class ValueOracle:
         F = self.field
         batch = getattr(self._target, "batch", None)
         if batch is not None:
-            answers = np.asarray(batch(checked), dtype=F.dtype)
-            if F.exact:
-                for y in answers:
-                    self._check_answer(y)
-            else:
-                F.check_array(answers, name="the oracle's answers")
+            raw = batch(checked)
+            if len(raw) != len(checked):
+                raise InvalidEntryError(f"the oracle's target answered {len(raw)} values "
+                                        f"to a batch of {len(checked)} queries")
+            if not F.exact and isinstance(raw, np.ndarray) and raw.dtype == np.float64:
+                F.check_array(raw, name="the oracle's answers")
+                return raw
+            answers = np.empty(len(checked), dtype=F.dtype)
+            for b, y in enumerate(raw):
+                answers[b] = self._check_answer(y)
             return answers
         out = np.empty(len(checked), dtype=F.dtype)
         for b, X in enumerate(checked):
