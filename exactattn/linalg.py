@@ -46,6 +46,11 @@ def from_fmpq_mat(field: Field, M: fmpq_mat) -> Array:
     return out
 
 
+def _check(field: Field, *arrays: Array) -> None:
+    for k, A in enumerate(arrays):
+        field.check_array(A, name=f"linalg argument {k + 1}")
+
+
 def _square(A: Array, what: str) -> None:
     if A.ndim != 2 or A.shape[0] != A.shape[1]:
         raise ShapeError(f"{what} needs a square matrix, got shape {A.shape}")
@@ -58,6 +63,7 @@ def solve(field: Field, A: Array, B: Array) -> Array:
     >>> solve(QQ, QQ.array([[2, 0], [0, 4]]), QQ.array([1, 1]))
     array([1/2, 1/4], dtype=object)
     """
+    _check(field, A, B)
     _square(A, "solve")
     if B.shape[0] != A.shape[0]:
         raise ShapeError(f"solve: A is {A.shape}, B has {B.shape[0]} rows")
@@ -76,6 +82,7 @@ def solve(field: Field, A: Array, B: Array) -> Array:
 
 def rank(field: Field, A: Array) -> int:
     """Rank, exact in exact fields, numerical (SVD, numpy's default tolerance) in F64."""
+    _check(field, A)
     if field.exact:
         return int(to_fmpq_mat(field, A).rank())
     return int(np.linalg.matrix_rank(A))
@@ -83,6 +90,7 @@ def rank(field: Field, A: Array) -> int:
 
 def det(field: Field, A: Array) -> Any:
     """Determinant, as an element of ``field``."""
+    _check(field, A)
     _square(A, "det")
     if field.exact:
         return field.from_rational(to_fmpq_mat(field, A).det())

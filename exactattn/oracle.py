@@ -238,7 +238,9 @@ class ValueOracle:
         start = time.perf_counter()
         try:
             checked = as_query_batch(self.field, Xs, self.d)
-            if isinstance(checked, np.ndarray):
+            if not self.keep_transcript:
+                pass  # nothing is kept, so the caller's arrays need no protection
+            elif isinstance(checked, np.ndarray):
                 checked = _frozen(checked, Xs)
             else:
                 checked = [_frozen(X, Xs[b]) for b, X in enumerate(checked)]

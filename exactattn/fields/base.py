@@ -119,15 +119,23 @@ class Field(ABC):
         (strings, None, NaN, elements of another field) raise a clear error
         naming ``name`` and the position.
         """
-        if isinstance(data, np.ndarray) and data.dtype == self.dtype and data.dtype != object:
-            self.check_array(data, name=name)
-            return data
+        if isinstance(data, np.ndarray) and data.dtype == self.dtype:
+            if data.dtype != object:
+                self.check_array(data, name=name)
+                return data
+            if all(self.is_element(x) for x in data.flat):
+                return data  # already over this field: nothing to convert
         try:
             raw = np.array(data, dtype=object)
         except ValueError as exc:  # ragged nested lists
             raise InvalidEntryError(f"{name} is ragged, not a rectangular array: {exc}") from exc
         out = np.empty(raw.shape, dtype=self.dtype)
         for idx, entry in np.ndenumerate(raw):
+            if isinstance(entry, list | tuple | np.ndarray):
+                raise InvalidEntryError(
+                    f"{name} is ragged, not a rectangular array: entry {list(idx)} is "
+                    f"{describe(entry)} while other rows have {raw.shape[-1] if raw.ndim else 0}"
+                    " entries")
             try:
                 out[idx] = self(entry)
             except (InvalidEntryError, IncompatibleFieldError) as exc:

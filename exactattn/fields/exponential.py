@@ -4,7 +4,7 @@ An element is a quotient P / Q of two finite *exponential sums*
 
     P = sum_k c_k e^{q_k},   c_k, q_k rational, the q_k distinct,
 
-stored sparsely as ``{q_k: c_k}``, so an exponent 10^6/7 costs what 7/3
+stored sparsely as the pairs (q_k, c_k), so an exponent 10^6/7 costs what 7/3
 costs. With rational parameters and rational tokens, every answer of a
 softmax attention oracle is such a quotient (design.md §2, route 1).
 
@@ -43,6 +43,7 @@ only this module and certificates look at the sums.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -54,11 +55,14 @@ from .rational import check_object_array, gaussian_rationals, parse_rational, ra
 
 __all__ = ["ExponentialField", "ExpElement", "EXP"]
 
-Sum = dict[fmpq, fmpq]  # exponent -> nonzero coefficient
+#: an exponential sum: (exponent, nonzero coefficient) pairs, exponents strictly
+#: decreasing. Kept sorted and merged by comparison rather than hashed: hashing
+#: an fmpq costs ten times a comparison.
+Sum = tuple[tuple[fmpq, fmpq], ...]
 
 _ZERO = fmpq(0)
 _ONE = fmpq(1)
-_ONE_SUM: Sum = {_ZERO: _ONE}
+_ONE_SUM: Sum = ((_ZERO, _ONE),)
 
 #: first precision (bits) tried when deciding a sign
 SIGN_START_PREC = 64
@@ -67,15 +71,40 @@ SIGN_MAX_PREC = 1 << 22
 
 
 # -- sparse exponential sums -------------------------------------------------
-def _sum_add(a: Sum, b: Sum, sign: int = 1) -> Sum:
-    out = dict(a)
-    for e, c in b.items():
-        new = out.get(e, _ZERO) + (c if sign > 0 else -c)
-        if new == 0:
-            out.pop(e, None)
+def _normalize(terms: list[tuple[fmpq, fmpq]]) -> Sum:
+    """Sort by decreasing exponent, add up equal exponents, drop zero coefficients."""
+    terms.sort(key=itemgetter(0), reverse=True)
+    out: list[tuple[fmpq, fmpq]] = []
+    for e, c in terms:
+        if out and out[-1][0] == e:
+            out[-1] = (e, out[-1][1] + c)
         else:
-            out[e] = new
-    return out
+            out.append((e, c))
+    return tuple(t for t in out if t[1] != 0)
+
+
+def _sum_add(a: Sum, b: Sum, sign: int = 1) -> Sum:
+    """a + sign * b, by merging the two sorted sums."""
+    out: list[tuple[fmpq, fmpq]] = []
+    i = j = 0
+    while i < len(a) and j < len(b):
+        ea, ca = a[i]
+        eb, cb = b[j]
+        if ea > eb:
+            out.append(a[i])
+            i += 1
+        elif ea < eb:
+            out.append((eb, cb if sign > 0 else -cb))
+            j += 1
+        else:
+            c = ca + cb if sign > 0 else ca - cb
+            if c != 0:
+                out.append((ea, c))
+            i += 1
+            j += 1
+    out.extend(a[i:])
+    out.extend(b[j:] if sign > 0 else [(e, -c) for e, c in b[j:]])
+    return tuple(out)
 
 
 def _sum_mul(a: Sum, b: Sum) -> Sum:
@@ -83,29 +112,22 @@ def _sum_mul(a: Sum, b: Sum) -> Sum:
         return b
     if b is _ONE_SUM or b == _ONE_SUM:
         return a
-    out: Sum = {}
-    for ea, ca in a.items():
-        for eb, cb in b.items():
-            e = ea + eb
-            c = out.get(e)
-            out[e] = ca * cb if c is None else c + ca * cb
-    return {e: c for e, c in out.items() if c != 0}
+    return _normalize([(ea + eb, ca * cb) for ea, ca in a for eb, cb in b])
 
 
 def _sum_scale(a: Sum, c: fmpq, shift: fmpq) -> Sum:
-    return {e + shift: c * x for e, x in a.items()}
+    """c e^shift a (c != 0): the order of the exponents is kept."""
+    return tuple((e + shift, c * x) for e, x in a)
 
 
 def _monomial_ratio(a: Sum, b: Sum) -> tuple[fmpq, fmpq] | None:
     """(c, q) with a == c e^q b, or None."""
     if len(a) != len(b) or not a:
         return None
-    ea = sorted(a, reverse=True)
-    eb = sorted(b, reverse=True)
-    q = ea[0] - eb[0]
-    c = a[ea[0]] / b[eb[0]]
-    for x, y in zip(ea, eb, strict=True):
-        if x - y != q or a[x] != c * b[y]:
+    q = a[0][0] - b[0][0]
+    c = a[0][1] / b[0][1]
+    for (x, cx), (y, cy) in zip(a, b, strict=True):
+        if x - y != q or cx != c * cy:
             return None
     return c, q
 
@@ -113,7 +135,7 @@ def _monomial_ratio(a: Sum, b: Sum) -> tuple[fmpq, fmpq] | None:
 def _sum_arb(a: Sum, prec: int) -> arb:
     with ctx.workprec(prec):
         total = arb(0)
-        for e, c in a.items():
+        for e, c in a:
             total += arb(c) * (arb(e).exp() if e != 0 else arb(1))
         return total
 
@@ -121,7 +143,7 @@ def _sum_arb(a: Sum, prec: int) -> arb:
 def _sum_sign(a: Sum) -> int:
     if not a:
         return 0
-    signs = {c > 0 for c in a.values()}
+    signs = {c > 0 for _, c in a}
     if len(signs) == 1:
         return 1 if signs.pop() else -1
     prec = SIGN_START_PREC
@@ -137,8 +159,7 @@ def _sum_sign(a: Sum) -> int:
 
 def _sum_str(a: Sum) -> str:
     parts = []
-    for e in sorted(a, reverse=True):
-        c = a[e]
+    for e, c in a:
         if e == 0:
             parts.append(str(c))
         elif c == 1:
@@ -177,8 +198,7 @@ class ExpElement:
             return cls._rational(_ZERO)
         if not den:
             raise ZeroDivisionError("division by zero in EXP")
-        e0 = max(den)
-        c0 = den[e0]
+        e0, c0 = den[0]  # the leading term: largest exponent
         if e0 != 0 or c0 != 1:
             inv = 1 / c0
             num = _sum_scale(num, inv, -e0)
@@ -188,9 +208,9 @@ class ExpElement:
         elif len(num) == len(den):
             ratio = _monomial_ratio(num, den)
             if ratio is not None:
-                num, den = {ratio[1]: ratio[0]}, _ONE_SUM
-        if den is _ONE_SUM and len(num) == 1 and _ZERO in num:
-            return cls._rational(num[_ZERO])
+                num, den = ((ratio[1], ratio[0]),), _ONE_SUM
+        if den is _ONE_SUM and len(num) == 1 and num[0][0] == 0:
+            return cls._rational(num[0][1])
         self = object.__new__(cls)
         self._q = None
         self._num = num
@@ -199,7 +219,7 @@ class ExpElement:
 
     def _parts(self) -> tuple[Sum, Sum]:
         if self._q is not None:
-            return ({_ZERO: self._q} if self._q != 0 else {}), _ONE_SUM
+            return (((_ZERO, self._q),) if self._q != 0 else ()), _ONE_SUM
         return self._num, self._den
 
     # coercion -------------------------------------------------------------
@@ -303,10 +323,9 @@ class ExpElement:
 
     # comparison ------------------------------------------------------------
     def __eq__(self, other: object) -> bool:
-        try:
-            b = self._coerce(other)
-        except IncompatibleFieldError:
-            return NotImplemented
+        # comparing with an element of another field raises (like arithmetic):
+        # EXP(1) == 1.0 returning False would be a silent wrong answer
+        b = self._coerce(other)
         if b is None:
             return NotImplemented
         if self._q is not None and b._q is not None:
@@ -324,7 +343,7 @@ class ExpElement:
         if self._q is not None:
             return hash(self._q)
         if self._den is _ONE_SUM and len(self._num) == 1:
-            ((e, c),) = self._num.items()
+            ((e, c),) = self._num
             return hash(("EXP", e, c))
         return hash("EXP: not a single term")
 
@@ -367,9 +386,15 @@ class ExpElement:
             return _sum_arb(n, prec) / _sum_arb(d, prec)
 
     def __float__(self) -> float:
+        """The nearest-ish float64: the ball is refined until it has 53 correct bits."""
         if self._q is not None:
             return int(self._q.p) / int(self._q.q)
-        return float(self.arb(80).mid())
+        prec = SIGN_START_PREC
+        while True:
+            ball = self.arb(prec)
+            if ball.rel_accuracy_bits() >= 60 or prec > SIGN_MAX_PREC:
+                return float(ball.mid())
+            prec *= 2
 
     def __repr__(self) -> str:
         if self._q is not None:
@@ -410,7 +435,7 @@ class ExponentialField(Field):
     def exp(self, x: Any) -> Any:
         def one(a: Any) -> ExpElement:
             q = self.to_rational(self(a), why="exp of a non-rational element leaves EXP")
-            return ExpElement._make({q: _ONE}, _ONE_SUM)
+            return ExpElement._make(((q, _ONE),), _ONE_SUM)
 
         return self.map(one, x)
 
@@ -422,7 +447,7 @@ class ExponentialField(Field):
             if el._q is not None and el._q == 1:
                 return ExpElement._rational(_ZERO)
             if el._q is None and el._den is _ONE_SUM and len(el._num) == 1:
-                ((e, c),) = el._num.items()
+                ((e, c),) = el._num
                 if c == 1:
                     return ExpElement._rational(e)
             raise not_representable(
@@ -457,8 +482,8 @@ class ExponentialField(Field):
         if el._q is not None:
             return str(el._q)
         return {
-            "num": [[str(e), str(c)] for e, c in sorted(el._num.items(), reverse=True)],
-            "den": [[str(e), str(c)] for e, c in sorted(el._den.items(), reverse=True)],
+            "num": [[str(e), str(c)] for e, c in el._num],
+            "den": [[str(e), str(c)] for e, c in el._den],
         }
 
     def from_json(self, obj: Any) -> ExpElement:
@@ -467,10 +492,7 @@ class ExponentialField(Field):
         if isinstance(obj, dict) and set(obj) == {"num", "den"}:
 
             def read(terms: Any) -> Sum:
-                out: Sum = {}
-                for e, c in terms:
-                    out = _sum_add(out, {parse_rational(e): parse_rational(c)})
-                return out
+                return _normalize([(parse_rational(e), parse_rational(c)) for e, c in terms])
 
             return ExpElement._make(read(obj["num"]), read(obj["den"]))
         raise InvalidEntryError(f"not the JSON form of an EXP element: {describe(obj)}")

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from flint import fmpq, fmpz
 
 from ..errors import IncompatibleFieldError, InvalidEntryError
 from .base import Array, Field, describe
@@ -39,8 +40,18 @@ class Float64Field(Field):
         if isinstance(x, np.floating | float | int | np.integer) or (
             isinstance(x, numbers.Rational) and type(x).__module__ == "fractions"
         ):
-            y = np.float64(x)
+            try:
+                y = np.float64(x)
+            except OverflowError:
+                raise InvalidEntryError(f"{describe(x)} is beyond the float64 range") from None
         else:
+            owner = getattr(x, "field", None)
+            if isinstance(owner, Field):
+                raise IncompatibleFieldError(f"{describe(x)} belongs to {owner.name}, "
+                                             "not F64: it is not a float64 number")
+            if isinstance(x, fmpq | fmpz):
+                raise IncompatibleFieldError(f"{describe(x)} belongs to QQ, not F64: "
+                                             "it is not a float64 number")
             raise IncompatibleFieldError(f"{describe(x)} is not a float64 number")
         if not np.isfinite(y):
             raise InvalidEntryError(f"{x!r} is not finite")

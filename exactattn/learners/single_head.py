@@ -168,7 +168,8 @@ def learn_single_head(
     T = F.zeros((d, d))
     Xs = np.empty((d, 2, d), dtype=F.dtype)
     for j in range(d):
-        Xs[:, 0, :] = Z + I[j]
+        Xs[:, 0, :] = Z
+        Xs[:, 0, j] = Z[:, j] + 1  # rows u_l + e_j: d additions, not d^2
         Xs[:, 1, :] = I[j]
         y = oracle.batch(Xs, phase="W")
         T[:, j] = _logits(F, (y - v[j]) / c, j)
@@ -181,7 +182,7 @@ def learn_single_head(
         raise RecoveryFailedError(f"the probe matrix is singular: {exc}") from None
     options: dict[str, object] = {"probes": probes, "pivot": pivot}
     if not F.exact:
-        options.update(f64_error_bounds(Z, v, c, W, T))
+        options.update(f64_error_bounds(Z, v, c, W, T, pivot=pivot))
     return Recovery(
         label=LABEL,
         paper_ref=PAPER_REF,
@@ -225,7 +226,9 @@ def _logits(F: Field, p: Array, j: int) -> Array:
     return out
 
 
-def f64_error_bounds(Z: Array, v: Array, c: Array, W: Array, T: Array) -> dict[str, float]:
+def f64_error_bounds(
+    Z: Array, v: Array, c: Array, W: Array, T: Array, *, pivot: int = -1
+) -> dict[str, float]:
     """First-order float64 error bounds on the recovered W and v.
 
     Rounding model: IEEE binary64 with unit roundoff u = 2^-53 and Higham's
@@ -249,7 +252,14 @@ def f64_error_bounds(Z: Array, v: Array, c: Array, W: Array, T: Array) -> dict[s
     abs_c = np.abs(c)[:, None]
     dp = (e_y + e_v) / abs_c + P * e_c[:, None] / abs_c
     dT = dp / (P * (1.0 - P)) + _gamma(4) * np.abs(T)
-    Zinv = float(np.linalg.norm(np.linalg.inv(Z), 2))
+    if pivot >= 0:
+        # deterministic probes: Z = I + a e_p^T with a_p = 0, so Z^{-1} = I - a e_p^T
+        # and ||Z^{-1}||_2 <= 1 + ||a||_2 (O(d) instead of an inverse and an SVD)
+        a = Z[:, pivot].copy()
+        a[pivot] = 0.0
+        Zinv = 1.0 + float(np.linalg.norm(a))
+    else:
+        Zinv = float(np.linalg.norm(np.linalg.inv(Z), 2))
     solve_error = _gamma(d) * float(np.linalg.norm(np.abs(Z) @ np.abs(W)))
     dW = Zinv * (float(np.linalg.norm(dT)) + solve_error)
     return {"W_error_bound": dW, "v_error_bound": e_v * np.sqrt(d), "answer_error_factor": g}

@@ -86,25 +86,26 @@ class SingleHeadAttention:
 
     def scores(self, X: Any) -> list[fmpq]:
         """The exact scores s_i = x_i^T W x_N (exact fields only)."""
-        Xq = self._rational_query(X)
-        xN = fmpq_mat(self.d, 1, [Xq[Xq.nrows() - 1, k] for k in range(self.d)])
-        S = Xq * (self._Wq * xN)
-        return [S[i, 0] for i in range(S.nrows())]
+        return self._exact_parts(as_query(self.field, X, self.d))[0]
 
-    def _rational_query(self, X: Any) -> fmpq_mat:
-        X = as_query(self.field, X, self.d)
+    def _exact_parts(self, X: Array) -> tuple[list[fmpq], list[fmpq]]:
+        """Scores s_i and values c_i = v . x_i of a validated query, in fmpq_mat."""
+        N = X.shape[0]
         to_q = self.field.to_rational
-        return fmpq_mat(X.shape[0], self.d, [to_q(x) for x in X.flat])
-
-    def __call__(self, X: Any) -> Any:
-        if not self.field.exact:
-            return self.batch(np.asarray(as_query(self.field, X, self.d))[None])[0]
-        Xq = self._rational_query(X)
-        N = Xq.nrows()
+        Xq = fmpq_mat(N, self.d, [to_q(x) for x in X.flat])
         xN = fmpq_mat(self.d, 1, [Xq[N - 1, k] for k in range(self.d)])
         S = Xq * (self._Wq * xN)
         C = Xq * self._vq
-        return softmax_average(self.field, [S[i, 0] for i in range(N)], [C[i, 0] for i in range(N)])
+        return [S[i, 0] for i in range(N)], [C[i, 0] for i in range(N)]
+
+    def _evaluate(self, X: Array) -> Any:
+        """f(X) for a validated query."""
+        if not self.field.exact:
+            return _f64_batch(self.W, self.v, X[None])[0]
+        return softmax_average(self.field, *self._exact_parts(X))
+
+    def __call__(self, X: Any) -> Any:
+        return self._evaluate(as_query(self.field, X, self.d))
 
     def batch(self, Xs: Any) -> Array:
         """Answers to many queries; over F64 one vectorised pass per query length."""
@@ -113,7 +114,7 @@ class SingleHeadAttention:
             return _f64_batch(self.W, self.v, checked)
         out = np.empty(len(checked), dtype=object)
         for b, X in enumerate(checked):
-            out[b] = self(X)
+            out[b] = self._evaluate(X)
         return out
 
 
