@@ -72,8 +72,9 @@ class SingleHeadAttention:
         if np.shape(v) != (self.d,):
             raise ShapeError(f"v has shape {np.shape(v)}, but W is {self.d} x {self.d}: "
                              f"expected a vector of length d = {self.d}")
-        self.W = as_matrix(field, W, (self.d, self.d), name="W")
-        self.v = as_vector(field, v, self.d, name="v")
+        # copies: the model freezes its parameters, never the caller's arrays
+        self.W = as_matrix(field, W, (self.d, self.d), name="W").copy()
+        self.v = as_vector(field, v, self.d, name="v").copy()
         self.W.flags.writeable = False
         self.v.flags.writeable = False
         if field.exact:

@@ -372,3 +372,13 @@ def test_seconds_increase(make: Any) -> None:
     fork = oracle.fork("f")
     fork([[1, 0]])
     assert oracle.seconds == t2 and fork.seconds > 0
+
+
+def test_a_model_does_not_freeze_the_callers_arrays() -> None:
+    W = EXP.array([[1, 2], [3, 4]])
+    v = EXP.array([1, 0])
+    head = SingleHeadAttention(W, v, field=EXP)
+    assert W.flags.writeable and v.flags.writeable
+    W[0, 0] = EXP(9)  # the caller may change its array ...
+    assert head.W[0, 0] == 1  # ... the model keeps its own copy
+    assert not head.W.flags.writeable
