@@ -31,7 +31,8 @@ from .learners.recovery import Recovery
 from .models import SingleHeadAttention
 from .oracle import ValueOracle
 
-__all__ = ["Certificate", "Failure", "verify", "rebuild"]
+__all__ = ["Certificate", "Failure", "verify", "rebuild", "register_model_builder",
+           "MODEL_BUILDERS"]
 
 #: query lengths of the fresh probes
 FRESH_LENGTHS = (1, 6)
@@ -87,18 +88,28 @@ class Certificate:
         }
 
 
-#: how to rebuild the model of each result from its recovered parameters
-_BUILDERS: dict[str, Callable[[Recovery], Any]] = {
-    "single_head_exact": lambda r: SingleHeadAttention(r.W, r.v, field=r.field),
-}
+#: how to rebuild the model of each result label from its recovered parameters
+MODEL_BUILDERS: dict[str, Callable[[Recovery], Any]] = {}
+
+
+def register_model_builder(label: str, builder: Callable[[Recovery], Any]) -> None:
+    """Declare how a recovery of ``label`` is turned back into a model to replay."""
+    if label in MODEL_BUILDERS:
+        raise ValueError(f"a model builder for {label} is already registered")
+    MODEL_BUILDERS[label] = builder
+
+
+register_model_builder("single_head_exact",
+                       lambda r: SingleHeadAttention(r.W, r.v, field=r.field))
 
 
 def rebuild(recovery: Recovery) -> Any:
     """The model described by a recovery, over the recovery's field."""
     try:
-        return _BUILDERS[recovery.label](recovery)
+        builder = MODEL_BUILDERS[recovery.label]
     except KeyError:
         raise InvalidEntryError(f"no certificate is known for {recovery.label!r}") from None
+    return builder(recovery)
 
 
 def _tolerances(recovery: Recovery, Xs: Array) -> Array:

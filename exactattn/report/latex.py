@@ -9,44 +9,34 @@ inputs ``generated/all.tex``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from ..claims import REGISTRY, Claim, ClaimResult, labels
+from ..claims import REGISTRY, RESULTS, Claim, ClaimResult, labels
 
-__all__ = ["write_companion", "label_section", "SECTION_TITLES"]
-
-#: section title of each result label
-SECTION_TITLES = {
-    "single_head_exact": "Exact recovery of a single head with $d + d^2$ queries",
-}
+__all__ = ["write_companion", "label_section", "derivation_block"]
 
 
 def _escape(text: str) -> str:
-    out = text
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"),
-                 ("#", r"\#"), ("_", r"\_"), ("{", r"\{"), ("}", r"\}"),
-                 ("^", r"\^{}"), ("~", r"\~{}")):
-        out = out.replace(a, b) if a != "\\" else out.replace(a, "\x00")
+    """Plain text for LaTeX text mode."""
+    out = text.replace("\\", "\x00")
+    for a, b in (("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"), ("_", r"\_"),
+                 ("{", r"\{"), ("}", r"\}"), ("^", r"\^{}"), ("~", r"\~{}")):
+        out = out.replace(a, b)
     return out.replace("\x00", r"\textbackslash{}")
 
 
-def _derivation_single_head() -> str:
-    from ..symbolic.single_head import derivation
-
-    lines = [r"\paragraph{Derivation (symbolic, $d = 2$).} Each line below was checked by "
-             r"SymPy: the difference of its two sides simplifies to $0$.", r"\begin{align*}"]
-    steps = derivation(2)
+def derivation_block(title: str, steps: Sequence[Any]) -> str:
+    """An ``align*`` of verified steps (objects with ``latex()``, ``why``, ``verified``)."""
+    lines = [f"\\paragraph{{{title}.}} Each line below was checked by SymPy: the "
+             r"difference of its two sides simplifies to $0$.", r"\begin{align*}"]
     for k, s in enumerate(steps):
         mark = "" if s.verified else r"\quad\text{(NOT VERIFIED)}"
         end = r" \\" if k < len(steps) - 1 else ""
         lines.append(f"{s.latex()} && \\text{{{s.why}}}{mark}{end}")
     lines.append(r"\end{align*}")
     return "\n".join(lines)
-
-
-#: extra generated material per label (derivations)
-_DERIVATIONS: dict[str, Callable[[], str]] = {"single_head_exact": _derivation_single_head}
 
 
 def _claim_block(c: Claim, result: ClaimResult | None) -> str:
@@ -69,12 +59,12 @@ def label_section(label: str, results: Sequence[ClaimResult] = ()) -> str:
     claims = [c for c in REGISTRY if c.label == label]
     if not claims:
         raise KeyError(f"no claims registered under {label!r}")
-    title = SECTION_TITLES.get(label, label.replace("_", " "))
-    parts = [f"\\section{{{title}}}\\label{{{label}}}",
-             f"Stable label \\texttt{{{_escape(label)}}}; paper: {_escape(claims[0].paper_ref)}.\n"]
+    result = RESULTS[label]
+    parts = [f"\\section{{{result.title}}}\\label{{{label}}}",
+             f"Stable label \\texttt{{{_escape(label)}}}; paper: {_escape(result.paper_ref)}.\n"]
     parts += [_claim_block(c, by_id.get(c.id)) for c in claims]
-    if label in _DERIVATIONS:
-        parts.append(_DERIVATIONS[label]())
+    if result.derivation is not None:
+        parts.append(result.derivation())
     return "\n".join(parts) + "\n"
 
 

@@ -1,0 +1,12 @@
+"""The claims of each result, one module per stable label.
+
+Importing this package registers every claim with :mod:`exactattn.claims`.
+To add a result: write ``<label>.py`` here (``register_result`` then
+``@claim`` checks), import it below, add ``tests/theorems/test_<label>.py``.
+"""
+
+from __future__ import annotations
+
+from . import single_head_exact
+
+__all__ = ["single_head_exact"]
