@@ -100,9 +100,6 @@ class Field(ABC):
     def from_json(self, obj: Any) -> Any:
         """Inverse of :meth:`to_json`."""
 
-    def format(self, x: Any) -> str:
-        return str(x)
-
     def to_rational(self, x: Any) -> Any:
         """The exact rational value of ``x`` as ``fmpq`` (exact fields, rational x)."""
         raise NotRepresentableError(f"{self.name} elements are not exact rationals")

@@ -85,10 +85,6 @@ class SingleHeadAttention:
     def __repr__(self) -> str:
         return f"SingleHeadAttention(d={self.d}, field={self.field.name})"
 
-    def scores(self, X: Any) -> list[fmpq]:
-        """The exact scores s_i = x_i^T W x_N (exact fields only)."""
-        return self._exact_parts(as_query(self.field, X, self.d))[0]
-
     def _exact_parts(self, X: Array) -> tuple[list[fmpq], list[fmpq]]:
         """Scores s_i and values c_i = v . x_i of a validated query, in fmpq_mat."""
         N = X.shape[0]
