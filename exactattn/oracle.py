@@ -19,29 +19,43 @@ exactattn.errors.QueryBudgetExceededError: query budget of 2 exceeded: 1 used, 2
 
 from __future__ import annotations
 
+import hashlib
+import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from flint import arb, ctx, fmpq, fmpz
 
-from .errors import IncompatibleFieldError, InvalidEntryError, QueryBudgetExceededError
+from .errors import (
+    IncompatibleFieldError,
+    InvalidEntryError,
+    NotRepresentableError,
+    QueryBudgetExceededError,
+)
 from .fields import EXP, QQ, Array, Field, field_by_name
 from .fields.base import describe, literal_rational
+from .fields.rational import parse_rational
 from .queries import as_query, as_query_batch
 
-__all__ = ["ValueOracle", "Transcript", "TranscriptEntry"]
+__all__ = ["ValueOracle", "NoisyOracle", "Transcript", "TranscriptEntry", "ADVERSARIES"]
 
 
 @dataclass(frozen=True)
 class TranscriptEntry:
-    """One answered query: its index, phase, the query X and the answer."""
+    """One answered query: its index, phase, the query X and the answer.
+
+    ``tolerance`` is the tolerance the query was asked with (approximate
+    oracles, :class:`NoisyOracle`); None for exact answers.
+    """
 
     index: int
     phase: str
     X: Array
     answer: Any
+    tolerance: Any = None
 
 
 class Transcript(Sequence[TranscriptEntry]):
@@ -82,6 +96,7 @@ class Transcript(Sequence[TranscriptEntry]):
                     "phase": e.phase,
                     "X": F.array_to_json(e.X),
                     "answer": F.to_json(e.answer),
+                    **({} if e.tolerance is None else {"tolerance": str(e.tolerance)}),
                 }
                 for e in self._entries
             ],
@@ -94,7 +109,8 @@ class Transcript(Sequence[TranscriptEntry]):
             F,
             [
                 TranscriptEntry(e["index"], e["phase"], F.array_from_json(e["X"]),
-                                F.from_json(e["answer"]))
+                                F.from_json(e["answer"]),
+                                parse_rational(e["tolerance"]) if "tolerance" in e else None)
                 for e in obj["entries"]
             ],
         )
@@ -212,9 +228,10 @@ class ValueOracle:
         except (InvalidEntryError, IncompatibleFieldError) as exc:
             raise type(exc)(f"the oracle's target answered {y!r}: {exc}") from None
 
-    def _record(self, phase: str, X: Array, y: Any) -> None:
+    def _record(self, phase: str, X: Array, y: Any, tolerance: Any = None) -> None:
         if self.keep_transcript:
-            self.transcript._append(TranscriptEntry(len(self.transcript), phase, X, y))
+            self.transcript._append(
+                TranscriptEntry(len(self.transcript), phase, X, y, tolerance))
 
     # -- queries -----------------------------------------------------------
     def __call__(self, X: Any, *, phase: str = "query") -> Any:
@@ -280,3 +297,219 @@ def _frozen(checked: Array, given: Any) -> Array:
         checked = checked.copy()
     checked.flags.writeable = False
     return checked
+
+
+# -- approximate value queries ----------------------------------------------------
+#: the adversaries of :class:`NoisyOracle`
+ADVERSARIES = ("uniform", "max", "min", "worst", "break_naive")
+
+#: answers are rationals with this many bits after the binary point (at most)
+ANSWER_BITS = 96
+
+
+class NoisyOracle(ValueOracle):
+    """Approximate value queries AVQ(X; tau): any answer in [f(X) - tau, f(X) + tau].
+
+    The hidden model is exact (over EXP or QQ); answers are rationals (over
+    :data:`~exactattn.fields.QQ`) chosen by an adversary, deterministically:
+    the same query with the same tolerance always gets the same answer, so
+    repeating or averaging cannot help (paper.md §1). Every answer is checked
+    *exactly* to lie in the interval before it is returned.
+
+    Parameters
+    ----------
+    model : the hidden exact model (``field`` EXP or QQ).
+    tolerance : the default tolerance tau (a rational), or a dict from query
+        length N to tolerance (the theorem uses tau_v for N = 1 and tau_f for
+        N = 2). A learner may ask for a tolerance per query
+        (``oracle(X, tolerance=...)``); it is recorded in the transcript.
+    adversary :
+        ``"uniform"``: a seeded uniform offset in [-tau, tau];
+        ``"max"`` / ``"min"``: the upper / lower edge;
+        ``"worst"``: for two tokens, the edge that moves the clipped logit
+        estimate (y - c_2)/(c_1 - c_2) -> logit(clip(.)) the most, given the
+        probe; for one token, the edge towards 0 (shrinks |v_i|);
+        ``"break_naive"``: the edge that pushes the unclipped estimate
+        (y - c_2)/(c_1 - c_2) towards the nearer of 0 and 1 (outside (0, 1)
+        when tau allows it); for one token, towards 0.
+    seed : seed of the uniform adversary.
+
+    >>> from fractions import Fraction
+    >>> from exactattn.fields import EXP
+    >>> from exactattn.models import SingleHeadAttention
+    >>> head = SingleHeadAttention([[1, 0], [0, 1]], [Fraction(1, 2), 1], field=EXP)
+    >>> oracle = NoisyOracle(head, tolerance=Fraction(1, 100), adversary="max")
+    >>> oracle([[1, 0]])                  # f = 1/2, pushed to the upper edge 1/2 + 1/100
+    51/100
+    >>> oracle.transcript[0].tolerance
+    1/100
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        *,
+        tolerance: Any,
+        adversary: str = "uniform",
+        seed: int = 0,
+        budget: int | None = None,
+        keep_transcript: bool = True,
+        name: str | None = None,
+    ) -> None:
+        model_field = getattr(model, "field", None)
+        if not isinstance(model_field, Field) or not model_field.exact:
+            raise IncompatibleFieldError(
+                "a NoisyOracle needs an exact hidden model (over EXP or QQ) to keep its "
+                "answers provably within the tolerance")
+        if adversary not in ADVERSARIES:
+            raise InvalidEntryError(
+                f"unknown adversary {adversary!r}; choose one of {', '.join(ADVERSARIES)}")
+        self._model = model
+        self._tolerances = _tolerance_table(tolerance)
+        self.adversary = adversary
+        self.seed = seed
+        self._cache: dict[tuple[str, ...], Any] = {}
+        self._pending: Any = None
+        super().__init__(self._answer, field=QQ, d=int(model.d), budget=budget,
+                         keep_transcript=keep_transcript,
+                         name=name or f"Noisy({type(model).__name__}, {adversary})")
+
+    def fork(self, name: str) -> ValueOracle:
+        """A fresh noisy oracle on the same model, adversary and tolerances."""
+        other = NoisyOracle(self._model, tolerance=dict(self._tolerances), adversary=self.adversary,
+                            seed=self.seed, keep_transcript=self.keep_transcript,
+                            name=f"{self.name}/{name}")
+        return other
+
+    def tolerance_for(self, N: int) -> Any:
+        """The default tolerance for a query of N tokens."""
+        tau = self._tolerances.get(N, self._tolerances.get(0))
+        if tau is None:
+            raise InvalidEntryError(f"no tolerance set for queries of length {N}")
+        return tau
+
+    def __call__(self, X: Any, *, phase: str = "query", tolerance: Any = None) -> Any:
+        """Answer one query within ``tolerance`` (default: the oracle's for its length)."""
+        self._pending = None if tolerance is None else _nonnegative_rational(tolerance)
+        try:
+            return super().__call__(X, phase=phase)
+        finally:
+            self._pending = None
+
+    def batch(self, Xs: Any, *, phase: str = "query", tolerance: Any = None) -> Array:
+        """Answer a batch of queries, each within ``tolerance``."""
+        self._pending = None if tolerance is None else _nonnegative_rational(tolerance)
+        try:
+            return super().batch(Xs, phase=phase)
+        finally:
+            self._pending = None
+
+    def _record(self, phase: str, X: Array, y: Any, tolerance: Any = None) -> None:
+        super()._record(phase, X, y, self._used_tolerance(X))
+
+    def _used_tolerance(self, X: Array) -> Any:
+        return self._pending if self._pending is not None else self.tolerance_for(X.shape[0])
+
+    # -- the answer -------------------------------------------------------
+    def _answer(self, X: Array) -> Any:
+        tau = self._used_tolerance(X)
+        key = (str(tau), *(str(x) for x in X.flat))
+        if key in self._cache:
+            return self._cache[key]
+        M = self._model
+        Xm = M.field.array([[M.field(x) for x in row] for row in X])
+        f = M(Xm)
+        y = self._choose(X, Xm, f, tau, key)
+        F = EXP
+        fe, ye, te = F(f), F(y), F(tau)
+        if not (fe - te <= ye <= fe + te):  # exact, by the field's sign decision
+            raise AssertionError("internal error: a NoisyOracle answer left its interval")
+        self._cache[key] = y
+        return y
+
+    def _choose(self, X: Array, Xm: Array, f: Any, tau: Any, key: tuple[str, ...]) -> Any:
+        """A rational y in [f - tau, f + tau] as the adversary wants it."""
+        F = EXP
+        fe = F(f)
+        if tau == 0:
+            if F.is_rational(fe):
+                return F.to_rational(fe)
+            raise NotRepresentableError(
+                "tolerance 0 asks for the exact answer, which is irrational here; "
+                "use a ValueOracle over EXP for exact answers")
+        offset = self._offset(X, Xm, fe, tau, key)  # a rational in [-1, 1]: y ~ f + offset tau
+        scale = fmpz(2) ** ANSWER_BITS
+        target = fe + F(offset * tau)
+        if F.is_rational(target):
+            return F.to_rational(target)
+        with ctx.workprec(ANSWER_BITS + 64):
+            ball = target.arb(ANSWER_BITS + 64)
+            # round inwards: towards f, so that the edges stay inside the interval
+            mid = ball.mid()
+            y = fmpq(int((mid * arb(scale)).floor().unique_fmpz()), scale) if offset > 0 else \
+                fmpq(int((mid * arb(scale)).ceil().unique_fmpz()), scale)
+        ye = F(y)
+        if fe - F(tau) <= ye <= fe + F(tau):
+            return y
+        # the ball of the edge was too wide to round inwards safely: step one unit in
+        step = fmpq(1, scale) if offset < 0 else fmpq(-1, scale)
+        y = y + step
+        if not (fe - F(tau) <= F(y) <= fe + F(tau)):  # pragma: no cover - tau < 2^-ANSWER_BITS
+            raise NotRepresentableError(
+                f"tolerance {tau} is too small for {ANSWER_BITS}-bit answers")
+        return y
+
+    def _offset(self, X: Array, Xm: Array, fe: Any, tau: Any, key: tuple[str, ...]) -> fmpq:
+        adv = self.adversary
+        if adv == "max":
+            return fmpq(1)
+        if adv == "min":
+            return fmpq(-1)
+        if adv == "uniform":
+            digest = hashlib.sha256(repr((self.seed, key)).encode()).digest()
+            k = int.from_bytes(digest[:8], "big")
+            return fmpq(2 * k, 2**64 - 1) - 1
+        # "worst" and "break_naive" look at the probe, as an adversary may
+        if X.shape[0] == 1:
+            return fmpq(-1) if EXP.sign(fe) > 0 else fmpq(1)  # towards 0
+        v = self._model.v
+        c1 = EXP(Xm[0] @ v)
+        c2 = EXP(Xm[-1] @ v)
+        gap = float(c1 - c2)
+        if gap == 0:
+            return fmpq(1)
+        alpha = (float(fe) - float(c2)) / gap
+        up = fmpq(1) if gap > 0 else fmpq(-1)  # the edge that increases the estimate
+        if adv == "break_naive":
+            return up if alpha >= 0.5 else -up
+        # worst: the edge with the larger move of logit(clip(estimate))
+        t = float(tau) / abs(gap)
+        moves = [abs(_clipped_logit(alpha + t) - _clipped_logit(alpha)),
+                 abs(_clipped_logit(alpha - t) - _clipped_logit(alpha))]
+        return up if moves[0] >= moves[1] else -up
+
+
+def _clipped_logit(p: float) -> float:
+    """logit(clip(p)) in floats: only the adversary's heuristic uses it."""
+    tau_c = 1.0 / (1.0 + math.exp(0.5))
+    q = min(max(p, tau_c), 1.0 - tau_c)
+    return math.log(q / (1.0 - q))
+
+
+def _nonnegative_rational(tau: Any) -> fmpq:
+    from .fields.rational import rational
+
+    q = rational(tau)
+    if q < 0:
+        raise InvalidEntryError(f"a tolerance must be >= 0, got {q}")
+    return q
+
+
+def _tolerance_table(tolerance: Any) -> dict[int, fmpq]:
+    """{N: tau}, with key 0 for the default."""
+    if isinstance(tolerance, dict):
+        table = {int(N): _nonnegative_rational(t) for N, t in tolerance.items()}
+        if any(N < 0 for N in table):
+            raise InvalidEntryError("tolerance keys are query lengths N >= 1 (or 0 for default)")
+        return table
+    return {0: _nonnegative_rational(tolerance)}

@@ -28,7 +28,10 @@ class Recovery:
     transcript : the learner's own (query, answer) pairs, for replay.
     seed : the seed of every random choice.
     options : how the learner ran (probe kind, ...), JSON-serialisable.
-    exact : True when the parameters were computed exactly (no floats).
+    approximate : True when the parameters are estimates within a stated bound
+        (for example from a noisy oracle), even if stored as exact rationals.
+    exact : True when the parameters equal the hidden ones: an exact field and
+        not approximate.
     """
 
     label: str
@@ -40,6 +43,7 @@ class Recovery:
     transcript: Transcript
     seed: int
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    approximate: bool = False
 
     def __post_init__(self) -> None:
         for A in self.params.values():
@@ -50,7 +54,7 @@ class Recovery:
 
     @property
     def exact(self) -> bool:
-        return self.field.exact
+        return self.field.exact and not self.approximate
 
     @property
     def W(self) -> Array:
@@ -77,6 +81,7 @@ class Recovery:
             "queries_by_phase": dict(self.queries_by_phase),
             "seed": self.seed,
             "options": dict(self.options),
+            "approximate": self.approximate,
             "transcript": self.transcript.to_json(),
         }
 
@@ -93,6 +98,7 @@ class Recovery:
             transcript=Transcript.from_json(obj["transcript"]),
             seed=int(obj["seed"]),
             options=obj.get("options", {}),
+            approximate=bool(obj.get("approximate", False)),
         )
 
     def save(self, path: str) -> None:
