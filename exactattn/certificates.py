@@ -21,15 +21,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
+from flint import fmpq
 
 from .errors import ExactattnError, InvalidEntryError
-from .fields import Array, Field
+from .fields import EXP, QQ, Array, Field, rational
 from .learners.recovery import Recovery
 from .models import SingleHeadAttention
-from .oracle import ValueOracle
+from .oracle import NoisyOracle, ValueOracle
 
 __all__ = ["Certificate", "Failure", "verify", "rebuild", "register_model_builder",
            "MODEL_BUILDERS"]
@@ -101,6 +103,29 @@ def register_model_builder(label: str, builder: Callable[[Recovery], Any]) -> No
 
 register_model_builder("single_head_exact",
                        lambda r: SingleHeadAttention(r.W, r.v, field=r.field))
+# a noisy recovery holds rational estimates; its model is evaluated exactly in EXP
+register_model_builder("noisy_oracle",
+                       lambda r: SingleHeadAttention(EXP.array(r.W), EXP.array(r.v), field=EXP))
+
+
+def _approximate_bound(recovery: Recovery, X: Array) -> fmpq:
+    """A rational upper bound on |f_hat(X) - f(X)| from the recovery's guaranteed bounds.
+
+    With ||W_hat - W||_F <= e_W and ||v_hat - v||_2 <= e_v: the values move by at
+    most e_v ||x_i||, the scores by at most e_W ||x_i|| ||x_N||, and a softmax
+    average moves by at most max|delta s| (max c - min c) (its derivative in
+    the scores is a covariance). Norms are bounded by 1-norms (rational).
+    """
+    e_W = rational(Fraction(recovery.options["W_frobenius_bound"]))
+    e_v = rational(Fraction(recovery.options["v_bound"]))
+    to_q = QQ.to_rational
+    rows = [[to_q(x) for x in row] for row in X]
+    norms = [sum((abs(x) for x in row), fmpq(0)) for row in rows]
+    v_hat = [to_q(x) for x in recovery.v]
+    c = [sum((x * w for x, w in zip(row, v_hat, strict=True)), fmpq(0)) for row in rows]
+    top = max(norms)
+    spread = max(c) - min(c) + 2 * e_v * top
+    return e_v * top + e_W * top * norms[-1] * spread
 
 
 def rebuild(recovery: Recovery) -> Any:
@@ -158,16 +183,27 @@ def verify(
     if not isinstance(probes, int) or probes < 0:
         raise InvalidEntryError(f"probes must be a non-negative integer, got {probes!r}")
     model = rebuild(recovery)
-    kind = "exact" if F.exact else "tolerance"
-    tolerance = None if F.exact else (
-        "first-order float64 bound: recovery error bounds (Higham gamma_n) propagated to the query"
-    )
+    approximate = recovery.approximate
+    kind = "exact" if F.exact and not approximate else "tolerance"
+    tolerance = None
+    if approximate:
+        tolerance = ("the recovery's guaranteed bounds propagated to the query, plus the "
+                     "oracle's tolerance; compared exactly in EXP")
+    elif not F.exact:
+        tolerance = ("first-order float64 bound: recovery error bounds (Higham gamma_n) "
+                     "propagated to the query")
 
-    def compare(source: str, index: int, X: Array, y: Any) -> Failure | None:
+    def compare(source: str, index: int, X: Array, y: Any, tau: Any = None) -> Failure | None:
         try:
             got = model(X)
         except ExactattnError as exc:
             return Failure(source, index, X, y, None, f"the recovered model cannot answer: {exc}")
+        if approximate:
+            bound = _approximate_bound(recovery, X) + (tau if tau is not None else 0)
+            if abs(EXP(got) - EXP(y)) <= EXP(bound):
+                return None
+            return Failure(source, index, X, y, got,
+                           f"|difference| > bound {float(bound):.3e} (exact comparison)")
         if F.exact:
             if got == y:
                 return None
@@ -182,11 +218,12 @@ def verify(
         return Certificate(recovery.label, kind, holds, replayed + fresh, replayed, fresh,
                            failure, tolerance)
 
-    if F.exact:
+    if F.exact or approximate:
         replayed = 0
         for entry in recovery.transcript:
             replayed += 1
-            failure = compare("transcript", entry.index, entry.X, entry.answer)
+            failure = compare("transcript", entry.index, entry.X, entry.answer,
+                              entry.tolerance)
             if failure is not None:
                 return result(False, replayed, 0, failure)
     else:
@@ -205,7 +242,8 @@ def verify(
         N = int(rng.integers(lo, hi + 1))
         X = F.gaussian(rng, (N, recovery.d))
         y = fork(X, phase="certificate")
-        failure = compare("fresh", k, X, y)
+        tau = fork.tolerance_for(N) if isinstance(fork, NoisyOracle) else None
+        failure = compare("fresh", k, X, y, tau)
         if failure is not None:
             return result(False, replayed, k + 1, failure)
     return result(True, replayed, probes, None)
