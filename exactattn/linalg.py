@@ -7,6 +7,9 @@ The choice of method per domain sits here, in one place:
   takes about 1.5 s, design.md §3). An EXP matrix with a non-rational entry
   is refused: no algorithm in exactattn needs one, and elimination over
   exponential sums would grow them without bound.
+* BALL(prec): ``arb_mat.solve``, rigorous: the result balls contain the exact
+  solution for every matrix in the input balls.
+* MP(prec): mpmath's LU solve on the field's private context.
 * F64: LAPACK through numpy (partial pivoting, backward stable).
 """
 
@@ -18,7 +21,7 @@ import numpy as np
 from flint import fmpq, fmpq_mat
 
 from .errors import ExactattnError, ShapeError
-from .fields import Array, Field
+from .fields import Array, BallField, Field, InsufficientPrecisionError, MPField
 
 __all__ = ["solve", "rank", "det", "SingularMatrixError", "to_fmpq_mat", "from_fmpq_mat"]
 
@@ -74,6 +77,26 @@ def solve(field: Field, A: Array, B: Array) -> Array:
             raise SingularMatrixError("solve: the matrix is singular") from None
         out = from_fmpq_mat(field, X)
         return out.reshape(B.shape)
+    if isinstance(field, BallField):
+        # rigorous: arb_mat.solve encloses the exact solution of every system in the balls
+        try:
+            M = field._run(lambda: field.to_arb_mat(A).solve(field.to_arb_mat(B)))
+        except ZeroDivisionError:
+            raise InsufficientPrecisionError(
+                f"solve: the matrix is singular or not invertible at {field.prec} bits") from None
+        return field.from_arb_mat(M).reshape(B.shape)
+    if isinstance(field, MPField):
+        Am = field.to_matrix(A)
+        Bm = field.to_matrix(B)
+        try:
+            cols = [field.ctx.lu_solve(Am, Bm.column(k)) for k in range(Bm.cols)]
+        except ZeroDivisionError:
+            raise SingularMatrixError("solve: the matrix is singular") from None
+        X = field.ctx.matrix(Am.rows, Bm.cols)
+        for k, col in enumerate(cols):
+            for i in range(Am.rows):
+                X[i, k] = col[i]
+        return field.from_matrix(X).reshape(B.shape)
     try:
         return np.asarray(np.linalg.solve(A, B), dtype=np.float64)
     except np.linalg.LinAlgError as exc:
@@ -85,6 +108,8 @@ def rank(field: Field, A: Array) -> int:
     _check(field, A)
     if field.exact:
         return int(to_fmpq_mat(field, A).rank())
+    if isinstance(field, BallField | MPField):
+        return int(_exact_values(field, A).rank())
     return int(np.linalg.matrix_rank(A))
 
 
@@ -94,4 +119,23 @@ def det(field: Field, A: Array) -> Any:
     _square(A, "det")
     if field.exact:
         return field.from_rational(to_fmpq_mat(field, A).det())
+    if isinstance(field, BallField | MPField):
+        return field(_exact_values(field, A).det())
     return np.float64(np.linalg.det(A))
+
+
+def _exact_values(field: BallField | MPField, A: Array) -> fmpq_mat:
+    """A matrix of exactly known entries (zero-radius balls, mpf values) as fmpq_mat."""
+    from .fields.precision import _arf_to_fmpq
+
+    entries = []
+    for x in A.flat:
+        v = field(x).value
+        if isinstance(field, BallField):
+            if not v.is_exact():
+                raise InsufficientPrecisionError(
+                    "rank/det over BALL needs exactly known entries (zero-radius balls)")
+            entries.append(_arf_to_fmpq(v.mid()))
+        else:
+            entries.append(field.exact_value(v))
+    return fmpq_mat(A.shape[0], A.shape[1], entries)

@@ -10,6 +10,14 @@ from __future__ import annotations
 from .base import Array, Field
 from .exponential import EXP, ExpElement, ExponentialField
 from .float64 import F64, UNIT_ROUNDOFF, Float64Field
+from .precision import (
+    BALL,
+    MP,
+    BallField,
+    InsufficientPrecisionError,
+    MPField,
+    PrecisionElement,
+)
 from .rational import QQ, RationalField, rational
 
 __all__ = [
@@ -18,6 +26,12 @@ __all__ = [
     "QQ",
     "EXP",
     "F64",
+    "BALL",
+    "MP",
+    "BallField",
+    "MPField",
+    "PrecisionElement",
+    "InsufficientPrecisionError",
     "ExpElement",
     "ExponentialField",
     "Float64Field",
@@ -31,12 +45,18 @@ _BY_NAME: dict[str, Field] = {"QQ": QQ, "EXP": EXP, "F64": F64}
 
 
 def field_by_name(name: str) -> Field:
-    """The field called ``name`` (``"QQ"``, ``"EXP"``, ``"F64"``).
+    """The field called ``name`` (``"QQ"``, ``"EXP"``, ``"F64"``, ``"BALL(128)"``, ``"MP(200)"``).
 
-    >>> field_by_name("EXP") is EXP
-    True
+    >>> field_by_name("EXP") is EXP, field_by_name("BALL(128)") is BALL(128)
+    (True, True)
     """
-    try:
-        return _BY_NAME[name.upper()]
-    except KeyError:
-        raise ValueError(f"unknown field {name!r}; choose one of {', '.join(_BY_NAME)}") from None
+    key = name.strip().upper()
+    if key in _BY_NAME:
+        return _BY_NAME[key]
+    for kind, make in (("BALL", BALL), ("MP", MP)):
+        if key.startswith(kind + "(") and key.endswith(")"):
+            digits = key[len(kind) + 1:-1]
+            if digits.isdigit():
+                return make(int(digits))
+    raise ValueError(f"unknown field {name!r}; choose one of {', '.join(_BY_NAME)}, "
+                     "BALL(prec), MP(prec)")

@@ -100,6 +100,10 @@ class Field(ABC):
     def from_json(self, obj: Any) -> Any:
         """Inverse of :meth:`to_json`."""
 
+    def magnitude(self, x: Any) -> float:
+        """|x| as a float, for heuristic choices only (pivots), never for decisions."""
+        return abs(self.to_float(x))
+
     def to_rational(self, x: Any) -> Any:
         """The exact rational value of ``x`` as ``fmpq`` (exact fields, rational x)."""
         raise NotRepresentableError(f"{self.name} elements are not exact rationals")
