@@ -28,7 +28,7 @@ import numpy as np
 from flint import fmpq
 
 from .errors import ExactattnError, InvalidEntryError
-from .fields import EXP, QQ, Array, Field, rational
+from .fields import EXP, QQ, Array, BallField, Field, MPField, PrecisionElement, rational
 from .learners.recovery import Recovery
 from .models import SingleHeadAttention
 from .oracle import NoisyOracle, ValueOracle
@@ -175,8 +175,10 @@ def verify(
     (True, 'exact', 10)
     """
     F: Field = recovery.field
+    answer_field = recovery.transcript.field  # differs from F after reconstruction from balls
     if oracle is not None:
-        F.require_same(oracle.field, "the oracle")
+        if oracle.field not in (F, answer_field):
+            F.require_same(oracle.field, "the oracle")
         if oracle.d != recovery.d:
             raise InvalidEntryError(
                 f"the oracle has d = {oracle.d}, the recovery d = {recovery.d}")
@@ -184,7 +186,10 @@ def verify(
         raise InvalidEntryError(f"probes must be a non-negative integer, got {probes!r}")
     model = rebuild(recovery)
     approximate = recovery.approximate
-    kind = "exact" if F.exact and not approximate else "tolerance"
+    # "exact" needs the fresh probes compared with == against an exact oracle; ball
+    # answers only show that the exact value is enclosed
+    balls = isinstance(oracle.field if oracle is not None else answer_field, BallField)
+    kind = "tolerance" if approximate or not F.exact else "enclosure" if balls else "exact"
     tolerance = None
     if approximate:
         tolerance = ("the recovery's guaranteed bounds propagated to the query, plus the "
@@ -195,7 +200,7 @@ def verify(
 
     def compare(source: str, index: int, X: Array, y: Any, tau: Any = None) -> Failure | None:
         try:
-            got = model(X)
+            got = model(_exact_query(X) if F.exact else X)
         except ExactattnError as exc:
             return Failure(source, index, X, y, None, f"the recovered model cannot answer: {exc}")
         if approximate:
@@ -204,6 +209,12 @@ def verify(
                 return None
             return Failure(source, index, X, y, got,
                            f"|difference| > bound {float(bound):.3e} (exact comparison)")
+        if F.exact and isinstance(y, PrecisionElement) and isinstance(y.field, BallField):
+            # a ball answer: the exact model value must lie in it (decided exactly)
+            mid, rad = y.field.midpoint(y), y.field.radius(y)
+            if EXP(mid - rad) <= EXP(got) <= EXP(mid + rad):
+                return None
+            return Failure(source, index, X, y, got, "the exact value is outside the ball")
         if F.exact:
             if got == y:
                 return None
@@ -240,7 +251,7 @@ def verify(
     lo, hi = FRESH_LENGTHS
     for k in range(probes):
         N = int(rng.integers(lo, hi + 1))
-        X = F.gaussian(rng, (N, recovery.d))
+        X = fork.field.gaussian(rng, (N, recovery.d))
         y = fork(X, phase="certificate")
         tau = fork.tolerance_for(N) if isinstance(fork, NoisyOracle) else None
         failure = compare("fresh", k, X, y, tau)
@@ -269,3 +280,16 @@ def _replay_f64(recovery: Recovery, model: Any) -> tuple[Failure | None, int]:
     tol = float(_tolerances(recovery, e.X[None])[0])
     return Failure("transcript", e.index, e.X, y_k, got_k,
                    f"|difference| = {abs(got_k - y_k):.3e} > bound {tol:.3e}"), k + 1
+
+
+def _exact_query(X: Array) -> Array:
+    """A query of exactly known balls or mpmath numbers as an EXP array (else X itself)."""
+    first = X.flat[0] if X.size else None
+    if isinstance(first, PrecisionElement):
+        from .linalg import _exact_values
+
+        field = first.field
+        assert isinstance(field, BallField | MPField)
+        Q = _exact_values(field, X)
+        return EXP.array([[EXP(Q[i, k]) for k in range(Q.ncols())] for i in range(Q.nrows())])
+    return X

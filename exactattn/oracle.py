@@ -40,7 +40,8 @@ from .fields.base import describe, literal_rational
 from .fields.rational import parse_rational
 from .queries import as_query, as_query_batch
 
-__all__ = ["ValueOracle", "NoisyOracle", "Transcript", "TranscriptEntry", "ADVERSARIES"]
+__all__ = ["ValueOracle", "NoisyOracle", "Transcript", "TranscriptEntry", "ADVERSARIES",
+           "enclosing_oracle"]
 
 
 @dataclass(frozen=True)
@@ -513,3 +514,49 @@ def _tolerance_table(tolerance: Any) -> dict[int, fmpq]:
             raise InvalidEntryError("tolerance keys are query lengths N >= 1 (or 0 for default)")
         return table
     return {0: _nonnegative_rational(tolerance)}
+
+
+def enclosing_oracle(model: Any, field: Field, **kwargs: Any) -> ValueOracle:
+    """An oracle over BALL(prec) or MP(prec) for an exact hidden model.
+
+    Each answer is the exact value (computed in the model's exact field)
+    enclosed at the field's precision: over BALL a ball guaranteed to
+    contain it, over MP the value rounded to ``prec`` bits. Queries must be
+    exactly known (zero-radius balls; mpmath numbers are exact dyadics).
+
+    >>> from exactattn.fields import BALL, EXP
+    >>> from exactattn.models import SingleHeadAttention
+    >>> head = SingleHeadAttention([[1, 0], [0, 1]], [1, 2], field=EXP)
+    >>> oracle = enclosing_oracle(head, BALL(80))
+    >>> y = oracle([[1, 0], [0, 1]])
+    >>> bool(y.value.contains(head(EXP.array([[1, 0], [0, 1]])).arb(200)))
+    True
+    """
+    from .fields import BallField, MPField, PrecisionElement
+    from .linalg import _exact_values
+
+    if not isinstance(field, BallField | MPField):
+        raise IncompatibleFieldError(f"enclosing_oracle needs BALL(prec) or MP(prec), "
+                                     f"not {field.name}")
+    exact_field = getattr(model, "field", None)
+    if not isinstance(exact_field, Field) or not exact_field.exact:
+        raise IncompatibleFieldError("enclosing_oracle needs an exact hidden model (EXP or QQ)")
+
+    def answer(X: Array) -> Any:
+        Q = _exact_values(field, X)
+        Xe = exact_field.array([[exact_field(Q[i, k]) for k in range(Q.ncols())]
+                                for i in range(Q.nrows())])
+        y = EXP(model(Xe))
+        if isinstance(field, BallField):
+            return PrecisionElement(y.arb(field.prec), field)
+        ball = y.arb(field.prec + 64)
+        with ctx.workprec(field.prec + 64):
+            return field(fmpq(*_dyadic(ball.mid())))
+
+    return ValueOracle(answer, field=field, d=int(model.d), **kwargs)
+
+
+def _dyadic(x: Any) -> tuple[int, int]:
+    man, exp = x.man_exp()
+    man, exp = int(man), int(exp)
+    return (man * 2**exp, 1) if exp >= 0 else (man, 2**-exp)

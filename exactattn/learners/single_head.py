@@ -36,6 +36,7 @@ from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
+from flint import fmpq
 
 from ..errors import (
     InvalidEntryError,
@@ -43,9 +44,10 @@ from ..errors import (
     NotRepresentableError,
     RecoveryFailedError,
 )
-from ..fields import Array, Field
+from ..fields import EXP, F64, Array, BallField, Field
 from ..linalg import SingularMatrixError, rank, solve
 from ..oracle import ValueOracle
+from ..reconstruct import reconstruct_rational
 from .recovery import Recovery, phase_counts
 
 __all__ = ["learn_single_head", "probe_matrix", "LABEL", "PAPER_REF", "query_count"]
@@ -89,11 +91,14 @@ def probe_matrix(
                 if F.sign(v[l]) == 0:
                     Z[l, p] = F.one()
         else:
-            p = int(np.argmax(np.abs(v)).item())
-            small = np.abs(v) < np.abs(v[p]) / 2
+            # floats and balls: pivot on the largest |v_p| (magnitudes are heuristics only)
+            mags = np.array([F.magnitude(x) for x in v], dtype=np.float64)
+            p = int(np.argmax(mags).item())
+            small = mags < mags[p] / 2
             small[p] = False
             for k in np.flatnonzero(small):
-                Z[k, p] = 1.0 if v[k] * v[p] >= 0 else -1.0
+                same = F.to_float(v[k]) * F.to_float(v[p]) >= 0
+                Z[k, p] = F.one() if same else -F.one()
         return Z, p
     if probes == "gaussian":
         rng = np.random.default_rng(seed)
@@ -115,6 +120,8 @@ def learn_single_head(
     probes: Probes = "deterministic",
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
+    max_denominator: int | None = None,
+    rescale: bool = True,
 ) -> Recovery:
     """Recover (W, v) of a single attention head with exactly d + d^2 queries.
 
@@ -128,6 +135,15 @@ def learn_single_head(
     probes : ``"deterministic"`` (paper.md §2, det Z = 1) or ``"gaussian"``.
     seed : seed of the Gaussian probes.
     progress : called as ``progress(j, d)`` after column j of W is measured.
+    rescale : over F64 only: re-ask a probe scaled by 2^-k whenever its logit is
+        outside the safe range |t| <= SAFE_LOGIT (sigma near 0 or 1 loses the
+        logit to rounding); each re-ask is one more query, in phase
+        ``"W rescaled"``. ``False`` gives the plain d + d^2 algorithm.
+    max_denominator : over BALL(prec) only: reconstruct every entry as the unique
+        rational with denominator <= max_denominator in its ball
+        (:mod:`exactattn.reconstruct`) and return an exact recovery over EXP;
+        an ambiguous entry raises AmbiguousReconstructionError naming it and
+        the precision that would settle it.
 
     Raises
     ------
@@ -145,6 +161,9 @@ def learn_single_head(
     """
     F = oracle.field if field is None else field
     F.require_same(oracle.field, "the oracle")
+    if max_denominator is not None and not isinstance(F, BallField):
+        raise InvalidEntryError("max_denominator needs a BALL(prec) oracle: reconstruction "
+                                f"relies on rigorous enclosures, and {F.name} has none")
     d = oracle.d
     before = oracle.queries_by_phase
     total_before = oracle.queries
@@ -166,13 +185,17 @@ def learn_single_head(
     c = Z @ v
     # 4. the logits t_lj = u_l^T w_j, column by column, one batch per column
     T = F.zeros((d, d))
+    S = np.ones((d, d))  # probe scales (F64 rescaling; 1 elsewhere)
     Xs = np.empty((d, 2, d), dtype=F.dtype)
     for j in range(d):
         Xs[:, 0, :] = Z
         Xs[:, 0, j] = Z[:, j] + 1  # rows u_l + e_j: d additions, not d^2
         Xs[:, 1, :] = I[j]
         y = oracle.batch(Xs, phase="W")
-        T[:, j] = _logits(F, (y - v[j]) / c, j)
+        p = (y - v[j]) / c
+        if F == F64 and rescale:
+            _rescale_column(oracle, Z, c, v, j, p, S[:, j])
+        T[:, j] = _logits(F, p, j) / S[:, j] if F == F64 else _logits(F, p, j)
         if progress is not None:
             progress(j + 1, d)
     # 5. one solve
@@ -181,12 +204,19 @@ def learn_single_head(
     except SingularMatrixError as exc:  # pragma: no cover - Z is invertible by construction
         raise RecoveryFailedError(f"the probe matrix is singular: {exc}") from None
     options: dict[str, object] = {"probes": probes, "pivot": pivot}
-    if not F.exact:
-        options.update(f64_error_bounds(Z, v, c, W, T, pivot=pivot))
+    if F == F64:
+        options.update(f64_error_bounds(Z, v, c, W, T, pivot=pivot, scales=S))
+        options["rescaled_probes"] = int((S != 1).sum())
+    out_field: Field = F
+    if max_denominator is not None and isinstance(F, BallField):
+        W, v, radius = _reconstruct(F, W, v, max_denominator)
+        out_field = EXP
+        options.update({"reconstructed_from": F.name, "max_denominator": max_denominator,
+                        "max_radius": str(radius)})
     return Recovery(
         label=LABEL,
         paper_ref=PAPER_REF,
-        field=F,
+        field=out_field,
         params={"W": W, "v": v},
         queries=oracle.queries - total_before,
         queries_by_phase=phase_counts(oracle, before),
@@ -196,6 +226,64 @@ def learn_single_head(
     )
 
 
+#: over F64, logits beyond this are re-measured with a scaled probe: at |t| = 4
+#: the inverse amplifies rounding by 1/(p(1-p)) < 60, at |t| = 36 sigma rounds to 1
+SAFE_LOGIT = 4.0
+#: give up rescaling a probe after this many halvings (2^-60 ~ 1e-18)
+MAX_RESCALE_STEPS = 60
+
+
+def _rescale_column(oracle: ValueOracle, Z: Array, c: Array, v: Array, j: int, p: Array,
+                    scales: Array) -> None:
+    """F64: re-ask the probes of column j whose logit is unsafe, with u_l -> s u_l.
+
+    For X = [(s u_l + e_j)^T; e_j^T] the score gap is s u_l^T w_j and the answer
+    y = v_j + sigma(s t) s c_l. The scale s = 2^-k is chosen from the first
+    estimate when it is finite (|s t| <= SAFE_LOGIT), by halving otherwise.
+    Updates ``p`` (to the scaled probabilities) and ``scales`` in place.
+    """
+    d = v.shape[0]
+    e_j = np.zeros(d)
+    e_j[j] = 1.0
+    for l in range(d):
+        steps = 0
+        while True:
+            pl, s = p[l], scales[l]
+            if 0 < pl < 1 and abs(np.log(pl) - np.log1p(-pl)) <= SAFE_LOGIT:
+                break
+            if steps >= MAX_RESCALE_STEPS:
+                raise RecoveryFailedError(
+                    f"column {j}, probe {l}: no probe scale down to 2^-{MAX_RESCALE_STEPS} "
+                    "brings the logit into the safe range (p = (y - v_j)/(s u_l^T v) = "
+                    f"{pl!r}); the oracle is not a single-head attention model")
+            if 0 < pl < 1:  # finite but large: jump to a safe scale at once
+                t = abs(np.log(pl) - np.log1p(-pl)) / s
+                k = max(1, int(np.ceil(np.log2(t / SAFE_LOGIT * s))))
+            else:  # saturated: shrink the scale exponentially fast (2^-1, 2^-3, 2^-7, ...)
+                k = steps + 1
+            s = s / 2.0**k
+            steps += k
+            X = np.stack([s * Z[l] + e_j, e_j])
+            y = oracle(X, phase="W rescaled")
+            p[l] = (y - v[j]) / (s * c[l])
+            scales[l] = s
+
+
+def _reconstruct(F: BallField, W: Array, v: Array, Q: int) -> tuple[Array, Array, object]:
+    """Every entry as the unique rational of denominator <= Q in its ball, over EXP."""
+    d = v.shape[0]
+    radius = fmpq(0)
+    W_exact = EXP.zeros((d, d))
+    v_exact = EXP.zeros(d)
+    for i in range(d):
+        rec = reconstruct_rational(F, v[i], Q, entry=f"v[{i}]")
+        v_exact[i], radius = EXP(rec.value), max(radius, rec.radius)
+        for j in range(d):
+            rec = reconstruct_rational(F, W[i, j], Q, entry=f"W[{i}][{j}]")
+            W_exact[i, j], radius = EXP(rec.value), max(radius, rec.radius)
+    return W_exact, v_exact, radius
+
+
 def _logits(F: Field, p: Array, j: int) -> Array:
     """logit(p) elementwise; an impossible p becomes RecoveryFailedError."""
     why = (
@@ -203,7 +291,7 @@ def _logits(F: Field, p: Array, j: int) -> Array:
         "for a single head this quantity is sigma(u_l^T w_j), in (0, 1) "
         "with an exact logit"
     )
-    if not F.exact:
+    if F == F64:
         bad = ~((p > 0) & (p < 1))
         if bad.any():
             l = int(np.flatnonzero(bad)[0])
@@ -227,7 +315,8 @@ def _logits(F: Field, p: Array, j: int) -> Array:
 
 
 def f64_error_bounds(
-    Z: Array, v: Array, c: Array, W: Array, T: Array, *, pivot: int = -1
+    Z: Array, v: Array, c: Array, W: Array, T: Array, *, pivot: int = -1,
+    scales: Array | None = None,
 ) -> dict[str, float]:
     """First-order float64 error bounds on the recovered W and v.
 
@@ -239,6 +328,7 @@ def f64_error_bounds(
     softmax, weighted sum). Propagated to first order through
     p = (y - v_j)/c_l, t = logit(p) (derivative 1/(p(1-p))) and the solve
     (||Z^{-1}||_2, plus the solve's backward error gamma_d |Z||W|).
+    A probe rescaled by s measures s t: its logit error is divided by s.
     Returned as ``W_error_bound`` (Frobenius) and ``v_error_bound`` (2-norm),
     labelled first-order: they are estimates of the float error, not proofs.
     """
@@ -248,10 +338,11 @@ def f64_error_bounds(
     e_v = g * scale
     e_y = g * scale * (1.0 + float(np.abs(Z).max()))
     e_c = _gamma(d) * (np.abs(Z) @ np.abs(v)) + np.abs(Z) @ np.full(d, e_v)
-    P = 1.0 / (1.0 + np.exp(-T))  # p = sigma(t), recomputed from the logits
-    abs_c = np.abs(c)[:, None]
+    S = np.ones_like(T) if scales is None else scales
+    P = 1.0 / (1.0 + np.exp(-S * T))  # p = sigma(s t), recomputed from the logits
+    abs_c = np.abs(c)[:, None] * S
     dp = (e_y + e_v) / abs_c + P * e_c[:, None] / abs_c
-    dT = dp / (P * (1.0 - P)) + _gamma(4) * np.abs(T)
+    dT = dp / (P * (1.0 - P)) / S + _gamma(4) * np.abs(T)
     if pivot >= 0:
         # deterministic probes: Z = I + a e_p^T with a_p = 0, so Z^{-1} = I - a e_p^T
         # and ||Z^{-1}||_2 <= 1 + ||a||_2 (O(d) instead of an inverse and an SVD)
