@@ -11,6 +11,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -20,7 +21,7 @@ from .errors import ExactattnError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
-LEARNABLE = ("single_head_exact",)
+LEARNABLE = ("single_head_exact", "noisy_oracle")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -191,7 +192,70 @@ def _cmd_learn(args: argparse.Namespace) -> int:
     if args.certificate_probes < 0:
         _stderr("exactattn learn: error: --certificate-probes must be >= 0")
         return EXIT_USAGE
+    if args.label == "noisy_oracle":
+        return _learn_noisy(args)
     return _learn_single_head(args)
+
+
+def _rational_arg(text: str) -> Fraction:
+    try:
+        q = Fraction(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a rational such as 1/2") from None
+    return q
+
+
+def _learn_noisy(args: argparse.Namespace) -> int:
+    from .certificates import verify
+    from .fields import EXP
+    from .instances import noisy_single_head_instance
+    from .learners.noisy import learn_single_head_noisy
+    from .oracle import NoisyOracle
+
+    if args.field != "EXP":
+        _stderr("exactattn learn: error: noisy_oracle runs on an exact hidden model; the "
+                "answers are rationals within the tolerance (omit --field)")
+        return EXIT_USAGE
+    inst, margin = noisy_single_head_instance(args.d, args.seed)
+    oracle = NoisyOracle(inst.model, tolerance=Fraction(1, 50), adversary=args.adversary,
+                         seed=args.seed)
+    progress = _Progress("measuring W, column", not args.no_progress and args.d >= 16)
+    start = time.perf_counter()
+    rec = learn_single_head_noisy(oracle, epsilon_W=args.epsilon_W, epsilon_v=args.epsilon_v,
+                                  W_bound=2, margin=margin, progress=progress)
+    seconds = time.perf_counter() - start
+    cstart = time.perf_counter()
+    cert = verify(rec, oracle, probes=args.certificate_probes, seed=args.seed)
+    cert_seconds = time.perf_counter() - cstart
+    to_q = EXP.to_rational
+    errors = [abs(Fraction(str(rec.W[i, j])) - Fraction(str(to_q(inst.model.W[i, j]))))
+              for i in range(args.d) for j in range(args.d)]
+    bound = Fraction(rec.options["W_entry_bound"])
+    info = {
+        "label": rec.label, "paper_ref": rec.paper_ref, "instance": inst.name, "d": args.d,
+        "adversary": args.adversary, "margin": str(margin), "W_bound": "2",
+        "epsilon_W": str(args.epsilon_W), "epsilon_v": str(args.epsilon_v),
+        "tolerances": {"tau_f": rec.options["bounds"]["tau_f"],
+                       "tau_v": rec.options["bounds"]["tau_v"]},
+        "queries": rec.queries, "expected_queries": args.d + args.d**2,
+        "queries_by_phase": dict(rec.queries_by_phase),
+        "max_entry_error": float(max(errors)), "entry_bound": float(bound),
+        "within_bound": max(errors) <= bound, "clipped": rec.options["clipped"],
+        "certificate": {**cert.to_json(), "text": str(cert)},
+        "seconds": {"total": seconds, "oracle": oracle.seconds, "certificate": cert_seconds},
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(f"{rec.label} on {inst.name}, adversary {args.adversary}\n"
+              f"  tolerances   tau_f = {info['tolerances']['tau_f']}, "
+              f"tau_v = {info['tolerances']['tau_v']}\n"
+              f"  queries      {rec.queries} (expected d + d^2 = {args.d + args.d**2})\n"
+              f"  max error    {info['max_entry_error']:.3e} <= bound {float(bound):.3e}: "
+              f"{'yes' if info['within_bound'] else 'NO'} (exact comparison)\n"
+              f"  certificate  {cert}\n"
+              f"  seconds      {seconds:.3f} total, {oracle.seconds:.3f} in the oracle")
+    return EXIT_OK if cert.holds and info["within_bound"] else EXIT_FAILED
 
 
 # -- replay ---------------------------------------------------------------------
@@ -266,6 +330,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--probes", default="deterministic", choices=["deterministic", "gaussian"])
     p.add_argument("--certificate-probes", type=int, default=16, metavar="K",
                    help="fresh random queries for the certificate (default 16)")
+    p.add_argument("--adversary", default="worst",
+                   choices=["uniform", "max", "min", "worst", "break_naive"],
+                   help="noisy_oracle: how the oracle uses its tolerance (default worst)")
+    p.add_argument("--epsilon-W", dest="epsilon_W", type=_rational_arg, default=Fraction(1, 2),
+                   help="noisy_oracle: target Frobenius error of W (default 1/2)")
+    p.add_argument("--epsilon-v", dest="epsilon_v", type=_rational_arg, default=Fraction(1, 4),
+                   help="noisy_oracle: target 2-norm error of v (default 1/4)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--save", metavar="FILE", help="save the recovery (with transcript) as JSON")
     p.add_argument("--no-progress", action="store_true", help="no progress on stderr")

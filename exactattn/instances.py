@@ -6,6 +6,7 @@ Same seed, same instance, on every machine: entries are drawn with numpy's
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -15,7 +16,7 @@ from .fields import F64, Field
 from .models import SingleHeadAttention
 
 __all__ = ["SingleHeadInstance", "random_rational", "single_head_instance",
-           "builtin_single_head_instances"]
+           "builtin_single_head_instances", "noisy_single_head_instance"]
 
 #: the token dimensions of the built-in instances
 BUILTIN_DIMENSIONS = tuple(range(1, 9))
@@ -82,3 +83,42 @@ def builtin_single_head_instances(field: Field, *, per_d: int = 2) -> list[Singl
             zeros = 0 if seed == 0 else max(1, d // 2) if d > 1 else 0
             out.append(single_head_instance(d, seed, field=field, zeros_in_v=zeros))
     return out
+
+
+def _sqrt_upper(q: Fraction) -> Fraction:
+    """A rational >= sqrt(q) (q >= 0), within 1/1000 of it for q of moderate size."""
+    scaled = q * 10**6
+    root = math.isqrt(int(scaled.numerator // scaled.denominator)) + 1
+    return Fraction(root, 1000)
+
+
+def noisy_single_head_instance(
+    d: int, seed: int, *, W_bound: Fraction = Fraction(2), sparse_v: bool = False
+) -> tuple[SingleHeadInstance, Fraction]:
+    """A seeded instance meeting the noisy theorem's hypotheses, and its margin.
+
+    W is rational with ||W||_F <= W_bound (checked exactly on squares); v has
+    ||v|| <= 1 and every |v_i| >= margin = 1 / (2 ceil(sqrt d)), unless
+    ``sparse_v`` (then v = e_1 / 2: the margin hypothesis fails, ||v|| = 1/2).
+    The model is over EXP.
+    """
+    from .fields import EXP
+
+    rng = np.random.default_rng([seed, d, 6])
+    W = [[random_rational(rng) for _ in range(d)] for _ in range(d)]
+    frob_sq = sum((x * x for row in W for x in row), Fraction(0))
+    if frob_sq > 0:
+        shrink = Fraction(int(rng.integers(1, 5)), 4)  # 1/4 .. 1 of the largest allowed
+        factor = W_bound / _sqrt_upper(frob_sq) * shrink
+        W = [[x * factor for x in row] for row in W]
+    if sum((x * x for row in W for x in row), Fraction(0)) > W_bound**2:  # pragma: no cover
+        raise AssertionError("instance violates ||W||_F <= W_bound")
+    r = math.isqrt(d - 1) + 1  # ceil(sqrt d)
+    margin = Fraction(1, 2 * r)
+    if sparse_v:
+        v = [Fraction(1, 2)] + [Fraction(0)] * (d - 1)
+    else:
+        v = [margin * Fraction(8 + int(rng.integers(0, 5)), 8) * int(rng.choice([-1, 1]))
+             for _ in range(d)]
+    model = SingleHeadAttention(W, v, field=EXP)
+    return SingleHeadInstance(f"noisy_single_head(d={d}, seed={seed})", d, seed, model), margin

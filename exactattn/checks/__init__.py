@@ -7,6 +7,11 @@ To add a result: write ``<label>.py`` here (``register_result`` then
 
 from __future__ import annotations
 
+# Paper order: the order of `exactattn verify` and of the LaTeX companion.
+# isort: off
 from . import single_head_exact
+from . import clipped_inverse
+from . import noisy_oracle
+# isort: on
 
-__all__ = ["single_head_exact"]
+__all__ = ["single_head_exact", "clipped_inverse", "noisy_oracle"]

@@ -20,7 +20,10 @@ def test_verify_passes_and_writes_json(tmp_path: Path, capsys: pytest.CaptureFix
     assert "[1/" in captured.err  # progress goes to stderr
     report = json.loads(out.read_text())
     assert report["failed"] == 0 and report["passed"] == len(report["claims"]) >= 7
-    assert {c["label"] for c in report["claims"]} == {"single_head_exact"}
+    from exactattn.claims import labels
+
+    assert {c["label"] for c in report["claims"]} == set(labels())
+    assert "single_head_exact" in labels()
 
 
 def test_verify_exits_1_when_a_claim_fails(monkeypatch: pytest.MonkeyPatch,
@@ -116,3 +119,34 @@ def test_latex_writes_one_file_per_label(tmp_path: Path,
     assert main(["latex", "--out", str(out), "--no-check"]) == EXIT_OK
     assert (out / "single_head_exact.tex").exists() and (out / "all.tex").exists()
     capsys.readouterr()
+
+
+def test_learn_noisy_reports_bound_and_certificate(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["learn", "noisy_oracle", "--d", "3", "--adversary", "break_naive",
+                 "--epsilon-W", "1/3", "--json"]) == EXIT_OK
+    info = json.loads(capsys.readouterr().out)
+    assert info["queries"] == info["expected_queries"] == 12
+    assert info["within_bound"] is True and info["max_entry_error"] <= info["entry_bound"]
+    assert info["certificate"]["holds"] is True and info["certificate"]["kind"] == "tolerance"
+    assert info["epsilon_W"] == "1/3"
+
+
+@pytest.mark.parametrize("argv", [
+    ["learn", "noisy_oracle", "--epsilon-W", "abc"],
+    ["learn", "noisy_oracle", "--adversary", "gentle"],
+])
+def test_noisy_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == EXIT_USAGE
+    assert "error" in capsys.readouterr().err
+
+
+def test_noisy_with_a_float_field_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["learn", "noisy_oracle", "--field", "F64"]) == EXIT_USAGE
+    assert "exact hidden model" in capsys.readouterr().err
+
+
+def test_noisy_nonpositive_epsilon_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["learn", "noisy_oracle", "--d", "2", "--epsilon-W", "0"]) == EXIT_USAGE
+    assert "epsilon_W" in capsys.readouterr().err
