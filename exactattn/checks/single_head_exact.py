@@ -225,3 +225,30 @@ def _check_symbolic_derivation() -> Outcome:
     failures = [f"step {k + 1} ({s.why}) does not simplify to 0"
                 for k, s in enumerate(steps) if not s.verified]
     return first_failure(failures, len(steps), "every step simplifies to 0 = 0")
+
+
+@claim(
+    "single_head_exact", "ball_reconstruction",
+    paper_ref=SINGLE_HEAD_REF,
+    title="From rigorous balls at the computed precision to the exact parameters",
+    statement=r"\text{answers known only as balls of } p = \mathrm{required\_precision}(d, M, Q)"
+              r"\text{ bits} \implies \text{every entry is the unique rational of denominator}"
+              r" \le Q \text{ in its ball, and equals } (W, v).",
+    route="enclosure -> exact (BALL, reconstruction, then == in EXP)",
+)
+def _check_ball_reconstruction() -> Outcome:
+    from ..fields import BALL
+    from ..oracle import enclosing_oracle
+    from ..reconstruct import required_precision
+
+    failures, checked = [], 0
+    for inst in builtin_single_head_instances(EXP):
+        prec = required_precision(inst.d, 9, 8)  # built-in entries: |p/q| <= 9, q <= 8
+        rec = learn_single_head(enclosing_oracle(inst.model, BALL(prec)), max_denominator=8)
+        checked += 1
+        if not ((rec.W == inst.model.W).all() and (rec.v == inst.model.v).all()):
+            failures.append(f"{inst.name}: reconstruction differs from the hidden model")
+        cert = certify(rec, ValueOracle(inst.model), probes=4, seed=inst.seed)
+        if not (cert.holds and cert.kind == "exact"):
+            failures.append(f"{inst.name}: exact certificate: {cert}")
+    return first_failure(failures, checked, "reconstructed exactly; exact certificates hold")

@@ -1,0 +1,220 @@
+"""BALL(prec) and MP(prec): private precision, reconstruction to exact rationals,
+the provable precision bound, and F64 probe rescaling."""
+
+from __future__ import annotations
+
+import dataclasses
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from flint import arb, ctx, fmpq
+from hypothesis import given
+from hypothesis import strategies as st
+
+from exactattn.certificates import verify
+from exactattn.errors import IncompatibleFieldError, InvalidEntryError, RecoveryFailedError
+from exactattn.fields import (
+    BALL,
+    EXP,
+    F64,
+    MP,
+    InsufficientPrecisionError,
+    PrecisionElement,
+    field_by_name,
+)
+from exactattn.instances import single_head_instance
+from exactattn.learners import learn_single_head
+from exactattn.linalg import solve
+from exactattn.models import SingleHeadAttention
+from exactattn.oracle import ValueOracle, enclosing_oracle
+from exactattn.reconstruct import (
+    AmbiguousReconstructionError,
+    reconstruct_rational,
+    required_precision,
+)
+
+
+# -- the fields ---------------------------------------------------------------------
+def test_ball_keeps_its_own_precision_whatever_the_global_setting() -> None:
+    F = BALL(200)
+    before = ctx.prec
+    ctx.prec = 20
+    try:
+        third = F(1) / 3
+    finally:
+        ctx.prec = before
+    assert F.radius(third) < fmpq(1, 2**190)
+    assert ctx.prec == before
+
+
+def test_ball_contains_the_truth_and_refuses_undecided_signs() -> None:
+    F = BALL(64)
+    x = F.exp(F(1))
+    assert x.value.contains(EXP.exp(EXP(1)).arb(300))
+    with pytest.raises(InsufficientPrecisionError, match="not decided at 64 bits"):
+        F.sign(F(1) / 3 - F(Fraction(1, 3)))
+    assert F.sign(F(0)) == 0 and F.sign(F(-2)) == -1
+
+
+def test_mixing_precisions_or_kinds_is_an_error() -> None:
+    with pytest.raises(IncompatibleFieldError, match="BALL\\(64\\) and BALL\\(128\\)"):
+        BALL(64)(1) + BALL(128)(1)
+    with pytest.raises(IncompatibleFieldError):
+        BALL(64)(1) + MP(64)(1)
+    with pytest.raises(IncompatibleFieldError):
+        BALL(64)(1) + 0.5
+    with pytest.raises(IncompatibleFieldError):
+        MP(64)(1) * EXP(2)
+
+
+def test_mp_has_a_private_context() -> None:
+    import mpmath
+
+    F = MP(300)
+    assert mpmath.mp.prec == 53
+    x = F(1) / 3
+    assert abs(F.exact_value(x) - fmpq(1, 3)) < fmpq(1, 2**298)
+    assert F.exact_value(F(-3)) == -3  # the sign survives (mpmath's man_exp drops it)
+
+
+def test_field_by_name_parses_precisions() -> None:
+    assert field_by_name("BALL(96)") is BALL(96)
+    assert field_by_name("mp(120)") is MP(120)
+    with pytest.raises(ValueError, match="BALL\\(prec\\)"):
+        field_by_name("BALL(x)")
+    with pytest.raises(InvalidEntryError):
+        BALL(4)
+
+
+def test_ball_solve_encloses_the_exact_solution() -> None:
+    F = BALL(80)
+    A = F.array([[2, 1], [1, 3]])
+    B = F.array([1, Fraction(1, 3)])
+    X = solve(F, A, B)
+    exact = [Fraction(8, 15), Fraction(-1, 15)]
+    for x, q in zip(X, exact, strict=True):
+        assert x.value.contains(EXP(q).arb(200))
+
+
+# -- reconstruction ------------------------------------------------------------------
+def test_reconstruct_picks_the_unique_rational_and_reports_ambiguity() -> None:
+    F = BALL(64)
+    assert reconstruct_rational(F, F(-5) / 7, 10).value == fmpq(-5, 7)
+    G = BALL(10)
+    with pytest.raises(AmbiguousReconstructionError) as err:
+        reconstruct_rational(G, G(1) / 3, 100, entry="W[0][1]")
+    assert err.value.entry == "W[0][1]" and err.value.needed_prec > 10
+    assert "W[0][1]" in str(err.value) and "bits would settle it" in str(err.value)
+    # a ball with no rational of small denominator (pi to 60 bits, Q = 5)
+    pi = PrecisionElement(BALL(60)._run(arb.pi), BALL(60))
+    with pytest.raises(RecoveryFailedError, match="no rational with denominator <= 5"):
+        reconstruct_rational(BALL(60), pi, 5)
+
+
+@given(st.integers(1, 8), st.integers(0, 10_000))
+def test_at_the_required_precision_reconstruction_always_succeeds(d: int, seed: int) -> None:
+    inst = single_head_instance(d, seed, field=EXP)
+    prec = required_precision(d, 9, 8)  # instance entries: |p/q| <= 9, q <= 8
+    rec = learn_single_head(enclosing_oracle(inst.model, BALL(prec)), max_denominator=8)
+    assert rec.exact and rec.field == EXP
+    assert (rec.W == inst.model.W).all() and (rec.v == inst.model.v).all()
+    assert rec.queries == d + d * d
+
+
+@pytest.mark.parametrize("d", [3, 8])
+def test_far_below_the_bound_the_learner_reports_instead_of_guessing(d: int) -> None:
+    inst = single_head_instance(d, 1, field=EXP)
+    with pytest.raises((AmbiguousReconstructionError, InsufficientPrecisionError)):
+        learn_single_head(enclosing_oracle(inst.model, BALL(10)), max_denominator=8)
+
+
+def test_reconstructed_recovery_certificates() -> None:
+    inst = single_head_instance(4, 2, field=EXP)
+    balls = enclosing_oracle(inst.model, BALL(64))
+    rec = learn_single_head(balls, max_denominator=8)
+    exact_cert = verify(rec, ValueOracle(inst.model), probes=8)
+    assert exact_cert.holds and exact_cert.kind == "exact"
+    ball_cert = verify(rec, balls, probes=8)
+    assert ball_cert.holds and ball_cert.kind == "enclosure"
+    W = np.array(rec.W)
+    W[1, 2] = W[1, 2] + EXP(Fraction(1, 7))
+    wrong = dataclasses.replace(rec, params={"W": W, "v": rec.v})
+    assert not verify(wrong, ValueOracle(inst.model), probes=8).holds
+    assert not verify(wrong, balls, probes=8).holds
+
+
+def test_max_denominator_needs_balls() -> None:
+    inst = single_head_instance(2, 0, field=EXP)
+    with pytest.raises(InvalidEntryError, match="BALL"):
+        learn_single_head(ValueOracle(inst.model), max_denominator=8)
+    with pytest.raises(InvalidEntryError, match="BALL"):
+        learn_single_head(enclosing_oracle(inst.model, MP(100)), max_denominator=8)
+
+
+def test_mp_learner_is_accurate_but_not_exact() -> None:
+    inst = single_head_instance(5, 1, field=EXP)
+    rec = learn_single_head(enclosing_oracle(inst.model, MP(120)))
+    assert not rec.exact
+    err = max(abs(MP(120).exact_value(rec.W[i, j]) - EXP.to_rational(inst.model.W[i, j]))
+              for i in range(5) for j in range(5))
+    assert err < fmpq(1, 2**90)
+
+
+def test_enclosing_oracle_needs_exact_model_and_precision_field() -> None:
+    head = SingleHeadAttention([[1.0]], [1.0], field=F64)
+    with pytest.raises(IncompatibleFieldError):
+        enclosing_oracle(head, BALL(64))
+    with pytest.raises(IncompatibleFieldError):
+        enclosing_oracle(SingleHeadAttention([[1]], [1], field=EXP), F64)
+
+
+# -- F64 rescaling ------------------------------------------------------------------
+def _badly_scaled(d: int = 12) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(3)
+    return rng.standard_normal((d, d)) * 40, rng.standard_normal(d)
+
+
+def test_naive_probes_fail_on_saturated_logits() -> None:
+    W, v = _badly_scaled()
+    head = SingleHeadAttention(W, v, field=F64)
+    with pytest.raises(RecoveryFailedError, match="outside \\(0, 1\\)"):
+        learn_single_head(ValueOracle(head), rescale=False)
+
+
+def test_rescaled_probes_succeed_and_say_what_they_cost() -> None:
+    W, v = _badly_scaled()
+    d = v.shape[0]
+    oracle = ValueOracle(SingleHeadAttention(W, v, field=F64))
+    rec = learn_single_head(oracle)
+    assert np.abs(rec.W - W).max() / np.abs(W).max() < 1e-12
+    assert np.linalg.norm(rec.W - W) <= rec.options["W_error_bound"]
+    extra = rec.queries_by_phase["W rescaled"]
+    assert rec.queries == d + d * d + extra and extra > 0
+    assert rec.options["rescaled_probes"] > 0
+    assert verify(rec, oracle).holds
+
+
+def test_well_scaled_f64_needs_no_rescaling() -> None:
+    rng = np.random.default_rng(0)
+    d = 16
+    W, v = rng.standard_normal((d, d)) / d**0.5, rng.standard_normal(d)
+    rec = learn_single_head(ValueOracle(SingleHeadAttention(W, v, field=F64)))
+    assert dict(rec.queries_by_phase) == {"v": d, "W": d * d}
+
+
+def test_precision_benchmark_quick_rows() -> None:
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "precision.py"
+    run = subprocess.run([sys.executable, str(script), "--quick"], capture_output=True,
+                         text=True, check=False, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = [json.loads(line) for line in run.stdout.splitlines()]
+    assert len(rows) == 4
+    for r in rows:
+        assert r["exact"] is True and r["queries"] == r["expected_queries"]
+        assert r["smallest_working_bits"] <= r["bound_bits"]
