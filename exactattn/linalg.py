@@ -126,7 +126,7 @@ def det(field: Field, A: Array) -> Any:
 
 def _exact_values(field: BallField | MPField, A: Array) -> fmpq_mat:
     """A matrix of exactly known entries (zero-radius balls, mpf values) as fmpq_mat."""
-    from .fields.precision import _arf_to_fmpq
+    from .fields.precision import arf_to_fmpq
 
     entries = []
     for x in A.flat:
@@ -135,7 +135,7 @@ def _exact_values(field: BallField | MPField, A: Array) -> fmpq_mat:
             if not v.is_exact():
                 raise InsufficientPrecisionError(
                     "rank/det over BALL needs exactly known entries (zero-radius balls)")
-            entries.append(_arf_to_fmpq(v.mid()))
+            entries.append(arf_to_fmpq(v.mid()))
         else:
             entries.append(field.exact_value(v))
     return fmpq_mat(A.shape[0], A.shape[1], entries)

@@ -392,6 +392,8 @@ class NoisyOracle(ValueOracle):
     def __call__(self, X: Any, *, phase: str = "query", tolerance: Any = None) -> Any:
         """Answer one query within ``tolerance`` (default: the oracle's for its length)."""
         self._pending = None if tolerance is None else _nonnegative_rational(tolerance)
+        if tolerance is None and len(np.shape(X)) == 2:
+            self.tolerance_for(np.shape(X)[0])  # refuse before the query is counted
         try:
             return super().__call__(X, phase=phase)
         finally:
@@ -400,6 +402,10 @@ class NoisyOracle(ValueOracle):
     def batch(self, Xs: Any, *, phase: str = "query", tolerance: Any = None) -> Array:
         """Answer a batch of queries, each within ``tolerance``."""
         self._pending = None if tolerance is None else _nonnegative_rational(tolerance)
+        if tolerance is None:
+            for X in Xs:
+                if len(np.shape(X)) == 2:
+                    self.tolerance_for(np.shape(X)[0])  # refuse before anything is counted
         try:
             return super().batch(Xs, phase=phase)
         finally:
@@ -533,6 +539,7 @@ def enclosing_oracle(model: Any, field: Field, **kwargs: Any) -> ValueOracle:
     True
     """
     from .fields import BallField, MPField, PrecisionElement
+    from .fields.precision import arf_to_fmpq
     from .linalg import _exact_values
 
     if not isinstance(field, BallField | MPField):
@@ -550,13 +557,7 @@ def enclosing_oracle(model: Any, field: Field, **kwargs: Any) -> ValueOracle:
         if isinstance(field, BallField):
             return PrecisionElement(y.arb(field.prec), field)
         ball = y.arb(field.prec + 64)
-        with ctx.workprec(field.prec + 64):
-            return field(fmpq(*_dyadic(ball.mid())))
+        return field(arf_to_fmpq(ball.mid()))
 
     return ValueOracle(answer, field=field, d=int(model.d), **kwargs)
 
-
-def _dyadic(x: Any) -> tuple[int, int]:
-    man, exp = x.man_exp()
-    man, exp = int(man), int(exp)
-    return (man * 2**exp, 1) if exp >= 0 else (man, 2**-exp)

@@ -157,3 +157,57 @@ def _check_naive() -> Outcome:
         failures.append("the clipped algorithm exceeded its bound")
     return first_failure(failures, 2, f"naive: {naive.failures} of 4 entries have no logit; "
                                       "clipped: within bound")
+
+
+@claim(
+    "noisy_oracle", "adapted_probes_bound", paper_ref=PAPER_REF,
+    title="Beyond the paper: probes adapted to v need only nu <= ||v||, no margin (proof)",
+    statement=r"\tau_f = \tfrac{\nu\varepsilon_W}{80 K_d \bar W^2 d},\ K_d = 3 + \tfrac32"
+              r"\lceil\sqrt d\rceil \implies \|\hat W - W\|_F \le \tfrac{18 L}{80}"
+              r"\varepsilon_W < \varepsilon_W,\ \|\hat v - v\|_2 \le \varepsilon_v "
+              r"\text{ whenever } \nu \le \|v\|_2 \le 1.",
+    route="symbolic (sympy: identities and inequalities), exact probe instances",
+)
+def _check_adapted_bound() -> Outcome:
+    from ..symbolic.noisy_adapted import check_adapted_bound
+
+    holds, instances, detail = check_adapted_bound()
+    return Outcome(holds, instances, detail)
+
+
+@claim(
+    "noisy_oracle", "adapted_sparse_v", paper_ref=PAPER_REF,
+    title="On sparse v the paper's margin fails; the adapted learner stays within its bound",
+    statement=r"v = \tfrac12 e_1:\ \min_i |v_i| = 0 \text{ (no margin) but the adapted learner "
+              r"returns } \hat W, \hat v \text{ within } (\varepsilon_W, \varepsilon_v) "
+              r"\text{ after } d + d^2 \text{ queries, for every adversary.}",
+    route="exact (QQ errors; answers within tolerance checked in EXP)",
+)
+def _check_adapted_sparse() -> Outcome:
+    from ..errors import HypothesisViolatedError
+    from ..learners.noisy_adapted import learn_single_head_noisy_adapted
+
+    failures, checked = [], 0
+    for adversary in ADVERSARIES:
+        for d, seed in ((2, 0), (3, 1), (4, 0)):
+            inst, _ = noisy_single_head_instance(d, seed, sparse_v=True)
+            try:
+                learn_single_head_noisy(NoisyOracle(inst.model, tolerance=Fraction(1, 50),
+                                                    adversary=adversary),
+                                        epsilon_W=EPS_W, epsilon_v=EPS_V, W_bound=2,
+                                        margin=Fraction(1, 4))
+                failures.append(f"d = {d}: the paper's learner accepted a v without margin")
+            except HypothesisViolatedError as exc:
+                if exc.hypothesis != "min |v_i| >= margin":
+                    failures.append(f"d = {d}: unexpected hypothesis {exc.hypothesis}")
+            oracle = NoisyOracle(inst.model, tolerance=Fraction(1, 50), adversary=adversary)
+            rec = learn_single_head_noisy_adapted(oracle, epsilon_W=EPS_W, epsilon_v=EPS_V,
+                                                  W_bound=2, norm_lower=Fraction(1, 2))
+            checked += 1
+            _, frob_sq, v_sq = _errors(rec, inst.model)
+            if not (frob_sq <= QQ(EPS_W) ** 2 and v_sq <= QQ(EPS_V) ** 2):
+                failures.append(f"{adversary}, d = {d}: adapted error above epsilon")
+            if rec.queries != d + d * d:
+                failures.append(f"{adversary}, d = {d}: {rec.queries} queries")
+    return first_failure(failures, checked, "paper's learner refuses (margin); adapted one "
+                                            "within (eps_W, eps_v)")

@@ -32,7 +32,7 @@ from .base import Array, Field, describe, literal_rational
 from .rational import gaussian_rationals, rational
 
 __all__ = ["BallField", "MPField", "BALL", "MP", "PrecisionElement",
-           "InsufficientPrecisionError"]
+           "InsufficientPrecisionError", "arf_to_fmpq"]
 
 
 class InsufficientPrecisionError(ExactattnError, ArithmeticError):
@@ -263,11 +263,11 @@ class BallField(PrecisionField):
 
     def radius(self, x: Any) -> fmpq:
         """The ball's radius as an exact rational (an upper bound on the error)."""
-        return _arf_to_fmpq(self(x).value.rad())
+        return arf_to_fmpq(self(x).value.rad())
 
     def midpoint(self, x: Any) -> fmpq:
         """The ball's midpoint as an exact rational."""
-        return _arf_to_fmpq(self(x).value.mid())
+        return arf_to_fmpq(self(x).value.mid())
 
     def to_arb_mat(self, A: Array) -> arb_mat:
         A2 = A if A.ndim == 2 else A.reshape(-1, 1)
@@ -350,14 +350,15 @@ class MPField(PrecisionField):
         return out
 
 
-def _arf_to_fmpq(x: Any) -> fmpq:
+def arf_to_fmpq(x: Any) -> fmpq:
+    """The exact value of an arb midpoint or radius (a dyadic number) as a rational."""
     man, exp = x.man_exp()
     man, exp = int(man), int(exp)
     return fmpq(man * 2**exp) if exp >= 0 else fmpq(man, 2**-exp)
 
 
 def _arf_to_str(x: Any) -> str:
-    return str(_arf_to_fmpq(x))
+    return str(arf_to_fmpq(x))
 
 
 _CACHE: dict[tuple[str, int], PrecisionField] = {}

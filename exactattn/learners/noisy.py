@@ -44,11 +44,13 @@ from flint import arb, ctx, fmpq
 
 from ..errors import HypothesisViolatedError, InvalidEntryError
 from ..fields import EXP, QQ, Array, rational
+from ..fields.precision import arf_to_fmpq
 from ..oracle import NoisyOracle
 from .recovery import Recovery, phase_counts
 
 __all__ = ["learn_single_head_noisy", "naive_inverse", "theorem_tolerances", "NoisyBounds",
-           "LABEL", "PAPER_REF", "L_UPPER", "TAU_C"]
+           "LABEL", "PAPER_REF", "L_UPPER", "TAU_C", "ceil_sqrt", "positive_rational",
+           "logit_ball"]
 
 LABEL = "noisy_oracle"
 PAPER_REF = "Thm 6.2 (v1), Thm 6.1 (v2)"
@@ -84,7 +86,8 @@ class NoisyBounds:
                 ("tau_f", "tau_v", "alpha", "W_entry", "W_frobenius", "v_2")}
 
 
-def _ceil_sqrt(d: int) -> int:
+def ceil_sqrt(d: int) -> int:
+    """r = ceil(sqrt d), a rational stand-in for sqrt d (r >= sqrt d)."""
     r = math.isqrt(d)
     return r if r * r == d else r + 1
 
@@ -97,13 +100,13 @@ def theorem_tolerances(d: int, *, epsilon_W: Any, epsilon_v: Any, W_bound: Any,
     >>> b.tau_f, b.tau_v, b.alpha <= fmpq(1, 20 * 2 * 4), b.W_entry <= fmpq(1, 4)
     (1/1280, 1/1280, True, True)
     """
-    eps_W, eps_v, Wb, mu = (_positive(x, n) for x, n in
+    eps_W, eps_v, Wb, mu = (positive_rational(x, n) for x, n in
                             ((epsilon_W, "epsilon_W"), (epsilon_v, "epsilon_v"),
                              (W_bound, "W_bound"), (margin, "margin")))
     if Wb < 2:
         raise HypothesisViolatedError(f"W_bound = {Wb} < 2: the theorem needs W_bound >= 2",
                                       hypothesis="W_bound >= 2")
-    r = _ceil_sqrt(d)
+    r = ceil_sqrt(d)
     tau_f = mu * eps_W / (80 * Wb * Wb * d)
     tau_v = min(mu / 2, tau_f, eps_v / r)
     alpha = (2 * Wb / mu) * tau_f + ((Wb + 2) / mu) * tau_v
@@ -111,7 +114,8 @@ def theorem_tolerances(d: int, *, epsilon_W: Any, epsilon_v: Any, W_bound: Any,
     return NoisyBounds(tau_f, tau_v, alpha, entry, entry * d, r * tau_v)
 
 
-def _positive(x: Any, name: str) -> fmpq:
+def positive_rational(x: Any, name: str) -> fmpq:
+    """``x`` as a rational > 0, or HypothesisViolatedError naming ``name``."""
     try:
         q = rational(x)
     except InvalidEntryError as exc:
@@ -121,7 +125,8 @@ def _positive(x: Any, name: str) -> fmpq:
     return q
 
 
-def _logit_ball(p: fmpq, prec: int) -> arb:
+def logit_ball(p: fmpq, prec: int) -> arb:
+    """logit(p) as a rigorous arb ball at ``prec`` bits (0 < p < 1)."""
     with ctx.workprec(prec):
         return (arb(p) / (1 - arb(p))).log()
 
@@ -202,15 +207,23 @@ def learn_single_head_noisy(
         y = oracle.batch(Xs, phase="W", tolerance=bounds.tau_f)
         for i in range(d):
             alpha = (y[i] - a * v[j]) / (b * v[i])
+            # under the hypotheses alpha* is in [tau_c, 1 - tau_c] and alpha_hat within
+            # bounds.alpha of it: farther out proves |a b W_ij| > 1/2, so |W_ij| > W_bound
+            if not (TAU_C - EXP(bounds.alpha) <= EXP(alpha) <= 1 - TAU_C + EXP(bounds.alpha)):
+                raise HypothesisViolatedError(
+                    f"||W||_F <= W_bound = {Wb} is violated: alpha_hat = {alpha} for W[{i}][{j}] "
+                    "is farther than the guaranteed bound from [tau_c, 1 - tau_c], so "
+                    f"|W_{i}{j}| > W_bound (or the oracle exceeded its tolerance)",
+                    hypothesis="||W||_F <= W_bound")
             # 3. clip at tau_c, exactly (tau_c is an element of EXP), then log
             if EXP(alpha) <= TAU_C:
                 T[i][j], clipped = fmpq(-1, 2), clipped + 1
             elif EXP(alpha) >= 1 - TAU_C:
                 T[i][j], clipped = fmpq(1, 2), clipped + 1
             else:
-                ball = _logit_ball(alpha, prec)
-                T[i][j] = _arb_mid(ball)
-                radius = max(radius, _arb_rad(ball))
+                ball = logit_ball(alpha, prec)
+                T[i][j] = arf_to_fmpq(ball.mid())
+                radius = max(radius, arf_to_fmpq(ball.rad()))
         if progress is not None:
             progress(j + 1, d)
     scale = 1 / (a * b)
@@ -245,21 +258,6 @@ def learn_single_head_noisy(
         },
         approximate=True,
     )
-
-
-def _dyadic(x: Any) -> fmpq:
-    """The exact value of an arf (a ball's midpoint or radius) as a rational."""
-    man, exp = x.man_exp()
-    man, exp = int(man), int(exp)
-    return fmpq(man * 2**exp) if exp >= 0 else fmpq(man, 2**-exp)
-
-
-def _arb_mid(ball: arb) -> fmpq:
-    return _dyadic(ball.mid())
-
-
-def _arb_rad(ball: arb) -> fmpq:
-    return _dyadic(ball.rad())
 
 
 @dataclass(frozen=True)
@@ -297,5 +295,5 @@ def naive_inverse(oracle: NoisyOracle, *, tolerance: Any) -> NaiveOutcome:
             if not 0 < alpha < 1:
                 failures += 1
                 continue
-            W[i, j] = float(_arb_mid(_logit_ball(alpha, 64)))
+            W[i, j] = float(arf_to_fmpq(logit_ball(alpha, 64).mid()))
     return NaiveOutcome(W, failures, d + d * d)
