@@ -47,6 +47,38 @@ def _run(adversary: str, d: int, seed: int, tau_default: Fraction = Fraction(1, 
 
 
 @claim(
+    "noisy_oracle", "probe_geometry", paper_ref=PAPER_REF,
+    title="The scaled probes: tokens of norm <= 1, score gap a b W_ij in [-1/2, 1/2]",
+    statement=r"a = \tfrac12,\ b = \tfrac1{\bar W},\ \bar W \ge 2:\ \|b e_i + a e_j\| \le 1,"
+              r"\ s_1 - s_2 = a b W_{ij} \in [-\tfrac12, \tfrac12],\ f = a v_j + "
+              r"\sigma(a b W_{ij})\, b v_i \ (i = j \text{ included}).",
+)
+def _check_probe_geometry() -> Outcome:
+    from ..symbolic.clipped_inverse import check_probe_geometry
+
+    f = check_probe_geometry()
+    return Outcome(f.holds, f.instances, f.detail)
+
+
+@claim(
+    "noisy_oracle", "error_chain", paper_ref=PAPER_REF,
+    title="The error chain of the theorem, from alpha to the Frobenius norm",
+    statement=r"|\hat\alpha - \alpha| \le \tfrac{2\bar W}{\mu}\tau_f + \tfrac{\bar W + 2}{\mu}"
+              r"\tau_v \le \tfrac{\varepsilon_W}{20 \bar W d} "
+              r"\le \tfrac{\varepsilon_W}{10 \bar W d},"
+              r"\ |\hat W_{ij} - W_{ij}| \le \tfrac{\varepsilon_W}{d},\ \|\hat W - W\|_F \le "
+              r"\varepsilon_W,\ \|\hat v - v\|_2 \le \varepsilon_v.",
+    route="symbolic (sympy, nonnegative-coefficient certificates), then exact instances",
+)
+def _check_error_chain() -> Outcome:
+    from ..symbolic.clipped_inverse import check_error_chain, check_error_chain_on_instances
+
+    chain, inst = check_error_chain(), check_error_chain_on_instances()
+    return Outcome(chain.holds and inst.holds, chain.instances + inst.instances,
+                   f"{chain.detail}; {inst.detail}")
+
+
+@claim(
     "noisy_oracle", "recovery_within_bounds", paper_ref=PAPER_REF,
     title="Every adversary: errors within the guaranteed bounds, with d + d^2 queries",
     statement=r"|\hat W_{ij} - W_{ij}| \le \tfrac{\varepsilon_W}{d},\ "
