@@ -12,6 +12,7 @@ from __future__ import annotations
 from . import single_head_exact
 from . import clipped_inverse
 from . import noisy_oracle
+from . import multihead
 # isort: on
 
-__all__ = ["single_head_exact", "clipped_inverse", "noisy_oracle"]
+__all__ = ["single_head_exact", "clipped_inverse", "noisy_oracle", "multihead"]
