@@ -130,6 +130,9 @@ def _approximate_bound(recovery: Recovery, X: Array) -> fmpq:
 
 def rebuild(recovery: Recovery) -> Any:
     """The model described by a recovery, over the recovery's field."""
+    if recovery.label not in MODEL_BUILDERS:
+        # the builders of later results are registered with their claims
+        from . import claims  # noqa: F401
     try:
         builder = MODEL_BUILDERS[recovery.label]
     except KeyError:
@@ -155,6 +158,11 @@ def _tolerances(recovery: Recovery, Xs: Array) -> Array:
         + float(opts["v_error_bound"]) * norms.max(axis=1)
         + 2 * g * float(np.abs(v_hat).sum()) * np.abs(Xs).max(axis=(1, 2))
     )
+    if "c_error_bound" in opts:  # biased heads: the score bias and the output offset
+        beta = (float(np.asarray(recovery.params["beta"]).reshape(-1)[0])
+                if "beta" in recovery.params else 0.0)
+        out = out + (float(opts["c_error_bound"]) * norms.max(axis=1) * spread
+                     + float(opts.get("beta_error_bound", 0.0)) + 2 * g * abs(beta))
     return out
 
 

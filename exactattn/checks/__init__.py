@@ -10,9 +10,10 @@ from __future__ import annotations
 # Paper order: the order of `exactattn verify` and of the LaTeX companion.
 # isort: off
 from . import single_head_exact
+from . import single_head_biased
 from . import clipped_inverse
 from . import noisy_oracle
 from . import multihead
 # isort: on
 
-__all__ = ["single_head_exact", "clipped_inverse", "noisy_oracle", "multihead"]
+__all__ = ["single_head_exact", "single_head_biased", "clipped_inverse", "noisy_oracle", "multihead"]
