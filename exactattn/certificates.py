@@ -256,7 +256,7 @@ def verify(
 
     fork = oracle.fork("certificate")
     rng = np.random.default_rng(seed)
-    lo, hi = FRESH_LENGTHS
+    lo, hi = getattr(model, "query_lengths", FRESH_LENGTHS)  # e.g. a ReLU FFN takes one token
     for k in range(probes):
         N = int(rng.integers(lo, hi + 1))
         X = fork.field.gaussian(rng, (N, recovery.d))

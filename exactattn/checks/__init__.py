@@ -11,11 +11,13 @@ from __future__ import annotations
 # isort: off
 from . import single_head_exact
 from . import single_head_biased
+from . import relu_ffn_exact
+from . import one_layer_reduction
 from . import low_rank
 from . import clipped_inverse
 from . import noisy_oracle
 from . import multihead
 # isort: on
 
-__all__ = ["single_head_exact", "single_head_biased", "low_rank", "clipped_inverse",
-           "noisy_oracle", "multihead"]
+__all__ = ["single_head_exact", "single_head_biased", "relu_ffn_exact", "one_layer_reduction",
+           "low_rank", "clipped_inverse", "noisy_oracle", "multihead"]

@@ -66,7 +66,13 @@ class Recovery:
 
     @property
     def d(self) -> int:
-        return int(self.params["v"].shape[0])
+        """The token dimension: from v, else from the first matrix's row count."""
+        if "v" in self.params:
+            return int(self.params["v"].shape[0])
+        for A in self.params.values():
+            if A.ndim == 2:
+                return int(A.shape[0])
+        return int(self.options["d"])
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-serialisable dict; exact elements are kept exactly (as strings)."""
