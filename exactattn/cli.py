@@ -21,7 +21,8 @@ from .errors import ExactattnError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
-LEARNABLE = ("single_head_exact", "noisy_oracle")
+LEARNABLE = ("single_head_exact", "noisy_oracle", "relu_ffn_exact", "one_layer_reduction",
+             "low_rank_adaptive", "multihead_canonical")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -194,7 +195,71 @@ def _cmd_learn(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if args.label == "noisy_oracle":
         return _learn_noisy(args)
-    return _learn_single_head(args)
+    if args.label == "single_head_exact":
+        return _learn_single_head(args)
+    return _learn_other(args)
+
+
+def _learn_other(args: argparse.Namespace) -> int:
+    """The exact results on a seeded instance: learn, compare with the truth, certify."""
+    from . import claims  # noqa: F401  (registers every result's certificate builder)
+    from .certificates import verify
+    from .checks.low_rank import low_rank_head
+    from .checks.multihead import recovered_model
+    from .checks.one_layer_reduction import one_layer_instance
+    from .checks.relu_ffn_exact import relu_ffn_instance
+    from .fields import EXP, QQ
+    from .learners import learn_low_rank, learn_multihead, learn_one_layer, learn_relu_ffn
+    from .learners.low_rank import adaptive_query_count
+    from .models import ReluFFN, canonical, relu_equivalent
+    from .models.multihead import random_multihead, same_heads
+    from .oracle import ValueOracle
+
+    if args.field != "EXP":
+        _stderr(f"exactattn learn: error: {args.label} runs exactly; omit --field")
+        return EXIT_USAGE
+    d, seed, label = args.d, args.seed, args.label
+    expected: int | None = None
+    start = time.perf_counter()
+    if label == "relu_ffn_exact":
+        target: Any = relu_ffn_instance(d, args.m, seed, field=QQ)
+        oracle = ValueOracle(target)
+        rec = learn_relu_ffn(oracle, seed=seed)
+        truth = relu_equivalent(ReluFFN(rec.params["A"], rec.params["w"], field=QQ), target)
+    elif label == "one_layer_reduction":
+        target = one_layer_instance(d, args.m, seed)
+        oracle = ValueOracle(target)
+        rec = learn_one_layer(oracle, seed=seed)
+        truth = bool((rec.W == target.W).all())
+    elif label == "low_rank_adaptive":
+        target = low_rank_head(d, args.rank, seed, field=EXP)
+        oracle = ValueOracle(target)
+        rec = learn_low_rank(oracle, rank=args.rank, method="adaptive", seed=seed)
+        expected = adaptive_query_count(d, args.rank)
+        truth = bool((rec.W == target.W).all() and (rec.v == target.v).all())
+    else:  # multihead_canonical
+        target = random_multihead(args.heads, d, seed)
+        oracle = ValueOracle(target)
+        rec = learn_multihead(oracle, heads=args.heads, seed=seed)
+        truth = same_heads(canonical(recovered_model(rec)), canonical(target))
+    seconds = time.perf_counter() - start
+    cert = verify(rec, oracle, probes=args.certificate_probes, seed=seed)
+    info = {"label": label, "d": d, "seed": seed, "queries": rec.queries,
+            "expected_queries": expected, "queries_by_phase": dict(rec.queries_by_phase),
+            "exact": rec.exact, "matches_truth": bool(truth),
+            "certificate": {**cert.to_json(), "text": str(cert)},
+            "seconds": {"total": seconds, "oracle": oracle.seconds}}
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        print(f"{label} on a seeded instance (d = {d}, seed = {seed})\n"
+              f"  queries      {rec.queries}"
+              + (f" (expected {expected})" if expected is not None else "")
+              + f"  by phase {dict(rec.queries_by_phase)}\n"
+              f"  truth        {'recovered exactly' if truth else 'DIFFERS'}\n"
+              f"  certificate  {cert}\n"
+              f"  seconds      {seconds:.3f} total, {oracle.seconds:.3f} in the oracle")
+    return EXIT_OK if cert.holds and truth else EXIT_FAILED
 
 
 def _rational_arg(text: str) -> Fraction:
@@ -330,6 +395,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--probes", default="deterministic", choices=["deterministic", "gaussian"])
     p.add_argument("--certificate-probes", type=int, default=16, metavar="K",
                    help="fresh random queries for the certificate (default 16)")
+    p.add_argument("--m", type=int, default=4, help="relu_ffn_exact, one_layer_reduction: "
+                   "hidden width (default 4)")
+    p.add_argument("--rank", type=int, default=2, help="low_rank_adaptive: rank (default 2)")
+    p.add_argument("--heads", type=int, default=2, help="multihead_canonical: H (default 2)")
     p.add_argument("--adversary", default="worst",
                    choices=["uniform", "max", "min", "worst", "break_naive"],
                    help="noisy_oracle: how the oracle uses its tolerance (default worst)")

@@ -150,3 +150,19 @@ def test_noisy_with_a_float_field_is_a_usage_error(capsys: pytest.CaptureFixture
 def test_noisy_nonpositive_epsilon_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["learn", "noisy_oracle", "--d", "2", "--epsilon-W", "0"]) == EXIT_USAGE
     assert "epsilon_W" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [
+    ["learn", "relu_ffn_exact", "--d", "3", "--m", "3"],
+    ["learn", "one_layer_reduction", "--d", "3", "--m", "2"],
+    ["learn", "low_rank_adaptive", "--d", "5", "--rank", "2"],
+    ["learn", "multihead_canonical", "--d", "3", "--heads", "2"],
+])
+def test_learn_the_other_exact_results(argv: list[str],
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*argv, "--json"]) == EXIT_OK
+    info = json.loads(capsys.readouterr().out)
+    assert info["matches_truth"] is True and info["exact"] is True
+    assert info["certificate"]["holds"] is True and info["certificate"]["kind"] == "exact"
+    if argv[1] == "low_rank_adaptive":
+        assert info["queries"] == info["expected_queries"] == 2 * (2 * 5 - 2) + 5
