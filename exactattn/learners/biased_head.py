@@ -95,7 +95,6 @@ from ..errors import (
     ExactattnError,
     InvalidEntryError,
     NotIdentifiableError,
-    NotRepresentableError,
     RecoveryFailedError,
 )
 from ..fields import UNIT_ROUNDOFF, Array, Field
@@ -103,7 +102,7 @@ from ..linalg import SingularMatrixError, solve
 from ..oracle import ValueOracle
 from .recovery import Recovery, phase_counts
 from .single_head import PAPER_REF as SINGLE_HEAD_REF
-from .single_head import Probes, probe_matrix
+from .single_head import Probes, probe_logits, probe_matrix
 
 __all__ = ["learn_biased_head", "biased_query_count", "biased_f64_error_bounds", "LABEL",
            "PAPER_REF"]
@@ -111,6 +110,10 @@ __all__ = ["learn_biased_head", "biased_query_count", "biased_f64_error_bounds",
 #: the recovery label (its model has c and beta, so it has its own certificate builder)
 LABEL = "single_head_biased"
 PAPER_REF = f"{SINGLE_HEAD_REF}, extended to biases"
+
+
+#: the class named in errors when an answer is impossible for it
+MODEL = "biased single-head attention model"
 
 
 def biased_query_count(d: int) -> int:
@@ -213,15 +216,16 @@ def learn_biased_head(
     Xs[:, 1, :] = F.zeros(d)
     y = oracle.batch(Xs, phase="c")
     R = F.zeros((d, d + 1))  # the logits [t^c | T]
-    R[:, 0] = _logits(F, (y - beta) / ag, "c", "(y - beta) / (a u_l^T v)")
+    R[:, 0] = probe_logits(F, (y - beta) / ag, where="c", what="(y - beta) / (a u_l^T v)",
+                           model=MODEL)
     # 6. a W + c 1^T, column by column: [a (u_l + e_j)^T; a e_j^T]
     for j in range(d):
         Xs[:, 0, :] = aZ
         Xs[:, 0, j] = aZ[:, j] + a  # rows a (u_l + e_j)
         Xs[:, 1, :] = aI[j]
         y = oracle.batch(Xs, phase="W")
-        R[:, j + 1] = _logits(F, (y - beta - a * v[j]) / ag, f"W column {j}",
-                              "(y - beta - a v_j) / (a u_l^T v)")
+        R[:, j + 1] = probe_logits(F, (y - beta - a * v[j]) / ag, where=f"W column {j}",
+                                   what="(y - beta - a v_j) / (a u_l^T v)", model=MODEL)
         if progress is not None:
             progress(j + 1, d)
     # 7. one solve with d + 1 right-hand sides: S = a [c | a W + c 1^T]
@@ -250,31 +254,6 @@ def learn_biased_head(
         seed=seed,
         options=options,
     )
-
-
-def _logits(F: Field, p: Array, where: str, what: str) -> Array:
-    """logit(p) elementwise; an impossible p becomes RecoveryFailedError."""
-    why = ("the oracle is not a biased single-head attention model (or not exact): for "
-           "such a head this quantity is a sigmoid, in (0, 1) with an exact logit")
-    if not F.exact:
-        bad = ~((p > 0) & (p < 1))
-        if bad.any():
-            l = int(np.flatnonzero(bad)[0])
-            raise RecoveryFailedError(
-                f"{where}, probe {l}: {what} = {p[l]!r} is outside (0, 1); {why}. In F64 "
-                "this also happens when a score gap is so large that sigma rounds to 0 "
-                "or 1 (pass a smaller scale=, or rescale the instance)")
-        out: Array = F.logit(p)
-        return out
-    out = np.empty(p.shape, dtype=F.dtype)
-    for l, pl in enumerate(p):
-        try:
-            out[l] = F.logit(pl)
-        except (NotRepresentableError, ZeroDivisionError) as exc:
-            raise RecoveryFailedError(
-                f"{where}, probe {l}: {what} = {pl} has no exact logit ({exc}); {why}"
-            ) from None
-    return out
 
 
 def biased_f64_error_bounds(

@@ -150,6 +150,7 @@ from ..fields import EXP, QQ, Array, Field
 from ..linalg import SingularMatrixError, det, rank, solve, to_fmpq_mat
 from ..oracle import ValueOracle
 from .recovery import Recovery, phase_counts
+from .single_head import probe_logits
 
 __all__ = [
     "learn_low_rank", "exact_polish", "als_estimate", "nuclear_norm_estimate",
@@ -271,31 +272,6 @@ def rank_one_query(u: Array, x: Array) -> Array:
     return np.stack([u + x, x])
 
 
-def _logits(F: Field, p: Array, what: str) -> Array:
-    """logit(p) elementwise; an impossible p is a RecoveryFailedError."""
-    why = ("the oracle is not a single-head attention model (or not exact): for a head "
-           "this quantity is sigma(u^T W x), in (0, 1) with an exact logit")
-    if not F.exact:
-        bad = ~((p > 0) & (p < 1))
-        if bad.any():
-            k = int(np.flatnonzero(bad)[0])
-            raise RecoveryFailedError(
-                f"{what} {k}: (y - x^T v) / (u^T v) = {p[k]!r} is outside (0, 1); {why}. "
-                "In F64 this also happens when |u^T W x| is so large that sigma rounds "
-                "to 0 or 1 (rescale the instance)")
-        out: Array = F.logit(p)
-        return out
-    out = np.empty(p.shape, dtype=F.dtype)
-    for k, pk in enumerate(p):
-        try:
-            out[k] = F.logit(pk)
-        except (NotRepresentableError, ZeroDivisionError) as exc:
-            raise RecoveryFailedError(
-                f"{what} {k}: (y - x^T v) / (u^T v) = {pk} has no exact logit ({exc}); {why}"
-            ) from None
-    return out
-
-
 class _Measurer:
     """Asks rank-one queries of the oracle and returns their logits u^T W x.
 
@@ -368,7 +344,8 @@ class _Measurer:
         Xs[:, 0, :] = U + X
         Xs[:, 1, :] = X
         y = self.oracle.batch(Xs, phase=phase)
-        t = _logits(O, (y - X @ v) / (U @ v), f"{phase} measurement")
+        t = probe_logits(O, (y - X @ v) / (U @ v), where=f"{phase} measurement",
+                             what="(y - x^T v) / (u^T v)", model="single-head attention model")
         return self.to_F(t) if O.exact else t
 
 

@@ -50,7 +50,8 @@ from ..oracle import ValueOracle
 from ..reconstruct import reconstruct_rational
 from .recovery import Recovery, phase_counts
 
-__all__ = ["learn_single_head", "probe_matrix", "LABEL", "PAPER_REF", "query_count"]
+__all__ = ["learn_single_head", "probe_matrix", "probe_logits", "LABEL", "PAPER_REF",
+           "query_count"]
 
 LABEL = "single_head_exact"
 PAPER_REF = "Thm 4.1 (v1), Thm 4.1 (v2)"
@@ -195,7 +196,9 @@ def learn_single_head(
         p = (y - v[j]) / c
         if F == F64 and rescale:
             _rescale_column(oracle, Z, c, v, j, p, S[:, j])
-        T[:, j] = _logits(F, p, j) / S[:, j] if F == F64 else _logits(F, p, j)
+        t = probe_logits(F, p, where=f"column {j}", what="(y - v_j) / (u_l^T v)",
+                         model="single-head attention model")
+        T[:, j] = t / S[:, j] if F == F64 else t
         if progress is not None:
             progress(j + 1, d)
     # 5. one solve
@@ -284,22 +287,24 @@ def _reconstruct(F: BallField, W: Array, v: Array, Q: int) -> tuple[Array, Array
     return W_exact, v_exact, radius
 
 
-def _logits(F: Field, p: Array, j: int) -> Array:
-    """logit(p) elementwise; an impossible p becomes RecoveryFailedError."""
-    why = (
-        "the oracle is not a single-head attention model (or not exact): "
-        "for a single head this quantity is sigma(u_l^T w_j), in (0, 1) "
-        "with an exact logit"
-    )
+def probe_logits(F: Field, p: Array, *, where: str, what: str, model: str) -> Array:
+    """logit(p) elementwise, for the sigmoids a probe measures; shared by the learners.
+
+    For a head of the class ``model`` every entry of ``p`` (named ``what``) is a
+    sigmoid: in (0, 1) with an exact logit in exact fields. Anything else is a
+    :class:`~exactattn.errors.RecoveryFailedError` naming ``where`` and the probe,
+    never a guess.
+    """
+    why = (f"the oracle is not a {model} (or not exact): for such a head this quantity "
+           "is a sigmoid, in (0, 1) with an exact logit")
     if F == F64:
         bad = ~((p > 0) & (p < 1))
         if bad.any():
             l = int(np.flatnonzero(bad)[0])
             raise RecoveryFailedError(
-                f"column {j}, probe {l}: (y - v_j) / (u_l^T v) = {p[l]!r} is outside (0, 1); "
-                f"{why}. In F64 this also happens when |u_l^T w_j| is so large that "
-                "sigma rounds to 0 or 1 (rescale the instance)"
-            )
+                f"{where}, probe {l}: {what} = {p[l]!r} is outside (0, 1); {why}. In F64 "
+                "this also happens when a score gap is so large that sigma rounds to 0 or 1 "
+                "(rescale the probes or the instance)")
         out: Array = F.logit(p)
         return out
     out = np.empty(p.shape, dtype=F.dtype)
@@ -308,8 +313,7 @@ def _logits(F: Field, p: Array, j: int) -> Array:
             out[l] = F.logit(pl)
         except (NotRepresentableError, ZeroDivisionError) as exc:
             raise RecoveryFailedError(
-                f"column {j}, probe {l}: (y - v_j) / (u_l^T v) = {pl} has no exact logit "
-                f"({exc}); {why}"
+                f"{where}, probe {l}: {what} = {pl} has no exact logit ({exc}); {why}"
             ) from None
     return out
 

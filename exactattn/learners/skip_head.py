@@ -55,7 +55,7 @@ from ..fields import Array, Field
 from ..linalg import SingularMatrixError, solve
 from ..oracle import ValueOracle
 from .recovery import Recovery, phase_counts
-from .single_head import Probes, probe_matrix
+from .single_head import Probes, probe_logits, probe_matrix
 
 __all__ = ["learn_skip_head", "query_count", "LABEL", "PAPER_REF"]
 
@@ -149,7 +149,9 @@ def learn_skip_head(
         Xs[:, 0, j] = Z[:, j] + 1
         Xs[:, 1, :] = I[j]
         y = oracle.batch(Xs, phase="W")
-        T[:, j] = _logits(F, (y - s[j]) / c, j)
+        T[:, j] = probe_logits(F, (y - s[j]) / c, where=f"column {j}",
+                               what="(y - (v + u)_j) / (z_l . v)",
+                               model="skip-term single-head attention model")
         if progress is not None:
             progress(j + 1, d)
     # 5. one solve
@@ -180,21 +182,3 @@ def _require_rational(F: Field, a: Array, query: str, what: str) -> None:
                 f"the answer to {query} with i = {i} gives {what} = {x}, which is not "
                 "rational: the oracle is not a skip-term head with rational parameters"
             ) from None
-
-
-def _logits(F: Field, p: Array, j: int) -> Array:
-    """logit(p) elementwise; an impossible p becomes RecoveryFailedError."""
-    why = ("for a skip-term head (y - (v + u)_j) / (z_l . v) is sigma(z_l^T w_j), in (0, 1) "
-           "with an exact logit; the oracle is not of this class (or not exact)")
-    out = np.empty(p.shape, dtype=F.dtype)
-    for l, pl in enumerate(p):
-        if not F.exact and not 0 < pl < 1:
-            raise RecoveryFailedError(
-                f"column {j}, probe {l}: the quotient {pl!r} is outside (0, 1); {why}")
-        try:
-            out[l] = F.logit(pl)
-        except (NotRepresentableError, ZeroDivisionError) as exc:
-            raise RecoveryFailedError(
-                f"column {j}, probe {l}: the quotient {pl} has no exact logit ({exc}); {why}"
-            ) from None
-    return out
