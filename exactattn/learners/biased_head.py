@@ -100,7 +100,7 @@ from ..errors import (
 from ..fields import UNIT_ROUNDOFF, Array, Field
 from ..linalg import SingularMatrixError, solve
 from ..oracle import ValueOracle
-from .recovery import Recovery, phase_counts
+from .recovery import QuerySpan, Recovery
 from .single_head import PAPER_REF as SINGLE_HEAD_REF
 from .single_head import Probes, probe_logits, probe_matrix
 
@@ -186,9 +186,7 @@ def learn_biased_head(
     if F.sign(a) <= 0:
         raise InvalidEntryError(f"scale must be positive, got {scale!r}")
     d = oracle.d
-    before = oracle.queries_by_phase
-    total_before = oracle.queries
-    start = len(oracle.transcript)
+    span = QuerySpan.begin(oracle)
 
     I = F.eye(d)
     aI = I * a  # the scaled basis tokens a e_j
@@ -202,7 +200,7 @@ def learn_biased_head(
         raise NotIdentifiableError(
             "v = 0, so f(X) = beta for every query X and neither W nor c can be "
             "identified from value queries; v = 0 and beta were recovered exactly with "
-            f"{oracle.queries - total_before} queries",
+            f"{span.queries} queries",
             recovered={"v": v, "beta": beta},
         )
     # 4. probes, as for the unbiased head
@@ -243,14 +241,11 @@ def learn_biased_head(
         options["roundoff"] = float(roundoff)
         options.update(biased_f64_error_bounds(Z, v, float(beta), c, W, R, pivot=pivot,
                                                scale=float(a), roundoff=float(roundoff)))
-    return Recovery(
+    return span.recovery(
         label=LABEL,
         paper_ref=PAPER_REF,
         field=F,
         params={"W": W, "c": c, "v": v, "beta": beta_arr},
-        queries=oracle.queries - total_before,
-        queries_by_phase=phase_counts(oracle, before),
-        transcript=oracle.transcript[start:],
         seed=seed,
         options=options,
     )

@@ -149,7 +149,7 @@ from ..errors import (
 from ..fields import EXP, QQ, Array, Field
 from ..linalg import SingularMatrixError, det, rank, solve, to_fmpq_mat
 from ..oracle import ValueOracle
-from .recovery import Recovery, phase_counts
+from .recovery import QuerySpan, Recovery
 from .single_head import probe_logits
 
 __all__ = [
@@ -435,16 +435,14 @@ def learn_low_rank(
         raise InvalidEntryError("confirm= needs an exact field; over F64 certify with "
                                 "exactattn.certificates.verify (tolerance certificate)")
 
-    before = oracle.queries_by_phase
-    total_before = oracle.queries
-    start = len(oracle.transcript)
+    span = QuerySpan.begin(oracle)
     rng = np.random.default_rng(seed)
     measure = _Measurer(oracle, F)
     v = measure.to_F(measure.v_oracle)
     if all(F.sign(x) == 0 for x in v):
         raise NotIdentifiableError(
             "v = 0, so f(X) = 0 for every query X and W cannot be identified from value "
-            f"queries; v = 0 was recovered exactly with {oracle.queries - total_before} "
+            f"queries; v = 0 was recovered exactly with {span.queries} "
             "queries", recovered={"v": v})
 
     options: dict[str, Any]
@@ -459,7 +457,7 @@ def learn_low_rank(
             W, options = _adaptive_given(measure, v, int(rank), rng)
         label, ref = LABEL_ADAPTIVE, PAPER_REF_ADAPTIVE
         r_used = int(options["rank"])
-        options["queries_over_floor"] = (oracle.queries - total_before) - query_floor(d, r_used)
+        options["queries_over_floor"] = (span.queries) - query_floor(d, r_used)
         if confirm:
             _confirm(measure, v, W, r_used, confirm, rng)
             options["rank_hypothesis"] = f"tested by {confirm} extra random measurements"
@@ -469,14 +467,11 @@ def learn_low_rank(
                 "certify with exactattn.certificates.verify (fresh probes) or confirm=k")
     options["method"] = method
     options["computing_field"] = F.name
-    return Recovery(
+    return span.recovery(
         label=label,
         paper_ref=ref,
         field=F,
         params={"W": W, "v": v},
-        queries=oracle.queries - total_before,
-        queries_by_phase=phase_counts(oracle, before),
-        transcript=oracle.transcript[start:],
         seed=seed,
         options=options,
     )

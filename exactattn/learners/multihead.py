@@ -133,7 +133,7 @@ from ..errors import (
 from ..fields import EXP, Array, Field
 from ..linalg import SingularMatrixError, rank, solve
 from ..oracle import ValueOracle
-from .recovery import Recovery, phase_counts
+from .recovery import QuerySpan, Recovery
 from .single_head import learn_single_head
 
 __all__ = ["learn_multihead", "learn_orthogonal_heads", "query_count", "published_bound",
@@ -446,9 +446,7 @@ def learn_multihead(
     if not isinstance(heads, int) or isinstance(heads, bool) or heads < 1:
         raise InvalidEntryError(f"heads must be a positive integer, got {heads!r}")
     H, d = heads, oracle.d
-    before = oracle.queries_by_phase
-    total_before = oracle.queries
-    start = len(oracle.transcript)
+    span = QuerySpan.begin(oracle)
     rng = np.random.default_rng([seed, d, H])
     B = _invertible_draw(rng, d, BASE_DRAW)          # rows b_1..b_d
     Delta = _invertible_draw(rng, d, DIRECTION_DRAW)  # rows delta_1..delta_d
@@ -468,7 +466,7 @@ def learn_multihead(
             f"the copy families at b_1 show {[len(f.logits) for f in families]} heads: a "
             "degenerate random draw or not multi-head attention (try another seed)")
     if m == 0:
-        return _recovery(F, oracle, [], [], d, before, total_before, start, seed,
+        return _recovery(F, span, [], [], d, seed,
                          {"m": 0, "plan": "none", "heads": H})
 
     # 2. phase match: label every family like family 1
@@ -526,23 +524,21 @@ def learn_multihead(
         WBh = np.stack(columns[h], axis=1)      # columns W_h b_j
         Ws.append(solve(F, B, WBh.T).T)        # W_h B^T = WBh
     vs = [V[:, h] for h in range(m)]
-    return _recovery(F, oracle, Ws, vs, d, before, total_before, start, seed,
+    return _recovery(F, span, Ws, vs, d, seed,
                      {"m": m, "plan": plan, "heads": H})
 
 
-def _recovery(F: Field, oracle: ValueOracle, Ws: list[Array], vs: list[Array], d: int,
-              before: dict[str, int], total_before: int, start: int, seed: int,
-              options: dict[str, Any]) -> Recovery:
+def _recovery(F: Field, span: QuerySpan, Ws: list[Array], vs: list[Array], d: int,
+              seed: int, options: dict[str, Any]) -> Recovery:
     pairs = sorted(zip(Ws, vs, strict=True), key=lambda p: tuple(p[0].flat) + tuple(p[1]))
     W = F.zeros((len(pairs), d, d))
     v = F.zeros((d, len(pairs)))
     for h, (Wh, vh) in enumerate(pairs):
         W[h] = Wh
         v[:, h] = vh
-    return Recovery(
+    return span.recovery(
         label=LABEL, paper_ref=PAPER_REF, field=F, params={"W": W, "v": v},
-        queries=oracle.queries - total_before, queries_by_phase=phase_counts(oracle, before),
-        transcript=oracle.transcript[start:], seed=seed, options=options)
+        seed=seed, options=options)
 
 
 def _exact_logit(p: Any, j: int, h: int) -> Any:
@@ -677,9 +673,7 @@ def learn_orthogonal_heads(
                 raise HypothesisViolatedError(
                     f"the subspaces of heads {g} and {h} are not orthogonal",
                     hypothesis="mutually orthogonal head subspaces")
-    before = oracle.queries_by_phase
-    total_before = oracle.queries
-    start = len(oracle.transcript)
+    span = QuerySpan.begin(oracle)
     Ws, vs = [], []
     for h, Bh in enumerate(Bs):
         dh = Bh.shape[1]
@@ -696,8 +690,7 @@ def learn_orthogonal_heads(
     for h in range(len(Bs)):
         W[h] = Ws[h]
         v[:, h] = vs[h]
-    return Recovery(
+    return span.recovery(
         label=ORTHOGONAL_LABEL, paper_ref=ORTHOGONAL_REF, field=F, params={"W": W, "v": v},
-        queries=oracle.queries - total_before, queries_by_phase=phase_counts(oracle, before),
-        transcript=oracle.transcript[start:], seed=0,
+        seed=0,
         options={"dims": [int(Bh.shape[1]) for Bh in Bs]})

@@ -46,7 +46,7 @@ from ..errors import HypothesisViolatedError, InvalidEntryError
 from ..fields import EXP, QQ, Array, rational
 from ..fields.precision import arf_to_fmpq
 from ..oracle import NoisyOracle
-from .recovery import Recovery, phase_counts
+from .recovery import QuerySpan, Recovery
 
 __all__ = ["learn_single_head_noisy", "naive_inverse", "theorem_tolerances", "NoisyBounds",
            "LABEL", "PAPER_REF", "L_UPPER", "TAU_C", "ceil_sqrt", "positive_rational",
@@ -172,9 +172,7 @@ def learn_single_head_noisy(
     bounds = theorem_tolerances(d, epsilon_W=epsilon_W, epsilon_v=epsilon_v, W_bound=W_bound,
                                 margin=margin)
     Wb, mu = rational(W_bound), rational(margin)
-    before = oracle.queries_by_phase
-    total_before = oracle.queries
-    start = len(oracle.transcript)
+    span = QuerySpan.begin(oracle)
 
     # 1. v within tau_v
     I = QQ.eye(d)
@@ -234,14 +232,11 @@ def learn_single_head_noisy(
         raise HypothesisViolatedError(
             f"||W||_F <= W_bound = {Wb} is violated: the estimate has ||W_hat||_F^2 = "
             f"{frob_sq}, more than (W_bound + eps_W)^2", hypothesis="||W||_F <= W_bound")
-    return Recovery(
+    return span.recovery(
         label=LABEL,
         paper_ref=PAPER_REF,
         field=QQ,
         params={"W": W, "v": v},
-        queries=oracle.queries - total_before,
-        queries_by_phase=phase_counts(oracle, before),
-        transcript=oracle.transcript[start:],
         seed=0,
         options={
             "bounds": bounds.to_json(),

@@ -106,7 +106,7 @@ from ..fields.precision import arf_to_fmpq
 from ..linalg import solve
 from ..oracle import NoisyOracle
 from .noisy import L_UPPER, TAU_C, ceil_sqrt, logit_ball, positive_rational
-from .recovery import Recovery, phase_counts
+from .recovery import QuerySpan, Recovery
 
 __all__ = ["learn_single_head_noisy_adapted", "adapted_tolerances", "adapted_error_bounds",
            "adapted_probes", "probe_inverse", "AdaptedBounds", "z_inverse_bound", "ceil_sqrt",
@@ -313,9 +313,7 @@ def learn_single_head_noisy_adapted(
     bounds = adapted_tolerances(d, epsilon_W=epsilon_W, epsilon_v=epsilon_v, W_bound=W_bound,
                                 norm_lower=norm_lower)
     Wb, nu = rational(W_bound), rational(norm_lower)
-    before = oracle.queries_by_phase
-    total_before = oracle.queries
-    start = len(oracle.transcript)
+    span = QuerySpan.begin(oracle)
 
     # 1. v within tau_v; ||v_hat - v||_2 <= r tau_v = bounds.v_2 <= nu / 4
     I = QQ.eye(d)
@@ -381,14 +379,11 @@ def learn_single_head_noisy_adapted(
         raise HypothesisViolatedError(
             f"||W||_F <= W_bound = {Wb} is violated: the estimate has ||W_hat||_F^2 = "
             f"{frob_sq}, more than (W_bound + bound)^2", hypothesis="||W||_F <= W_bound")
-    return Recovery(
+    return span.recovery(
         label=LABEL,
         paper_ref=PAPER_REF,
         field=QQ,
         params={"W": W, "v": QQ.array(vq)},
-        queries=oracle.queries - total_before,
-        queries_by_phase=phase_counts(oracle, before),
-        transcript=oracle.transcript[start:],
         seed=0,
         options={
             "variant": VARIANT,

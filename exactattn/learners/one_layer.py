@@ -71,7 +71,7 @@ from ..errors import (
 )
 from ..fields import EXP, Array, Field
 from ..oracle import ValueOracle
-from .recovery import Recovery, phase_counts
+from .recovery import QuerySpan, Recovery
 from .relu_ffn import learn_relu_ffn
 from .single_head import Probes, learn_single_head
 from .skip_head import learn_skip_head
@@ -232,13 +232,11 @@ def learn_one_layer(
             f"the oracle is over {F.name}, but softmax answers to queries of two or more "
             "tokens are not in it; give the Transformer and its oracle field=EXP")
     d = oracle.d
-    before = oracle.queries_by_phase
-    total_before = oracle.queries
-    start = len(oracle.transcript)
+    span = QuerySpan.begin(oracle)
 
     # 1. the FFN from length-1 queries: TF([x^T]) = g(x)
     ffn = learn_relu_ffn(oracle, field=ffn_field, seed=seed)
-    ffn_queries = oracle.queries - total_before
+    ffn_queries = span.queries
     A = _embed(F, ffn.field, ffn.params["A"], "A")
     w = _embed(F, ffn.field, ffn.params["w"], "w")
     Aw = A @ w if A.shape[1] else F.zeros(d)
@@ -256,7 +254,7 @@ def learn_one_layer(
             f"{what} = 0, so TF(X) - TF(-X) = "
             + ("W_1^T w_o . x_N" if residual else "0")
             + " for every query X: W is not identifiable from these queries (the FFN was "
-            f"learned with {ffn_queries} length-1 queries; {oracle.queries - total_before} "
+            f"learned with {ffn_queries} length-1 queries; {span.queries} "
             "queries in all)",
             recovered={"A": A, "w": w, **exc.recovered},
         ) from None
@@ -273,14 +271,12 @@ def learn_one_layer(
             f"{'v + u' if residual else 'v'} = {linear.tolist()}; they agree for every "
             f"{'residual ' if residual else ''}one-layer Transformer, so the oracle is not one "
             "(or the FFN learner failed)")
-    transcript = anti.transcript[:] if residual else oracle.transcript[start:]
-    return Recovery(
+    transcript = anti.transcript[:] if residual else span.transcript()
+    return span.recovery(
         label=LABEL,
         paper_ref=PAPER_REF,
         field=F,
         params=params,
-        queries=oracle.queries - total_before,
-        queries_by_phase=phase_counts(oracle, before),
         transcript=transcript,
         seed=seed,
         options={
@@ -290,7 +286,7 @@ def learn_one_layer(
             "ffn_label": ffn.label,
             "ffn_field": ffn.field.name,
             "ffn_hidden_units": int(A.shape[1]),
-            "attention_queries": oracle.queries - total_before - ffn_queries,
+            "attention_queries": span.queries - ffn_queries,
             "probes": probes,
             "pivot": head.options.get("pivot", -1),
         },

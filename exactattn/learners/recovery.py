@@ -12,7 +12,7 @@ from typing import Any
 from ..fields import Array, Field, field_by_name
 from ..oracle import Transcript, ValueOracle
 
-__all__ = ["Recovery", "phase_counts"]
+__all__ = ["Recovery", "QuerySpan", "phase_counts"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,3 +121,38 @@ def phase_counts(oracle: ValueOracle, before: Mapping[str, int]) -> dict[str, in
     """Queries per phase spent since the snapshot ``before``."""
     now = oracle.queries_by_phase
     return {k: n - before.get(k, 0) for k, n in now.items() if n - before.get(k, 0)}
+
+
+@dataclass(frozen=True)
+class QuerySpan:
+    """The queries an oracle answered since a learner began: counts and transcript.
+
+    ``span = QuerySpan.begin(oracle)`` at the start of a learner, then
+    ``span.recovery(label=..., ...)`` fills in the query count, the counts per
+    phase and the learner's own transcript.
+    """
+
+    oracle: ValueOracle
+    before: Mapping[str, int]
+    total: int
+    start: int
+
+    @classmethod
+    def begin(cls, oracle: ValueOracle) -> QuerySpan:
+        return cls(oracle, oracle.queries_by_phase, oracle.queries, len(oracle.transcript))
+
+    @property
+    def queries(self) -> int:
+        return self.oracle.queries - self.total
+
+    def by_phase(self) -> dict[str, int]:
+        return phase_counts(self.oracle, self.before)
+
+    def transcript(self) -> Transcript:
+        out: Transcript = self.oracle.transcript[self.start:]
+        return out
+
+    def recovery(self, **fields: Any) -> Recovery:
+        """A Recovery of this span (``transcript=`` may override the learner's own)."""
+        fields.setdefault("transcript", self.transcript())
+        return Recovery(queries=self.queries, queries_by_phase=self.by_phase(), **fields)

@@ -160,7 +160,7 @@ from ..errors import (
 )
 from ..fields import Array, Field
 from ..oracle import ValueOracle
-from .recovery import Recovery, phase_counts
+from .recovery import QuerySpan, Recovery
 
 __all__ = ["learn_relu_ffn", "query_count", "LABEL", "PAPER_REF", "SEPARATION_BITS",
            "F64_STEP", "F64_RTOL", "F64_GRADIENT_STEP", "F64_CHECK_RTOL", "F64_RESIDUAL_RTOL",
@@ -812,9 +812,7 @@ def learn_relu_ffn(
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             raise InvalidEntryError(f"{name} must be an integer >= {least}, got {value!r}")
     d = oracle.d
-    before = oracle.queries_by_phase
-    total_before = oracle.queries
-    start = len(oracle.transcript)
+    span = QuerySpan.begin(oracle)
 
     L = _Learner(oracle, F, seed, separation_bits, residual_probes, max_lines, max_kinks,
                  progress)
@@ -852,7 +850,7 @@ def learn_relu_ffn(
                                 extra=_extra(c, ex) + c["gradient_retries"] * grad
                                 + c["retry_queries"])
                     for ln, c in zip(lines, counts, strict=True)]
-    used = oracle.queries - total_before
+    used = span.queries
     options: dict[str, Any] = {
         "canonical_terms": K,
         "hidden_units": len(cols),
@@ -894,14 +892,12 @@ def learn_relu_ffn(
     if sum(line_queries) + out["residual_used"] != used:  # pragma: no cover - bookkeeping
         raise AssertionError(f"internal error: {used} queries, formula gives "
                              f"{sum(line_queries) + out['residual_used']}")
-    return Recovery(
+    return span.recovery(
         label=LABEL,
         paper_ref=PAPER_REF,
         field=F,
         params={"A": A, "w": w},
-        queries=used,
-        queries_by_phase=phase_counts(oracle, before),
-        transcript=oracle.transcript[start:],
+
         seed=seed,
         options=options,
         approximate=not F.exact,

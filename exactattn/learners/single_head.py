@@ -48,7 +48,7 @@ from ..fields import EXP, F64, Array, BallField, Field
 from ..linalg import SingularMatrixError, rank, solve
 from ..oracle import ValueOracle
 from ..reconstruct import reconstruct_rational
-from .recovery import Recovery, phase_counts
+from .recovery import QuerySpan, Recovery
 
 __all__ = ["learn_single_head", "probe_matrix", "probe_logits", "LABEL", "PAPER_REF",
            "query_count"]
@@ -166,9 +166,7 @@ def learn_single_head(
         raise InvalidEntryError("max_denominator needs a BALL(prec) oracle: reconstruction "
                                 f"relies on rigorous enclosures, and {F.name} has none")
     d = oracle.d
-    before = oracle.queries_by_phase
-    total_before = oracle.queries
-    start = len(oracle.transcript)
+    span = QuerySpan.begin(oracle)
 
     I = F.eye(d)
     # 1. v from d queries of length 1
@@ -178,7 +176,7 @@ def learn_single_head(
         raise NotIdentifiableError(
             "v = 0, so f(X) = 0 for every query X and W cannot be identified "
             "from value queries; v = 0 was recovered exactly with "
-            f"{oracle.queries - total_before} queries",
+            f"{span.queries} queries",
             recovered={"v": v},
         )
     # 3. probes
@@ -216,14 +214,11 @@ def learn_single_head(
         out_field = EXP
         options.update({"reconstructed_from": F.name, "max_denominator": max_denominator,
                         "max_radius": str(radius)})
-    return Recovery(
+    return span.recovery(
         label=LABEL,
         paper_ref=PAPER_REF,
         field=out_field,
         params={"W": W, "v": v},
-        queries=oracle.queries - total_before,
-        queries_by_phase=phase_counts(oracle, before),
-        transcript=oracle.transcript[start:],
         seed=seed,
         options=options,
     )

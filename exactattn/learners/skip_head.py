@@ -54,7 +54,7 @@ from ..errors import NotIdentifiableError, NotRepresentableError, RecoveryFailed
 from ..fields import Array, Field
 from ..linalg import SingularMatrixError, solve
 from ..oracle import ValueOracle
-from .recovery import Recovery, phase_counts
+from .recovery import QuerySpan, Recovery
 from .single_head import Probes, probe_logits, probe_matrix
 
 __all__ = ["learn_skip_head", "query_count", "LABEL", "PAPER_REF"]
@@ -115,9 +115,7 @@ def learn_skip_head(
     F = oracle.field if field is None else field
     F.require_same(oracle.field, "the oracle")
     d = oracle.d
-    before = oracle.queries_by_phase
-    total_before = oracle.queries
-    start = len(oracle.transcript)
+    span = QuerySpan.begin(oracle)
 
     I = F.eye(d)
     # 1. s = v + u from d one-token queries
@@ -136,7 +134,7 @@ def learn_skip_head(
         raise NotIdentifiableError(
             "v = 0, so f(X) = u . x_N for every query X and W cannot be identified "
             f"from value queries; v = 0 and u were recovered exactly with "
-            f"{oracle.queries - total_before} queries",
+            f"{span.queries} queries",
             recovered={"v": v, "u": u},
         )
     # 4. probes and the logits t_lj = z_l^T w_j, one batch per column
@@ -159,14 +157,11 @@ def learn_skip_head(
         W = solve(F, Z, T)
     except SingularMatrixError as exc:  # pragma: no cover - Z is invertible by construction
         raise RecoveryFailedError(f"the probe matrix is singular: {exc}") from None
-    return Recovery(
+    return span.recovery(
         label=LABEL,
         paper_ref=PAPER_REF,
         field=F,
         params={"W": W, "v": v, "u": u},
-        queries=oracle.queries - total_before,
-        queries_by_phase=phase_counts(oracle, before),
-        transcript=oracle.transcript[start:],
         seed=seed,
         options={"model": "skip_head", "probes": probes, "pivot": pivot},
     )
