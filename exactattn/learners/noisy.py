@@ -131,6 +131,71 @@ def logit_ball(p: fmpq, prec: int) -> arb:
         return (arb(p) / (1 - arb(p))).log()
 
 
+#: the probe scale a of the query token (paper.md §5)
+PROBE_A = fmpq(1, 2)
+
+
+@dataclass(frozen=True)
+class ClippedLogits:
+    """logit(clip(alpha_hat_lj)) for every probe row l and column j (before / (a b))."""
+
+    T: list[list[fmpq]]
+    clipped: int  # how many estimates were clipped at tau_c or 1 - tau_c
+    radius: fmpq  # the largest radius of the logarithm's arb balls
+
+
+def clipped_logits(oracle: NoisyOracle, rows: Array, gains: Any, v: Any, *, W_bound: fmpq,
+                   tau_f: fmpq, alpha_bound: fmpq, prec: int,
+                   progress: Callable[[int, int], None] | None = None) -> ClippedLogits:
+    """Measure the scaled probes of every column and invert them with the clipped logit.
+
+    For probe rows u_l (``rows``, norm <= 1) with gains c_l = u_l . v_hat
+    (``gains``) and column j: ask X = [(b u_l + a e_j)^T; (a e_j)^T] at tolerance
+    tau_f (a = 1/2, b = 1/W_bound), set alpha_hat = (y - a v_hat_j) / (b c_l) and
+    t = logit(clip(alpha_hat)). Under the hypotheses alpha* = sigma(a b u_l^T w_j)
+    lies in [tau_c, 1 - tau_c] and |alpha_hat - alpha*| <= ``alpha_bound``, so an
+    alpha_hat farther out proves ||W||_F > W_bound: HypothesisViolatedError.
+    Shared by the paper's learner (rows = I) and the adapted one.
+    """
+    d = oracle.d
+    a, b = PROBE_A, 1 / W_bound
+    I = QQ.eye(d)
+    lo, hi = TAU_C - EXP(alpha_bound), 1 - TAU_C + EXP(alpha_bound)
+    T: list[list[Any]] = [[None] * d for _ in range(d)]
+    clipped = 0
+    radius = fmpq(0)
+    for j in range(d):
+        Xs = np.empty((d, 2, d), dtype=object)
+        Xs[:, 0, :] = b * rows + a * I[j]
+        Xs[:, 1, :] = a * I[j]
+        for l in range(d):
+            for row in Xs[l]:
+                if sum(x * x for x in row) > 1:  # pragma: no cover - the callers' rows ensure it
+                    raise HypothesisViolatedError("a probe token has norm > 1",
+                                                  hypothesis="query tokens have norm <= 1")
+        y = oracle.batch(Xs, phase="W", tolerance=tau_f)
+        for l in range(d):
+            alpha = (y[l] - a * v[j]) / (b * gains[l])
+            if not lo <= EXP(alpha) <= hi:
+                raise HypothesisViolatedError(
+                    f"||W||_F <= W_bound = {W_bound} is violated: alpha_hat = {alpha} for probe "
+                    f"{l}, column {j} is farther than the guaranteed bound from "
+                    "[tau_c, 1 - tau_c], so |a b u_l^T w_j| > 1/2 (or the oracle exceeded its "
+                    "tolerance)", hypothesis="||W||_F <= W_bound")
+            # clip at tau_c, exactly (tau_c is an element of EXP), then log
+            if EXP(alpha) <= TAU_C:
+                T[l][j], clipped = fmpq(-1, 2), clipped + 1
+            elif EXP(alpha) >= 1 - TAU_C:
+                T[l][j], clipped = fmpq(1, 2), clipped + 1
+            else:
+                ball = logit_ball(alpha, prec)
+                T[l][j] = arf_to_fmpq(ball.mid())
+                radius = max(radius, arf_to_fmpq(ball.rad()))
+        if progress is not None:
+            progress(j + 1, d)
+    return ClippedLogits(T, clipped, radius)
+
+
 def learn_single_head_noisy(
     oracle: NoisyOracle,
     *,
@@ -188,42 +253,11 @@ def learn_single_head_noisy(
             f"||v|| <= 1 is violated: ||v_hat||^2 = {sum(x * x for x in v)}",
             hypothesis="||v|| <= 1")
 
-    # 2. the scaled probes, one batch per column j
-    a, b = fmpq(1, 2), 1 / Wb
-    T: list[list[Any]] = [[None] * d for _ in range(d)]
-    clipped = 0
-    radius = fmpq(0)
-    for j in range(d):
-        Xs = np.empty((d, 2, d), dtype=object)
-        Xs[:, 0, :] = b * I + a * I[j]
-        Xs[:, 1, :] = a * I[j]
-        for i in range(d):
-            for row in Xs[i]:
-                if sum(x * x for x in row) > 1:  # pragma: no cover - W_bound >= 2 ensures it
-                    raise HypothesisViolatedError("a probe token has norm > 1",
-                                                  hypothesis="query tokens have norm <= 1")
-        y = oracle.batch(Xs, phase="W", tolerance=bounds.tau_f)
-        for i in range(d):
-            alpha = (y[i] - a * v[j]) / (b * v[i])
-            # under the hypotheses alpha* is in [tau_c, 1 - tau_c] and alpha_hat within
-            # bounds.alpha of it: farther out proves |a b W_ij| > 1/2, so |W_ij| > W_bound
-            if not (TAU_C - EXP(bounds.alpha) <= EXP(alpha) <= 1 - TAU_C + EXP(bounds.alpha)):
-                raise HypothesisViolatedError(
-                    f"||W||_F <= W_bound = {Wb} is violated: alpha_hat = {alpha} for W[{i}][{j}] "
-                    "is farther than the guaranteed bound from [tau_c, 1 - tau_c], so "
-                    f"|W_{i}{j}| > W_bound (or the oracle exceeded its tolerance)",
-                    hypothesis="||W||_F <= W_bound")
-            # 3. clip at tau_c, exactly (tau_c is an element of EXP), then log
-            if EXP(alpha) <= TAU_C:
-                T[i][j], clipped = fmpq(-1, 2), clipped + 1
-            elif EXP(alpha) >= 1 - TAU_C:
-                T[i][j], clipped = fmpq(1, 2), clipped + 1
-            else:
-                ball = logit_ball(alpha, prec)
-                T[i][j] = arf_to_fmpq(ball.mid())
-                radius = max(radius, arf_to_fmpq(ball.rad()))
-        if progress is not None:
-            progress(j + 1, d)
+    # 2. the scaled probes [(b e_i + a e_j)^T; (a e_j)^T], clipped logits
+    a, b = PROBE_A, 1 / Wb
+    m = clipped_logits(oracle, QQ.eye(d), v, v, W_bound=Wb, tau_f=bounds.tau_f,
+                       alpha_bound=bounds.alpha, prec=prec, progress=progress)
+    T, clipped, radius = m.T, m.clipped, m.radius
     scale = 1 / (a * b)
     W = QQ.array([[T[i][j] * scale for j in range(d)] for i in range(d)])
     log_error = radius * scale

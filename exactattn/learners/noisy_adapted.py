@@ -97,15 +97,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from flint import fmpq
 
 from ..errors import HypothesisViolatedError, InvalidEntryError
-from ..fields import EXP, QQ, rational
-from ..fields.precision import arf_to_fmpq
+from ..fields import QQ, rational
 from ..linalg import solve
 from ..oracle import NoisyOracle
-from .noisy import L_UPPER, TAU_C, ceil_sqrt, logit_ball, positive_rational
+from .noisy import L_UPPER, PROBE_A, ceil_sqrt, clipped_logits, positive_rational
 from .recovery import QuerySpan, Recovery
 
 __all__ = ["learn_single_head_noisy_adapted", "adapted_tolerances", "adapted_error_bounds",
@@ -337,35 +335,13 @@ def learn_single_head_noisy_adapted(
             raise AssertionError("internal error: a probe breaks ||u|| <= 2/3 or "
                                  "u . v_hat >= ||v_hat||^2 / (3 rho)")  # pragma: no cover
 
-    # 3. the scaled probes, one batch per column j
-    a, b = fmpq(1, 2), 1 / Wb
+    # 3. the scaled probes [(b u_l + a e_j)^T; (a e_j)^T], clipped logits (the gap
+    # a b u_l^T w_j is in [-1/3, 1/3], so alpha* is in [tau_c, 1 - tau_c] as the check needs)
+    a, b = PROBE_A, 1 / Wb
     Uarr = QQ.array(U)
-    T: list[list[Any]] = [[None] * d for _ in range(d)]
-    clipped = 0
-    radius = fmpq(0)
-    for j in range(d):
-        Xs = np.empty((d, 2, d), dtype=object)
-        Xs[:, 0, :] = b * Uarr + a * I[j]
-        Xs[:, 1, :] = a * I[j]
-        for l in range(d):
-            for row in Xs[l]:
-                if sum(x * x for x in row) > 1:  # pragma: no cover - (2/3) b + a <= 5/6
-                    raise HypothesisViolatedError("a probe token has norm > 1",
-                                                  hypothesis="query tokens have norm <= 1")
-        y = oracle.batch(Xs, phase="W", tolerance=bounds.tau_f)
-        for l in range(d):
-            alpha = (y[l] - a * vq[j]) / (b * c_hat[l])
-            # 4. clip at tau_c, exactly (tau_c is an element of EXP), then log
-            if EXP(alpha) <= TAU_C:
-                T[l][j], clipped = fmpq(-1, 2), clipped + 1
-            elif EXP(alpha) >= 1 - TAU_C:
-                T[l][j], clipped = fmpq(1, 2), clipped + 1
-            else:
-                ball = logit_ball(alpha, prec)
-                T[l][j] = arf_to_fmpq(ball.mid())
-                radius = max(radius, arf_to_fmpq(ball.rad()))
-        if progress is not None:
-            progress(j + 1, d)
+    m = clipped_logits(oracle, Uarr, c_hat, vq, W_bound=Wb, tau_f=bounds.tau_f,
+                       alpha_bound=bounds.alpha, prec=prec, progress=progress)
+    T, clipped, radius = m.T, m.clipped, m.radius
     scale = 1 / (a * b)
     T_hat = QQ.array([[T[l][j] * scale for j in range(d)] for l in range(d)])
     # 5. W_hat = Z^{-1} T_hat, one exact solve
