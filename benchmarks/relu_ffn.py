@@ -55,7 +55,8 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import exactattn
 
-from exactattn.checks.relu_ffn_exact import certify
+import exactattn.checks.relu_ffn_exact  # noqa: F401  (registers the label's certificate)
+from exactattn.certificates import verify
 from exactattn.errors import ExactattnError
 from exactattn.fields import F64, QQ
 from exactattn.learners.relu_ffn import learn_relu_ffn, query_count
@@ -107,7 +108,7 @@ def run(route: str, g: ReluFFN, seed: int, *, keep_transcript: bool = True) -> d
         row["max_parameter_error"] = err
         row["log2_max_parameter_error"] = round(math.log2(err), 2) if err > 0 else None
     start = time.perf_counter()
-    cert = certify(rec, oracle, probes=CERT_PROBES, seed=seed + 1)
+    cert = verify(rec, oracle, probes=CERT_PROBES, seed=seed + 1)
     row["certificate_holds"] = cert.holds
     row["certificate_kind"] = cert.kind
     row["certificate_checked"] = cert.checked

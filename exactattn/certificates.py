@@ -34,7 +34,7 @@ from .models import SingleHeadAttention
 from .oracle import NoisyOracle, ValueOracle
 
 __all__ = ["Certificate", "Failure", "verify", "rebuild", "register_model_builder",
-           "MODEL_BUILDERS"]
+           "MODEL_BUILDERS", "FLOAT_TOLERANCES"]
 
 #: query lengths of the fresh probes
 FRESH_LENGTHS = (1, 6)
@@ -94,11 +94,25 @@ class Certificate:
 MODEL_BUILDERS: dict[str, Callable[[Recovery], Any]] = {}
 
 
-def register_model_builder(label: str, builder: Callable[[Recovery], Any]) -> None:
-    """Declare how a recovery of ``label`` is turned back into a model to replay."""
+#: a float64 tolerance per query, (recovery, batch (B, N, d)) -> (B,), and its description
+FloatTolerance = Callable[[Recovery, Array], Array]
+FLOAT_TOLERANCES: dict[str, tuple[FloatTolerance, str]] = {}
+
+
+def register_model_builder(label: str, builder: Callable[[Recovery], Any], *,
+                           float_tolerance: FloatTolerance | None = None,
+                           tolerance_text: str = "") -> None:
+    """Declare how a recovery of ``label`` is turned back into a model to replay.
+
+    ``float_tolerance`` bounds |f_hat(X) - f(X)| for F64 recoveries of this label
+    (default: the single head's first-order bound, :func:`_tolerances`);
+    ``tolerance_text`` names it in the certificate.
+    """
     if label in MODEL_BUILDERS:
         raise ValueError(f"a model builder for {label} is already registered")
     MODEL_BUILDERS[label] = builder
+    if float_tolerance is not None:
+        FLOAT_TOLERANCES[label] = (float_tolerance, tolerance_text)
 
 
 register_model_builder("single_head_exact",
@@ -202,9 +216,11 @@ def verify(
     if approximate:
         tolerance = ("the recovery's guaranteed bounds propagated to the query, plus the "
                      "oracle's tolerance; compared exactly in EXP")
-    elif not F.exact:
-        tolerance = ("first-order float64 bound: recovery error bounds (Higham gamma_n) "
-                     "propagated to the query")
+    tol_fn, tol_text = FLOAT_TOLERANCES.get(recovery.label, (_tolerances, (
+        "first-order float64 bound: recovery error bounds (Higham gamma_n) propagated to "
+        "the query")))
+    if not approximate and not F.exact:
+        tolerance = tol_text
 
     def compare(source: str, index: int, X: Array, y: Any, tau: Any = None) -> Failure | None:
         try:
@@ -227,7 +243,7 @@ def verify(
             if got == y:
                 return None
             return Failure(source, index, X, y, got, "not equal (exact comparison)")
-        tol = float(_tolerances(recovery, X[None])[0])
+        tol = float(tol_fn(recovery, np.asarray(X)[None])[0])
         diff = abs(float(got) - float(y))
         if diff <= tol:
             return None
@@ -248,7 +264,7 @@ def verify(
     else:
         # float64: one vectorised replay per query length; the failure
         # reported is still the first in transcript order
-        failure, replayed = _replay_f64(recovery, model)
+        failure, replayed = _replay_f64(recovery, model, tol_fn)
         if failure is not None:
             return result(False, replayed, 0, failure)
     if oracle is None or probes == 0:
@@ -275,7 +291,8 @@ def verify(
     return result(True, replayed, probes, None)
 
 
-def _replay_f64(recovery: Recovery, model: Any) -> tuple[Failure | None, int]:
+def _replay_f64(recovery: Recovery, model: Any, tol_fn: FloatTolerance
+                ) -> tuple[Failure | None, int]:
     entries = list(recovery.transcript)
     by_length: dict[int, list[int]] = {}
     for k, e in enumerate(entries):
@@ -285,14 +302,14 @@ def _replay_f64(recovery: Recovery, model: Any) -> tuple[Failure | None, int]:
         Xs = np.stack([entries[k].X for k in ks])
         ys = np.array([entries[k].answer for k in ks], dtype=np.float64)
         got = model.batch(Xs)
-        bad = np.flatnonzero(~(np.abs(got - ys) <= _tolerances(recovery, Xs)))
+        bad = np.flatnonzero(~(np.abs(got - ys) <= tol_fn(recovery, Xs)))
         if bad.size and (first_bad is None or ks[bad[0]] < first_bad[0]):
             first_bad = (ks[bad[0]], float(got[bad[0]]), float(ys[bad[0]]))
     if first_bad is None:
         return None, len(entries)
     k, got_k, y_k = first_bad
     e = entries[k]
-    tol = float(_tolerances(recovery, e.X[None])[0])
+    tol = float(tol_fn(recovery, e.X[None])[0])
     return Failure("transcript", e.index, e.X, y_k, got_k,
                    f"|difference| = {abs(got_k - y_k):.3e} > bound {tol:.3e}"), k + 1
 

@@ -7,10 +7,9 @@ module also holds what the claims, the tests and the benchmark share:
   models, and certificates.py is shared);
 * :func:`relu_ffn_instance`, seeded networks with a dead neuron and a
   duplicate direction;
-* :func:`certify`, the certificate of a recovery: the exact replay of
-  :func:`exactattn.certificates.verify` (transcript) plus fresh one-token
-  probes. ``verify`` itself cannot probe a ReLU oracle: its fresh probes have
-  1 to 6 tokens, and ``Recovery.d`` reads ``params["v"]``.
+* the certificate builder of the label, with its float64 tolerance, so that
+  :func:`exactattn.certificates.verify` certifies recoveries (fresh probes of
+  one token: ``ReluFFN.query_lengths``).
 """
 
 from __future__ import annotations
@@ -21,19 +20,31 @@ from typing import Any
 
 import numpy as np
 
-from ..certificates import Certificate, Failure, register_model_builder, verify
+from ..certificates import register_model_builder, verify
 from ..claims import Outcome, claim, first_failure, register_result
-from ..errors import ExactattnError, RecoveryFailedError
-from ..fields import EXP, QQ, Field
+from ..errors import RecoveryFailedError
+from ..fields import EXP, QQ, Array, Field
 from ..learners.recovery import Recovery
 from ..learners.relu_ffn import F64_RESIDUAL_RTOL, LABEL, PAPER_REF, learn_relu_ffn, query_count
 from ..models.relu import ReluFFN, canonical, equivalent, witness
 from ..oracle import ValueOracle
 
-__all__ = ["relu_ffn_instance", "builtin_relu_instances", "certify", "symmetry_variant",
+__all__ = ["relu_ffn_instance", "builtin_relu_instances", "symmetry_variant",
            "SYMMETRIES"]
 
-register_model_builder(LABEL, lambda r: ReluFFN(r.params["A"], r.params["w"], field=r.field))
+def _float_tolerance(rec: Recovery, Xs: Array) -> Array:
+    """F64_RESIDUAL_RTOL times sum_k |w_k| |a_k^T x| of the recovered network, per query."""
+    A = np.asarray(rec.params["A"], dtype=float)
+    w = np.asarray(rec.params["w"], dtype=float)
+    out: Array = F64_RESIDUAL_RTOL * (np.abs(Xs[:, 0, :] @ A) @ np.abs(w))
+    return out
+
+
+register_model_builder(
+    LABEL, lambda r: ReluFFN(r.params["A"], r.params["w"], field=r.field),
+    float_tolerance=_float_tolerance,
+    tolerance_text="F64_RESIDUAL_RTOL (2^-16) times sum_k |w_k| |a_k^T x| of the recovered "
+                   "network")
 
 register_result(
     LABEL, paper_ref=PAPER_REF,
@@ -148,68 +159,6 @@ SYMMETRIES = ("permute", "rescale", "split", "flip", "cancel", "dead")
 
 
 # -- the certificate -----------------------------------------------------------
-def certify(rec: Recovery, oracle: ValueOracle | None, *, probes: int = 16,
-            seed: int = 0) -> Certificate:
-    """Replay the learner's transcript and ask ``probes`` fresh one-token queries.
-
-    Exact fields: the replay is :func:`exactattn.certificates.verify` (kind
-    ``"exact"``, every comparison ``==``), the fresh probes (seeded rational
-    Gaussian tokens, asked on a fork of the oracle) compare with ``==`` too.
-    F64: kind ``"tolerance"``, |g_hat(x) - g(x)| <= F64_RESIDUAL_RTOL
-    sum_k |w_k| |a_k^T x| (the recovered network's magnitude at x).
-    """
-    model = ReluFFN(rec.params["A"], rec.params["w"], field=rec.field)
-    F = rec.field
-    if F.exact:
-        base = verify(rec, None)
-        kind, tolerance = "exact", None
-        if not base.holds:
-            return base
-        replayed = base.replayed
-    else:
-        kind = "tolerance"
-        tolerance = ("F64_RESIDUAL_RTOL (2^-16) times sum_k |w_k| |a_k^T x| of the recovered "
-                     "network")
-        replayed = 0
-
-    def compare(source: str, index: int, X: Any, y: Any) -> Failure | None:
-        try:
-            got = model(X)
-        except ExactattnError as exc:
-            return Failure(source, index, X, y, None, f"the recovered model cannot answer: {exc}")
-        if F.exact:
-            return None if got == y else Failure(source, index, X, y, got,
-                                                 "not equal (exact comparison)")
-        size = float(np.abs(np.asarray(X[0]) @ np.asarray(model.A, dtype=float))
-                     @ np.abs(np.asarray(model.w, dtype=float))) if model.m else 0.0
-        diff = abs(float(got) - float(y))
-        if diff <= F64_RESIDUAL_RTOL * size:
-            return None
-        return Failure(source, index, X, y, got, f"|difference| = {diff:.3e} > tolerance")
-
-    def result(holds: bool, fresh: int, failure: Failure | None) -> Certificate:
-        return Certificate(LABEL, kind, holds, replayed + fresh, replayed, fresh, failure,
-                           tolerance)
-
-    if not F.exact:
-        for entry in rec.transcript:
-            replayed += 1
-            failure = compare("transcript", entry.index, entry.X, entry.answer)
-            if failure is not None:
-                return result(False, 0, failure)
-    if oracle is None or probes == 0:
-        return result(True, 0, None)
-    fork = oracle.fork("certificate")
-    rng = np.random.default_rng(seed)
-    for k in range(probes):
-        X = F.gaussian(rng, (1, model.d))
-        y = fork(X, phase="certificate")
-        failure = compare("fresh", k, X, y)
-        if failure is not None:
-            return result(False, k + 1, failure)
-    return result(True, probes, None)
-
-
 def _with_weight(rec: Recovery, k: int, delta: Any) -> Recovery:
     w = np.array(rec.params["w"])
     w[k] = w[k] + delta
@@ -291,7 +240,7 @@ def _check_exact_recovery() -> Outcome:
         if not (rec.queries == oracle.queries == expected and rec.options["lines"] == 1
                 and rec.options["canonical_terms"] == K):
             failures.append(f"{name}: {rec.queries} queries, formula {expected}")
-        cert = certify(rec, oracle, probes=4, seed=g.d)
+        cert = verify(rec, oracle, probes=4, seed=g.d)
         if not cert.holds:
             failures.append(f"{name}: certificate fails: {cert}")
     return first_failure(failures, checked,
@@ -329,7 +278,7 @@ def _check_certificate_soundness() -> Outcome:
         rec = learn_relu_ffn(oracle, seed=3)
         for k in range(rec.params["w"].shape[0]):
             checked += 1
-            if certify(_with_weight(rec, k, QQ(Fraction(1, 7))), oracle, probes=8).holds:
+            if verify(_with_weight(rec, k, QQ(Fraction(1, 7))), oracle, probes=8).holds:
                 failures.append(f"{name}: accepted w_{k} + 1/7")
     return first_failure(failures, checked, "every perturbed network rejected")
 

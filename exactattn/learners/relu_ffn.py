@@ -900,7 +900,6 @@ def learn_relu_ffn(
 
         seed=seed,
         options=options,
-        approximate=not F.exact,
     )
 
 
