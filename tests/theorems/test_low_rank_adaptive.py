@@ -49,21 +49,15 @@ from exactattn.linalg import rank
 from exactattn.models import SingleHeadAttention
 from exactattn.oracle import ValueOracle
 from exactattn.report.latex import label_section
+from tests.helpers import e, same, sigma
 
 F = Fraction
 
 
-def same(A: Any, B: Any) -> bool:
-    A, B = np.asarray(A, dtype=object), np.asarray(B, dtype=object)
-    return A.shape == B.shape and all(bool(a == b) for a, b in zip(A.flat, B.flat, strict=True))
 
 
-def e(q: Any) -> Any:
-    return EXP.exp(EXP(q))
 
 
-def sigma(q: Any) -> Any:
-    return e(q) / (1 + e(q))
 
 
 def perturbed(rec: Recovery, delta: Any) -> Recovery:

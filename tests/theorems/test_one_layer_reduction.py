@@ -49,19 +49,14 @@ from exactattn.models import (
 )
 from exactattn.models.relu import ReluFFN, equivalent
 from exactattn.oracle import Transcript, ValueOracle
+from tests.helpers import e, same
 
 F = Fraction
 
 
 # -- helpers -------------------------------------------------------------------
-def same(A: Any, B: Any) -> bool:
-    """Exact elementwise equality of two arrays (shapes included)."""
-    A, B = np.asarray(A, dtype=object), np.asarray(B, dtype=object)
-    return A.shape == B.shape and all(bool(a == b) for a, b in zip(A.flat, B.flat, strict=True))
 
 
-def e(q: Any) -> Any:
-    return EXP.exp(EXP(q))
 
 
 def with_params(rec: Recovery, **changes: Any) -> Recovery:

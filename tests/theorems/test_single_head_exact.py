@@ -41,25 +41,16 @@ from exactattn.learners.single_head import (
 from exactattn.linalg import det
 from exactattn.models import SingleHeadAttention
 from exactattn.oracle import Transcript, ValueOracle
+from tests.helpers import e, same, sigma
 
 F = Fraction
 
 
 # -- helpers ---------------------------------------------------------------
-def same(A: Any, B: Any) -> bool:
-    """Exact elementwise equality of two arrays (shapes included), as a bool."""
-    A, B = np.asarray(A, dtype=object), np.asarray(B, dtype=object)
-    return A.shape == B.shape and all(bool(a == b) for a, b in zip(A.flat, B.flat, strict=True))
 
 
-def e(q: Any) -> Any:
-    """e^q as an EXP element (q an int or Fraction)."""
-    return EXP.exp(EXP(q))
 
 
-def sigma(q: Any) -> Any:
-    """sigma(q) = e^q / (1 + e^q) as an EXP element."""
-    return e(q) / (1 + e(q))
 
 
 def head_oracle(W: Any, v: Any, field: Field = EXP, **kw: Any) -> ValueOracle:

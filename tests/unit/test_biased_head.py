@@ -38,21 +38,15 @@ from exactattn.learners.recovery import Recovery
 from exactattn.learners.single_head import learn_single_head
 from exactattn.models import BiasedSingleHeadAttention, SingleHeadAttention
 from exactattn.oracle import Transcript, ValueOracle
+from tests.helpers import e, same, sigma
 
 F = Fraction
 
 
-def same(A: Any, B: Any) -> bool:
-    A, B = np.asarray(A, dtype=object), np.asarray(B, dtype=object)
-    return A.shape == B.shape and all(bool(a == b) for a, b in zip(A.flat, B.flat, strict=True))
 
 
-def e(q: Any) -> Any:
-    return EXP.exp(EXP(q))
 
 
-def sigma(q: Any) -> Any:
-    return e(q) / (1 + e(q))
 
 
 def oracle_for(W: Any, c: Any, v: Any, beta: Any, field: Field = EXP, **kw: Any) -> ValueOracle:
