@@ -318,10 +318,10 @@ def _exact_query(X: Array) -> Array:
     """A query of exactly known balls or mpmath numbers as an EXP array (else X itself)."""
     first = X.flat[0] if X.size else None
     if isinstance(first, PrecisionElement):
-        from .linalg import _exact_values
+        from .linalg import exact_values
 
         field = first.field
         assert isinstance(field, BallField | MPField)
-        Q = _exact_values(field, X)
+        Q = exact_values(field, X)
         return EXP.array([[EXP(Q[i, k]) for k in range(Q.ncols())] for i in range(Q.nrows())])
     return X

@@ -13,6 +13,7 @@ from fractions import Fraction
 import numpy as np
 
 from .fields import F64, Field
+from .fields.rational import sqrt_upper
 from .models import SingleHeadAttention
 
 __all__ = ["SingleHeadInstance", "random_rational", "single_head_instance",
@@ -85,13 +86,6 @@ def builtin_single_head_instances(field: Field, *, per_d: int = 2) -> list[Singl
     return out
 
 
-def _sqrt_upper(q: Fraction) -> Fraction:
-    """A rational >= sqrt(q) (q >= 0), within 1/1000 of it for q of moderate size."""
-    scaled = q * 10**6
-    root = math.isqrt(int(scaled.numerator // scaled.denominator)) + 1
-    return Fraction(root, 1000)
-
-
 def noisy_single_head_instance(
     d: int, seed: int, *, W_bound: Fraction = Fraction(2), sparse_v: bool = False
 ) -> tuple[SingleHeadInstance, Fraction]:
@@ -109,7 +103,8 @@ def noisy_single_head_instance(
     frob_sq = sum((x * x for row in W for x in row), Fraction(0))
     if frob_sq > 0:
         shrink = Fraction(int(rng.integers(1, 5)), 4)  # 1/4 .. 1 of the largest allowed
-        factor = W_bound / _sqrt_upper(frob_sq) * shrink
+        root = sqrt_upper(frob_sq)
+        factor = W_bound / Fraction(int(root.p), int(root.q)) * shrink
         W = [[x * factor for x in row] for row in W]
     if sum((x * x for row in W for x in row), Fraction(0)) > W_bound**2:  # pragma: no cover
         raise AssertionError("instance violates ||W||_F <= W_bound")

@@ -23,7 +23,8 @@ from flint import fmpq, fmpq_mat
 from .errors import ExactattnError, ShapeError
 from .fields import Array, BallField, Field, InsufficientPrecisionError, MPField
 
-__all__ = ["solve", "rank", "det", "SingularMatrixError", "to_fmpq_mat", "from_fmpq_mat"]
+__all__ = ["solve", "rank", "det", "SingularMatrixError", "to_fmpq_mat", "from_fmpq_mat",
+           "exact_values"]
 
 
 class SingularMatrixError(ExactattnError, ArithmeticError):
@@ -109,7 +110,7 @@ def rank(field: Field, A: Array) -> int:
     if field.exact:
         return int(to_fmpq_mat(field, A).rank())
     if isinstance(field, BallField | MPField):
-        return int(_exact_values(field, A).rank())
+        return int(exact_values(field, A).rank())
     return int(np.linalg.matrix_rank(A))
 
 
@@ -120,11 +121,11 @@ def det(field: Field, A: Array) -> Any:
     if field.exact:
         return field.from_rational(to_fmpq_mat(field, A).det())
     if isinstance(field, BallField | MPField):
-        return field(_exact_values(field, A).det())
+        return field(exact_values(field, A).det())
     return np.float64(np.linalg.det(A))
 
 
-def _exact_values(field: BallField | MPField, A: Array) -> fmpq_mat:
+def exact_values(field: BallField | MPField, A: Array) -> fmpq_mat:
     """A matrix of exactly known entries (zero-radius balls, mpf values) as fmpq_mat."""
     from .fields.precision import arf_to_fmpq
 

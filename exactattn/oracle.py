@@ -540,7 +540,7 @@ def enclosing_oracle(model: Any, field: Field, **kwargs: Any) -> ValueOracle:
     """
     from .fields import BallField, MPField, PrecisionElement
     from .fields.precision import arf_to_fmpq
-    from .linalg import _exact_values
+    from .linalg import exact_values
 
     if not isinstance(field, BallField | MPField):
         raise IncompatibleFieldError(f"enclosing_oracle needs BALL(prec) or MP(prec), "
@@ -550,7 +550,7 @@ def enclosing_oracle(model: Any, field: Field, **kwargs: Any) -> ValueOracle:
         raise IncompatibleFieldError("enclosing_oracle needs an exact hidden model (EXP or QQ)")
 
     def answer(X: Array) -> Any:
-        Q = _exact_values(field, X)
+        Q = exact_values(field, X)
         Xe = exact_field.array([[exact_field(Q[i, k]) for k in range(Q.ncols())]
                                 for i in range(Q.nrows())])
         y = EXP(model(Xe))

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -11,7 +13,7 @@ from flint import fmpq, fmpz
 from ..errors import IncompatibleFieldError, InvalidEntryError
 from .base import Array, Field, describe, literal_rational, not_representable
 
-__all__ = ["RationalField", "QQ", "rational", "gaussian_rationals"]
+__all__ = ["RationalField", "QQ", "rational", "gaussian_rationals", "sqrt_upper"]
 
 #: denominator of the seeded Gaussian draws in exact fields (2^10)
 GAUSSIAN_DENOMINATOR = 1024
@@ -48,6 +50,31 @@ def rational(x: Any) -> fmpq:
     if hasattr(x, "field") and isinstance(getattr(x, "field", None), Field):
         raise IncompatibleFieldError(f"{describe(x)} belongs to {x.field.name}, not QQ")
     raise InvalidEntryError(f"{describe(x)} is not an exact rational number")
+
+
+def sqrt_upper(x: Any, factor: Any = Fraction(9, 8)) -> fmpq:
+    """A dyadic rational r with sqrt(x) <= r <= factor sqrt(x) (x >= 0, factor > 1), exactly.
+
+    Rationals stand in for square roots (norms) wherever a bound must stay exact.
+
+    >>> r = sqrt_upper(2); r * r >= 2 and r * r <= fmpq(81, 32)
+    True
+    """
+    q, f = rational(x), rational(factor)
+    if q < 0 or f <= 1:
+        raise InvalidEntryError(f"sqrt_upper needs x >= 0 and factor > 1, got {q}, {f}")
+    if q == 0:
+        return fmpq(0)
+    k = 0
+    while True:
+        M = q * 4**k
+        n = math.isqrt(int(M.p) // int(M.q))
+        while n * n < M:
+            n += 1
+        r = fmpq(n, 2**k)
+        if r * r <= f * f * q:
+            return r
+        k += 1
 
 
 def gaussian_rationals(rng: np.random.Generator, shape: int | Sequence[int]) -> list[fmpq]:

@@ -92,7 +92,6 @@ learner does).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -101,6 +100,7 @@ from flint import fmpq
 
 from ..errors import HypothesisViolatedError, InvalidEntryError
 from ..fields import QQ, rational
+from ..fields.rational import sqrt_upper
 from ..linalg import solve
 from ..oracle import NoisyOracle
 from .noisy import L_UPPER, PROBE_A, ceil_sqrt, clipped_logits, positive_rational
@@ -219,20 +219,6 @@ def adapted_tolerances(d: int, *, epsilon_W: Any, epsilon_v: Any, W_bound: Any,
     return adapted_error_bounds(d, W_bound=Wb, norm_lower=nu, tau_f=tau_f, tau_v=tau_v)
 
 
-def _sqrt_upper(S: fmpq) -> fmpq:
-    """A dyadic rational rho with sqrt(S) <= rho <= (9/8) sqrt(S), for S > 0 (exact)."""
-    k = 0
-    while True:
-        M = S * 4**k
-        n = math.isqrt(int(M.p) // int(M.q))
-        while n * n < M:
-            n += 1
-        rho = fmpq(n, 2**k)
-        if rho * rho <= RHO_FACTOR * RHO_FACTOR * S:
-            return rho
-        k += 1
-
-
 def adapted_probes(v_hat: Sequence[Any]) -> tuple[fmpq, list[int], list[list[fmpq]]]:
     """(rho, s, U): the probes u_l = (v_hat / rho + s_l e_l) / 3 as the rows of U = Z.
 
@@ -244,7 +230,7 @@ def adapted_probes(v_hat: Sequence[Any]) -> tuple[fmpq, list[int], list[list[fmp
     S = sum((x * x for x in vq), fmpq(0))
     if S == 0:
         raise HypothesisViolatedError("v_hat = 0: no probe direction", hypothesis="||v|| > 0")
-    rho = _sqrt_upper(S)
+    rho = sqrt_upper(S, RHO_FACTOR)
     d = len(vq)
     w = [x / rho for x in vq]
     s = [1 if x >= 0 else -1 for x in vq]

@@ -47,6 +47,7 @@ from flint import arb, ctx, fmpq
 
 from ..errors import NotRepresentableError
 from ..fields import EXP
+from ..fields.rational import sqrt_upper
 from ..models import SingleHeadAttention
 from .single_head import Step
 
@@ -814,12 +815,6 @@ def check_lipschitz_on_points(points: Iterable[Point], constant: Any = None) -> 
 Instance = tuple[str, fmpq, list[list[fmpq]], list[fmpq]]
 
 
-def _rational_sqrt_upper(x: fmpq) -> fmpq:
-    """A rational r >= sqrt(x) for x >= 0 (sqrt(p/q) = sqrt(pq)/q <= (isqrt(pq) + 1)/q)."""
-    p, q = int(x.p), int(x.q)
-    return fmpq(math.isqrt(p * q) + 1, q)
-
-
 def _random_rational(rng: np.random.Generator) -> fmpq:
     return fmpq(int(rng.integers(-9, 10)), int(rng.integers(1, 6)))
 
@@ -856,11 +851,11 @@ def probe_instances(seeds: Iterable[int] = range(3), dims: Iterable[int] = (1, 2
                 fro2 = sum((x * x for row in W for x in row), fmpq(0))
                 if fro2 != 0:
                     shrink = fmpq(int(rng.integers(1, 5)), 4)
-                    scale = wbar / _rational_sqrt_upper(fro2) * shrink
+                    scale = wbar / sqrt_upper(fro2) * shrink
                     W = [[x * scale for x in row] for row in W]
                 v2 = sum((x * x for x in v), fmpq(0))
                 if v2 > 1:
-                    v = [x / _rational_sqrt_upper(v2) for x in v]
+                    v = [x / sqrt_upper(v2) for x in v]
                 out.append((f"d={d}, W_bar={wbar}, seed={seed}", wbar, W, v))
             i, j = d - 1, 0
             for sign in (1, -1):
