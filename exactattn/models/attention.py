@@ -17,7 +17,7 @@ from ..errors import InvalidEntryError, ShapeError
 from ..fields import EXP, F64, Array, Field
 from ..queries import as_matrix, as_query, as_query_batch, as_vector
 
-__all__ = ["SingleHeadAttention", "softmax_average"]
+__all__ = ["SingleHeadAttention", "softmax_average", "f64_attention_weights"]
 
 
 def softmax_average(field: Field, scores: list[Any], values: list[Any]) -> Any:
@@ -115,15 +115,24 @@ class SingleHeadAttention:
         return out
 
 
+def f64_attention_weights(Xs: Array, W: Array, c: Array | None = None) -> Array:
+    """softmax(X W x_N (+ X c)) for every query of a (B, N, d) float64 batch.
+
+    One GEMM gives W x_N for the whole batch; scores are shifted by their
+    maximum before exp (the stable softmax). Shared by every float64 model.
+    """
+    q = Xs[:, -1, :] @ W.T
+    if c is not None:
+        q = q + c
+    s = np.einsum("bnd,bd->bn", Xs, q)
+    s -= s.max(axis=1, keepdims=True)
+    a: Array = np.exp(s)
+    a /= a.sum(axis=1, keepdims=True)
+    return a
+
+
 def _f64_batch(W: Array, v: Array, Xs: list[Array] | Array) -> Array:
     if isinstance(Xs, np.ndarray):
-        # s_{b,i} = x_{b,i} . (W x_{b,N}); one GEMM for all W x_N of the batch
-        WxN = Xs[:, -1, :] @ W.T
-        s = np.einsum("bnd,bd->bn", Xs, WxN)
-        s -= s.max(axis=1, keepdims=True)
-        a = np.exp(s)
-        a /= a.sum(axis=1, keepdims=True)
-        c = Xs @ v
-        out: Array = np.einsum("bn,bn->b", a, c)
+        out: Array = np.einsum("bn,bn->b", f64_attention_weights(Xs, W), Xs @ v)
         return out
     return np.array([_f64_batch(W, v, X[None])[0] for X in Xs], dtype=np.float64)

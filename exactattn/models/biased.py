@@ -34,7 +34,7 @@ from flint import fmpq, fmpq_mat
 from ..errors import InvalidEntryError, ShapeError
 from ..fields import EXP, F64, Array, Field
 from ..queries import as_matrix, as_query, as_query_batch, as_vector
-from .attention import softmax_average, square_dimension
+from .attention import f64_attention_weights, softmax_average, square_dimension
 
 __all__ = ["BiasedSingleHeadAttention"]
 
@@ -135,10 +135,6 @@ def biased_f64_batch(W: Array, c: Array, v: Array, beta: Any, Xs: Array) -> Arra
     ...                        np.array([[[1.0, 0.0]]]))[0])
     1.5
     """
-    q = Xs[:, -1, :] @ W.T + c  # W x_N + c for every query: one GEMM
-    s = np.einsum("bnd,bd->bn", Xs, q)
-    s -= s.max(axis=1, keepdims=True)
-    a = np.exp(s)
-    a /= a.sum(axis=1, keepdims=True)
+    a = f64_attention_weights(Xs, W, c)
     out: Array = np.einsum("bn,bn->b", a, Xs @ v) + beta
     return out

@@ -33,7 +33,7 @@ from flint import fmpq, fmpq_mat
 from ..errors import ShapeError
 from ..fields import EXP, F64, Array, Field
 from ..queries import as_matrix, as_query, as_query_batch, as_vector
-from .attention import square_dimension
+from .attention import f64_attention_weights, square_dimension
 
 __all__ = ["OneLayerTransformer", "ResidualOneLayerTransformer", "SkipHeadAttention"]
 
@@ -106,9 +106,7 @@ class _SoftmaxReadout:
         """
         Xc = as_query(self.field, X, self.d)
         if not self.field.exact:
-            s = Xc @ (self.W @ Xc[-1])
-            a = np.exp(s - s.max())
-            out: Array = a / a.sum()
+            out: Array = f64_attention_weights(np.asarray(Xc)[None], self.W)[0]
             return out
         weights = self._weights(self._scores_exact(self._query_exact(Xc)))
         den = weights[0]
@@ -133,12 +131,7 @@ class _SoftmaxReadout:
         raise NotImplementedError  # pragma: no cover
 
     def _f64_alpha(self, Xs: Array) -> Array:
-        WxN = Xs[:, -1, :] @ self.W.T
-        s = np.einsum("bnd,bd->bn", Xs, WxN)
-        s -= s.max(axis=1, keepdims=True)
-        a: Array = np.exp(s)
-        a /= a.sum(axis=1, keepdims=True)
-        return a
+        return f64_attention_weights(Xs, self.W)
 
     def __call__(self, X: Any) -> Any:
         return self._evaluate(as_query(self.field, X, self.d))
