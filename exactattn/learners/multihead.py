@@ -239,6 +239,25 @@ def _ball(x: Any, prec: int) -> arb:
     return EXP.to_arb(x, prec)
 
 
+def _pole_logits(q: list[Any], m: int, prec: int) -> list[Any] | None:
+    """The exact logits log t_h of the poles: roots z_h = -t_h of the reversed
+    denominator z^m + q_1 z^(m-1) + ... + q_m, each reconstructed as a rational.
+
+    None when a root's ball does not single out a rational (raise the precision).
+    """
+    roots = _poly_roots([q[m - 1 - i] for i in range(m)] + [arb(1)], prec)
+    if roots is None:
+        return None
+    logits = []
+    for z in roots:
+        lb = _logit_ball(-z)
+        l = None if lb is None else _rational_in(lb)
+        if l is None:
+            return None
+        logits.append(l)
+    return logits
+
+
 def _poly_roots(coeffs: list[arb], prec: int) -> list[arb] | None:
     """Real parts of the roots of sum coeffs[i] z^i if all are real (balls), else None."""
     # the tightest tolerance the coefficient balls allow (an unattainable one raises)
@@ -312,16 +331,9 @@ def _fit_free(values: list[Any], m: int, prec: int) -> _Heads | None:
             return None
         q = sol[m:]
         # reversed Q: z^m + q_1 z^(m-1) + ... + q_m, roots z_h = -t_h
-        roots = _poly_roots([q[m - 1 - i] for i in range(m)] + [arb(1)], prec)
-        if roots is None:
+        logits = _pole_logits(q, m, prec)
+        if logits is None:
             return None
-        logits = []
-        for z in roots:
-            lb = _logit_ball(-z)
-            l = None if lb is None else _rational_in(lb)
-            if l is None:
-                return None
-            logits.append(l)
         if len(set(logits)) < m:
             return None
         t = [EXP.to_arb(EXP.exp(EXP(l)), prec) for l in logits]
@@ -372,16 +384,9 @@ def _fit_known(values: list[Any], g0: Any, S: Any, rhos: list[Any], prec: int
         if sol is None:
             return None
         q = sol[m - 1: 2 * m - 2] + [sol[-1]]
-        roots = _poly_roots([q[m - 1 - i] for i in range(m)] + [arb(1)], prec)
-        if roots is None:
+        logits = _pole_logits(q, m, prec)
+        if logits is None:
             return None
-        logits = []
-        for z in roots:
-            lb = _logit_ball(-z)
-            l = None if lb is None else _rational_in(lb)
-            if l is None:
-                return None
-            logits.append(l)
     S_q = EXP(S)
     rho_q = [EXP(r) for r in rhos]
     # label: the pairing of roots and residues that reproduces the answers exactly
