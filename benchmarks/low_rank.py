@@ -139,7 +139,8 @@ def run_adaptive(d: int, r: int, *, discover: bool = False, field: Field = EXP) 
     row = base_row(d, r, method, field, oracle, seconds)
     hidden = head.W if field == EXP else QQ.array(
         [[EXP.to_rational(x) for x in row] for row in head.W])
-    row["exact"] = same(rec.W, hidden) and rec.exact
+    row["exact"] = same(rec.W, hidden) and rec.field.exact
+    row["status"] = rec.status
     row["error"] = 0.0 if row["exact"] else None
     row["rank_found"] = rec.options["rank"]
     row["queries_by_phase"] = dict(rec.queries_by_phase)

@@ -162,7 +162,8 @@ def _learn_single_head(args: argparse.Namespace) -> int:
         "label": rec.label, "paper_ref": rec.paper_ref, "instance": inst.name,
         "d": args.d, "seed": args.seed, "field": field.name, "probes": args.probes,
         "queries": rec.queries, "expected_queries": query_count(args.d),
-        "queries_by_phase": dict(rec.queries_by_phase), "exact": rec.exact,
+        "queries_by_phase": dict(rec.queries_by_phase),
+        "status": rec.status, "hypotheses": list(rec.hypotheses),
         "certificate": {**cert.to_json(), "text": str(cert)},
         "seconds": {"total": learn_seconds, "oracle": oracle_seconds,
                     "learner": learn_seconds - oracle_seconds, "certificate": cert_seconds},
@@ -246,7 +247,8 @@ def _learn_other(args: argparse.Namespace) -> int:
     cert = verify(rec, oracle, probes=args.certificate_probes, seed=seed)
     info = {"label": label, "d": d, "seed": seed, "queries": rec.queries,
             "expected_queries": expected, "queries_by_phase": dict(rec.queries_by_phase),
-            "exact": rec.exact, "matches_truth": bool(truth),
+            "status": rec.status, "hypotheses": list(rec.hypotheses),
+            "matches_truth": bool(truth),
             "certificate": {**cert.to_json(), "text": str(cert)},
             "seconds": {"total": seconds, "oracle": oracle.seconds}}
     if args.json:
@@ -256,6 +258,7 @@ def _learn_other(args: argparse.Namespace) -> int:
               f"  queries      {rec.queries}"
               + (f" (expected {expected})" if expected is not None else "")
               + f"  by phase {dict(rec.queries_by_phase)}\n"
+              f"  status       {rec.status_text()}\n"
               f"  truth        {'recovered exactly' if truth else 'DIFFERS'}\n"
               f"  certificate  {cert}\n"
               f"  seconds      {seconds:.3f} total, {oracle.seconds:.3f} in the oracle")
@@ -304,6 +307,7 @@ def _learn_noisy(args: argparse.Namespace) -> int:
                        "tau_v": rec.options["bounds"]["tau_v"]},
         "queries": rec.queries, "expected_queries": args.d + args.d**2,
         "queries_by_phase": dict(rec.queries_by_phase),
+        "status": rec.status, "hypotheses": list(rec.hypotheses),
         "max_entry_error": float(max(errors)), "entry_bound": float(bound),
         "within_bound": max(errors) <= bound, "clipped": rec.options["clipped"],
         "certificate": {**cert.to_json(), "text": str(cert)},
@@ -316,6 +320,7 @@ def _learn_noisy(args: argparse.Namespace) -> int:
               f"  tolerances   tau_f = {info['tolerances']['tau_f']}, "
               f"tau_v = {info['tolerances']['tau_v']}\n"
               f"  queries      {rec.queries} (expected d + d^2 = {args.d + args.d**2})\n"
+              f"  status       {rec.status_text()}\n"
               f"  max error    {info['max_entry_error']:.3e} <= bound {float(bound):.3e}: "
               f"{'yes' if info['within_bound'] else 'NO'} (exact comparison)\n"
               f"  certificate  {cert}\n"

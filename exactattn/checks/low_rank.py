@@ -385,9 +385,9 @@ def _check_f64() -> Outcome:
     err = float(np.linalg.norm(rec.W - head.W))
     rel = err / float(np.linalg.norm(head.W))
     failures = []
-    if oracle.queries != query_floor(d, r) or rec.exact:
-        failures.append(f"{oracle.queries} queries (floor {query_floor(d, r)}), exact "
-                        f"{rec.exact}")
+    if oracle.queries != query_floor(d, r) or rec.status != "float":
+        failures.append(f"{oracle.queries} queries (floor {query_floor(d, r)}), status "
+                        f"{rec.status}")
     if not (rel < 1e-9 and err <= float(rec.options["W_error_bound"])):
         failures.append(f"relative error {rel:.2e}, bound {rec.options['W_error_bound']:.2e}")
     return first_failure(failures, 1, f"relative Frobenius error {rel:.1e}; "

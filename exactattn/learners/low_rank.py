@@ -467,7 +467,18 @@ def learn_low_rank(
                 "certify with exactattn.certificates.verify (fresh probes) or confirm=k")
     options["method"] = method
     options["computing_field"] = F.name
+    hypotheses: tuple[str, ...]
+    if rank is None:
+        hypotheses = (
+            "the seeded random probes and tokens are generic for W: the first singular "
+            f"leading minor of A^T W B appears at k = rank(W) = {options['rank']}",)
+    elif confirm and method == "adaptive":
+        hypotheses = (f"rank(W) <= {rank} (tested, not proved, by {confirm} random "
+                      "measurements)",)
+    else:
+        hypotheses = (f"rank(W) <= {rank}",)
     return span.recovery(
+        hypotheses=hypotheses,
         label=label,
         paper_ref=ref,
         field=F,

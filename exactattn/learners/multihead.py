@@ -543,7 +543,8 @@ def _recovery(F: Field, span: QuerySpan, Ws: list[Array], vs: list[Array], d: in
         v[:, h] = vh
     return span.recovery(
         label=LABEL, paper_ref=PAPER_REF, field=F, params={"W": W, "v": v},
-        seed=seed, options=options)
+        seed=seed, options=options,
+        hypotheses=(f"f has at most H = {options['heads']} canonical heads",))
 
 
 def _exact_logit(p: Any, j: int, h: int) -> Any:
@@ -698,4 +699,6 @@ def learn_orthogonal_heads(
     return span.recovery(
         label=ORTHOGONAL_LABEL, paper_ref=ORTHOGONAL_REF, field=F, params={"W": W, "v": v},
         seed=0,
-        options={"dims": [int(Bh.shape[1]) for Bh in Bs]})
+        options={"dims": [int(Bh.shape[1]) for Bh in Bs]},
+        hypotheses=("head h reads and writes only the given subspace B_h, and the "
+                    "subspaces are mutually orthogonal",))

@@ -224,8 +224,8 @@ def learn_single_head_noisy(
     >>> oracle = NoisyOracle(head, tolerance=0, adversary="worst")
     >>> rec = learn_single_head_noisy(oracle, epsilon_W=Fr(1, 10), epsilon_v=Fr(1, 10),
     ...                               W_bound=2, margin=Fr(1, 2))
-    >>> rec.queries, rec.exact
-    (6, False)
+    >>> rec.queries, rec.status
+    (6, 'approximate')
     >>> err = max(abs(EXP(rec.W[i, j]) - head.W[i, j]) for i in range(2) for j in range(2))
     >>> err <= EXP(Fr(rec.options["W_entry_bound"])) <= EXP(Fr(1, 10)) / 2
     True

@@ -273,6 +273,7 @@ def learn_one_layer(
             "(or the FFN learner failed)")
     transcript = anti.transcript[:] if residual else span.transcript()
     return span.recovery(
+        hypotheses=tuple(f"(FFN) {h}" for h in ffn.hypotheses),
         label=LABEL,
         paper_ref=PAPER_REF,
         field=F,

@@ -12,7 +12,33 @@ from typing import Any
 from ..fields import Array, Field, field_by_name
 from ..oracle import Transcript, ValueOracle
 
-__all__ = ["Recovery", "QuerySpan", "phase_counts"]
+__all__ = ["Recovery", "QuerySpan", "phase_counts", "STATUSES", "status_of"]
+
+#: the status words of a recovery, each with one meaning everywhere (API, JSON, CLI, PDF)
+STATUSES: Mapping[str, str] = MappingProxyType({
+    "exact": "equal to the hidden parameters for every oracle of the model class that the "
+             "learner accepts, decided with == in an exact field; no further hypothesis",
+    "exact_given": "equal to the hidden parameters provided that every listed hypothesis "
+                   "holds; no query can confirm them",
+    "float": "computed in floating point; within the stated error bounds, never exact",
+    "approximate": "an estimate within a guaranteed bound (for example from a noisy oracle), "
+                   "given the listed hypotheses",
+})
+
+
+def status_of(field_exact: bool, approximate: bool, hypotheses: tuple[str, ...]) -> str:
+    """The status word: ``approximate`` > ``float`` > ``exact_given`` > ``exact``.
+
+    >>> status_of(True, False, ()), status_of(True, False, ("rank(W) <= 2",))
+    ('exact', 'exact_given')
+    >>> status_of(False, False, ()), status_of(True, True, ())
+    ('float', 'approximate')
+    """
+    if approximate:
+        return "approximate"
+    if not field_exact:
+        return "float"
+    return "exact_given" if hypotheses else "exact"
 
 
 @dataclass(frozen=True, eq=False)
@@ -30,8 +56,12 @@ class Recovery:
     options : how the learner ran (probe kind, ...), JSON-serialisable.
     approximate : True when the parameters are estimates within a stated bound
         (for example from a noisy oracle), even if stored as exact rationals.
-    exact : True when the parameters equal the hidden ones: an exact field and
-        not approximate.
+    hypotheses : every assumption the result rests on that no query can
+        confirm (``"rank(W) <= 2"``, ``"every entry of W and v has denominator <= 1000"``,
+        ...), beyond the model class named by the label.
+    status : one of :data:`STATUSES`: ``exact`` only when the parameters equal
+        the hidden ones for every oracle of the class the learner accepts;
+        ``exact_given`` when that needs ``hypotheses``; ``float``; ``approximate``.
     """
 
     label: str
@@ -44,8 +74,13 @@ class Recovery:
     seed: int
     options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     approximate: bool = False
+    hypotheses: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.hypotheses, str) or not all(
+                isinstance(h, str) and h for h in self.hypotheses):
+            raise TypeError("hypotheses must be a sequence of non-empty strings")
+        object.__setattr__(self, "hypotheses", tuple(self.hypotheses))
         for A in self.params.values():
             A.flags.writeable = False
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
@@ -53,8 +88,15 @@ class Recovery:
         object.__setattr__(self, "options", MappingProxyType(dict(self.options)))
 
     @property
-    def exact(self) -> bool:
-        return self.field.exact and not self.approximate
+    def status(self) -> str:
+        """``exact``, ``exact_given``, ``float`` or ``approximate`` (see :data:`STATUSES`)."""
+        return status_of(self.field.exact, self.approximate, self.hypotheses)
+
+    def status_text(self) -> str:
+        """The status with its hypotheses, as printed by the CLI."""
+        if not self.hypotheses:
+            return self.status
+        return f"{self.status} (given: {'; '.join(self.hypotheses)})"
 
     @property
     def W(self) -> Array:
@@ -81,7 +123,8 @@ class Recovery:
             "label": self.label,
             "paper_ref": self.paper_ref,
             "field": F.name,
-            "exact": self.exact,
+            "status": self.status,
+            "hypotheses": list(self.hypotheses),
             "params": {k: F.array_to_json(A) for k, A in self.params.items()},
             "queries": self.queries,
             "queries_by_phase": dict(self.queries_by_phase),
@@ -105,6 +148,7 @@ class Recovery:
             seed=int(obj["seed"]),
             options=obj.get("options", {}),
             approximate=bool(obj.get("approximate", False)),
+            hypotheses=tuple(obj.get("hypotheses", ())),
         )
 
     def save(self, path: str) -> None:

@@ -893,14 +893,21 @@ def learn_relu_ffn(
         raise AssertionError(f"internal error: {used} queries, formula gives "
                              f"{sum(line_queries) + out['residual_used']}")
     return span.recovery(
+        hypotheses=GENERICITY_HYPOTHESES,
         label=LABEL,
         paper_ref=PAPER_REF,
         field=F,
         params={"A": A, "w": w},
-
         seed=seed,
         options=options,
     )
+
+
+#: what the result rests on that no query can confirm (see the module docstring)
+GENERICITY_HYPOTHESES = (
+    "assumption H: no signed subset of the kinks cancels (the network is generic), so "
+    "every nonzero piece of g is met on the learner's lines",
+)
 
 
 def _extra(c: dict[str, int], exact: bool = True) -> int:

@@ -214,7 +214,12 @@ def learn_single_head(
         out_field = EXP
         options.update({"reconstructed_from": F.name, "max_denominator": max_denominator,
                         "max_radius": str(radius)})
+    hypotheses: tuple[str, ...] = ()
+    if max_denominator is not None:
+        hypotheses = (f"every entry of W and v is a rational of denominator <= "
+                      f"{max_denominator}",)
     return span.recovery(
+        hypotheses=hypotheses,
         label=LABEL,
         paper_ref=PAPER_REF,
         field=out_field,

@@ -27,7 +27,8 @@ def learn_summary(info: dict[str, Any]) -> str:
         f"{info['label']} on {info['instance']} over {info['field']}",
         f"  queries      {info['queries']} (expected d + d^2 = {info['expected_queries']})"
         f"  by phase {info['queries_by_phase']}",
-        f"  exact        {'yes' if info['exact'] else 'no (float64)'}",
+        f"  status       {info['status']}"
+        + (f" (given: {'; '.join(info['hypotheses'])})" if info.get("hypotheses") else ""),
     ]
     if info.get("matches_truth") is not None:
         truth = info["matches_truth"]

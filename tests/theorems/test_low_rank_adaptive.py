@@ -96,7 +96,8 @@ def test_worked_example_recovery() -> None:
     rec = learn_low_rank(oracle, rank=1)
     assert same(rec.W, W_EX) and same(rec.v, V_EX)
     assert rec.label == LABEL_ADAPTIVE == "low_rank_adaptive"
-    assert rec.exact and rec.field == EXP
+    assert rec.status == "exact_given" and rec.field == EXP
+    assert rec.hypotheses == ("rank(W) <= 1",)
     # 1 (2 3 - 1) + 3 = 8 queries, against d^2 + d = 12 for the full learner
     assert rec.queries == oracle.queries == 8 == query_floor(3, 1)
     assert dict(rec.queries_by_phase) == {"v": 3, "core": 1, "WB": 2, "AW": 2}
@@ -327,7 +328,7 @@ def test_f64_d256() -> None:
     err = float(np.linalg.norm(rec.W - head.W))
     assert err / float(np.linalg.norm(head.W)) < 1e-10
     assert err <= float(rec.options["W_error_bound"])
-    assert rec.exact is False
+    assert rec.status == "float"
     assert verify(rec, oracle, probes=4).holds
 
 

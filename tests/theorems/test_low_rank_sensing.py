@@ -125,7 +125,7 @@ def test_als_recovers_exactly_with_d_plus_m_queries(d: int, r: int) -> None:
     oracle = ValueOracle(head)
     rec = learn_low_rank(oracle, rank=r, method="sensing", measurements=m, seed=1)
     assert rec.label == LABEL_SENSING and rec.paper_ref == PAPER_REF_SENSING
-    assert same(rec.W, head.W) and same(rec.v, head.v) and rec.exact
+    assert same(rec.W, head.W) and same(rec.v, head.v) and rec.status == "exact_given"
     assert oracle.queries == rec.queries == d + m == sensing_query_count(d, m)
     assert dict(rec.queries_by_phase) == {"v": d, "measurements": m}
     assert [t.X.shape[0] for t in rec.transcript] == [1] * d + [2] * m

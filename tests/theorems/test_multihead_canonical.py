@@ -60,7 +60,8 @@ def test_worked_example() -> None:
     # canonical order: by W row-major, [[0, 1], [-1, 0]] < [[1, 0], [0, 2]]
     assert [W.tolist() for W in rec.params["W"]] == [W2, W1]
     assert rec.params["v"].tolist() == [[1, 1], [1, 0]]  # columns v_h
-    assert rec.label == LABEL and rec.exact
+    assert rec.label == LABEL and rec.status == "exact_given"
+    assert "canonical heads" in rec.hypotheses[0]
     assert rec.options["m"] == 2 and rec.options["plan"] == "isolating"
     # 1 + 2Hd = 9 (phase v), d - 1 = 1 (match), (d - 1)(Hd + (H - 1)^2) = 5 (phase W)
     assert dict(rec.queries_by_phase) == {"v": 9, "match": 1, "W": 5}

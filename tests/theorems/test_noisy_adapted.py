@@ -108,7 +108,7 @@ def test_worked_example_sparse_v() -> None:
                                           W_bound=2, norm_lower=F(1, 2))
     assert rec.label == LABEL == "noisy_oracle"
     assert rec.options["variant"] == "adapted"
-    assert rec.approximate and not rec.exact and rec.field == QQ
+    assert rec.approximate and rec.status == "approximate" and rec.field == QQ
     assert rec.queries == 12 and dict(rec.queries_by_phase) == {"v": 3, "W": 9}
     # the "worst" adversary pushes one-token answers towards 0: 1/2 - tau_v, and +tau_v at 0
     assert list(rec.v) == [fmpq(67199, 134400), fmpq(1, 134400), fmpq(1, 134400)]

@@ -119,7 +119,7 @@ def test_worked_example_recovery() -> None:
     oracle = ValueOracle(tf)
     rec = learn_one_layer(oracle)
     assert rec.label == LABEL == "one_layer_reduction"
-    assert rec.field == EXP and rec.exact
+    assert rec.field == EXP and rec.status == "exact_given"
     assert same(rec.W, [[F(1, 2), -1], [2, F(1, 3)]])
     assert same(rec.v, [1, -3])
     assert equivalent(ffn_of(rec), ReluFFN(A_EX, W_O_EX, field=EXP))

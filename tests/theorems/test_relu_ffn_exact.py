@@ -132,7 +132,8 @@ def test_worked_example_recovery() -> None:
     g = ReluFFN(A_EX, W_EX)
     oracle = ValueOracle(g)
     rec = learn_relu_ffn(oracle)
-    assert rec.label == LABEL == "relu_ffn_exact" and rec.exact and rec.field == QQ
+    assert rec.label == LABEL == "relu_ffn_exact" and rec.status == "exact_given"
+    assert rec.field == QQ and any("assumption H" in h for h in rec.hypotheses)
     assert rec.options["line"]["p"] == [str(x) for x in P_EX]
     assert rec.options["line"]["q"] == [str(x) for x in Q_EX]
     assert rec.options["line"]["kinks"] == ["-21973/111922", "1671/195382", "69261/54998"]
@@ -453,7 +454,7 @@ def test_f64_route(d: int, m: int, seed: int) -> None:
     g = ReluFFN(A, w, field=F64)
     oracle = ValueOracle(g)
     rec = learn_relu_ffn(oracle, seed=seed)
-    assert rec.exact is False and rec.field == F64
+    assert rec.status == "float" and rec.field == F64
     assert rec.options["canonical_terms"] == m
     assert parameter_error(recovered(rec), g) < 1e-6
     E = rec.options["query_terms"]["extra"] + rec.options["query_terms"]["sample_retries"] \

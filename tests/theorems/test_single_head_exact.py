@@ -160,7 +160,7 @@ def test_worked_example_recovers_W_and_v() -> None:
     assert same(rec.v, [3, 0])
     assert all(EXP.is_element(x) for x in rec.W.flat)
     assert rec.label == LABEL == "single_head_exact"
-    assert rec.field == EXP and rec.exact is True
+    assert rec.field == EXP and rec.status == "exact"
     assert rec.queries == 6 == oracle.queries
     assert dict(rec.queries_by_phase) == {"v": 2, "W": 4}
     assert rec.options["probes"] == "deterministic" and rec.options["pivot"] == 0
@@ -307,7 +307,7 @@ def test_f64_relative_error_and_own_bound(d: int, seed: int) -> None:
     W, v = f64_instance(d, seed)
     oracle = head_oracle(W, v, field=F64)
     rec = learn_single_head(oracle)
-    assert rec.exact is False and rec.field == F64
+    assert rec.status == "float" and rec.field == F64
     assert dict(rec.queries_by_phase) == {"v": d, "W": d * d}
     rel = np.abs(rec.W - W).max() / np.abs(W).max()
     assert rel < 1e-9

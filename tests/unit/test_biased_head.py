@@ -118,7 +118,7 @@ def test_worked_example_recovers_all_four_parameters() -> None:
     rec = learn_biased_head(oracle)
     W, c, v, beta = recovered(rec)
     assert same(W, W_EX) and same(c, C_EX) and same(v, V_EX) and beta == -2
-    assert rec.label == LABEL == "single_head_biased" and rec.exact
+    assert rec.label == LABEL == "single_head_biased" and rec.status == "exact"
     assert rec.queries == oracle.queries == 9
     assert dict(rec.queries_by_phase) == {"beta": 1, "v": 2, "c": 2, "W": 4}
     assert rec.options["variant"] == "biased" and rec.options["pivot"] == 0
@@ -192,7 +192,7 @@ def test_f64_accuracy_and_own_bounds(d: int, module_like: bool) -> None:
     # unit probes for W of size 1/sqrt(d); tokens of norm ~ sqrt(d) for W of size 1/d
     rec = learn_biased_head(oracle, scale=float(np.sqrt(d)) if module_like else 1.0)
     rW, rc, rv, rbeta = recovered(rec)
-    assert rec.field == F64 and rec.exact is False
+    assert rec.field == F64 and rec.status == "float" and rec.hypotheses == ()
     assert rec.queries == biased_query_count(d)
     # float64 accuracy: max relative error within 2^8 d u, u = 2^-53 (see test_torch_oracle)
     tol = 2.0**8 * d * 2.0**-53

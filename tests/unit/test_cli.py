@@ -49,7 +49,8 @@ def test_learn_reports_queries_and_exactness(field: str,
                  "--json"]) == EXIT_OK
     info = json.loads(capsys.readouterr().out)
     assert info["queries"] == info["expected_queries"] == 30
-    assert info["exact"] is (field == "EXP")
+    assert info["status"] == ("exact" if field == "EXP" else "float")
+    assert info["hypotheses"] == []
     assert info["certificate"]["holds"] is True
     if field == "EXP":
         assert info["matches_truth"] is True
@@ -162,7 +163,9 @@ def test_learn_the_other_exact_results(argv: list[str],
                                        capsys: pytest.CaptureFixture[str]) -> None:
     assert main([*argv, "--json"]) == EXIT_OK
     info = json.loads(capsys.readouterr().out)
-    assert info["matches_truth"] is True and info["exact"] is True
+    assert info["matches_truth"] is True
+    # each of these rests on a hypothesis no query confirms, and says so
+    assert info["status"] == "exact_given" and info["hypotheses"]
     assert info["certificate"]["holds"] is True and info["certificate"]["kind"] == "exact"
     if argv[1] == "low_rank_adaptive":
         assert info["queries"] == info["expected_queries"] == 2 * (2 * 5 - 2) + 5

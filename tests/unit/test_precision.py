@@ -117,7 +117,8 @@ def test_at_the_required_precision_reconstruction_always_succeeds(d: int, seed: 
     inst = single_head_instance(d, seed, field=EXP)
     prec = required_precision(d, 9, 8)  # instance entries: |p/q| <= 9, q <= 8
     rec = learn_single_head(enclosing_oracle(inst.model, BALL(prec)), max_denominator=8)
-    assert rec.exact and rec.field == EXP
+    assert rec.status == "exact_given" and rec.field == EXP
+    assert rec.hypotheses and "denominator" in rec.hypotheses[0]
     assert (rec.W == inst.model.W).all() and (rec.v == inst.model.v).all()
     assert rec.queries == d + d * d
 
@@ -155,7 +156,7 @@ def test_max_denominator_needs_balls() -> None:
 def test_mp_learner_is_accurate_but_not_exact() -> None:
     inst = single_head_instance(5, 1, field=EXP)
     rec = learn_single_head(enclosing_oracle(inst.model, MP(120)))
-    assert not rec.exact
+    assert rec.status == "float"
     err = max(abs(MP(120).exact_value(rec.W[i, j]) - EXP.to_rational(inst.model.W[i, j]))
               for i in range(5) for j in range(5))
     assert err < fmpq(1, 2**90)
