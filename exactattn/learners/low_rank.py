@@ -128,7 +128,6 @@ in ``options`` (never called exact).
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import math
 import time
 from collections.abc import Callable
@@ -952,7 +951,7 @@ def nuclear_norm_estimate(Af: Array, Bf: Array, tf: Array, *,
     (``pip install 'exactattn[sensing]'``).
     """
     try:
-        cp = importlib.import_module("cvxpy")
+        import cvxpy as cp  # optional extra 'sensing'
     except ImportError as exc:
         raise ImportError("solver='nuclear' needs cvxpy and an SDP solver: "
                           "pip install 'exactattn[sensing]' (about 460 MB); "
