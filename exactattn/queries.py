@@ -15,7 +15,46 @@ import numpy as np
 from .errors import InvalidEntryError, ShapeError
 from .fields import Array, Field
 
-__all__ = ["as_query", "as_query_batch", "as_matrix", "as_vector"]
+__all__ = ["as_query", "as_query_batch", "as_matrix", "as_vector", "shape_of"]
+
+#: at most this many row shapes are listed in the message about a ragged input
+_SHOWN_ROWS = 6
+
+
+def shape_of(x: Any, name: str) -> tuple[int, ...]:
+    """The shape of an array or of nested sequences; ShapeError naming ``name`` if ragged.
+
+    ``np.shape`` raises numpy's own ValueError on ragged nested lists; this
+    says which input is ragged and the shapes of its rows.
+
+    >>> shape_of([[1, 2], [3, 4]], "W")
+    (2, 2)
+    >>> shape_of([[1, 2], [3]], "W")
+    Traceback (most recent call last):
+    ...
+    exactattn.errors.ShapeError: W is ragged, not a rectangular array: rows of shapes (2,), (1,)
+    """
+    if isinstance(x, np.ndarray):
+        return tuple(int(n) for n in x.shape)
+    try:
+        return tuple(int(n) for n in np.shape(x))
+    except ValueError:
+        raise ShapeError(f"{name} is ragged, not a rectangular array: "
+                         f"{_row_shapes(x)}") from None
+
+
+def _row_shapes(x: Any) -> str:
+    """'rows of shapes (2,), (1,)' for a ragged nested sequence (for messages)."""
+    if not isinstance(x, Sequence) or isinstance(x, str | bytes):
+        return "its nesting is too deep or irregular"
+    shapes = []
+    for row in list(x)[:_SHOWN_ROWS]:
+        try:
+            shapes.append(str(tuple(int(n) for n in np.shape(row))))
+        except ValueError:
+            shapes.append("ragged")
+    more = f", ... ({len(x)} rows)" if len(x) > _SHOWN_ROWS else ""
+    return f"rows of shapes {', '.join(shapes)}{more}"
 
 
 def as_query(field: Field, X: Any, d: int, *, name: str = "query") -> Array:
@@ -33,7 +72,7 @@ def as_query(field: Field, X: Any, d: int, *, name: str = "query") -> Array:
         raise InvalidEntryError(f"{name} is None, expected an N x {d} matrix of tokens")
     if isinstance(X, str):
         raise InvalidEntryError(f"{name} is a string, expected an N x {d} matrix of tokens")
-    shape = np.shape(X) if not isinstance(X, np.ndarray) else X.shape
+    shape = shape_of(X, name)
     if len(shape) == 1 and shape[0] == 0 or len(shape) == 2 and shape[0] == 0:
         raise ShapeError(f"{name} is empty: a query needs at least one token (N >= 1)")
     if len(shape) != 2:
@@ -68,7 +107,7 @@ def as_matrix(field: Field, A: Any, shape: tuple[int, int], *, name: str) -> Arr
     """An array over ``field`` of exactly ``shape``, or ShapeError naming ``name``."""
     if A is None:
         raise InvalidEntryError(f"{name} is None, expected a {shape[0]} x {shape[1]} matrix")
-    got = np.shape(A)
+    got = shape_of(A, name)
     if got != shape:
         raise ShapeError(f"{name} has shape {got}, expected {shape[0]} x {shape[1]}")
     return field.array(A, name=name)
@@ -78,7 +117,7 @@ def as_vector(field: Field, a: Any, length: int, *, name: str) -> Array:
     """A 1-D array over ``field`` of exactly ``length`` entries."""
     if a is None:
         raise InvalidEntryError(f"{name} is None, expected a vector of length {length}")
-    got = np.shape(a)
+    got = shape_of(a, name)
     if got != (length,):
         raise ShapeError(f"{name} has shape {got}, expected a vector of length {length}")
     return field.array(a, name=name)

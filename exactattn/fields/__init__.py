@@ -7,7 +7,8 @@
 
 from __future__ import annotations
 
-from .base import Array, Field
+from ..errors import InvalidEntryError
+from .base import Array, Field, describe
 from .exponential import EXP, ExpElement, ExponentialField
 from .float64 import F64, UNIT_ROUNDOFF, Float64Field
 from .precision import (
@@ -50,13 +51,16 @@ def field_by_name(name: str) -> Field:
     >>> field_by_name("EXP") is EXP, field_by_name("BALL(128)") is BALL(128)
     (True, True)
     """
+    accepted = f"{', '.join(_BY_NAME)}, BALL(prec), MP(prec) with an integer prec >= 8"
+    if not isinstance(name, str):
+        raise InvalidEntryError(f"a field name must be a string, got {describe(name)}; "
+                                f"choose one of {accepted}")
     key = name.strip().upper()
     if key in _BY_NAME:
         return _BY_NAME[key]
     for kind, make in (("BALL", BALL), ("MP", MP)):
         if key.startswith(kind + "(") and key.endswith(")"):
             digits = key[len(kind) + 1:-1]
-            if digits.isdigit():
-                return make(int(digits))
-    raise ValueError(f"unknown field {name!r}; choose one of {', '.join(_BY_NAME)}, "
-                     "BALL(prec), MP(prec)")
+            if digits.isascii() and digits.isdigit():
+                return make(int(digits))  # make() refuses precisions it cannot hold
+    raise InvalidEntryError(f"unknown field {name!r}; choose one of {accepted}")

@@ -29,6 +29,9 @@ __all__ = ["Field", "Array"]
 
 Array = np.ndarray[Any, Any]
 
+#: errors whose constructor takes only a message (so an entry's position can be prefixed)
+_PLAIN_ERRORS = (NotRepresentableError, InvalidEntryError, IncompatibleFieldError)
+
 
 class Field(ABC):
     """A number domain: element conversion, exp/log, signs, random draws.
@@ -70,11 +73,23 @@ class Field(ABC):
     def logit(self, p: Any) -> Any:
         """logit(p) = log(p / (1 - p)), elementwise.
 
+        At p = 1 the logit is +inf, not an element of any field:
+        :class:`~exactattn.errors.NotRepresentableError` (p <= 0 or p > 1 is
+        refused by the field's ``log``).
+
         >>> from exactattn.fields import EXP
         >>> EXP.logit(EXP.exp(EXP(3)) / (1 + EXP.exp(EXP(3)))) == EXP(3)
         True
         """
-        return self.log(p / (1 - p))
+        def one(q: Any) -> Any:
+            try:
+                ratio = q / (1 - q)
+            except ZeroDivisionError:
+                raise not_representable("logit", q, self.name,
+                                        "logit(p) is a real number only for 0 < p < 1") from None
+            return self.log(ratio)
+
+        return self.map(one, p)
 
     def sigmoid(self, x: Any) -> Any:
         """sigma(x) = e^x / (1 + e^x), elementwise."""
@@ -159,11 +174,19 @@ class Field(ABC):
         return out
 
     def map(self, fn: Any, A: Any) -> Any:
-        """Apply a scalar function elementwise (scalars pass straight through)."""
+        """Apply a scalar function elementwise (scalars pass straight through).
+
+        An error on an entry of an array names its position.
+        """
         if isinstance(A, np.ndarray):
             out = np.empty(A.shape, dtype=self.dtype)
             for idx, entry in np.ndenumerate(A):
-                out[idx] = fn(entry)
+                try:
+                    out[idx] = fn(entry)
+                except (NotRepresentableError, InvalidEntryError, IncompatibleFieldError) as exc:
+                    if type(exc) not in _PLAIN_ERRORS:
+                        raise  # a subclass may carry more than a message: keep it as it is
+                    raise type(exc)(f"entry {list(idx)}: {exc}") from None
             return out
         return fn(A)
 

@@ -10,7 +10,7 @@ import numpy as np
 from flint import fmpq, fmpz
 
 from ..errors import IncompatibleFieldError, InvalidEntryError
-from .base import Array, Field, describe
+from .base import Array, Field, describe, not_representable
 
 __all__ = ["Float64Field", "F64", "UNIT_ROUNDOFF"]
 
@@ -60,27 +60,52 @@ class Float64Field(Field):
     def is_element(self, x: Any) -> bool:
         return isinstance(x, np.float64 | float) and bool(np.isfinite(x))
 
+    def _operand(self, x: Any) -> Any:
+        """x as a float64 array (validated) or a float64 element."""
+        if isinstance(x, np.ndarray):
+            return self.array(x, name="argument")
+        return self(x)
+
+    def _finite(self, op: str, x: Any, y: Any, why: str) -> Any:
+        """``y = op(x)``, refused where it is not a finite float (never a silent inf/nan)."""
+        bad = ~np.isfinite(y)
+        if np.any(bad):
+            if np.ndim(y) == 0:
+                raise not_representable(op, x, "F64", why)
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise not_representable(op, f"entry {list(idx)} = {x[idx]!r}", "F64", why)
+        return y
+
     def exp(self, x: Any) -> Any:
-        return np.exp(x)
+        """e^x; NotRepresentableError where it overflows float64 (x > 709.78...)."""
+        a = self._operand(x)
+        with np.errstate(over="ignore"):
+            return self._finite("exp", a, np.exp(a), "e^x overflows float64")
 
     def log(self, x: Any) -> Any:
-        return np.log(x)
+        """log x; NotRepresentableError for x <= 0 (not a finite real number)."""
+        a = self._operand(x)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return self._finite("log", a, np.log(a), "log x is a real number only for x > 0")
 
     def logit(self, p: Any) -> Any:
-        # log(p) - log1p(-p) keeps accuracy for p near 0 and near 1
-        return np.log(p) - np.log1p(-p)
+        """log(p) - log1p(-p) (accurate near 0 and 1); refused outside 0 < p < 1."""
+        a = self._operand(p)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            y = np.log(a) - np.log1p(-a)
+        return self._finite("logit", a, y, "logit(p) is a real number only for 0 < p < 1")
 
     def sign(self, x: Any) -> int:
-        return int(np.sign(x))
+        return int(np.sign(self(x)))
 
     def is_zero(self, x: Any) -> bool:
-        return bool(x == 0)
+        return bool(self(x) == 0)
 
     def to_float(self, x: Any) -> float:
-        return float(x)
+        return float(self(x))
 
     def to_json(self, x: Any) -> float:
-        return float(x)
+        return float(self(x))
 
     def from_json(self, obj: Any) -> np.float64:
         return self(obj)

@@ -117,11 +117,40 @@ class RationalField(Field):
 
     def log(self, x: Any) -> Any:
         def one(q: Any) -> fmpq:
-            if rational(q) != 1:
+            r = rational(q)
+            if r <= 0:
+                raise not_representable("log", q, "QQ", "log q is not a real number for q <= 0")
+            if r != 1:
                 raise not_representable("log", q, "QQ", "log q is irrational for rational q != 1")
             return fmpq(0)
 
         return self.map(one, x)
+
+    def logit(self, p: Any) -> Any:
+        """logit(p) = log(p / (1 - p)), exactly: 0 at p = 1/2, and not rational elsewhere.
+
+        Outside 0 < p < 1 the logit is not a real number (+-inf at 1 and 0).
+
+        >>> QQ.logit(QQ(1) / 2)
+        0
+        >>> QQ.logit(QQ(1))
+        Traceback (most recent call last):
+        ...
+        exactattn.errors.NotRepresentableError: logit(1) is not an element of QQ: ...
+        """
+        half = fmpq(1, 2)
+
+        def one(q: Any) -> fmpq:
+            r = rational(q)
+            if not 0 < r < 1:
+                raise not_representable("logit", q, "QQ",
+                                        "logit(p) is a real number only for 0 < p < 1")
+            if r != half:
+                raise not_representable("logit", q, "QQ",
+                                        "logit(p) is irrational for rational p != 1/2")
+            return fmpq(0)
+
+        return self.map(one, p)
 
     def sign(self, x: Any) -> int:
         q = rational(x)

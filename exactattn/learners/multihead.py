@@ -147,6 +147,8 @@ ORTHOGONAL_REF = "Prop 7.1 (v1), Prop 7.1 (v2)"
 #: first and last working precision (bits) of the ball fits
 START_PREC = 128
 MAX_PREC = 1 << 13
+#: the largest ``max_prec`` accepted (bits): beyond it a refusal would take hours, not an answer
+MAX_PREC_LIMIT = 1 << 20
 #: redraws of the directions of phase W before giving up
 MAX_DRAWS = 100
 #: random bases have entries k / 256, |k| <= 256 (in [-1, 1]); random directions
@@ -424,7 +426,9 @@ def learn_multihead(
     oracle : value oracle over EXP of the hidden function.
     heads : H, an upper bound on the number of canonical heads.
     seed : seed of the random bases and directions.
-    max_prec : largest precision (bits) of the ball fits before giving up.
+    max_prec : largest precision (bits) of the ball fits before giving up, an
+        integer from ``START_PREC`` = 128 to ``MAX_PREC_LIMIT`` = 2^20; checked
+        before any query is spent.
 
     Returns
     -------
@@ -434,6 +438,7 @@ def learn_multihead(
 
     Raises
     ------
+    InvalidEntryError : ``heads`` or ``max_prec`` out of range (before any query).
     RecoveryFailedError : the answers are not those of multi-head attention
         with at most ``heads`` canonical heads (or a degenerate random draw).
     HypothesisViolatedError : plan ``"families"`` with two heads of equal v.
@@ -450,6 +455,12 @@ def learn_multihead(
         raise InvalidEntryError(f"learn_multihead runs over EXP (exact route), not {F.name}")
     if not isinstance(heads, int) or isinstance(heads, bool) or heads < 1:
         raise InvalidEntryError(f"heads must be a positive integer, got {heads!r}")
+    if (not isinstance(max_prec, int) or isinstance(max_prec, bool)
+            or not START_PREC <= max_prec <= MAX_PREC_LIMIT):
+        raise InvalidEntryError(
+            f"max_prec must be an integer number of bits from {START_PREC} (the precision of "
+            f"the first ball fit) to {MAX_PREC_LIMIT}, got {max_prec!r}; the default is "
+            f"{MAX_PREC}")
     H, d = heads, oracle.d
     span = QuerySpan.begin(oracle)
     rng = np.random.default_rng([seed, d, H])

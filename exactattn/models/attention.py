@@ -15,7 +15,7 @@ from flint import fmpq, fmpq_mat
 
 from ..errors import InvalidEntryError, ShapeError
 from ..fields import EXP, F64, Array, Field
-from ..queries import as_matrix, as_query, as_query_batch, as_vector
+from ..queries import as_matrix, as_query, as_query_batch, as_vector, shape_of
 
 __all__ = ["SingleHeadAttention", "softmax_average", "f64_attention_weights"]
 
@@ -40,7 +40,7 @@ def square_dimension(W: Any, name: str) -> int:
     """d for a d x d matrix, d >= 1, or a ShapeError naming ``name``."""
     if W is None:
         raise InvalidEntryError(f"{name} is None, expected a d x d matrix")
-    shape = np.shape(W)
+    shape = shape_of(W, name)
     if len(shape) != 2 or shape[0] != shape[1]:
         raise ShapeError(f"{name} has shape {shape}, expected a square d x d matrix")
     if shape[0] == 0:
@@ -69,8 +69,10 @@ class SingleHeadAttention:
     def __init__(self, W: Any, v: Any, *, field: Field = EXP) -> None:
         self.field = field
         self.d = square_dimension(W, "W")
-        if np.shape(v) != (self.d,):
-            raise ShapeError(f"v has shape {np.shape(v)}, but W is {self.d} x {self.d}: "
+        if v is None:
+            raise InvalidEntryError(f"v is None, expected a vector of length d = {self.d}")
+        if (shape := shape_of(v, "v")) != (self.d,):
+            raise ShapeError(f"v has shape {shape}, but W is {self.d} x {self.d}: "
                              f"expected a vector of length d = {self.d}")
         # copies: the model freezes its parameters, never the caller's arrays
         self.W = as_matrix(field, W, (self.d, self.d), name="W").copy()

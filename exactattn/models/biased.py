@@ -33,7 +33,7 @@ from flint import fmpq, fmpq_mat
 
 from ..errors import InvalidEntryError, ShapeError
 from ..fields import EXP, F64, Array, Field
-from ..queries import as_matrix, as_query, as_query_batch, as_vector
+from ..queries import as_matrix, as_query, as_query_batch, as_vector, shape_of
 from .attention import f64_attention_weights, softmax_average, square_dimension
 
 __all__ = ["BiasedSingleHeadAttention"]
@@ -69,13 +69,13 @@ class BiasedSingleHeadAttention:
             if vec is None:
                 raise InvalidEntryError(f"{name} is None, expected a vector of length d = "
                                         f"{self.d}")
-            if np.shape(vec) != (self.d,):
-                raise ShapeError(f"{name} has shape {np.shape(vec)}, but W is {self.d} x "
+            if (shape := shape_of(vec, name)) != (self.d,):
+                raise ShapeError(f"{name} has shape {shape}, but W is {self.d} x "
                                  f"{self.d}: expected a vector of length d = {self.d}")
         if beta is None:
             raise InvalidEntryError("beta is None, expected a scalar")
-        if np.shape(beta) != ():
-            raise ShapeError(f"beta has shape {np.shape(beta)}, expected a scalar")
+        if (shape := shape_of(beta, "beta")) != ():
+            raise ShapeError(f"beta has shape {shape}, expected a scalar")
         # copies: the model freezes its parameters, never the caller's arrays
         self.W = as_matrix(field, W, (self.d, self.d), name="W").copy()
         self.c = as_vector(field, c, self.d, name="c").copy()

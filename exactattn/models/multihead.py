@@ -56,7 +56,7 @@ from flint import fmpq
 
 from ..errors import ExactattnError, InvalidEntryError, ShapeError
 from ..fields import EXP, F64, Array, Field
-from ..queries import as_matrix, as_query, as_query_batch, as_vector
+from ..queries import as_matrix, as_query, as_query_batch, as_vector, shape_of
 from .attention import SingleHeadAttention, square_dimension
 
 __all__ = [
@@ -101,8 +101,8 @@ class MultiHeadAttention:
             dh = square_dimension(W, f"W_{h}")
             if d is not None and dh != d:
                 raise ShapeError(f"W_{h} is {dh} x {dh}, expected d = {d}")
-            if np.shape(v) != (dh,):
-                raise ShapeError(f"v_{h} has shape {np.shape(v)}, expected ({dh},)")
+            if (shape := shape_of(v, f"v_{h}")) != (dh,):
+                raise ShapeError(f"v_{h} has shape {shape}, expected ({dh},)")
             d = dh
             built.append(SingleHeadAttention(
                 as_matrix(field, W, (dh, dh), name=f"W_{h}"),
@@ -186,7 +186,7 @@ class ConcatenatedMultiHeadAttention:
         if not (len(Q) == len(K) == len(V)) or len(Q) == 0:
             raise ShapeError(f"Q, K, V must list the same number H >= 1 of heads, got "
                              f"{len(Q)}, {len(K)}, {len(V)}")
-        shape = np.shape(Q[0])
+        shape = shape_of(Q[0], "Q_0")
         if len(shape) != 2 or shape[0] < 1 or shape[1] < 1:
             raise ShapeError(f"Q_0 has shape {shape}, expected d_h x d")
         dh, d = int(shape[0]), int(shape[1])

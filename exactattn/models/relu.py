@@ -91,7 +91,7 @@ from ..errors import (
     ShapeError,
 )
 from ..fields import F64, QQ, Array, Field
-from ..queries import as_matrix, as_query, as_query_batch, as_vector
+from ..queries import as_matrix, as_query, as_query_batch, as_vector, shape_of
 
 __all__ = [
     "ReluFFN",
@@ -113,7 +113,7 @@ F64_CANONICAL_TOL = 2.0**-20
 def _shape_of(A: Any, name: str) -> tuple[int, int]:
     if A is None:
         raise InvalidEntryError(f"{name} is None, expected a d x m matrix")
-    shape = np.shape(A)
+    shape = shape_of(A, name)
     if len(shape) != 2:
         raise ShapeError(f"{name} has shape {shape}, expected a 2-D d x m matrix "
                          "(one column a_k per hidden neuron)")
@@ -155,8 +155,8 @@ class ReluFFN:
         self.d, self.m = _shape_of(A, "A")
         if w is None:
             raise InvalidEntryError(f"w is None, expected a vector of length m = {self.m}")
-        if np.shape(w) != (self.m,):
-            raise ShapeError(f"w has shape {np.shape(w)}, but A is {self.d} x {self.m}: "
+        if (shape := shape_of(w, "w")) != (self.m,):
+            raise ShapeError(f"w has shape {shape}, but A is {self.d} x {self.m}: "
                              f"expected a vector of length m = {self.m} (one weight per neuron)")
         # copies: the model freezes its parameters, never the caller's arrays
         self.A = as_matrix(field, A, (self.d, self.m), name="A").copy()

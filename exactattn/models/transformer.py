@@ -32,7 +32,7 @@ from flint import fmpq, fmpq_mat
 
 from ..errors import ShapeError
 from ..fields import EXP, F64, Array, Field
-from ..queries import as_matrix, as_query, as_query_batch, as_vector
+from ..queries import as_matrix, as_query, as_query_batch, as_vector, shape_of
 from .attention import f64_attention_weights, square_dimension
 
 __all__ = ["OneLayerTransformer", "ResidualOneLayerTransformer", "SkipHeadAttention"]
@@ -40,7 +40,7 @@ __all__ = ["OneLayerTransformer", "ResidualOneLayerTransformer", "SkipHeadAttent
 
 def _width(A: Any, d: int, name: str, *, transposed: bool = False) -> int:
     """m for A of shape (d, m) (or (m, d) when ``transposed``), m >= 1, else ShapeError."""
-    shape = np.shape(A)
+    shape = shape_of(A, name)
     want = f"{'m x d' if transposed else 'd x m'} matrix with d = {d}"
     if len(shape) != 2:
         raise ShapeError(f"{name} has shape {shape}, expected a 2-D {want}")
@@ -207,8 +207,8 @@ class OneLayerTransformer(_SoftmaxReadout):
         self.field = field
         self.d = square_dimension(W, "W")
         self.m = _width(A, self.d, "A")
-        if np.shape(w_o) != (self.m,):
-            raise ShapeError(f"w_o has shape {np.shape(w_o)}, but A is {self.d} x {self.m}: "
+        if (shape := shape_of(w_o, "w_o")) != (self.m,):
+            raise ShapeError(f"w_o has shape {shape}, but A is {self.d} x {self.m}: "
                              f"expected a vector of length m = {self.m}")
         self.W = _frozen(as_matrix(field, W, (self.d, self.d), name="W"))
         self.A = _frozen(as_matrix(field, A, (self.d, self.m), name="A"))
@@ -273,12 +273,12 @@ class ResidualOneLayerTransformer(_SoftmaxReadout):
     def __init__(self, W: Any, V: Any, W1: Any, w_o: Any, *, field: Field = EXP) -> None:
         self.field = field
         self.d = square_dimension(W, "W")
-        if np.shape(V) != (self.d, self.d):
-            raise ShapeError(f"V has shape {np.shape(V)}, but W is {self.d} x {self.d}: "
+        if (shape := shape_of(V, "V")) != (self.d, self.d):
+            raise ShapeError(f"V has shape {shape}, but W is {self.d} x {self.d}: "
                              f"expected a d x d matrix with d = {self.d}")
         self.m = _width(W1, self.d, "W1", transposed=True)
-        if np.shape(w_o) != (self.m,):
-            raise ShapeError(f"w_o has shape {np.shape(w_o)}, but W1 is {self.m} x {self.d}: "
+        if (shape := shape_of(w_o, "w_o")) != (self.m,):
+            raise ShapeError(f"w_o has shape {shape}, but W1 is {self.m} x {self.d}: "
                              f"expected a vector of length m = {self.m}")
         self.W = _frozen(as_matrix(field, W, (self.d, self.d), name="W"))
         self.V = _frozen(as_matrix(field, V, (self.d, self.d), name="V"))
@@ -346,8 +346,8 @@ class SkipHeadAttention(_SoftmaxReadout):
         self.field = field
         self.d = square_dimension(W, "W")
         for name, vec in (("v", v), ("u", u)):
-            if np.shape(vec) != (self.d,):
-                raise ShapeError(f"{name} has shape {np.shape(vec)}, but W is {self.d} x "
+            if (shape := shape_of(vec, name)) != (self.d,):
+                raise ShapeError(f"{name} has shape {shape}, but W is {self.d} x "
                                  f"{self.d}: expected a vector of length d = {self.d}")
         self.W = _frozen(as_matrix(field, W, (self.d, self.d), name="W"))
         self.v = _frozen(as_vector(field, v, self.d, name="v"))
