@@ -36,7 +36,17 @@ __all__ = ["BallField", "MPField", "BALL", "MP", "PrecisionElement",
 
 
 class InsufficientPrecisionError(ExactattnError, ArithmeticError):
-    """A decision (a sign, a comparison, a log) is not settled at this precision."""
+    """A decision (a sign, a comparison, a log) is not settled at this precision.
+
+    ``prec`` is the precision tried (bits) and ``needed_prec`` the precision
+    needed, or a lower bound on it when the message says so (None when unknown).
+    """
+
+    def __init__(self, message: str, *, prec: int | None = None,
+                 needed_prec: int | None = None) -> None:
+        super().__init__(message)
+        self.prec = prec
+        self.needed_prec = needed_prec
 
 
 class PrecisionElement:
@@ -230,7 +240,8 @@ class BallField(PrecisionField):
         if b.is_exact() and b.is_zero():
             return 0
         raise InsufficientPrecisionError(
-            f"the sign of {b} is not decided at {self.prec} bits (the ball contains 0)")
+            f"the sign of {b} is not decided at {self.prec} bits (the ball contains 0)",
+            prec=self.prec)
 
     def exp(self, x: Any) -> Any:
         return self.map(lambda a: PrecisionElement(self._run(lambda: self(a).value.exp()), self),
@@ -241,10 +252,56 @@ class BallField(PrecisionField):
             b = self(a).value
             if not b > 0:
                 raise InsufficientPrecisionError(
-                    f"log({b}): the ball is not positive at {self.prec} bits")
+                    f"log({b}): the ball is not positive at {self.prec} bits", prec=self.prec)
             return PrecisionElement(self._run(lambda: b.log()), self)
 
         return self.map(one, x)
+
+    def logit(self, p: Any) -> Any:
+        """logit(p) = log(p / (1 - p)) of balls, elementwise.
+
+        A ball inside (0, 1) gives the ball of its logit. A ball certainly
+        outside (0, 1) (or exactly 0 or 1) has no real logit:
+        :class:`~exactattn.errors.NotRepresentableError`. A ball that contains 0
+        or 1 is undecided at this precision: :class:`InsufficientPrecisionError`
+        with the figures. If such a ball (midpoint m, radius r) encloses a
+        sigmoid p = sigma(t), then |1 - p| <= 2r (or p <= 2r), so
+        |t| >= L = ln((1 - 2r) / (2r)); the radius shrinks like 2^-prec, so at
+        P bits the logits resolved grow by (P - prec) ln 2: more than ``prec``
+        bits are needed, about prec + (T - L) / ln 2 for a logit of size T.
+
+        >>> F = BALL(64)
+        >>> round(F.to_float(F.logit(F(3) / 4)), 12)
+        1.098612288668
+        >>> F.logit(F(1) - F(Fraction(1, 2**70)))  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        exactattn.fields.precision.InsufficientPrecisionError: logit(...): the ball contains 1 ...
+        """
+        def one(a: Any) -> PrecisionElement:
+            b = self(a).value
+            q = self._run(lambda: 1 - b)
+            if b > 0 and q > 0:
+                return PrecisionElement(self._run(lambda: (b / q).log()), self)
+            if b <= 0 or q <= 0:
+                if b < 0 or q < 0 or (b.is_exact() and q.is_exact()):
+                    raise NotRepresentableError(
+                        f"logit({b}) is not an element of {self.name}: logit(p) is a real "
+                        "number only for 0 < p < 1, and this ball lies outside")
+            near = 1 if self.midpoint(a) > fmpq(1, 2) else 0
+            r = self.radius(a)
+            if 4 * r < 1:
+                low = math.log(float(1 - 2 * r) / float(2 * r))
+                bound = (f"if p is a sigmoid sigma(t), then |t| >= {low:.4g}, and a logit of "
+                         f"size T needs about {self.prec} + (T - {low:.4g}) / ln 2 bits")
+            else:
+                bound = "the ball is wider than (0, 1) itself"
+            raise InsufficientPrecisionError(
+                f"logit({b}): the ball contains {near} at {self.prec} bits, so p / (1 - p) "
+                f"is not a ball of positive reals; {bound}; more than {self.prec} bits are "
+                "needed", prec=self.prec, needed_prec=self.prec + 1)
+
+        return self.map(one, p)
 
     def to_float(self, x: Any) -> float:
         return float(self(x).value.mid())

@@ -44,7 +44,7 @@ from ..errors import (
     NotRepresentableError,
     RecoveryFailedError,
 )
-from ..fields import EXP, F64, Array, BallField, Field
+from ..fields import EXP, F64, Array, BallField, Field, InsufficientPrecisionError
 from ..linalg import SingularMatrixError, rank, solve
 from ..oracle import ValueOracle
 from ..reconstruct import reconstruct_rational
@@ -311,6 +311,12 @@ def probe_logits(F: Field, p: Array, *, where: str, what: str, model: str) -> Ar
     for l, pl in enumerate(p):
         try:
             out[l] = F.logit(pl)
+        except InsufficientPrecisionError as exc:
+            # a finite-precision oracle too coarse for this logit: say where, and the bits
+            raise InsufficientPrecisionError(
+                f"{where}, probe {l}: {what} is undecided: {exc}. For hidden W, v with "
+                "|entries| <= M and denominators <= Q, reconstruct.required_precision(d, M, Q) "
+                "bits provably suffice", prec=exc.prec, needed_prec=exc.needed_prec) from None
         except (NotRepresentableError, ZeroDivisionError) as exc:
             raise RecoveryFailedError(
                 f"{where}, probe {l}: {what} = {pl} has no exact logit ({exc}); {why}"

@@ -13,7 +13,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from exactattn.certificates import verify
-from exactattn.errors import IncompatibleFieldError, InvalidEntryError, RecoveryFailedError
+from exactattn.errors import (
+    IncompatibleFieldError,
+    InvalidEntryError,
+    NotRepresentableError,
+    RecoveryFailedError,
+)
 from exactattn.fields import (
     BALL,
     EXP,
@@ -219,3 +224,37 @@ def test_precision_benchmark_quick_rows() -> None:
     for r in rows:
         assert r["exact"] is True and r["queries"] == r["expected_queries"]
         assert r["smallest_working_bits"] <= r["bound_bits"]
+
+
+# -- BALL logits that the precision cannot settle (issue 10, defect 2.8) -------------
+def test_ball_logit_of_a_ball_holding_one_names_the_precision() -> None:
+    # was InsufficientPrecisionError("log(nan): ...") with no figures
+    F = BALL(32)
+    with pytest.raises(InsufficientPrecisionError) as err:
+        F.logit(F(1) - F(Fraction(1, 2**40)))
+    assert "nan" not in str(err.value) and "contains 1 at 32 bits" in str(err.value)
+    assert err.value.prec == 32 and err.value.needed_prec is not None
+    assert err.value.needed_prec > 32
+    with pytest.raises(InsufficientPrecisionError, match="contains 0 at 32 bits"):
+        F.logit(F(1) / 3 - F(1) / 3 + F(Fraction(1, 2**40)))
+    # exactly 1, 0 or outside (0, 1): no logit at any precision
+    for p in (F(1), F(0), F(2), F(-1)):
+        with pytest.raises(NotRepresentableError, match=r"logit.*0 < p < 1"):
+            F.logit(p)
+    # a ball inside (0, 1) keeps working, and encloses the logit
+    assert F.logit(F(Fraction(3, 4))).value.contains(arb(3).log())
+
+
+def test_ball_learner_on_a_large_logit_names_the_probe_and_the_bits() -> None:
+    head = SingleHeadAttention([[30]], [1], field=EXP)
+    with pytest.raises(InsufficientPrecisionError) as err:
+        learn_single_head(enclosing_oracle(head, BALL(32)), max_denominator=1)
+    message = str(err.value)
+    assert "nan" not in message
+    assert "column 0, probe 0" in message and "32 bits" in message
+    assert "required_precision" in message
+    assert err.value.prec == 32
+    # the advertised precision does settle it
+    prec = required_precision(1, 30, 1)
+    rec = learn_single_head(enclosing_oracle(head, BALL(prec)), max_denominator=1)
+    assert rec.W.tolist() == [[30]]
