@@ -14,10 +14,11 @@ from . import single_head_biased
 from . import relu_ffn_exact
 from . import one_layer_reduction
 from . import low_rank
+from . import low_rank_biased
 from . import clipped_inverse
 from . import noisy_oracle
 from . import multihead
 # isort: on
 
 __all__ = ["single_head_exact", "single_head_biased", "relu_ffn_exact", "one_layer_reduction",
-           "low_rank", "clipped_inverse", "noisy_oracle", "multihead"]
+           "low_rank", "low_rank_biased", "clipped_inverse", "noisy_oracle", "multihead"]
