@@ -26,10 +26,40 @@ stand-in for sqrt d that only makes tau_v smaller). Guarantees:
     |W_hat_ij - W_ij| <= L |alpha_hat - alpha*| / (a b) <= eps_W / d   (L <= 5),
     ||W_hat - W||_F <= eps_W,   ||v_hat - v||_2 <= sqrt(d) tau_v <= eps_v.
 
+Which hypotheses the answers can decide. Whatever W and v are, an answer
+within its tolerance pins the softmax weight of every probe: with
+c_hat = u_l . v_hat (u_l = e_i here),
+
+    alpha* = sigma(a b u_l^T W e_j)  lies in  alpha_hat +- e_l,
+    e_l = (tau_f + a tau_v + b tau_v ||u_l||_1) / (b |c_hat|)
+
+(from alpha_hat - alpha* = (alpha* (c - c_hat) + (y - f) + a (v_j - v_hat_j)) / c_hat,
+0 < alpha* < 1), and v lies in the box v_hat +- tau_v. Under
+||W||_F <= W_bound every logit a b u_l^T W e_j has |.| <= ||u_l|| / 2 and their
+squares sum to at most ||Z||_2^2 / 4 (Z the probe rows). The learner proves a
+hypothesis false, and raises HypothesisViolatedError with the figures, when
+no parameters consistent with the answers satisfy it: one enclosure outside
+[sigma(-||u_l||/2), sigma(||u_l||/2)] (decided exactly in EXP), or the sum of
+the smallest squared logits the enclosures allow above ||Z||_2^2 / 4 (arb
+lower bounds of the logarithms, compared as rationals); for v, the box
+outside the unit ball, or some |v_i| < margin on the whole box. The
+Frobenius test treats the probes' enclosures as independent (they share v),
+so it is sound but may miss a violation that only the shared v proves. A
+hypothesis the answers confirm (the box inside the unit ball, every
+|v_i| >= margin on the box, or the largest logits the enclosures allow
+summing to at most 1/4) is recorded in ``options["hypotheses_confirmed"]``;
+every other one is listed in ``Recovery.hypotheses``: the bound is then
+conditional on it. The oracle contract (every answer within the tolerance
+asked for) is always listed: no query can confirm it.
+
 Arithmetic: alpha_hat is an exact rational; the comparison with tau_c (an
-element of EXP) is exact; the logarithm is a rigorous ``arb`` ball at
-``prec`` bits, returned as its rational midpoint, with the ball radius added
-to the reported bound. Nothing goes through float64.
+element of EXP) is exact; the logarithm is a rigorous ``arb`` ball, returned
+as its rational midpoint, with the ball radius added to the reported bound.
+The precision ``prec`` is validated before any query (see
+:func:`minimum_prec`): the radius must stay below half the slack between the
+theorem's entry bound and eps_W / d, and an entry whose ball is wider is
+re-evaluated at doubled precision (no query), so the reported bounds stay
+within (eps_W, eps_v). Nothing goes through float64.
 """
 
 from __future__ import annotations
@@ -45,12 +75,15 @@ from flint import arb, ctx, fmpq
 from ..errors import HypothesisViolatedError, InvalidEntryError
 from ..fields import EXP, QQ, Array, rational
 from ..fields.precision import arf_to_fmpq
+from ..fields.rational import sqrt_upper
 from ..oracle import NoisyOracle
 from .recovery import QuerySpan, Recovery
 
 __all__ = ["learn_single_head_noisy", "naive_inverse", "theorem_tolerances", "NoisyBounds",
            "LABEL", "PAPER_REF", "L_UPPER", "TAU_C", "ceil_sqrt", "positive_rational",
-           "logit_ball"]
+           "logit_ball", "clipped_logit", "clipped_logits", "ClippedLogits", "minimum_prec",
+           "checked_prec", "log_radius_budget", "v_hypotheses", "ORACLE_HYPOTHESIS",
+           "TAU_F_DENOMINATOR", "MAX_PREC", "DEFAULT_PREC", "PROBE_A"]
 
 LABEL = "noisy_oracle"
 PAPER_REF = "Thm 6.2 (v1), Thm 6.1 (v2)"
@@ -63,11 +96,16 @@ L_UPPER = fmpq(42553, 10000)
 if not 1 / (TAU_C * (1 - TAU_C)) < EXP(L_UPPER):  # pragma: no cover - a proven fact
     raise AssertionError("L_UPPER is not an upper bound of L")
 
-#: hypotheses the learner checks itself, and those it must assume
-CHECKED = ("W_bound >= 2", "margin > 0", "query tokens have norm <= 1",
-           "min |v_i| >= margin (up to tau_v)", "||v|| <= 1 (up to sqrt(d) tau_v)",
-           "||W||_F <= W_bound (up to eps_W, from the estimate)")
-ASSUMED = ("the oracle answers within the tolerance asked for",)
+#: the constant of the theorem's tolerance tau_f = mu eps_W / (TAU_F_DENOMINATOR W_bound^2 d)
+TAU_F_DENOMINATOR = 80
+#: the hypotheses the learner checks before it asks anything (it raises otherwise)
+CHECKED = ("W_bound >= 2", "margin > 0", "epsilon_W > 0", "epsilon_v > 0",
+           "query tokens have norm <= 1", "minimum_prec <= prec <= MAX_PREC")
+#: the oracle's contract: no query can confirm it, every bound rests on it
+ORACLE_HYPOTHESIS = "every answer is within the tolerance the learner asked for"
+#: the largest working precision accepted (bits), and the default floor
+MAX_PREC = 1 << 16
+DEFAULT_PREC = 128
 
 
 @dataclass(frozen=True)
@@ -107,7 +145,7 @@ def theorem_tolerances(d: int, *, epsilon_W: Any, epsilon_v: Any, W_bound: Any,
         raise HypothesisViolatedError(f"W_bound = {Wb} < 2: the theorem needs W_bound >= 2",
                                       hypothesis="W_bound >= 2")
     r = ceil_sqrt(d)
-    tau_f = mu * eps_W / (80 * Wb * Wb * d)
+    tau_f = mu * eps_W / (TAU_F_DENOMINATOR * Wb * Wb * d)
     tau_v = min(mu / 2, tau_f, eps_v / r)
     alpha = (2 * Wb / mu) * tau_f + ((Wb + 2) / mu) * tau_v
     entry = L_UPPER * alpha * 2 * Wb  # / (a b) with a b = 1 / (2 W_bound)
@@ -135,33 +173,189 @@ def logit_ball(p: fmpq, prec: int) -> arb:
 PROBE_A = fmpq(1, 2)
 
 
+def _dec(q: Any) -> str:
+    """A rational (or EXP element) as a short decimal, for messages only."""
+    return f"{float(q):.6g}"
+
+
+def log_radius_budget(entry_bound: fmpq, *, d: int, epsilon_W: Any, W_bound: Any,
+                      entry_target: Any = None) -> fmpq:
+    """The largest radius of a logarithm's ball that keeps the entry bound within target.
+
+    The reported entry bound is ``entry_bound + radius / (a b)`` with
+    1 / (a b) = 2 W_bound; half the slack to ``entry_target`` (eps_W / d by
+    default) is allowed, so the bound stays strictly inside it.
+
+    >>> b = theorem_tolerances(2, epsilon_W=fmpq(1, 10), epsilon_v=1, W_bound=2, margin=1)
+    >>> r = log_radius_budget(b.W_entry, d=2, epsilon_W=fmpq(1, 10), W_bound=2)
+    >>> b.W_entry + 4 * r < fmpq(1, 20)
+    True
+    """
+    eps_W, Wb = rational(epsilon_W), rational(W_bound)
+    target = eps_W / d if entry_target is None else rational(entry_target)
+    slack = target - entry_bound
+    if slack <= 0:  # pragma: no cover - the theorem's tolerances leave a slack
+        raise AssertionError("the theorem's entry bound leaves no slack for the logarithm")
+    return slack / (2 * 2 * Wb)
+
+
+def minimum_prec(bounds: NoisyBounds, *, d: int, epsilon_W: Any, W_bound: Any) -> int:
+    """The smallest working precision (bits) whose logarithm radius fits the budget.
+
+    For p in [tau_c, 1 - tau_c], arb evaluates logit(p) = log(p / (1 - p))
+    from a p rounded to ``prec`` bits: relative radius <= 2^-prec for p,
+    <= 3 * 2^-prec for 1 - p (p / (1 - p) <= 1.65), so the quotient is known
+    to a relative 2^(2 - prec) or so and its logarithm (derivative <= 1.7
+    there) to an absolute 2^(3 - prec) with the rounding of log itself. The
+    minimum is the smallest prec with 2^(3 - prec) <= the budget of
+    :func:`log_radius_budget` (at least 8). The learner checks every ball
+    anyway and re-evaluates a wider one at doubled precision, so this figure
+    only has to be right in practice, never for soundness.
+
+    >>> b = theorem_tolerances(2, epsilon_W=fmpq(1, 10), epsilon_v=1, W_bound=2, margin=1)
+    >>> minimum_prec(b, d=2, epsilon_W=fmpq(1, 10), W_bound=2)
+    12
+    """
+    budget = log_radius_budget(bounds.W_entry, d=d, epsilon_W=epsilon_W, W_bound=W_bound)
+    return _bits_for(budget)
+
+
+def _bits_for(budget: fmpq) -> int:
+    """The smallest prec >= 8 with 2^(3 - prec) <= budget."""
+    prec = 8
+    while fmpq(8, 2**prec) > budget:
+        prec += 1
+    return prec
+
+
+def checked_prec(prec: Any, minimum: int, *, name: str = "prec") -> int:
+    """``prec`` validated against [minimum, MAX_PREC]; None gives max(DEFAULT_PREC, minimum).
+
+    Raises InvalidEntryError naming the minimum (before any query is spent).
+
+    >>> checked_prec(None, 12), checked_prec(20, 12)
+    (128, 20)
+    """
+    if minimum > MAX_PREC:
+        raise InvalidEntryError(
+            f"{name}: these tolerances need at least {minimum} bits for the logarithms, more "
+            f"than the maximum {MAX_PREC}; ask for a larger epsilon_W")
+    if prec is None:
+        return max(DEFAULT_PREC, minimum)
+    if isinstance(prec, bool) or not isinstance(prec, (int, np.integer)):
+        raise InvalidEntryError(f"{name} = {prec!r} must be an integer number of bits, at "
+                                f"least {minimum} (or None for {max(DEFAULT_PREC, minimum)})")
+    if prec < minimum:
+        raise InvalidEntryError(
+            f"{name} = {prec} bits is too low: the logarithm's ball radius must stay below half "
+            f"the slack between the theorem's entry bound and eps_W / d, which needs at least "
+            f"{minimum} bits here; pass {name} >= {minimum} (or omit it)")
+    if prec > MAX_PREC:
+        raise InvalidEntryError(f"{name} = {prec} bits exceeds the maximum {MAX_PREC}; "
+                                f"{minimum} bits suffice here")
+    return int(prec)
+
+
+def clipped_logit(alpha: fmpq, prec: int, budget: fmpq) -> tuple[fmpq, fmpq, bool]:
+    """logit(clip(alpha)) as (rational value, radius, clipped?), clip at tau_c exactly.
+
+    The clip decision compares alpha with tau_c = sigma(-1/2) in EXP (exact).
+    Inside, the logarithm is an arb ball at ``prec`` bits, re-evaluated at
+    doubled precision until its radius is <= ``budget``; its midpoint is
+    returned with the radius.
+
+    >>> clipped_logit(fmpq(1, 10), 64, fmpq(1, 2**40))
+    (-1/2, 0, True)
+    >>> t, r, c = clipped_logit(fmpq(1, 2), 64, fmpq(1, 2**40)); (t, r, c)
+    (0, 0, False)
+    """
+    if EXP(alpha) <= TAU_C:
+        return fmpq(-1, 2), fmpq(0), True
+    if EXP(alpha) >= 1 - TAU_C:
+        return fmpq(1, 2), fmpq(0), True
+    p = prec
+    while True:
+        ball = logit_ball(alpha, p)
+        radius = arf_to_fmpq(ball.rad())
+        if radius <= budget:
+            return arf_to_fmpq(ball.mid()), radius, False
+        if p > MAX_PREC:  # pragma: no cover - arb's logarithm converges
+            raise AssertionError(f"logit({alpha}) not within {budget} at {p} bits")
+        p *= 2
+
+
+def _abs_logit_bounds(lo: fmpq, hi: fmpq, prec: int) -> tuple[fmpq, fmpq | None]:
+    """Rational (lower bound of min, upper bound of max) of |logit| on [lo, hi] ∩ (0, 1).
+
+    The max is None when the interval reaches 0 or 1 (|logit| unbounded).
+    """
+    half = fmpq(1, 2)
+
+    def ball(p: fmpq) -> tuple[fmpq, fmpq]:  # |logit(p)| within [low, high]
+        b = logit_ball(p, prec)
+        m, r = arf_to_fmpq(b.mid()), arf_to_fmpq(b.rad())
+        return max(abs(m) - r, fmpq(0)), abs(m) + r
+
+    if lo <= half <= hi:
+        low = fmpq(0)
+    else:
+        low = ball(hi if hi < half else lo)[0]
+    if lo <= 0 or hi >= 1:
+        return low, None
+    return low, max(ball(lo)[1], ball(hi)[1])
+
+
 @dataclass(frozen=True)
 class ClippedLogits:
-    """logit(clip(alpha_hat_lj)) for every probe row l and column j (before / (a b))."""
+    """logit(clip(alpha_hat_lj)) for every probe row l and column j (before / (a b)).
+
+    Attributes
+    ----------
+    T : the clipped logits (rationals).
+    clipped : how many estimates were clipped at tau_c or 1 - tau_c.
+    radius : the largest radius of the logarithm's arb balls.
+    W_bound_confirmed : True when the answers prove ||W||_F <= W_bound (given
+        the oracle contract), so that it need not be listed as a hypothesis.
+    """
 
     T: list[list[fmpq]]
-    clipped: int  # how many estimates were clipped at tau_c or 1 - tau_c
-    radius: fmpq  # the largest radius of the logarithm's arb balls
+    clipped: int
+    radius: fmpq
+    W_bound_confirmed: bool
 
 
 def clipped_logits(oracle: NoisyOracle, rows: Array, gains: Any, v: Any, *, W_bound: fmpq,
-                   tau_f: fmpq, alpha_bound: fmpq, prec: int,
+                   tau_f: fmpq, tau_v: fmpq, prec: int, radius_budget: fmpq,
+                   row_gain_sq: Any = 1, inverse_gain_sq: Any = 1,
                    progress: Callable[[int, int], None] | None = None) -> ClippedLogits:
     """Measure the scaled probes of every column and invert them with the clipped logit.
 
     For probe rows u_l (``rows``, norm <= 1) with gains c_l = u_l . v_hat
-    (``gains``) and column j: ask X = [(b u_l + a e_j)^T; (a e_j)^T] at tolerance
-    tau_f (a = 1/2, b = 1/W_bound), set alpha_hat = (y - a v_hat_j) / (b c_l) and
-    t = logit(clip(alpha_hat)). Under the hypotheses alpha* = sigma(a b u_l^T w_j)
-    lies in [tau_c, 1 - tau_c] and |alpha_hat - alpha*| <= ``alpha_bound``, so an
-    alpha_hat farther out proves ||W||_F > W_bound: HypothesisViolatedError.
-    Shared by the paper's learner (rows = I) and the adapted one.
+    (``gains``, nonzero) and column j: ask X = [(b u_l + a e_j)^T; (a e_j)^T] at
+    tolerance tau_f (a = 1/2, b = 1/W_bound), set alpha_hat = (y - a v_hat_j) / (b c_l)
+    and t = logit(clip(alpha_hat)). Shared by the paper's learner (rows = I) and
+    the adapted one.
+
+    Whatever W is, alpha* = sigma(a b u_l^T W e_j) lies within
+    e_l = (tau_f + a tau_v + b tau_v ||u_l||_1) / (b |c_l|) of alpha_hat (module
+    docstring). HypothesisViolatedError (``||W||_F <= W_bound``) when the
+    answers prove the hypothesis false: an enclosure misses
+    [sigma(-h_l), sigma(h_l)], h_l >= ||u_l|| / 2 (exact, in EXP), or the
+    smallest squared logits the enclosures allow sum to more than
+    ``row_gain_sq`` / 4 (``row_gain_sq`` >= ||Z||_2^2). The hypothesis is
+    confirmed when the largest squared logits sum to at most
+    1 / (4 ``inverse_gain_sq``) (``inverse_gain_sq`` >= ||Z^{-1}||_2^2).
     """
     d = oracle.d
     a, b = PROBE_A, 1 / W_bound
+    row_gain_sq, inverse_gain_sq = rational(row_gain_sq), rational(inverse_gain_sq)
     I = QQ.eye(d)
-    lo, hi = TAU_C - EXP(alpha_bound), 1 - TAU_C + EXP(alpha_bound)
+    rows_q = [[rational(x) for x in rows[l]] for l in range(d)]
+    half_norms = [sqrt_upper(sum((x * x for x in u), fmpq(0))) / 2 for u in rows_q]
+    spans = [(tau_f + a * tau_v + b * tau_v * sum((abs(x) for x in u), fmpq(0)))
+             for u in rows_q]
     T: list[list[Any]] = [[None] * d for _ in range(d)]
+    low_sq, high_sq, unbounded = fmpq(0), fmpq(0), False
     clipped = 0
     radius = fmpq(0)
     for j in range(d):
@@ -175,25 +369,65 @@ def clipped_logits(oracle: NoisyOracle, rows: Array, gains: Any, v: Any, *, W_bo
                                                   hypothesis="query tokens have norm <= 1")
         y = oracle.batch(Xs, phase="W", tolerance=tau_f)
         for l in range(d):
-            alpha = (y[l] - a * v[j]) / (b * gains[l])
-            if not lo <= EXP(alpha) <= hi:
+            c = rational(gains[l])
+            if c == 0:  # pragma: no cover - the callers' gains are bounded away from 0
+                raise AssertionError("internal error: a probe with u_l . v_hat = 0")
+            alpha = (rational(y[l]) - a * rational(v[j])) / (b * c)
+            e = spans[l] / (b * abs(c))
+            lo, hi = alpha - e, alpha + e
+            where = f"probe ({l}, {j}) (row u_{l}, column {j})"
+            if hi <= 0 or lo >= 1:
                 raise HypothesisViolatedError(
-                    f"||W||_F <= W_bound = {W_bound} is violated: alpha_hat = {alpha} for probe "
-                    f"{l}, column {j} is farther than the guaranteed bound from "
-                    "[tau_c, 1 - tau_c], so |a b u_l^T w_j| > 1/2 (or the oracle exceeded its "
+                    f"the oracle broke its tolerance: at {where} the answers put the softmax "
+                    f"weight alpha* in [{_dec(lo)}, {_dec(hi)}], outside (0, 1) (alpha_hat = "
+                    f"{_dec(alpha)}, tau_f = {tau_f}, tau_v = {tau_v}); no single head gives "
+                    "these answers", hypothesis=ORACLE_HYPOTHESIS)
+            h = half_norms[l]
+            s_lo = EXP.sigmoid(EXP(-h))
+            s_hi = 1 - s_lo
+            if EXP(hi) < s_lo or EXP(lo) > s_hi:
+                raise HypothesisViolatedError(
+                    f"||W||_F <= W_bound = {W_bound} is violated: at {where} the answers put "
+                    f"alpha* = sigma(a b u_{l}^T W e_{j}) in [{_dec(lo)}, {_dec(hi)}] "
+                    f"(alpha_hat = {_dec(alpha)} +- {_dec(e)} from tau_f = {tau_f}, tau_v = "
+                    f"{tau_v}), while ||W||_F <= {W_bound} needs it in [sigma(-{h}), "
+                    f"sigma({h})] = [{_dec(s_lo)}, {_dec(s_hi)}]: |u_{l}^T W e_{j}| > "
+                    f"{W_bound} ||u_{l}||. Pass a W_bound that holds (or check the oracle's "
                     "tolerance)", hypothesis="||W||_F <= W_bound")
-            # clip at tau_c, exactly (tau_c is an element of EXP), then log
-            if EXP(alpha) <= TAU_C:
-                T[l][j], clipped = fmpq(-1, 2), clipped + 1
-            elif EXP(alpha) >= 1 - TAU_C:
-                T[l][j], clipped = fmpq(1, 2), clipped + 1
+            t, rad, was_clipped = clipped_logit(alpha, prec, radius_budget)
+            T[l][j] = t
+            clipped += was_clipped
+            radius = max(radius, rad)
+            low, high = _abs_logit_bounds(lo, hi, prec)
+            low_sq += low * low
+            if high is None:
+                unbounded = True
             else:
-                ball = logit_ball(alpha, prec)
-                T[l][j] = arf_to_fmpq(ball.mid())
-                radius = max(radius, arf_to_fmpq(ball.rad()))
+                high_sq += high * high
         if progress is not None:
             progress(j + 1, d)
-    return ClippedLogits(T, clipped, radius)
+    if low_sq > row_gain_sq / 4:
+        raise HypothesisViolatedError(
+            f"||W||_F <= W_bound = {W_bound} is violated: the answers bound every logit "
+            f"a b u_l^T W e_j from below, and the sum of squares of these lower bounds is "
+            f"{_dec(low_sq)} > ||Z||_2^2 (a b W_bound)^2 <= {_dec(row_gain_sq / 4)}, so "
+            f"||W||_F >= 2 W_bound sqrt({_dec(low_sq)} / {_dec(row_gain_sq)}) > W_bound. Pass a "
+            "W_bound that holds (or check the oracle's tolerance)",
+            hypothesis="||W||_F <= W_bound")
+    confirmed = not unbounded and 4 * inverse_gain_sq * high_sq <= 1
+    return ClippedLogits(T, clipped, radius, confirmed)
+
+
+def v_hypotheses(v_hat: Any, tau_v: fmpq) -> tuple[fmpq, fmpq]:
+    """(smallest, largest) ||v||^2 over the box v_hat +- tau_v that the answers allow.
+
+    >>> v_hypotheses([fmpq(1, 2), fmpq(-1, 4)], fmpq(1, 4))
+    (1/16, 13/16)
+    """
+    vq = [abs(rational(x)) for x in v_hat]
+    low = sum((max(x - tau_v, fmpq(0)) ** 2 for x in vq), fmpq(0))
+    high = sum(((x + tau_v) ** 2 for x in vq), fmpq(0))
+    return low, high
 
 
 def learn_single_head_noisy(
@@ -203,19 +437,30 @@ def learn_single_head_noisy(
     epsilon_v: Any,
     W_bound: Any,
     margin: Any,
-    prec: int = 128,
+    prec: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Recovery:
     """(W, v) within (epsilon_W, epsilon_v) from d + d^2 approximate queries.
 
     Label ``noisy_oracle`` (paper Thm 6.2 v1 / 6.1 v2); see the module
-    docstring. The recovery is over QQ with ``approximate=True``; its options
-    hold the tolerances asked for, the guaranteed bounds, the hypotheses
-    checked and those assumed.
+    docstring. The recovery is over QQ with status ``approximate``; its
+    ``hypotheses`` name every hypothesis of the theorem that the answers did
+    not confirm (the bounds are conditional on them) and the oracle contract;
+    its options hold the tolerances asked for, the guaranteed bounds and the
+    hypotheses checked or confirmed.
+
+    Parameters
+    ----------
+    prec : bits for the logarithms (arb); None for max(128, :func:`minimum_prec`).
+        Validated before any query: below the minimum, above ``MAX_PREC`` or
+        not an integer raises InvalidEntryError naming the minimum.
 
     Raises
     ------
-    HypothesisViolatedError : naming the hypothesis (W_bound >= 2, margin, ...).
+    HypothesisViolatedError : naming the hypothesis (W_bound >= 2, margin,
+        ||v|| <= 1, ||W||_F <= W_bound), when the parameters or the answers
+        prove it false; the message gives the figures.
+    InvalidEntryError : a bad ``prec`` or a non-noisy oracle.
 
     >>> from fractions import Fraction as Fr
     >>> from exactattn.fields import EXP
@@ -224,8 +469,8 @@ def learn_single_head_noisy(
     >>> oracle = NoisyOracle(head, tolerance=0, adversary="worst")
     >>> rec = learn_single_head_noisy(oracle, epsilon_W=Fr(1, 10), epsilon_v=Fr(1, 10),
     ...                               W_bound=2, margin=Fr(1, 2))
-    >>> rec.queries, rec.status
-    (6, 'approximate')
+    >>> rec.queries, rec.status, rec.hypotheses[0]
+    (6, 'approximate', 'min |v_i| >= margin = 1/2')
     >>> err = max(abs(EXP(rec.W[i, j]) - head.W[i, j]) for i in range(2) for j in range(2))
     >>> err <= EXP(Fr(rec.options["W_entry_bound"])) <= EXP(Fr(1, 10)) / 2
     True
@@ -237,35 +482,41 @@ def learn_single_head_noisy(
     bounds = theorem_tolerances(d, epsilon_W=epsilon_W, epsilon_v=epsilon_v, W_bound=W_bound,
                                 margin=margin)
     Wb, mu = rational(W_bound), rational(margin)
+    budget = log_radius_budget(bounds.W_entry, d=d, epsilon_W=epsilon_W, W_bound=Wb)
+    prec = checked_prec(prec, _bits_for(budget))
     span = QuerySpan.begin(oracle)
+    tau_v = bounds.tau_v
+    confirmed: list[str] = []
+    unconfirmed: list[str] = []
 
-    # 1. v within tau_v
+    # 1. v within tau_v: v lies in the box v_hat +- tau_v
     I = QQ.eye(d)
-    v = oracle.batch(I[:, None, :], phase="v", tolerance=bounds.tau_v)
-    low = [i for i in range(d) if abs(v[i]) < mu - bounds.tau_v]
+    v = oracle.batch(I[:, None, :], phase="v", tolerance=tau_v)
+    low = [i for i in range(d) if abs(v[i]) + tau_v < mu]
     if low:
+        i = low[0]
         raise HypothesisViolatedError(
-            f"min |v_i| >= margin = {mu} is violated: |v_hat_{low[0]}| = {abs(v[low[0]])} "
-            f"< margin - tau_v = {mu - bounds.tau_v} (the paper's algorithm needs every "
-            "coordinate of v bounded away from 0)", hypothesis="min |v_i| >= margin")
-    if sum(x * x for x in v) > (1 + bounds.v_2) ** 2:
+            f"min |v_i| >= margin = {mu} is violated: |v_hat_{i}| = {_dec(abs(v[i]))} is "
+            f"within tau_v = {tau_v} of v_{i}, so |v_{i}| <= {_dec(abs(v[i]) + tau_v)} < margin "
+            "(the paper's algorithm needs every coordinate of v bounded away from 0; the "
+            "adapted variant needs only ||v|| >= norm_lower)", hypothesis="min |v_i| >= margin")
+    v_low, v_high = v_hypotheses(v, tau_v)
+    if v_low > 1:
         raise HypothesisViolatedError(
-            f"||v|| <= 1 is violated: ||v_hat||^2 = {sum(x * x for x in v)}",
-            hypothesis="||v|| <= 1")
+            f"||v|| <= 1 is violated: every v within tau_v = {tau_v} of the answers has "
+            f"||v||^2 >= {_dec(v_low)} > 1", hypothesis="||v|| <= 1")
+    (confirmed if v_high <= 1 else unconfirmed).append("||v|| <= 1")
+    (confirmed if all(abs(x) - tau_v >= mu for x in v) else unconfirmed).append(
+        f"min |v_i| >= margin = {mu}")
 
     # 2. the scaled probes [(b e_i + a e_j)^T; (a e_j)^T], clipped logits
     a, b = PROBE_A, 1 / Wb
-    m = clipped_logits(oracle, QQ.eye(d), v, v, W_bound=Wb, tau_f=bounds.tau_f,
-                       alpha_bound=bounds.alpha, prec=prec, progress=progress)
-    T, clipped, radius = m.T, m.clipped, m.radius
+    m = clipped_logits(oracle, QQ.eye(d), v, v, W_bound=Wb, tau_f=bounds.tau_f, tau_v=tau_v,
+                       prec=prec, radius_budget=budget, progress=progress)
+    (confirmed if m.W_bound_confirmed else unconfirmed).insert(0, f"||W||_F <= W_bound = {Wb}")
     scale = 1 / (a * b)
-    W = QQ.array([[T[i][j] * scale for j in range(d)] for i in range(d)])
-    log_error = radius * scale
-    frob_sq = sum(x * x for x in W.flat)
-    if frob_sq > (Wb + bounds.W_frobenius + d * log_error) ** 2:
-        raise HypothesisViolatedError(
-            f"||W||_F <= W_bound = {Wb} is violated: the estimate has ||W_hat||_F^2 = "
-            f"{frob_sq}, more than (W_bound + eps_W)^2", hypothesis="||W||_F <= W_bound")
+    W = QQ.array([[m.T[i][j] * scale for j in range(d)] for i in range(d)])
+    log_error = m.radius * scale
     return span.recovery(
         label=LABEL,
         paper_ref=PAPER_REF,
@@ -278,14 +529,15 @@ def learn_single_head_noisy(
             "W_frobenius_bound": str(bounds.W_frobenius + d * log_error),
             "v_bound": str(bounds.v_2),
             "log_ball_radius": str(log_error),
-            "clipped": clipped,
+            "clipped": m.clipped,
             "prec": prec,
             "W_bound": str(Wb), "margin": str(mu),
             "epsilon_W": str(rational(epsilon_W)), "epsilon_v": str(rational(epsilon_v)),
             "hypotheses_checked": list(CHECKED),
-            "hypotheses_assumed": list(ASSUMED),
+            "hypotheses_confirmed": confirmed,
         },
         approximate=True,
+        hypotheses=(*unconfirmed, ORACLE_HYPOTHESIS),
     )
 
 

@@ -103,7 +103,19 @@ from ..fields import QQ, rational
 from ..fields.rational import sqrt_upper
 from ..linalg import solve
 from ..oracle import NoisyOracle
-from .noisy import L_UPPER, PROBE_A, ceil_sqrt, clipped_logits, positive_rational
+from .noisy import (
+    L_UPPER,
+    ORACLE_HYPOTHESIS,
+    PROBE_A,
+    _bits_for,
+    _dec,
+    ceil_sqrt,
+    checked_prec,
+    clipped_logits,
+    log_radius_budget,
+    positive_rational,
+    v_hypotheses,
+)
 from .recovery import QuerySpan, Recovery
 
 __all__ = ["learn_single_head_noisy_adapted", "adapted_tolerances", "adapted_error_bounds",
@@ -123,13 +135,9 @@ TAU_F_DENOMINATOR = 80
 if not 18 * L_UPPER <= TAU_F_DENOMINATOR:  # pragma: no cover - a proven fact
     raise AssertionError("18 L_UPPER > 80: the tolerance constant is too small")
 
-#: hypotheses the learner checks itself, and those it must assume
-CHECKED = ("W_bound >= 2", "0 < norm_lower <= 1", "query tokens have norm <= 1",
-           "||v|| >= norm_lower (as ||v_hat|| >= norm_lower - r tau_v)",
-           "||v|| <= 1 (up to r tau_v)",
-           "||W||_F <= W_bound (up to the bound, from the estimate)")
-ASSUMED = ("the oracle answers within the tolerance asked for",
-           "||W||_F <= W_bound (only its gross violations are detected)")
+#: the hypotheses the learner checks before it asks anything (it raises otherwise)
+CHECKED = ("W_bound >= 2", "0 < norm_lower <= 1", "epsilon_W > 0", "epsilon_v > 0",
+           "query tokens have norm <= 1", "minimum_prec <= prec <= MAX_PREC")
 
 
 def z_inverse_bound(d: int) -> fmpq:
@@ -258,7 +266,7 @@ def learn_single_head_noisy_adapted(
     epsilon_v: Any,
     W_bound: Any,
     norm_lower: Any,
-    prec: int = 128,
+    prec: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Recovery:
     """(W, v) within (epsilon_W, epsilon_v) from d + d^2 approximate queries, no margin.
@@ -266,15 +274,27 @@ def learn_single_head_noisy_adapted(
     Label ``noisy_oracle``, variant ``"adapted"`` (beyond paper Thm 6.2 v1 /
     6.1 v2): only a lower bound ``norm_lower`` = nu <= ||v||_2 is needed, not
     a margin on every coordinate. See the module docstring for the algorithm,
-    the theorem and its proof. The recovery is over QQ with
-    ``approximate=True``; its options hold the tolerances, the guaranteed
-    bounds (``W_frobenius_bound``, ``W_entry_bound``, ``v_bound``, read by
-    the certificate), the hypotheses checked and those assumed.
+    the theorem and its proof. The recovery is over QQ with status
+    ``approximate``; its ``hypotheses`` name every hypothesis that the
+    answers did not confirm (||W||_F <= W_bound, ||v|| <= 1,
+    ||v||_2 >= norm_lower; the bounds are conditional on them) and the oracle
+    contract; its options hold the tolerances, the guaranteed bounds
+    (``W_frobenius_bound``, ``W_entry_bound``, ``v_bound``, read by the
+    certificate) and the hypotheses checked or confirmed. Which violations
+    the answers prove: as for the paper's learner (:mod:`exactattn.learners.noisy`),
+    with ||Z||_2 <= min(||Z||_F, (ceil(sqrt d) + 1) / 3) and ||Z^{-1}||_2 <= K_d
+    in the Frobenius tests, plus ||W_hat||_F > W_bound + its bound.
+
+    Parameters
+    ----------
+    prec : bits for the logarithms; None for max(128, the minimum), validated
+        before any query (InvalidEntryError naming the minimum).
 
     Raises
     ------
     HypothesisViolatedError : naming the hypothesis (W_bound >= 2,
-        ||v|| >= norm_lower, ||v|| <= 1, ||W||_F <= W_bound).
+        ||v|| >= norm_lower, ||v|| <= 1, ||W||_F <= W_bound), when the
+        parameters or the answers prove it false.
 
     >>> from fractions import Fraction as Fr
     >>> from exactattn.fields import EXP
@@ -284,8 +304,8 @@ def learn_single_head_noisy_adapted(
     >>> oracle = NoisyOracle(head, tolerance=0, adversary="worst")
     >>> rec = learn_single_head_noisy_adapted(oracle, epsilon_W=Fr(1, 10), epsilon_v=Fr(1, 10),
     ...                                       W_bound=2, norm_lower=Fr(1, 2))
-    >>> rec.queries, rec.options["variant"]
-    (6, 'adapted')
+    >>> rec.queries, rec.options["variant"], rec.status
+    (6, 'adapted', 'approximate')
     >>> err = sum((rec.W[i, j] - W[i, j]) ** 2 for i in range(2) for j in range(2))
     >>> err <= QQ(Fr(rec.options["W_frobenius_bound"])) ** 2 <= fmpq(1, 100)
     True
@@ -297,21 +317,35 @@ def learn_single_head_noisy_adapted(
     bounds = adapted_tolerances(d, epsilon_W=epsilon_W, epsilon_v=epsilon_v, W_bound=W_bound,
                                 norm_lower=norm_lower)
     Wb, nu = rational(W_bound), rational(norm_lower)
+    # the logarithms' radius (on T, in logit units) must keep K_d d e_t within eps_W
+    budget = log_radius_budget(bounds.T_entry, d=d, epsilon_W=epsilon_W, W_bound=Wb,
+                               entry_target=rational(epsilon_W) / (bounds.Z_inverse * d))
+    prec = checked_prec(prec, _bits_for(budget))
     span = QuerySpan.begin(oracle)
 
-    # 1. v within tau_v; ||v_hat - v||_2 <= r tau_v = bounds.v_2 <= nu / 4
+    # 1. v within tau_v; ||v_hat - v||_2 <= r tau_v = bounds.v_2 <= nu / 4; v lies in the
+    # box v_hat +- tau_v, and a hypothesis false on the whole box is proved false
     I = QQ.eye(d)
     v = oracle.batch(I[:, None, :], phase="v", tolerance=bounds.tau_v)
     vq = [rational(x) for x in v]
     S = sum((x * x for x in vq), fmpq(0))
-    floor = nu - bounds.v_2  # >= 3 nu / 4 > 0
-    if S < floor * floor:
+    v_low, v_high = v_hypotheses(vq, bounds.tau_v)
+    if v_high < nu * nu:
         raise HypothesisViolatedError(
-            f"||v||_2 >= norm_lower = {nu} is violated: ||v_hat||^2 = {S} < "
-            f"(norm_lower - r tau_v)^2 = {floor * floor}", hypothesis="||v||_2 >= norm_lower")
-    if S > (1 + bounds.v_2) ** 2:
-        raise HypothesisViolatedError(f"||v|| <= 1 is violated: ||v_hat||^2 = {S}",
-                                      hypothesis="||v|| <= 1")
+            f"||v||_2 >= norm_lower = {nu} is violated: every v within tau_v = {bounds.tau_v} "
+            f"of the answers has ||v||^2 <= {_dec(v_high)} < norm_lower^2 = {_dec(nu * nu)}",
+            hypothesis="||v||_2 >= norm_lower")
+    if v_low > 1:
+        raise HypothesisViolatedError(
+            f"||v|| <= 1 is violated: every v within tau_v = {bounds.tau_v} of the answers has "
+            f"||v||^2 >= {_dec(v_low)} > 1", hypothesis="||v|| <= 1")
+    floor = nu - bounds.v_2  # >= 3 nu / 4 > 0
+    if S < floor * floor:  # pragma: no cover - implied by v_high >= nu^2 (sqrt(d) <= r)
+        raise AssertionError("internal error: ||v_hat|| < norm_lower - r tau_v")
+    confirmed: list[str] = []
+    unconfirmed: list[str] = []
+    (confirmed if v_high <= 1 else unconfirmed).append("||v|| <= 1")
+    (confirmed if v_low >= nu * nu else unconfirmed).append(f"||v||_2 >= norm_lower = {nu}")
 
     # 2. probes adapted to v_hat: rows of Z, u_l . v_hat >= ||v_hat||^2 / (3 rho) > 0
     rho, s, U = adapted_probes(vq)
@@ -325,8 +359,14 @@ def learn_single_head_noisy_adapted(
     # a b u_l^T w_j is in [-1/3, 1/3], so alpha* is in [tau_c, 1 - tau_c] as the check needs)
     a, b = PROBE_A, 1 / Wb
     Uarr = QQ.array(U)
+    # ||Z||_2 <= min(||Z||_F, (sqrt(d) ||w|| + 1) / 3) with ||w|| <= 1; ||Z^{-1}||_2 <= K_d
+    r = ceil_sqrt(d)
+    row_gain_sq = min(sum((x * x for u in U for x in u), fmpq(0)), fmpq((r + 1) ** 2, 9))
     m = clipped_logits(oracle, Uarr, c_hat, vq, W_bound=Wb, tau_f=bounds.tau_f,
-                       alpha_bound=bounds.alpha, prec=prec, progress=progress)
+                       tau_v=bounds.tau_v, prec=prec, radius_budget=budget,
+                       row_gain_sq=row_gain_sq, inverse_gain_sq=bounds.Z_inverse ** 2,
+                       progress=progress)
+    (confirmed if m.W_bound_confirmed else unconfirmed).insert(0, f"||W||_F <= W_bound = {Wb}")
     T, clipped, radius = m.T, m.clipped, m.radius
     scale = 1 / (a * b)
     T_hat = QQ.array([[T[l][j] * scale for j in range(d)] for l in range(d)])
@@ -340,7 +380,9 @@ def learn_single_head_noisy_adapted(
     if frob_sq > (Wb + W_frob) ** 2:
         raise HypothesisViolatedError(
             f"||W||_F <= W_bound = {Wb} is violated: the estimate has ||W_hat||_F^2 = "
-            f"{frob_sq}, more than (W_bound + bound)^2", hypothesis="||W||_F <= W_bound")
+            f"{_dec(frob_sq)} > (W_bound + its bound)^2 = {_dec((Wb + W_frob) ** 2)}, which "
+            "||W||_F <= W_bound rules out. Pass a W_bound that holds (or check the oracle's "
+            "tolerance)", hypothesis="||W||_F <= W_bound")
     return span.recovery(
         label=LABEL,
         paper_ref=PAPER_REF,
@@ -362,7 +404,8 @@ def learn_single_head_noisy_adapted(
             "W_bound": str(Wb), "norm_lower": str(nu),
             "epsilon_W": str(rational(epsilon_W)), "epsilon_v": str(rational(epsilon_v)),
             "hypotheses_checked": list(CHECKED),
-            "hypotheses_assumed": list(ASSUMED),
+            "hypotheses_confirmed": confirmed,
         },
         approximate=True,
+        hypotheses=(*unconfirmed, ORACLE_HYPOTHESIS),
     )

@@ -307,3 +307,57 @@ def test_violated_hypotheses_are_named() -> None:
     exact = ValueOracle(SingleHeadAttention(QQ.array(W_EXAMPLE), QQ.array(V_SPARSE), field=EXP))
     with pytest.raises(InvalidEntryError):
         learn_single_head_noisy_adapted(exact, W_bound=2, norm_lower=F(1, 2), **kw)  # type: ignore[arg-type]
+
+
+# -- issue 10, defect 2.2: proved violations, conditional bounds, prec ---------------
+ORACLE_HYP = "every answer is within the tolerance the learner asked for"
+KW: dict[str, Any] = {"epsilon_W": F(1, 2), "epsilon_v": F(1, 2)}
+
+
+@pytest.mark.parametrize("adversary", ADVERSARIES)
+def test_W_beyond_the_bound_is_proved_by_one_probe(adversary: str) -> None:
+    # regression (issue 10, 2.2): W = [[-23/10]], W_bound = 2, v = [1]. The adapted probe is
+    # u = 2/3, so ||W||_F <= 2 needs |a b u W| <= 1/3 <= 11/32 (a dyadic bound on ||u|| / 2)
+    # while the answers pin it near 0.383.
+    # Before: the test compared with [tau_c, 1 - tau_c] (|.| <= 1/2) and the estimate's norm
+    # 2.3 stayed below W_bound + bound: a wrong W came back with a "guaranteed" bound.
+    with pytest.raises(HypothesisViolatedError, match=r"sigma\(-11/32\)") as info:
+        learn_single_head_noisy_adapted(oracle_for([[F(-23, 10)]], [1], adversary),
+                                        W_bound=2, norm_lower=1, **KW)
+    assert info.value.hypothesis == "||W||_F <= W_bound"
+
+
+def test_v_norm_below_norm_lower_is_proved_on_the_box() -> None:
+    # ||v|| = 1/2 - 5 tau_v / 2 < nu = 1/2 (d = 3, tau_v = 1/26880). The "max" adversary
+    # answers v_i + tau_v; every v consistent with the answers has
+    # ||v||^2 <= (v_0 + 2 tau_v)^2 + 2 (2 tau_v)^2 < 1/4: proved. Before: the test
+    # ||v_hat|| < nu - ceil(sqrt d) tau_v missed it (||v_hat|| ~ nu - 3 tau_v / 2).
+    tau_v = F(1, 26880)
+    assert adapted_tolerances(3, W_bound=2, norm_lower=F(1, 2), **KW).tau_v == fmpq(1, 26880)
+    with pytest.raises(HypothesisViolatedError) as info:
+        learn_single_head_noisy_adapted(oracle_for(W_EXAMPLE, [F(1, 2) - 5 * tau_v / 2, 0, 0],
+                                                   "max"),
+                                        W_bound=2, norm_lower=F(1, 2), **KW)
+    assert info.value.hypothesis == "||v||_2 >= norm_lower"
+
+
+def test_unconfirmed_hypotheses_are_listed() -> None:
+    # regression (issue 10, 2.2): the bounds rest on hypotheses the answers cannot confirm;
+    # before, hypotheses = () read as an unconditional bound
+    rec = learn_single_head_noisy_adapted(oracle_for(W_EXAMPLE, V_SPARSE), W_bound=2,
+                                          norm_lower=F(1, 2), **KW)
+    # ||v|| = 1/2 = nu exactly: the answers cannot confirm ||v|| >= 1/2; K_d = 6 is too
+    # large for the answers to confirm ||W||_F <= 2
+    assert rec.hypotheses == ("||W||_F <= W_bound = 2", "||v||_2 >= norm_lower = 1/2",
+                              ORACLE_HYP)
+    assert rec.options["hypotheses_confirmed"] == ["||v|| <= 1"]
+    assert rec.status == "approximate"
+
+
+@pytest.mark.parametrize("prec", [0, 2, 4, 10**10, True, 2.5])
+def test_bad_prec_is_refused_before_any_query(prec: Any) -> None:
+    # regression (issue 10, 2.2): raw ValueError / OverflowError, or a bound above eps_W
+    oracle = oracle_for(W_EXAMPLE, V_SPARSE)
+    with pytest.raises(InvalidEntryError, match="prec"):
+        learn_single_head_noisy_adapted(oracle, W_bound=2, norm_lower=F(1, 2), prec=prec, **KW)
+    assert oracle.queries == 0

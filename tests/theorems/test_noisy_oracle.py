@@ -525,15 +525,21 @@ def test_W_norm_violation_in_one_entry_is_detected(W: Any, adversary: str) -> No
 
 
 @pytest.mark.parametrize("adversary", ADVERSARIES)
-def test_W_norm_violation_within_the_slack_is_not_detected(adversary: str) -> None:
-    # Not detectable, by design: ||W||_F = 201/100 exceeds W_bound = 2 by less than the
-    # learner's own error bound, so alpha* = sigma(201/400) is within the alpha bound of
-    # [tau_c, 1 - tau_c] and the estimate within W_bound + eps_W. What the learner does
-    # instead: it returns an estimate at (or near) the clip, W_hat in [2 - bound, 2], whose
-    # error against the true W is at most the violation plus the entry bound.
+def test_W_norm_violation_within_the_slack_is_proved_or_named(adversary: str) -> None:
+    # ||W||_F = 201/100 exceeds W_bound = 2 by less than the width of the enclosure of
+    # alpha* = sigma(201/400) that most adversaries leave: the answers are then explained by
+    # some |W_00| <= 2 and no proof exists. Either the learner proves the violation (the
+    # adversary pushed alpha_hat outward, as break_naive does), or it returns an estimate at
+    # (or near) the clip, W_hat in [2 - bound, 2], and names the hypothesis its bound rests on.
     W = [[F(201, 100)]]
     oracle = NoisyOracle(head(W, [F(1, 2)]), tolerance=F(1, 100), adversary=adversary)
-    rec = learn_single_head_noisy(oracle, **OK_PARAMS)
+    try:
+        rec = learn_single_head_noisy(oracle, **OK_PARAMS)
+    except HypothesisViolatedError as exc:
+        assert exc.hypothesis == "||W||_F <= W_bound"
+        assert adversary == "break_naive"  # the others keep alpha_hat inside
+        return
+    assert "||W||_F <= W_bound = 2" in rec.hypotheses and rec.status == "approximate"
     entry_bound = bounds_of(rec)[0]
     assert 2 - entry_bound <= frac(rec.W[0, 0]) <= 2
     entry, _, _ = errors(rec, W, [F(1, 2)])
@@ -579,3 +585,96 @@ def test_naive_inverse_fails_where_the_clipped_algorithm_succeeds() -> None:
     entry_bound, frob_bound, v_bound = bounds_of(rec)
     assert entry <= entry_bound <= F(1, 2) and frob_sq <= frob_bound**2 and v_sq <= v_bound**2
     assert rec.options["clipped"] == 0
+
+
+# -- issue 10, defect 2.2: violations the answers prove, conditional bounds, prec ------
+ISSUE_PARAMS = {"epsilon_W": F(1, 2), "epsilon_v": F(1, 2), "W_bound": F(2), "margin": F(1)}
+ORACLE_HYP = "every answer is within the tolerance the learner asked for"
+
+
+@pytest.mark.parametrize("adversary", ADVERSARIES)
+def test_issue10_W_just_beyond_the_bound_is_proved(adversary: str) -> None:
+    # regression (issue 10, 2.2): W = [[-23/10]], W_bound = 2. alpha* = sigma(-23/40) is
+    # 0.0175 below tau_c, the answers put it within 1/160 of alpha_hat, so no W with
+    # |W_00| <= 2 explains them. Before: not detected, W_hat = [[-2]] with a "guaranteed"
+    # entry bound 0.213 below the true error 0.3.
+    oracle = NoisyOracle(head([[F(-23, 10)]], [1]), tolerance=0, adversary=adversary)
+    with pytest.raises(HypothesisViolatedError, match=r"probe \(0, 0\)") as info:
+        learn_single_head_noisy(oracle, **ISSUE_PARAMS)
+    assert info.value.hypothesis == "||W||_F <= W_bound"
+    assert "0.36" in str(info.value) and "0.377" in str(info.value)  # the figures
+
+
+@pytest.mark.parametrize("adversary", ADVERSARIES)
+def test_frobenius_violation_with_every_entry_inside_is_proved(adversary: str) -> None:
+    # ||W||_F = 3 sqrt(2)/2 = 2.12 > W_bound = 2 while every |W_ij| <= 3/2 < W_bound: no
+    # single probe clips; the answers bound each |logit alpha*_ij| from below and the sum of
+    # squares exceeds (a b W_bound)^2 = 1/4. Before: the estimate's norm test needed
+    # ||W_hat||_F > W_bound + eps_W and missed it.
+    W = [[F(3, 2), F(-3, 2)], [0, 0]]
+    oracle = NoisyOracle(head(W, [F(1, 2), F(1, 2)]), tolerance=0, adversary=adversary)
+    with pytest.raises(HypothesisViolatedError, match="sum of squares") as info:
+        learn_single_head_noisy(oracle, **{**ISSUE_PARAMS, "margin": F(1, 2)})
+    assert info.value.hypothesis == "||W||_F <= W_bound"
+    assert oracle.queries == 6
+
+
+def test_v_norm_just_above_one_is_proved() -> None:
+    # ||v|| = 1.0000045 > 1; the "max" adversary answers v_i + tau_v, so every v consistent
+    # with the answers has |v_i| >= v_hat_i - tau_v: the violation is proved. Before: the
+    # test ||v_hat|| > 1 + ceil(sqrt d) tau_v missed it.
+    v = [F(70711, 100000)] * 2
+    oracle = NoisyOracle(head(W_EX, v), tolerance=0, adversary="max")
+    with pytest.raises(HypothesisViolatedError) as info:
+        learn_single_head_noisy(oracle, **{**ISSUE_PARAMS, "margin": F(1, 2)})
+    assert info.value.hypothesis == "||v|| <= 1"
+    assert oracle.queries == 2  # stopped after the v phase
+
+
+def test_unprovable_violation_makes_the_bound_conditional() -> None:
+    # regression (issue 10, 2.2): ||W||_F = 2001/1000 > W_bound cannot be proved from the
+    # answers, so the recovery must say that its bound rests on ||W||_F <= W_bound. Before:
+    # hypotheses = (), read as an unconditional bound.
+    oracle = NoisyOracle(head([[F(2001, 1000)]], [F(1, 2)]), tolerance=0, adversary="worst")
+    rec = learn_single_head_noisy(oracle, **{**OK_PARAMS, "margin": F(1, 4)})
+    assert rec.status == "approximate"
+    assert rec.hypotheses == ("||W||_F <= W_bound = 2", ORACLE_HYP)
+    assert "given: ||W||_F <= W_bound = 2" in rec.status_text()
+    # the answers confirm ||v|| <= 1 and the margin (given the oracle): not listed
+    assert rec.options["hypotheses_confirmed"] == ["||v|| <= 1", "min |v_i| >= margin = 1/4"]
+
+
+def test_hypotheses_the_answers_cannot_confirm_are_listed() -> None:
+    # v_0 = 1/2 = margin exactly: the answers (within tau_v) cannot confirm |v_0| >= 1/2
+    rec, _ = run_example("worst")
+    assert rec.hypotheses == ("min |v_i| >= margin = 1/2", ORACLE_HYP)
+    assert rec.options["hypotheses_confirmed"] == ["||W||_F <= W_bound = 2", "||v|| <= 1"]
+    assert Recovery.from_json(rec.to_json()).hypotheses == rec.hypotheses
+
+
+@pytest.mark.parametrize("prec", [0, 2, 4, 10**10, -1, True, 2.5, "128"])
+def test_bad_prec_is_refused_before_any_query(prec: Any) -> None:
+    # regression (issue 10, 2.2): prec = 0 or 2 gave a raw ValueError, 10**10 an
+    # OverflowError, and 4 a bound above eps_W / d.
+    oracle = NoisyOracle(head(W_EX, V_EX), tolerance=0, adversary="worst")
+    with pytest.raises(InvalidEntryError, match=r"prec") as info:
+        learn_single_head_noisy(oracle, **OK_PARAMS, prec=prec)
+    assert oracle.queries == 0
+    if isinstance(prec, int) and not isinstance(prec, bool) and 0 <= prec < 100:
+        assert "at least" in str(info.value)
+
+
+def test_the_minimum_prec_keeps_the_bound() -> None:
+    from exactattn.learners.noisy import minimum_prec
+
+    b = theorem_tolerances(2, epsilon_W=EPS_EX, epsilon_v=EPS_EX, W_bound=WB_EX, margin=MU_EX)
+    p = minimum_prec(b, d=2, epsilon_W=EPS_EX, W_bound=WB_EX)
+    assert 8 <= p <= 40
+    oracle = NoisyOracle(head(W_EX, V_EX), tolerance=0, adversary="worst")
+    rec = learn_single_head_noisy(oracle, **OK_PARAMS, prec=p)
+    entry, frob_sq, _ = errors(rec, W_EX, V_EX)
+    entry_bound, frob_bound, _ = bounds_of(rec)
+    assert entry <= entry_bound <= EPS_EX / 2 and frob_sq <= frob_bound**2 <= EPS_EX**2
+    with pytest.raises(InvalidEntryError, match=f"at least {p}"):
+        learn_single_head_noisy(NoisyOracle(head(W_EX, V_EX), tolerance=0), **OK_PARAMS,
+                                prec=p - 1)
