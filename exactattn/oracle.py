@@ -41,7 +41,7 @@ from .fields.rational import parse_rational
 from .queries import as_query, as_query_batch
 
 __all__ = ["ValueOracle", "NoisyOracle", "Transcript", "TranscriptEntry", "ADVERSARIES",
-           "enclosing_oracle"]
+           "enclosing_oracle", "SignOracle"]
 
 
 @dataclass(frozen=True)
@@ -561,3 +561,78 @@ def enclosing_oracle(model: Any, field: Field, **kwargs: Any) -> ValueOracle:
 
     return ValueOracle(answer, field=field, d=int(model.d), **kwargs)
 
+
+# -- membership (label) queries ---------------------------------------------------
+class SignOracle(ValueOracle):
+    """Membership (label) queries: sign(f(X) - threshold) in {-1, 0, +1}, counted.
+
+    Wraps the same targets as :class:`ValueOracle` (a model, or a callable with
+    ``field=`` and ``d=``) and answers only the label of each query, as an
+    element of the target's field (``-1``, ``0`` or ``1``), never the value.
+    Queries are validated, counted per phase, transcribed (the transcript holds
+    the labels), budgeted and batched exactly like a :class:`ValueOracle`.
+
+    The label is exact over an exact field: ``sign`` in EXP is decided by
+    ball arithmetic at rising precision on a nonzero element, and 0 only for
+    an element equal to 0 (Lindemann–Weierstrass). Over F64 it is the sign of
+    the float64 value, wrong when ``|f(X) - threshold|`` is below the float
+    error.
+
+    Label ``membership_queries`` (:mod:`exactattn.learners.membership`).
+
+    Parameters
+    ----------
+    target : a model or a callable X -> number (as for :class:`ValueOracle`).
+    threshold : a number of the field (default 0). Labels of a threshold 0 are
+        invariant under v -> lambda v, lambda > 0; that is the ambiguity the
+        membership learner reports.
+
+    >>> from exactattn.fields import EXP
+    >>> oracle = SignOracle(lambda X: X[0, 0] - 1, field=EXP, d=1)
+    >>> oracle([[3]]), oracle([[1]]), oracle([[0]]), oracle.queries
+    (1, 0, -1, 3)
+    >>> SignOracle(lambda X: X[0, 0], field=EXP, d=1, threshold="1/2")
+    Traceback (most recent call last):
+    ...
+    exactattn.errors.InvalidEntryError: threshold of a SignOracle over EXP: string '1/2' is not ...
+    """
+
+    def __init__(
+        self,
+        target: Callable[[Array], Any],
+        *,
+        threshold: Any = 0,
+        field: Field | None = None,
+        d: int | None = None,
+        budget: int | None = None,
+        keep_transcript: bool = True,
+        name: str | None = None,
+    ) -> None:
+        # resolves and checks field and d exactly as a value oracle does (no query is asked)
+        values = ValueOracle(target, field=field, d=d)
+        F = values.field
+        try:
+            theta = threshold if F.is_element(threshold) else F(threshold)
+        except (InvalidEntryError, IncompatibleFieldError) as exc:
+            raise InvalidEntryError(
+                f"threshold of a SignOracle over {F.name}: {exc}") from None
+        self._values = values
+        self._source = target
+        self.threshold: Any = theta
+        super().__init__(self._label, field=F, d=values.d, budget=budget,
+                         keep_transcript=keep_transcript,
+                         name=name or f"Sign({values.name})")
+
+    def _label(self, X: Array) -> Any:
+        F = self.field
+        y = self._values._check_answer(self._source(X))
+        return F(F.sign(y - self.threshold))
+
+    def fork(self, name: str) -> ValueOracle:
+        """A fresh sign oracle on the same target and threshold (own counter, no budget)."""
+        return SignOracle(self._source, threshold=self.threshold, field=self.field, d=self.d,
+                          keep_transcript=self.keep_transcript, name=f"{self.name}/{name}")
+
+    def __repr__(self) -> str:
+        return (f"SignOracle({self.name}, field={self.field.name}, d={self.d}, "
+                f"threshold={self.threshold}, queries={self.queries}, budget={self.budget})")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from .biased_head import learn_biased_head
 from .biased_low_rank import learn_biased_low_rank
 from .low_rank import learn_low_rank
+from .membership import learn_single_head_membership
 from .multihead import learn_multihead, learn_orthogonal_heads
 from .noisy import learn_single_head_noisy
 from .noisy_adapted import learn_single_head_noisy_adapted
@@ -22,4 +23,5 @@ __all__ = [
     "Recovery", "learn_single_head", "learn_biased_head", "learn_one_layer", "learn_skip_head",
     "learn_relu_ffn", "learn_low_rank", "learn_biased_low_rank", "learn_single_head_noisy",
     "learn_single_head_noisy_adapted", "learn_multihead", "learn_orthogonal_heads",
+    "learn_single_head_membership",
 ]

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 STABLE_LABELS = {
     "single_head_exact", "one_layer_reduction", "relu_ffn_exact", "low_rank_sensing",
     "low_rank_adaptive", "clipped_inverse", "noisy_oracle", "multihead_nonidentifiable",
-    "multihead_canonical",
+    "multihead_canonical", "membership_queries",
 }
 
 

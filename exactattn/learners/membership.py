@@ -1,0 +1,423 @@
+"""A single head from membership (label) queries: sign(f(X)), exactly where possible.
+
+Label ``membership_queries``; our own result on the question of the paper's
+v2 appendix (membership queries), whose statement is unknown to us
+(paper.md): Part II of the companion.
+
+What labels can and cannot determine (checked symbolically and on
+instances in :mod:`exactattn.checks.membership_queries`):
+
+* ``sign f_{W, lambda v} = sign f_{W, v}`` for every lambda > 0, so v is at
+  best known up to a positive scale. Length-1 labels sign(v . x) determine
+  exactly the ray of v (for v, v' not positive multiples of each other,
+  x = (v . v') v - |v|^2 v' separates them).
+* For two tokens [y; x] (x last) and g = (y - x)^T W x,
+  (1 + e^g) f = x . v + e^g (y . v). With x . v > 0 > y . v the label is +1
+  exactly when g < log(-x . v / y . v): labels compare the score gap g with
+  logarithms of ratios that the learner controls, so W is determined
+  completely whenever v != 0; with v = 0 every label is 0 and nothing is.
+
+The learner (exact route, rationals of bounded height (M, Q)):
+
+1. ``v signs``: labels of [e_i] give sign(v_i) (d queries). All 0: v = 0,
+   :class:`~exactattn.errors.NotIdentifiableError`. Else the pivot p is the
+   first i with a nonzero label.
+2. ``v ratios``: for each other i with v_i != 0, r_i = v_i / v_p lies in
+   (0, M] or [-M, 0) (its sign is known); the label of [e_i - c e_p] is
+   sign(v_p) sign(r_i - c). Bisection with cuts c of denominator 2D > Q
+   (never equal to r_i) until the interval is narrower than 1/Q^2.
+3. ``W``: probes u_j = e_j (v_j != 0) or e_j + e_p, and z_i = +-e_i or
+   +-(e_i + e_p), the sign chosen so that z_i . v and u_j . v have opposite
+   signs. The query X = [(lambda u_j + z_i / lambda)^T; (lambda u_j)^T] has
+   g = z_i^T W u_j = sigma W_ij + kappa, where kappa involves only entries
+   learned before (W_ip, W_pj, W_pp; entries with v_i v_j != 0 first), and
+   its label says whether g < logit(A), A = lambda^2 |u_j . v| / |z_i . v|.
+   The rational lambda is chosen (python-flint ``arb``, rigorous) so that the
+   cut sigma (logit(A) - kappa) is within eta = 1 / (1024 Q^2) of the middle
+   of the current interval. Each cut is irrational (log of a rational
+   != 1), so a label 0 cannot come from a head with rational W.
+4. Each entry's final interval is narrower than 1/Q^2, so it holds at most
+   one rational of denominator <= Q (two such differ by >= 1/Q^2); the
+   continued-fraction best approximation of its midpoint
+   (``fractions.Fraction.limit_denominator``, the Stern–Brocot descent) is
+   that rational, and it is checked to lie in the interval. None there: a
+   :class:`~exactattn.errors.RecoveryFailedError` naming the entry, the
+   interval and its queries.
+
+Query count (closed form, :func:`query_count`): with
+L(w) = min{L : w 2^-L + 2 eta < 1/Q^2} = floor(log2(512 w Q^2 / 511)) + 1
+bisection steps for an initial width w, the learner asks exactly
+d + (n_v - 1) L(M) + d^2 L(2M) labels, n_v the number of nonzero v_i. The
+counting lower bound (:func:`lower_bound`) is (d^2 + d - 1) log_3 F(M, Q)
+for any learner, with F(M, Q) = 2M sum_{q <= Q} phi(q) + 1 rationals of
+height (M, Q).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from fractions import Fraction
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+from flint import arb, ctx, fmpq
+
+from ..errors import (
+    HypothesisViolatedError,
+    IncompatibleFieldError,
+    InvalidEntryError,
+    NotIdentifiableError,
+    RecoveryFailedError,
+)
+from ..fields import EXP, Array
+from ..fields.precision import arf_to_fmpq
+from ..oracle import SignOracle
+from .recovery import QuerySpan, Recovery
+
+__all__ = ["learn_single_head_membership", "query_count", "bisection_steps", "height_class_size",
+           "lower_bound", "LABEL", "PAPER_REF", "ETA_FACTOR"]
+
+LABEL = "membership_queries"
+PAPER_REF = "ours (cf. v2 appendix on membership queries, statement unknown)"
+
+#: every cut is within eta = 1 / (ETA_FACTOR Q^2) of the middle of its interval
+ETA_FACTOR = 1024
+
+
+def _positive_int(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise InvalidEntryError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _eta(Q: int) -> fmpq:
+    return fmpq(1, ETA_FACTOR * Q * Q)
+
+
+def bisection_steps(width: Any, max_denominator: int) -> int:
+    """L(w): the fewest halvings, each cut within eta of the middle, to width < 1/Q^2.
+
+    An interval of width w_k cut within eta = 1/(1024 Q^2) of its middle
+    leaves at most w_k / 2 + eta, so after L steps w_L < w 2^-L + 2 eta, which is
+    < 1/Q^2 exactly when 2^L >= 512 w Q^2 / 511:
+    L = floor(log2(512 w Q^2 / 511)) + 1 (0 when that is below 1).
+
+    >>> bisection_steps(1, 1), bisection_steps(2, 1000), bisection_steps(20, 1000)
+    (1, 21, 25)
+    """
+    Q = _positive_int("max_denominator", max_denominator)
+    w = Fraction(width)
+    half = ETA_FACTOR // 2  # 2 eta = 1 / (half Q^2)
+    X = Fraction(half) * w * Q * Q / (half - 1)
+    if X < 1:
+        return 0
+    L = (X.numerator // X.denominator).bit_length()  # floor(log2 X) + 1
+    assert w / 2**L + 2 * Fraction(1, ETA_FACTOR * Q * Q) < Fraction(1, Q * Q)
+    return L
+
+
+def query_count(d: int, nonzero_v: int, max_abs: int, max_denominator: int, *,
+                ratio_bound: tuple[int, int] | None = None) -> int:
+    """The exact number of labels the learner asks: d + (n_v - 1) L(M_r) + d^2 L(2M).
+
+    L(M_r) uses the ratio bound (M_r, Q_r) (default (M, Q)), L(2M) the bound Q.
+
+    >>> query_count(4, 3, 10, 1000)       # 4 + 2 * 24 + 16 * 25
+    452
+    >>> L = bisection_steps
+    >>> query_count(4, 3, 10, 1000) == 4 + 2 * L(10, 1000) + 16 * L(20, 1000)
+    True
+    """
+    M, Q = _positive_int("max_abs", max_abs), _positive_int("max_denominator", max_denominator)
+    Mr, Qr = _ratio_bound(ratio_bound, M, Q)
+    if not 1 <= nonzero_v <= d:
+        raise InvalidEntryError(f"nonzero_v must be in [1, d = {d}], got {nonzero_v}")
+    return d + (nonzero_v - 1) * bisection_steps(Mr, Qr) + d * d * bisection_steps(2 * M, Q)
+
+
+def _ratio_bound(ratio_bound: Any, M: int, Q: int) -> tuple[int, int]:
+    if ratio_bound is None:
+        return M, Q
+    if not isinstance(ratio_bound, tuple | list) or len(ratio_bound) != 2:
+        raise InvalidEntryError(f"ratio_bound must be a pair (M_r, Q_r), got {ratio_bound!r}")
+    return (_positive_int("ratio_bound[0] (M_r)", ratio_bound[0]),
+            _positive_int("ratio_bound[1] (Q_r)", ratio_bound[1]))
+
+
+@lru_cache(maxsize=16)
+def height_class_size(max_abs: int, max_denominator: int) -> int:
+    """F(M, Q): the number of rationals r with |r| <= M and denominator <= Q.
+
+    For each q <= Q the numerators p in (-Mq, Mq] coprime to q are 2M phi(q)
+    (2M full blocks of q consecutive integers), plus p = 0 for q = 1:
+    F = 2M sum_{q <= Q} phi(q) + 1 (sympy's totient sieve).
+
+    >>> height_class_size(1, 2)     # -1, -1/2, 0, 1/2, 1
+    5
+    """
+    from sympy import sieve
+
+    M, Q = _positive_int("max_abs", max_abs), _positive_int("max_denominator", max_denominator)
+    return 2 * M * sum(int(t) for t in sieve.totientrange(1, Q + 1)) + 1
+
+
+def lower_bound(d: int, max_abs: int, max_denominator: int, *, answers: int = 3) -> int:
+    """Labels any learner needs in the worst case: ceil((d^2 + d - 1) log_answers F(M, Q)).
+
+    The class holds F^(d^2) matrices W times F^(d - 1) rays v = (1, r_2, ..., r_d),
+    every pair with different label functions (W and the ray of v are determined
+    by the labels when v != 0). A learner that asks q queries with ``answers``
+    possible labels each (3 for sign labels) reaches at most answers^q leaves.
+
+    >>> lower_bound(1, 1, 1)        # F(1, 1) = 3 matrices [-1], [0], [1]: one ternary label
+    1
+    >>> lower_bound(1, 1, 1, answers=2)
+    2
+    """
+    if answers < 2:
+        raise InvalidEntryError(f"answers must be >= 2, got {answers}")
+    k = d * d + d - 1
+    F = height_class_size(max_abs, max_denominator)
+    N = F**k
+    q = max(0, math.floor(k * math.log(F) / math.log(answers)) - 2)
+    while answers**q < N:
+        q += 1
+    return q
+
+
+def _cut_point(mid: fmpq, sigma: int, kappa: fmpq, ratio: fmpq, eta: fmpq,
+               where: str) -> tuple[fmpq, fmpq]:
+    """lambda and A = lambda^2 ratio with sigma (logit(A) - kappa) within eta of ``mid``.
+
+    ``ratio`` = |u . v| / |z . v|. Rigorous: the distance is bounded with
+    python-flint ``arb`` at rising precision; lambda is a dyadic rational.
+    """
+    a = sigma * mid + kappa  # the logit we want: A* = sigmoid(a)
+    prec = 64 + int(abs(float(a)) * 3) + 2 * max(1, eta.q.bit_length())
+    for _ in range(12):
+        with ctx.workprec(prec):
+            target = 1 / (1 + (-arb(a)).exp())
+            lam_ball = (target / arb(ratio)).sqrt()
+            lam = arf_to_fmpq(lam_ball.mid())
+            A = lam * lam * ratio
+            if A == fmpq(1, 2):  # logit(A) = 0 is rational: nudge lambda off it
+                lam += fmpq(1, 1 << prec)
+                A = lam * lam * ratio
+            if 0 < A < 1:
+                cut = sigma * ((arb(A) / arb(1 - A)).log() - arb(kappa))
+                if lam > 0 and bool(abs(cut - arb(mid)) < arb(eta)):
+                    return lam, A
+        prec *= 2
+    raise RecoveryFailedError(  # pragma: no cover - arb converges long before
+        f"{where}: no cut within {eta} of {mid} at {prec} bits")
+
+
+def _odd_dyadic_near(mid: fmpq, eta: fmpq) -> fmpq:
+    """A rational within eta of ``mid`` whose denominator (a power of 2) exceeds 1/(2 eta)."""
+    D = 1 << (eta.q // eta.p).bit_length()  # D >= 1/eta
+    m = (mid.p * D) // mid.q  # floor(mid D)
+    return fmpq(2 * m + 1, 2 * D)
+
+
+def _certified_rational(lo: fmpq, hi: fmpq, Q: int, entry: str, first: int, last: int,
+                        hypothesis: str) -> fmpq:
+    """The unique rational of denominator <= Q in [lo, hi] (width < 1/Q^2), or an error."""
+    assert hi - lo < fmpq(1, Q * Q)
+    mid = (lo + hi) / 2
+    best = Fraction(int(mid.p), int(mid.q)).limit_denominator(Q)
+    r = fmpq(best.numerator, best.denominator)
+    if lo <= r <= hi:
+        return r
+    raise RecoveryFailedError(
+        f"{entry}: the labels of queries #{first}..#{last} put it in [{lo}, {hi}] "
+        f"(width {float(hi - lo):.3e} < 1/Q^2 = {1 / Q**2:.3e}), which holds no rational of "
+        f"denominator <= {Q} (the nearest is {r}): the hypothesis '{hypothesis}' fails or "
+        "the oracle is not a single head; raise max_abs / max_denominator or check the oracle")
+
+
+def learn_single_head_membership(
+    oracle: SignOracle,
+    *,
+    max_abs: int,
+    max_denominator: int,
+    ratio_bound: tuple[int, int] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Recovery:
+    """Recover W exactly and v up to a positive scale from sign labels.
+
+    Label ``membership_queries`` (ours; see the module docstring for the
+    algorithm, the identifiability and the query count).
+
+    Parameters
+    ----------
+    oracle : a :class:`~exactattn.oracle.SignOracle` with threshold 0 over EXP.
+    max_abs, max_denominator : the height bound (M, Q): every entry of W, and every
+        ratio v_i / v_p for the pivot p, is a rational with |.| <= M and
+        denominator <= Q. No label can confirm it: the result is ``exact_given``.
+    ratio_bound : (M_r, Q_r), a separate height bound for the ratios v_i / v_p
+        (default (M, Q)); entries of v of height (M, Q) give ratios of height
+        (M Q, Q^2).
+    progress : called as ``progress(k, d*d)`` after the k-th entry of W.
+
+    Returns
+    -------
+    Recovery with ``W`` (exact) and ``v`` = v / |v_p| (the hidden v up to a
+    positive scale, p = ``options["pivot"]``), after exactly
+    :func:`query_count` labels.
+
+    Raises
+    ------
+    NotIdentifiableError : every length-1 label is 0, so v = 0 and labels are all 0.
+    RecoveryFailedError : labels no head of height (M, Q) gives, naming the queries.
+
+    >>> from fractions import Fraction
+    >>> from exactattn.models import SingleHeadAttention
+    >>> head = SingleHeadAttention([[1, Fraction(-1, 2)], [0, 3]], [2, -4], field=EXP)
+    >>> rec = learn_single_head_membership(SignOracle(head), max_abs=4, max_denominator=2)
+    >>> rec.W.tolist(), rec.v.tolist(), rec.status
+    ([[1, -1/2], [0, 3]], [1, -2], 'exact_given')
+    >>> rec.queries == query_count(2, 2, 4, 2)
+    True
+    """
+    if not isinstance(oracle, SignOracle):
+        raise InvalidEntryError(
+            f"learn_single_head_membership needs a SignOracle (labels), got "
+            f"{type(oracle).__name__}; for value queries use learn_single_head")
+    F = oracle.field
+    if F != EXP:
+        raise IncompatibleFieldError(
+            f"the exact membership learner needs labels computed in EXP (exact signs), not "
+            f"{F.name}: a float label is wrong wherever |f(X)| is below the rounding error")
+    if F.sign(oracle.threshold) != 0:
+        raise HypothesisViolatedError(
+            f"the oracle's threshold is {oracle.threshold}; this learner reads sign(f(X)), "
+            "threshold 0 (with a threshold theta != 0 labels also fix the scale of v, a "
+            "different problem)", hypothesis="threshold = 0")
+    M = _positive_int("max_abs", max_abs)
+    Q = _positive_int("max_denominator", max_denominator)
+    Mr, Qr = _ratio_bound(ratio_bound, M, Q)
+    d = oracle.d
+    eta = _eta(Q)
+    span = QuerySpan.begin(oracle)
+
+    def ask(X: list[list[fmpq]], phase: str) -> int:
+        index = oracle.queries
+        y = oracle(EXP.array(X), phase=phase)
+        for s in (-1, 0, 1):
+            if y == s:
+                return s
+        raise RecoveryFailedError(f"query #{index - span.total}: the oracle answered {y}, "
+                                  "not a label in {-1, 0, 1}")
+
+    def e(i: int) -> list[fmpq]:
+        return [fmpq(int(k == i)) for k in range(d)]
+
+    # 1. signs of v
+    signs = [ask([e(i)], "v signs") for i in range(d)]
+    if all(s == 0 for s in signs):
+        raise NotIdentifiableError(
+            f"every label of [e_i] is 0, so v = 0 (v_i = f([e_i^T]) for i = 1..{d}); then "
+            "f = 0, every label is 0 and W cannot be identified from labels "
+            f"({span.queries} queries)", recovered={"v": EXP.zeros(d)})
+    p = next(i for i in range(d) if signs[i] != 0)
+    sp = signs[p]
+    ratio_hypothesis = (f"every ratio v_i / v_{p} (p = {p}, the first nonzero coordinate) is a "
+                        f"rational with |.| <= {Mr} and denominator <= {Qr}")
+    W_hypothesis = f"every entry of W is a rational with |W_ij| <= {M} and denominator <= {Q}"
+
+    # 2. ratios r_i = v_i / v_p
+    r = [fmpq(0)] * d
+    r[p] = fmpq(1)
+    steps_v = bisection_steps(Mr, Qr)
+    for i in range(d):
+        if i == p or signs[i] == 0:
+            continue
+        lo, hi = (fmpq(0), fmpq(Mr)) if signs[i] * sp > 0 else (fmpq(-Mr), fmpq(0))
+        first = oracle.queries - span.total
+        for _ in range(steps_v):
+            c = _odd_dyadic_near((lo + hi) / 2, _eta(Qr))
+            x = e(i)
+            x[p] = -c
+            label = ask([x], "v ratios")
+            if label == 0:
+                raise RecoveryFailedError(
+                    f"query #{oracle.queries - span.total - 1}: label 0 says v_{i} / v_{p} = {c}, "
+                    f"a denominator above {Qr}: '{ratio_hypothesis}' fails")
+            if label * sp > 0:  # r_i > c
+                lo = max(lo, c)
+            else:
+                hi = min(hi, c)
+        r[i] = _certified_rational(lo, hi, Qr, f"v_{i} / v_{p}", first,
+                                   oracle.queries - span.total - 1, ratio_hypothesis)
+    v_hat = [ri * sp for ri in r]  # v / |v_p|
+
+    # 3. W, entry by entry; kappa needs W_ip, W_pj, W_pp first
+    def dot(a: list[fmpq], b: list[fmpq]) -> fmpq:
+        return sum((x * y for x, y in zip(a, b, strict=True)), fmpq(0))
+
+    U = [e(j) for j in range(d)]
+    B = [e(i) for i in range(d)]
+    for k in range(d):
+        if signs[k] == 0:
+            U[k][p] = fmpq(1)
+            B[k][p] = fmpq(1)
+    cu = [dot(U[j], v_hat) for j in range(d)]
+    cb = [dot(B[i], v_hat) for i in range(d)]
+    W: list[list[fmpq | None]] = [[None] * d for _ in range(d)]
+    order = sorted(((i, j) for i in range(d) for j in range(d)),
+                   key=lambda ij: (signs[ij[0]] == 0) + (signs[ij[1]] == 0))
+    steps_W = bisection_steps(2 * M, Q)
+    for done, (i, j) in enumerate(order, start=1):
+        sigma = -1 if (cu[j] > 0) == (cb[i] > 0) else 1  # z_i . v opposite to u_j . v
+        z = [sigma * x for x in B[i]]
+        u = U[j]
+        kappa = fmpq(0)
+        for a in range(d):
+            for b in range(d):
+                if z[a] != 0 and u[b] != 0 and (a, b) != (i, j):
+                    known = W[a][b]
+                    assert known is not None, "entries are learned in dependency order"
+                    kappa += z[a] * known * u[b]
+        ratio = abs(cu[j]) / abs(sigma * cb[i])
+        sx = 1 if cu[j] > 0 else -1
+        lo, hi = fmpq(-M), fmpq(M)
+        first = oracle.queries - span.total
+        for _ in range(steps_W):
+            mid = (lo + hi) / 2
+            lam, _A = _cut_point(mid, sigma, kappa, ratio, eta, f"W[{i}][{j}]")
+            x = [lam * t for t in u]
+            y = [xt + zt / lam for xt, zt in zip(x, z, strict=True)]
+            label = ask([y, x], "W")
+            if label == 0:
+                raise RecoveryFailedError(
+                    f"query #{oracle.queries - span.total - 1} (W[{i}][{j}]): label 0 means "
+                    "g = log of a rational != 1, impossible for a head with rational W "
+                    "(Lindemann-Weierstrass): the oracle is not such a head")
+            below = label * sx > 0  # g < logit(A), i.e. sigma W_ij < logit(A) - kappa
+            if below == (sigma > 0):  # W_ij < cut
+                hi = min(hi, mid + eta)
+            else:
+                lo = max(lo, mid - eta)
+        W[i][j] = _certified_rational(lo, hi, Q, f"W[{i}][{j}]", first,
+                                      oracle.queries - span.total - 1, W_hypothesis)
+        if progress is not None:
+            progress(done, d * d)
+
+    W_exact = EXP.array([[EXP(x) for x in row] for row in W])
+    v_exact: Array = EXP.array([EXP(x) for x in v_hat])
+    hypotheses = (
+        W_hypothesis,
+        ratio_hypothesis,
+        f"v is known only up to a positive scale (labels are invariant under v -> lambda v, "
+        f"lambda > 0): the returned v is v / |v_{p}|, the hidden v only if |v_{p}| = 1",
+    )
+    return span.recovery(
+        label=LABEL, paper_ref=PAPER_REF, field=EXP, params={"W": W_exact, "v": v_exact},
+        seed=0, hypotheses=hypotheses,
+        options={"pivot": p, "max_abs": M, "max_denominator": Q, "ratio_bound": [Mr, Qr],
+                 "nonzero_v": sum(
+            1 for s in signs if s != 0), "steps_v": steps_v, "steps_W": steps_W,
+            "v_normalisation": f"v / |v_{p}|", "eta": str(eta)},
+    )
