@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from .symbolic.recorder import collecting
+
 __all__ = ["Claim", "Outcome", "ClaimResult", "Result", "REGISTRY", "RESULTS", "claim",
            "register_result", "run_claims", "labels", "first_failure", "ROUTE_EXP"]
 
@@ -45,13 +47,37 @@ class Claim:
 
 @dataclass(frozen=True)
 class ClaimResult:
+    """A claim, what its check found, how long it took, and the evidence it built.
+
+    ``evidence`` holds what every recorded derivation returned while the check
+    ran (:mod:`exactattn.symbolic.recorder`): the proof companion prints these
+    objects. A claim holds when its check holds and no recorded step is
+    NOT VERIFIED.
+    """
+
     claim: Claim
     outcome: Outcome
     seconds: float
+    evidence: tuple[Any, ...] = ()
+
+    @property
+    def unverified(self) -> list[str]:
+        """One line per recorded step that did not verify (function, step number, why)."""
+        out = []
+        for rec in self.evidence:
+            value = rec.value
+            items = getattr(value, "steps", value)
+            if not isinstance(items, (list, tuple)):
+                items = [value]
+            for k, step in enumerate(items):
+                if getattr(step, "verified", True) is False and not _settled(step):
+                    out.append(f"{rec.function}({rec.arguments}) step {k + 1}: "
+                               f"{getattr(step, 'why', type(step).__name__)}")
+        return out
 
     @property
     def holds(self) -> bool:
-        return self.outcome.holds
+        return self.outcome.holds and not self.unverified
 
     def to_json(self) -> dict[str, Any]:
         c = self.claim
@@ -59,7 +85,7 @@ class ClaimResult:
             "id": c.id, "label": c.label, "paper_ref": c.paper_ref, "title": c.title,
             "statement": c.statement, "route": c.route, "holds": self.outcome.holds,
             "instances": self.outcome.instances, "detail": self.outcome.detail,
-            "seconds": round(self.seconds, 4),
+            "seconds": round(self.seconds, 4), "not_verified": self.unverified,
         }
 
 
@@ -102,6 +128,12 @@ def claim(label: str, name: str, *, paper_ref: str, title: str, statement: str,
     return register
 
 
+def _settled(step: Any) -> bool:
+    """An unverified step whose status still says it was checked (grid evidence)."""
+    status = getattr(step, "status", None)
+    return isinstance(status, str) and status != "NOT VERIFIED"
+
+
 def labels() -> list[str]:
     """The result labels present in the registry, in registration order."""
     return list(dict.fromkeys(c.label for c in REGISTRY))
@@ -123,11 +155,12 @@ def run_claims(
         if progress is not None:
             progress(c, k, len(chosen))
         start = time.perf_counter()
-        try:
-            outcome = c.check()
-        except Exception as exc:  # a crashing check is a failing check, with its reason
-            outcome = Outcome(False, 0, f"check raised {type(exc).__name__}: {exc}")
-        results.append(ClaimResult(c, outcome, time.perf_counter() - start))
+        with collecting() as evidence:
+            try:
+                outcome = c.check()
+            except Exception as exc:  # a crashing check is a failing check, with its reason
+                outcome = Outcome(False, 0, f"check raised {type(exc).__name__}: {exc}")
+        results.append(ClaimResult(c, outcome, time.perf_counter() - start, tuple(evidence)))
     return results
 
 

@@ -104,32 +104,32 @@ def _cmd_latex(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .claims import run_claims
-    from .report.latex import write_companion
+    from .report.latex import not_verified, write_companion
 
     results = [] if args.no_check else run_claims(
+        args.only or None,
         progress=lambda c, k, n: None if args.quiet else _stderr(f"[{k + 1}/{n}] {c.id} ..."))
-    written = write_companion(args.out, results)
+    out = Path(args.out)
+    written = write_companion(out, results)
     for path in written:
         print(path)
-    ok = all(r.holds for r in results)
+    failures = not_verified(results)
+    for line in failures:
+        _stderr(f"NOT VERIFIED: {line}")
     if args.pdf:
-        main_tex = Path(args.out).resolve().parent / "main.tex"
         if shutil.which("pdflatex") is None:
             _stderr("exactattn latex: error: --pdf needs pdflatex on the PATH")
             return EXIT_USAGE
-        if not main_tex.exists():
-            _stderr(f"exactattn latex: error: --pdf needs {main_tex} (the companion's main file)")
-            return EXIT_USAGE
-        for _ in range(2):  # twice, for the cross-references
+        for _ in range(3):  # contents, references, the page count
             run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error",
-                                  main_tex.name], cwd=main_tex.parent, capture_output=True,
-                                 text=True, check=False)
+                                  "main.tex"], cwd=out, capture_output=True,
+                                 text=True, errors="replace", check=False)
             if run.returncode != 0:
                 _stderr(run.stdout[-2000:])
                 _stderr("exactattn latex: pdflatex failed")
                 return EXIT_FAILED
-        print(main_tex.with_suffix(".pdf"))
-    return EXIT_OK if ok else EXIT_FAILED
+        print(out / "main.pdf")
+    return EXIT_FAILED if failures else EXIT_OK
 
 
 # -- learn ----------------------------------------------------------------------
@@ -382,10 +382,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("latex", help="write the LaTeX proof companion from the registry",
                        description="Run the claims and write one LaTeX section per result "
                                    "label, with statements, results and derivations.")
-    p.add_argument("--out", default="proofs/generated", metavar="DIR",
-                   help="output folder (default proofs/generated, input by proofs/main.tex)")
+    p.add_argument("--out", default="proofs", metavar="DIR",
+                   help="output folder for main.tex and the generated sections (default "
+                        "proofs); works from any directory")
     p.add_argument("--no-check", action="store_true", help="statements only, run no check")
-    p.add_argument("--pdf", action="store_true", help="then build DIR/../main.tex with pdflatex")
+    p.add_argument("--only", nargs="+", metavar="LABEL",
+                   help="run only these claim ids or labels (the others print as not run)")
+    p.add_argument("--pdf", action="store_true", help="then build DIR/main.pdf with pdflatex")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(run=_cmd_latex)
 

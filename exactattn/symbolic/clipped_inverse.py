@@ -34,6 +34,7 @@ If alpha is in [tau_c, 1 - tau_c], then for every real a
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -49,7 +50,7 @@ from ..errors import NotRepresentableError
 from ..fields import EXP
 from ..fields.rational import sqrt_upper
 from ..models import SingleHeadAttention
-from .single_head import Step
+from .steps import IntervalStep, NonnegStep, Step, recorded
 
 __all__ = [
     "LABEL", "PAPER_REF", "NOISY_LABEL", "NOISY_PAPER_REF", "Finding", "NonnegStep",
@@ -96,24 +97,7 @@ class Finding:
     instances: int
     detail: str
     route: str = ROUTE_SYMBOLIC
-    steps: tuple[Step, ...] = ()
-
-
-@dataclass(frozen=True)
-class NonnegStep(Step):
-    """A step ``lhs = rhs >= 0``: an identity whose right side is manifestly nonnegative.
-
-    ``identity`` says whether ``lhs - rhs`` simplified to 0 (after the
-    substitutions that define the parametrisation), ``manifest`` whether
-    :func:`manifestly_nonnegative` certified ``rhs``; ``verified`` is both.
-    """
-
-    identity: bool = False
-    manifest: bool = False
-
-    def latex(self) -> str:
-        lhs = sp.latex(self.lhs, order="none")  # as written: clip(b) - clip(a), ...
-        return f"{lhs} &= {sp.latex(self.rhs)} \\geq 0"
+    steps: tuple[Any, ...] = ()
 
 
 class Clip(sp.Function):  # type: ignore[misc]
@@ -303,6 +287,7 @@ def _settle(name: str, steps: Sequence[Step], ok_detail: str) -> Finding:
                 return Finding(False, checked, f"{name}, step {k + 1} ({s.why}): {note}",
                                route, tuple(steps))
             notes.append(f"step {k + 1}: {note}")
+            steps = [*steps[:k], dataclasses.replace(s, grid_points=points), *steps[k + 1:]]
             continue
         return Finding(False, checked, f"{name}, step {k + 1} ({s.why}): the identity "
                        "does not simplify to 0", route, tuple(steps))
@@ -487,6 +472,7 @@ def lipschitz_derivation() -> list[Step]:
     return clip_derivation() + logit_derivative_derivation() + mean_value_derivation()
 
 
+@recorded
 def check_constants() -> Finding:
     """The identities for tau_c and L (SymPy), and L = 2 + e^(1/2) + e^(-1/2) exactly in EXP.
 
@@ -509,6 +495,7 @@ def check_constants() -> Finding:
                    found.route, found.steps)
 
 
+@recorded
 def check_lipschitz_proof() -> Finding:
     """Every step of (i), (ii), (iii) verified: identities simplify, inequalities certified.
 
@@ -631,6 +618,7 @@ def check_L_upper_bound(bound: Any = 5) -> Finding:
     return Finding(ok, 1, f"L in {x.str(12)} {relation} {q}", ROUTE_INTERVAL)
 
 
+@recorded
 def check_constant_bounds() -> Finding:
     """The exported rational bounds, L <= 5 and the decimal value of L, by arb.
 
@@ -650,18 +638,23 @@ def check_constant_bounds() -> Finding:
         ("L", None, fmpq(5)), ("1/(tau_c(1 - tau_c))", L_LOWER, L_UPPER),
         ("tau_c", fmpq(0), HALF),
     ]
+    shown = {"tau_c": r"\tau_c", "L": "L", "1/(tau_c(1 - tau_c))": r"\frac{1}{\tau_c(1 - \tau_c)}"}
+    steps = []
     for name, lo, hi in cases:
         ok, x = decide_between(name, lo, hi)
+        steps.append(IntervalStep(shown[name], None if lo is None else _decimal(lo),
+                                  None if hi is None else _decimal(hi), x.str(12), ok is True))
         if ok is not True:
             return Finding(False, len(cases), f"{name} in {x} is not proven in ({lo}, {hi})",
-                           ROUTE_INTERVAL)
+                           ROUTE_INTERVAL, tuple(steps))
     if not L_UPPER <= 5:
         return Finding(False, len(cases), f"L_UPPER = {L_UPPER} > 5", ROUTE_INTERVAL)
     L = enclosures(128)["L"]
     return Finding(True, len(cases),
                    f"0 < {_decimal(TAU_C_LOWER)} < tau_c < {_decimal(TAU_C_UPPER)} < 1/2; "
                    f"{_decimal(L_DECIMAL[0])} < L < {_decimal(L_DECIMAL[1])}; "
-                   f"L in {L.str(15)}; L < L_UPPER = {_decimal(L_UPPER)} <= 5", ROUTE_INTERVAL)
+                   f"L in {L.str(15)}; L < L_UPPER = {_decimal(L_UPPER)} <= 5", ROUTE_INTERVAL,
+                   tuple(steps))
 
 
 def _decimal(q: fmpq) -> str:
@@ -733,6 +726,7 @@ def lipschitz_points(seed: int = 0, random_points: int = 300) -> list[tuple[fmpq
     return points
 
 
+@recorded
 def check_lipschitz_on_points(points: Iterable[Point], constant: Any = None) -> Finding:
     """|logit(clip(a)) - logit(alpha)| <= C |a - alpha| at exact points, alpha = sigma(q).
 
@@ -872,6 +866,7 @@ def _bilinear(x: list[fmpq], W: list[list[fmpq]], y: list[fmpq]) -> fmpq:
     return sum((x[k] * W[k][l] * y[l] for k in range(d) for l in range(d)), fmpq(0))
 
 
+@recorded
 def check_probe_geometry(instances: Sequence[Instance]
                          | None = None, *, a: Any = HALF, b_scale: Any = 1) -> Finding:
     """The probes of noisy_oracle, exactly: norms, score gap, and the answer formula.
@@ -1212,6 +1207,7 @@ def error_chain(tau_f_factor: Any = 1, tau_v_factor: Any = 1,
     }
 
 
+@recorded
 def check_error_chain(tau_f_factor: Any = 1, tau_v_factor: Any = 1,
                       lipschitz_upper: Any = 5) -> Finding:
     """The whole chain (1)-(5): holds iff every step holds.
@@ -1260,6 +1256,7 @@ def _noisy_instances(seeds: Iterable[int] = (0, 1), dims: Iterable[int] = (1, 2,
     return out
 
 
+@recorded
 def check_error_chain_on_instances(tau_f_factor: Any = 1, tau_v_factor: Any = 1,
                                    seeds: Iterable[int] = (0,), dims: Iterable[int] = (1, 2, 3),
                                    eps: Sequence[tuple[Any, Any]] = ((1, 1), (Fraction(1, 10),

@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import sympy as sp
 from sympy.utilities.iterables import multiset_partitions
 
-from .single_head import Step
+from .steps import NOT_VERIFIED, ROW_WIDTH, Step, recorded, split_sum
 
 __all__ = ["nonidentifiable_families", "derive_equal_functions", "CaseResult",
            "Derivation", "derivation_latex"]
@@ -69,6 +69,7 @@ def _verified(lhs: sp.Expr, rhs: sp.Expr, why: str) -> Step:
     return Step(lhs, rhs, why, bool(diff == 0))
 
 
+@recorded
 def nonidentifiable_families(N: int = 2, d: int = 2, H: int = 3) -> list[Step]:
     """The three families of Prop 7.1 as identities in symbolic tokens x_1..x_N in R^d.
 
@@ -123,6 +124,17 @@ class Derivation:
     def complete(self) -> bool:
         return len(self.cases) == 15 and all(c.matches_canonical for c in self.cases)
 
+    @property
+    def verified(self) -> bool:
+        return self.complete
+
+    @property
+    def status(self) -> str:
+        return "symbolic" if self.complete else NOT_VERIFIED
+
+    def latex(self) -> str:
+        return derivation_latex(self)
+
 
 HEADS = ("1", "2", "1'", "2'")
 
@@ -163,6 +175,7 @@ def _case(blocks: list[list[str]], d: int) -> CaseResult:
                       forward and backward)
 
 
+@recorded
 @functools.lru_cache(maxsize=4)
 def derive_equal_functions(d: int = 1) -> Derivation:
     """Every pair of 2-head parameter sets with the same function, for tokens in R^d.
@@ -185,10 +198,14 @@ def derivation_latex(der: Derivation) -> str:
     lines = [rf"\paragraph{{All equal-function pairs, $H = 2$, $d = {der.d}$.}} On "
              r"$X(c) = [a\,(c\text{ copies}); b]$ a head contributes "
              r"$\frac{c E\, v\cdot a + v\cdot b}{c E + 1}$, $E = e^{(a-b)^\top W b}$. Over the "
-             r"common denominator $\prod_j (1 + c E_j)$ the numerator is a polynomial in $c$ "
-             r"with exponential-polynomial coefficients; matching the coefficients of $c^i$ "
-             r"(infinitely many $c$) and of the exponentials (Lindemann--Weierstrass, rational "
-             r"tokens) and solving in SymPy gives, case by case "
+             r"common denominator $\prod_j (1 + c E_j)$ the numerator is a polynomial in $c$; "
+             r"it vanishes for infinitely many $c$ iff each coefficient of $c^i$ vanishes. "
+             r"SymPy then solves these coefficient equations for the $v$'s as a \emph{generic} "
+             r"linear solve in which the $E_j$ are independent symbols (symbolic). That the "
+             r"$E_j$ may be treated so is the prose step: for distinct $W_j$ and generic "
+             r"rational tokens the exponents $(a-b)^\top W_j b$ are distinct rationals, and by "
+             r"the Lindemann--Weierstrass theorem distinct $e^{q_j}$ are linearly independent "
+             r"over the algebraic numbers (not machine-checked). Case by case "
              rf"({len(der.cases)} cases, {der.seconds:.1f} s):", r"\begin{align*}"]
     for k, case in enumerate(der.cases):
         end = r" \\" if k < len(der.cases) - 1 else ""
@@ -197,8 +214,11 @@ def derivation_latex(der: Derivation) -> str:
     generic = der.cases[-1]
     lines.append(r"For instance, all four $W$ distinct: the coefficients of $c^i$ are")
     lines.append(r"\begin{align*}")
-    for k, eq in enumerate(generic.equations):
-        end = r" \\" if k < len(generic.equations) - 1 else ""
-        lines.append(f"&{sp.latex(sp.factor(eq))} = 0{end}")
+    rows: list[str] = []
+    for eq in generic.equations:
+        parts = split_sum(sp.expand(eq), ROW_WIDTH)
+        rows += [f"&{parts[0]}"] + [f"&\\quad {row}" for row in parts[1:]]
+        rows[-1] += " = 0"
+    lines.append(" \\\\\n".join(rows))
     lines.append(r"\end{align*}")
     return "\n".join(lines)

@@ -64,7 +64,7 @@ from ..learners.noisy_adapted import (
     probe_inverse,
     z_inverse_bound,
 )
-from .single_head import Step
+from .steps import NOT_VERIFIED, NamedStep, Step, recorded
 
 __all__ = ["Bound", "identities", "bounds", "derivation", "nonnegative_certificate",
            "grid_nonnegative", "check_adapted_bound", "probe_instances", "check_probes"]
@@ -79,6 +79,14 @@ class Bound:
     why: str  # LaTeX text mode, math in $...$
     method: str  # "symbolic" (a proof), "grid" (exact rational samples), "exact (EXP)"
     verified: bool
+
+    relation = "<="
+
+    @property
+    def status(self) -> str:
+        if not self.verified:
+            return NOT_VERIFIED
+        return "symbolic" if self.method == "symbolic" else "exact instances"
 
     def latex(self) -> str:
         return f"{sp.latex(self.lhs)} &\\le {sp.latex(self.rhs)}"
@@ -220,6 +228,7 @@ alpha, c, c_hat, eta = _pos(r"\alpha^*"), _pos("c"), _pos(r"\hat c"), sp.Symbol(
 ROW_BOUND_SYM = sp.Rational(int(ROW_BOUND.p), int(ROW_BOUND.q))
 
 
+@recorded
 @lru_cache(maxsize=4)
 def identities(dim: int = 3) -> tuple[Step, ...]:
     """The identities of the proof, for symbolic parameters in dimension ``dim``.
@@ -269,9 +278,12 @@ def identities(dim: int = 3) -> tuple[Step, ...]:
         s = sp.Matrix(dim, 1, lambda k, _, signs=signs: signs[k])
         Z = (D + one * w.T) / 3
         Zinv = 3 * (D - s * absw.T / (1 + sum(m)))
-        steps.append(_identity(Z * Zinv, sp.eye(dim),
-                               f"Sherman--Morrison, $s = {list(signs)}$: "
-                               r"$Z^{-1} = 3(\mathrm{diag}(s) - s|w|^\top/(1 + \|w\|_1))$"))
+        checked = _identity(Z * Zinv, sp.eye(dim),
+                            f"Sherman--Morrison, $s = {list(signs)}$: "
+                            r"$Z^{-1} = 3(\mathrm{diag}(s) - s|w|^\top/(1 + \|w\|_1))$")
+        Zs, Zis = sp.MatrixSymbol("Z", dim, dim), sp.MatrixSymbol("Y", dim, dim)
+        steps.append(NamedStep(checked.lhs, checked.rhs, checked.why, checked.verified,
+                               sp.MatMul(Zs, Zis), sp.Identity(dim), ((Zs, Z), (Zis, Zinv))))
     # the clipped inverse: logit' = 1/(p (1 - p)), and p(1-p) >= tau_c (1 - tau_c) inside
     p, tc = sp.symbols(r"p \tau_c", positive=True)
     steps.append(_identity(sp.diff(sp.log(p / (1 - p)), p), 1 / (p * (1 - p)),
@@ -293,6 +305,7 @@ def identities(dim: int = 3) -> tuple[Step, ...]:
     return tuple(steps)
 
 
+@recorded
 def bounds(tau_f_factor: Any = 1, tau_v_factor: Any = 1) -> tuple[Bound, ...]:
     """The inequalities of the proof, each under its hypotheses as substitutions.
 

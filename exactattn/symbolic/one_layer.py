@@ -13,27 +13,14 @@ simplify to 0. The patterns cover R^m, so the step holds everywhere.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import cache
 from itertools import product
 
 import sympy as sp
 
-from .single_head import Step
+from .steps import Step, recorded
 
-__all__ = ["derivation", "verified", "relu", "NamedStep"]
-
-
-@dataclass(frozen=True)
-class NamedStep(Step):
-    """A verified step shown in named form: ``lhs``/``rhs`` are the full SymPy
-    expressions that were compared; ``display`` is the same equation in the
-    paper's notation (the full expansions run to thousands of characters)."""
-
-    display: str = ""
-
-    def latex(self) -> str:
-        return self.display or super().latex()
+__all__ = ["derivation", "verified", "relu"]
 
 
 def relu(z: sp.Expr) -> sp.Expr:
@@ -87,8 +74,8 @@ def _is_zero(e: sp.Expr) -> bool:
     return e == 0 or bool(sp.simplify(e) == 0)
 
 
-def _step(lhs: sp.Expr, rhs: sp.Expr, why: str, display: str = "") -> Step:
-    return NamedStep(lhs, rhs, why, verified(lhs, rhs), display)
+def _step(lhs: sp.Expr, rhs: sp.Expr, why: str) -> Step:
+    return Step(lhs, rhs, why, verified(lhs, rhs))
 
 
 def _vector(name: str, n: int) -> sp.Matrix:
@@ -124,6 +111,7 @@ def _residual_tf(V: sp.Matrix, W1: sp.Matrix, w: sp.Matrix, tokens: list[sp.Matr
     return sp.Add(*[w[k] * relu(h[k]) for k in range(W1.rows)])
 
 
+@recorded
 @cache
 def derivation(d: int = 2, m: int = 2) -> tuple[Step, ...]:
     """The derivation of the reduction, for symbolic tokens x_1, x_2 in R^d and m units.
@@ -154,13 +142,11 @@ def derivation(d: int = 2, m: int = 2) -> tuple[Step, ...]:
     steps: list[Step] = []
 
     # 1-2. negation invariance
-    for name, x, nx in zip("xy", tokens, negated, strict=True):
+    for k, (x, nx) in enumerate(zip(tokens, negated, strict=True)):
         steps.append(_step((nx.T * W * negated[-1])[0], (x.T * W * x2)[0],
-                           "the two signs cancel",
-                           f"(-{name})^\\top W (-y) &= {name}^\\top W y"))
+                           f"the score of token {k + 1} under $X \\to -X$: the two signs cancel"))
     for i, (a_neg, a) in enumerate(zip(_alpha(W, negated), _alpha(W, tokens), strict=True)):
-        steps.append(_step(a_neg, a, "hence the softmax weights agree",
-                           f"\\alpha_{i + 1}(-X) &= \\alpha_{i + 1}(X)"))
+        steps.append(_step(a_neg, a, f"hence the softmax weight of token {i + 1} agrees"))
     # 3. the ReLU identity
     z = sp.Symbol("z", real=True)
     steps.append(_step(relu(z) - relu(-z), z,
@@ -168,8 +154,7 @@ def derivation(d: int = 2, m: int = 2) -> tuple[Step, ...]:
     # 4. one token
     steps.append(_step(_plain_tf(A, w, [x1], _alpha(W, [x1])),
                        sp.Add(*[w[k] * relu((A.T * x1)[k]) for k in range(m)]),
-                       r"one token: $\alpha = 1$",
-                       r"TF([x^\top]) &= w_o^\top \mathrm{ReLU}(A^\top x) = g(x)"))
+                       r"one token: $\alpha = 1$"))
     # 5. the antisymmetrised query is a single head with v = A w_o. By steps 1-2
     # both X and -X have the weights alpha_i (named, not expanded: the
     # expansion of exp(s_i) would only slow SymPy down)
@@ -178,24 +163,19 @@ def derivation(d: int = 2, m: int = 2) -> tuple[Step, ...]:
                     sp.Integer(0))
     steps.append(_step(_plain_tf(A, w, tokens, alpha) - _plain_tf(A, w, negated, alpha),
                        attention,
-                       r"$h(-X) = -h(X)$; $\mathrm{ReLU}(z) - \mathrm{ReLU}(-z) = z$",
-                       r"TF(X) - TF(-X) &= \alpha_1\, x^\top (A w_o)"
-                       r" + \alpha_2\, y^\top (A w_o)"))
+                       r"$h(-X) = -h(X)$; $\mathrm{ReLU}(z) - \mathrm{ReLU}(-z) = z$"))
     # 6-7. residual variant
     eye = sp.eye(d)
     steps.append(_step(_residual_tf(V, W1, w, [x1], _alpha(W, [x1])),
                        sp.Add(*[w[k] * relu((W1 * (eye + V) * x1)[k]) for k in range(m)]),
-                       r"residual, one token: $y = (I + V) x$",
-                       r"TF([x^\top]) &= w_o^\top \mathrm{ReLU}(W_1 (I + V) x)"))
+                       r"residual, one token: $y = (I + V) x$"))
     v = V.T * W1.T * w
     u = W1.T * w
     skip = sum((a * (x.T * v)[0] for a, x in zip(alpha, tokens, strict=True)),
                sp.Integer(0)) + (x2.T * u)[0]
     steps.append(_step(_residual_tf(V, W1, w, tokens, alpha)
                        - _residual_tf(V, W1, w, negated, alpha), skip,
-                       r"residual; $v = V^\top W_1^\top w_o$, $u = W_1^\top w_o$",
-                       r"TF(X) - TF(-X) &= \alpha_1\, v^\top x + \alpha_2\, v^\top y"
-                       r" + u^\top y"))
+                       r"residual; $v = V^\top W_1^\top w_o$, $u = W_1^\top w_o$"))
     # 8-9. the skip head's queries
     vs, us, zs = _vector("v", d), _vector("u", d), _vector("z", d)
 
@@ -210,11 +190,8 @@ def derivation(d: int = 2, m: int = 2) -> tuple[Step, ...]:
     for j in range(d):
         e = sp.Matrix(d, 1, lambda i, _, j=j: 1 if i == j else 0)
         steps.append(_step(skip_head([e, sp.zeros(d, 1)]), vs[j] / 2,
-                           "both scores are $0$",
-                           f"f([e_{j + 1}^\\top; 0^\\top]) &= \\tfrac12 v_{j + 1}"))
+                           "both scores are $0$"))
         steps.append(_step(skip_head([zs + e, e]),
                            vs[j] + us[j] + sig((zs.T * W[:, j])[0]) * (zs.T * vs)[0],
-                           f"score gap $z^\\top w_{j + 1}$",
-                           f"f([(z + e_{j + 1})^\\top; e_{j + 1}^\\top]) &= v_{j + 1} + "
-                           f"u_{j + 1} + \\sigma(z^\\top w_{j + 1})\\, z^\\top v"))
+                           f"score gap $z^\\top w_{j + 1}$"))
     return tuple(steps)

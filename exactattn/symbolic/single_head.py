@@ -1,80 +1,88 @@
 """Symbolic derivations for ``single_head_exact`` (paper.md §2), in SymPy.
 
 Each step is an identity between SymPy expressions in symbolic tokens and
-symbolic parameters (not sampled values); :func:`derivation` checks every
-step (``simplify(lhs - rhs) == 0``) and returns it with its LaTeX, which the
-proof companion prints. A step that does not simplify to 0 is reported as
-unverified, never dropped.
+symbolic parameters (not sampled values), built from the definition of the
+head (:func:`attention`); :func:`derivation` checks every step and returns it
+(:class:`~exactattn.symbolic.steps.Step`, with its LaTeX printed from the
+compared objects). A step that does not simplify to 0 is reported as
+NOT VERIFIED, never dropped.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import sympy as sp
 
-__all__ = ["Step", "derivation"]
+from .steps import Step, identity_step, recorded
+
+__all__ = ["Step", "derivation", "attention", "softmax_average", "sigma"]
 
 
-@dataclass(frozen=True)
-class Step:
-    """One verified step ``lhs = rhs`` of a derivation, with its justification."""
-
-    lhs: sp.Expr
-    rhs: sp.Expr
-    why: str  # LaTeX text mode, math in $...$
-    verified: bool
-
-    def latex(self) -> str:
-        return f"{sp.latex(self.lhs)} &= {sp.latex(self.rhs)}"
+def sigma(z: sp.Expr) -> sp.Expr:
+    """The logistic function 1 / (1 + e^(-z))."""
+    return 1 / (1 + sp.exp(-z))
 
 
-def _step(lhs: sp.Expr, rhs: sp.Expr, why: str) -> Step:
-    diff = sp.simplify(sp.expand((lhs - rhs).doit()))
-    return Step(lhs, rhs, why, bool(diff == 0))
+def softmax_average(scores: Sequence[sp.Expr], values: Sequence[sp.Expr]) -> sp.Expr:
+    """sum_i e^(s_i) y_i / sum_i e^(s_i), kept as a quotient (not simplified)."""
+    weights = [sp.exp(s) for s in scores]
+    num = sp.Add(*[w * y for w, y in zip(weights, values, strict=True)])
+    return sp.Mul(num, sp.Pow(sp.Add(*weights), -1, evaluate=False), evaluate=False)
 
 
+def attention(tokens: Sequence[sp.Matrix], W: sp.Matrix, v: sp.Matrix) -> sp.Expr:
+    """f_{W,v}(X) = sum_i softmax(s)_i v.x_i with s_i = x_i^T W x_N (the last token queries).
+
+    >>> x = sp.Matrix([sp.Symbol("x")]); W = sp.Matrix([[sp.Symbol("w")]])
+    >>> sp.simplify(attention([x], W, sp.Matrix([3])) - 3 * x[0])
+    0
+    """
+    xN = tokens[-1]
+    return softmax_average([(x.T * W * xN)[0] for x in tokens], [(v.T * x)[0] for x in tokens])
+
+
+def _vector(name: str, d: int) -> sp.Matrix:
+    return sp.Matrix(d, 1, lambda i, _: sp.Symbol(f"{name}_{i + 1}", real=True))
+
+
+@recorded
 def derivation(d: int = 3) -> list[Step]:
-    """The derivation behind the learner, for symbolic tokens in dimension ``d``.
+    """The derivation behind the learner, for symbolic tokens and parameters in dimension ``d``.
 
-    1. The length-1 answer is v . x (the softmax of one score is 1).
-    2. Two tokens: the softmax average is x^T v + sigma(s_1 - s_2)(u^T v - x^T v).
-    3. With u -> u + e_j and x = e_j the score gap is u^T w_j (W_jj cancels).
-    4. Hence logit((y - v_j) / (u^T v)) = u^T w_j.
+    1. One token: f([x^T]) = v . x (the definition with N = 1).
+    2. Two tokens: f([u^T; x^T]) = x^T v + sigma(u^T W x - x^T W x)(u^T v - x^T v).
+    3. With u -> u + e_j and x = e_j the score gap is u^T w_j (W_jj cancels), one step per j.
+    4. Hence logit((y - v_j) / (u^T v)) = u^T w_j when u^T v != 0.
 
     >>> all(step.verified for step in derivation(2))
     True
     """
     W = sp.Matrix(d, d, lambda i, j: sp.Symbol(f"W_{{{i + 1}{j + 1}}}", real=True))
-    v = sp.Matrix(d, 1, lambda i, _: sp.Symbol(f"v_{i + 1}", real=True))
-    u = sp.Matrix(d, 1, lambda i, _: sp.Symbol(f"u_{i + 1}", real=True))
-    x = sp.Matrix(d, 1, lambda i, _: sp.Symbol(f"x_{i + 1}", real=True))
-    s1, s2, a, b = sp.symbols("s_1 s_2 a b", real=True)
+    v, u, x = _vector("v", d), _vector("u", d), _vector("x", d)
+    s_x, s_u, a, b = sp.symbols("s_x s_u a b", real=True)
 
-    def sig(z: sp.Expr) -> sp.Expr:
-        return 1 / (1 + sp.exp(-z))
+    def bilinear(p: sp.Matrix, q: sp.Matrix) -> sp.Expr:
+        return (p.T * W * q)[0]
 
-    steps = []
-    # 1. one token
-    s = (x.T * W * x)[0]
-    weight = sp.exp(s)
-    one = sp.Mul(weight, (v.T * x)[0], sp.Pow(weight, -1, evaluate=False), evaluate=False)
-    steps.append(_step(one, (v.T * x)[0], r"the softmax of a single score is $1$"))
-    # 2. two tokens, scalar form: weights e^{s_1}, e^{s_2} on values a, b
-    avg = (sp.exp(s1) * a + sp.exp(s2) * b) / (sp.exp(s1) + sp.exp(s2))
-    steps.append(_step(avg, b + sig(s1 - s2) * (a - b),
-                       r"divide by $e^{s_2}$; $\sigma(z) = 1/(1 + e^{-z})$"))
-    # 3. the score gap of the learner's query [(u + e_j)^T; e_j^T]
+    # the definition, with the scores and values named (substituted back before checking)
+    names = [(s_u, bilinear(u, x)), (s_x, bilinear(x, x)), (a, (u.T * v)[0]), (b, (x.T * v)[0])]
+    steps = [identity_step(softmax_average([s_x], [b]), b,
+                           r"the definition with $N = 1$: one weight, $\alpha_1 = 1$",
+                           names[1::2])]
+    steps.append(identity_step(
+        softmax_average([s_u, s_x], [a, b]), b + sigma(s_u - s_x) * (a - b),
+        r"the definition with $N = 2$ (the last token queries); divide by $e^{s_x}$, "
+        r"$\sigma(z) = 1/(1 + e^{-z})$", names))
     for j in range(d):
         e = sp.Matrix(d, 1, lambda i, _, j=j: 1 if i == j else 0)
-        gap = ((u + e).T * W * e)[0] - (e.T * W * e)[0]
-        steps.append(_step(gap, (u.T * W[:, j])[0],
-                           f"$W_{{{j + 1}{j + 1}}}$ cancels: the score gap of "
-                           f"$[(u + e_{j + 1})^\\top; e_{j + 1}^\\top]$ is $u^\\top w_{j + 1}$"))
-    # 4. inversion: y = v_j + sigma(t)(u^T v)  =>  logit((y - v_j)/(u^T v)) = t
+        steps.append(identity_step(bilinear(u + e, e) - bilinear(e, e), (u.T * W[:, j])[0],
+                                   f"$W_{{{j + 1}{j + 1}}}$ cancels: the score gap of "
+                                   f"$[(u + e_{j + 1})^\\top; e_{j + 1}^\\top]$"))
     t, c, vj = sp.symbols("t c v_j", real=True)
-    y = vj + sig(t) * c
-    p = sp.simplify((y - vj) / c)
-    steps.append(_step(sp.log(p / (1 - p)).rewrite(sp.exp), t,
-                       r"logit inverts $\sigma$ ($c = u^\top v \ne 0$)"))
+    y = vj + sigma(t) * c
+    p = (y - vj) / c
+    steps.append(identity_step(sp.log(p / (1 - p)).rewrite(sp.exp), t,
+                               r"logit inverts $\sigma$: $y = v_j + \sigma(t)\,c$, "
+                               r"$c = u^\top v \ne 0$"))
     return steps

@@ -1,0 +1,289 @@
+"""The shared machinery of checked proof steps, and the recorder behind the proof companion.
+
+A *step* is one checkable line of a proof: an identity ``lhs = rhs``
+(:class:`Step`, checked by SymPy), an inequality ``lhs = rhs >= 0``
+(:class:`NonnegStep`, certified by nonnegative coefficients or, failing
+that, evaluated on an exact rational grid), or a line of prose that no
+machine checks (:class:`Prose`). Every step knows its *status* (one of
+:data:`STEP_STATUSES`) and its LaTeX, and the LaTeX is printed from the very
+SymPy objects that were compared, never from a retyped string.
+
+The recorder ties the proof companion to the checks: while a claim of
+:mod:`exactattn.claims` runs, every call of a function decorated with
+:func:`recorded` (the derivations of this package) appends what it returned,
+with the function's name and arguments, to the claim's evidence. The LaTeX
+companion prints that evidence, so a printed derivation is the one the check
+ran (same dimension, same objects), and a step that did not verify is printed
+as NOT VERIFIED.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sympy as sp
+
+from .recorder import Recorded, collecting, recorded
+
+__all__ = ["Step", "NamedStep", "NonnegStep", "Prose", "IntervalStep", "Recorded",
+           "STEP_STATUSES", "NOT_VERIFIED", "recorded", "collecting", "status_of_step",
+           "equation_rows", "identity_step", "step_rows"]
+
+#: the status of a proof step, each with one meaning (the PDF prints the key)
+STEP_STATUSES: dict[str, str] = {
+    "symbolic": "an identity or inequality between SymPy expressions in symbolic "
+                "variables, verified by SymPy (difference simplifies to 0; or a quotient of "
+                "polynomials with nonnegative coefficients in nonnegative variables)",
+    "interval": "a strict inequality between real numbers decided by rigorous ball "
+                "arithmetic (arb) at a stated precision",
+    "exact instances": "checked with == in an exact field (EXP, QQ) on the stated number "
+                       "of built-in seeded instances or rational points: evidence, not a proof "
+                       "for all inputs",
+    "float": "checked in floating point against a named bound",
+    "prose": "an argument written out for the reader and not machine-checked",
+}
+NOT_VERIFIED = "NOT VERIFIED"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One checked identity ``lhs = rhs`` of a derivation, with its justification.
+
+    ``verified`` is the outcome of the check that built the step
+    (:func:`identity_step`); :meth:`latex` prints ``lhs`` and ``rhs``
+    themselves.
+    """
+
+    lhs: Any
+    rhs: Any
+    why: str  # LaTeX text mode, math in $...$
+    verified: bool
+
+    relation = "="
+
+    def latex(self) -> str:
+        """``lhs &= rhs`` for an ``align*`` row (the checked objects, printed by SymPy)."""
+        return f"{sp.latex(self.lhs)} &= {sp.latex(self.rhs)}"
+
+    @property
+    def status(self) -> str:
+        return "symbolic" if self.verified else NOT_VERIFIED
+
+
+@dataclass(frozen=True)
+class NonnegStep(Step):
+    """A step ``lhs = rhs >= 0``: an identity whose right side is manifestly nonnegative.
+
+    ``identity`` says whether ``lhs - rhs`` simplified to 0 (after the
+    substitutions that define the parametrisation), ``manifest`` whether a
+    nonnegativity certificate for ``rhs`` was found; ``verified`` is both.
+    ``grid_points`` > 0 records that, with no certificate, ``rhs >= 0`` held on
+    that many exact rational points (evidence, not a proof).
+    """
+
+    identity: bool = False
+    manifest: bool = False
+    grid_points: int = 0
+
+    def latex(self) -> str:
+        lhs = sp.latex(self.lhs, order="none")  # as written: clip(b) - clip(a), ...
+        return f"{lhs} &= {sp.latex(self.rhs)} \\geq 0"
+
+    @property
+    def status(self) -> str:
+        if self.verified:
+            return "symbolic"
+        if self.identity and self.grid_points > 0:
+            return "exact instances"
+        return NOT_VERIFIED
+
+
+@dataclass(frozen=True)
+class NamedStep(Step):
+    """A checked identity shown with named subexpressions.
+
+    ``lhs`` and ``rhs`` are the full expressions that were compared;
+    ``shown_lhs``/``shown_rhs`` are the same expressions with each
+    subexpression of ``defs`` replaced by its name, and
+    :func:`identity_step` checks that substituting ``defs`` back gives
+    ``lhs`` and ``rhs`` exactly, so the printed equation and its ``where``
+    lines are the checked objects.
+    """
+
+    shown_lhs: Any = None
+    shown_rhs: Any = None
+    defs: tuple[tuple[Any, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Prose:
+    """A step of an argument that no machine checks; printed as prose, shown as such."""
+
+    text: str  # LaTeX text mode
+    verified: bool = True
+    status: str = "prose"
+
+
+@dataclass(frozen=True)
+class IntervalStep:
+    """``lo < quantity < hi`` decided by rigorous ball arithmetic: the ball lies strictly inside.
+
+    ``lo``/``hi`` are LaTeX (``None``: no bound on that side); ``ball`` is the
+    arb enclosure that decided it, as printed by arb.
+    """
+
+    quantity: str  # LaTeX
+    lo: str | None
+    hi: str | None
+    ball: str
+    verified: bool
+
+    @property
+    def status(self) -> str:
+        return "interval" if self.verified else NOT_VERIFIED
+
+    def latex(self) -> str:
+        lo = f"{self.lo} < " if self.lo is not None else ""
+        hi = f" < {self.hi}" if self.hi is not None else ""
+        return rf"{lo}{self.quantity}{hi} &\quad \text{{ball }} {_ball_latex(self.ball)}"
+
+
+def _ball_latex(ball: str) -> str:
+    """arb's ``[m +/- r]`` as LaTeX."""
+    text = re.sub(r"e([+-]?\d+)", r"\\cdot 10^{\1}", ball)
+    return text.replace("+/-", r"\pm").replace("[", r"\left[").replace("]", r"\right]")
+
+
+def identity_step(lhs: Any, rhs: Any, why: str,
+                  defs: Sequence[tuple[Any, Any]] = ()) -> Step:
+    """The step ``lhs = rhs``, verified when ``expand(lhs - rhs)`` simplifies to 0.
+
+    ``defs`` names subexpressions: a sequence of (symbol, expression). Then
+    ``lhs`` and ``rhs`` are written with the symbols, the compared objects
+    are ``lhs`` and ``rhs`` with every symbol replaced by its expression, and
+    the printed step is ``lhs = rhs`` followed by one ``where`` line per
+    definition (a :class:`NamedStep`).
+
+    >>> x, s = sp.Symbol("x"), sp.Symbol("s")
+    >>> identity_step((x + 1)**2, x**2 + 2*x + 1, "square").verified
+    True
+    >>> identity_step((x + 1)**2, x**2 + 3*x + 1, "a coefficient off").status
+    'NOT VERIFIED'
+    >>> named = identity_step(sp.exp(s) * sp.exp(-s), 1, "", [(s, x**2 + 1)])
+    >>> named.verified, named.lhs, named.shown_lhs
+    (True, 1, 1)
+    """
+    if defs:
+        table = dict(defs)
+        full_lhs, full_rhs = sp.sympify(lhs).xreplace(table), sp.sympify(rhs).xreplace(table)
+    else:
+        full_lhs, full_rhs = lhs, rhs
+    diff = sp.expand((sp.sympify(full_lhs) - sp.sympify(full_rhs)).doit())
+    verified = diff == 0 or bool(sp.simplify(diff) == 0)
+    if defs:
+        return NamedStep(full_lhs, full_rhs, why, verified, lhs, rhs, tuple(defs))
+    return Step(lhs, rhs, why, verified)
+
+
+def status_of_step(step: Any) -> str:
+    """The status of a step-like object: its ``status``, else from ``verified``/``method``."""
+    status = getattr(step, "status", None)
+    if isinstance(status, str):
+        return status
+    if not getattr(step, "verified", False):
+        return NOT_VERIFIED
+    method = getattr(step, "method", "symbolic")
+    return "exact instances" if method == "grid" else "symbolic"
+
+
+# -- layout: long expressions -----------------------------------------------------------
+#: visible width of one display row, in characters of rendered maths (a rough measure)
+ROW_WIDTH = 62
+
+
+def visible_width(latex: str) -> int:
+    """A rough count of the characters a LaTeX formula shows (commands count as one).
+
+    >>> visible_width(r"\\frac{a}{b} + \\alpha_{1}")  # x, a, b, +, x, 1
+    6
+    """
+    text = re.sub(r"\\(left|right|operatorname|mathrm|text|quad|qquad|,|;|!)", "", latex)
+    text = re.sub(r"\\[a-zA-Z]+", "x", text)
+    return len(re.sub(r"[{}^_&\s]", "", text))
+
+
+def split_sum(expr: Any, width: int) -> list[str]:
+    """The LaTeX of ``expr`` in rows of at most ``width``, split between the terms of a sum."""
+    full = sp.latex(expr)
+    if visible_width(full) <= width or not isinstance(expr, sp.Add):
+        return [full]
+    rows: list[str] = []
+    current = ""
+    for term in sp.Add.make_args(expr):
+        t = sp.latex(term)
+        piece = t if not current else (f"- {t[1:]}" if t.startswith("-") else f"+ {t}")
+        if current and visible_width(current + piece) > width:
+            rows.append(current)
+            current = f"{t}" if t.startswith("-") else f"+ {t}"
+        else:
+            current = f"{current} {piece}".strip()
+    rows.append(current)
+    return rows
+
+
+def equation_rows(lhs: Any, rhs: Any, relation: str = "=", suffix: str = "",
+                  width: int = ROW_WIDTH) -> list[str]:
+    """``align*`` rows printing ``lhs relation rhs`` from the objects themselves.
+
+    When a side is too long for one row, the pair is rewritten with named
+    common subexpressions (``sympy.cse``: substituting them back gives the
+    very same expressions) listed after the equation, and long sums are
+    split between their terms.
+
+    >>> x, y = sp.symbols("x y")
+    >>> equation_rows(x + y, y + x)
+    ['x + y &= x + y']
+    """
+    if not isinstance(lhs, sp.Basic) or not isinstance(rhs, sp.Basic):
+        return [f"{sp.latex(lhs)} &{relation} {sp.latex(rhs)}{suffix}"]
+    one_row = f"{sp.latex(lhs)} &{relation} {sp.latex(rhs)}"
+    if visible_width(one_row) <= width:
+        return [one_row + suffix]
+    defs: list[tuple[Any, Any]] = []
+    if visible_width(sp.latex(lhs)) + visible_width(sp.latex(rhs)) > 2 * width:
+        names = sp.numbered_symbols(r"\kappa_")
+        defs, (lhs, rhs) = sp.cse([lhs, rhs], symbols=names)
+    left, right = split_sum(lhs, width), split_sum(rhs, width)
+    rows = [f"&{left[0]}"] + [f"&\\quad {row}" for row in left[1:]]
+    rows += [f"&{relation} {right[0]}"] + [f"&\\quad {row}" for row in right[1:]]
+    rows[-1] += suffix
+    for name, value in defs:
+        parts = split_sum(value, width)
+        rows.append(f"&\\text{{where }} {sp.latex(name)} = {parts[0]}")
+        rows += [f"&\\quad {row}" for row in parts[1:]]
+    return rows
+
+
+def step_rows(step: Any) -> list[str]:
+    """The ``align*`` rows of a step-like object (``lhs``, ``rhs``, optional ``relation``)."""
+    if isinstance(step, NonnegStep):
+        return equation_rows(step.lhs, step.rhs, suffix=r" \geq 0")
+    if isinstance(step, NamedStep):
+        rows = equation_rows(step.shown_lhs, step.shown_rhs)
+        for name, value in step.defs:
+            parts = split_sum(value, ROW_WIDTH)
+            rows.append(f"&\\text{{where }} {sp.latex(name)} = {parts[0]}")
+            rows += [f"&\\quad {row}" for row in parts[1:]]
+        return rows
+    relation = getattr(step, "relation", "=")
+    rel = {"<=": r"\le", "=": "="}.get(relation, relation)
+    return equation_rows(step.lhs, step.rhs, rel)
+
+
+def is_sequence_of_steps(value: Any) -> bool:
+    """True for a non-empty list or tuple whose items all have ``lhs`` and ``rhs``."""
+    return (isinstance(value, Sequence) and not isinstance(value, str) and len(value) > 0
+            and all(hasattr(s, "lhs") and hasattr(s, "rhs") for s in value))
