@@ -678,3 +678,46 @@ def test_the_minimum_prec_keeps_the_bound() -> None:
     with pytest.raises(InvalidEntryError, match=f"at least {p}"):
         learn_single_head_noisy(NoisyOracle(head(W_EX, V_EX), tolerance=0), **OK_PARAMS,
                                 prec=p - 1)
+
+
+# -- verify runs the shipped learner: it fails when the learner loses its clip or tau_f ----
+def _error_chain_claim() -> Any:
+    from exactattn.claims import run_claims
+
+    (result,) = run_claims(["noisy_oracle.error_chain"])
+    return result.outcome
+
+
+def test_verify_error_chain_runs_the_shipped_learner_and_its_clip() -> None:
+    from exactattn.checks.noisy_oracle import learner_error_chain
+
+    outcome, clipped_runs = learner_error_chain()
+    assert outcome.holds, outcome.detail
+    assert clipped_runs >= 3  # the |W_ij| = W_bound instances make the clip decide
+    assert _error_chain_claim().holds
+
+
+def test_verify_error_chain_fails_without_the_clip(monkeypatch: pytest.MonkeyPatch) -> None:
+    # issue 10, section 3: before, verify checked a copy of the formulas and passed with the
+    # learner's clipping removed
+    import exactattn.learners.noisy as noisy
+
+    def unclipped(alpha: Any, prec: int, budget: Any) -> tuple[Any, Any, bool]:
+        ball = noisy.logit_ball(alpha, prec)
+        from exactattn.fields.precision import arf_to_fmpq
+        return arf_to_fmpq(ball.mid()), arf_to_fmpq(ball.rad()), False
+
+    monkeypatch.setattr(noisy, "clipped_logit", unclipped)
+    outcome = _error_chain_claim()
+    assert not outcome.holds
+    assert "left the clip interval" in outcome.detail or "the lemma fails" in outcome.detail
+
+
+def test_verify_error_chain_fails_with_a_doubled_tau_f(monkeypatch: pytest.MonkeyPatch) -> None:
+    # issue 10, section 3: before, verify passed with the learner's tau_f doubled
+    import exactattn.learners.noisy as noisy
+
+    monkeypatch.setattr(noisy, "TAU_F_DENOMINATOR", 40)
+    outcome = _error_chain_claim()
+    assert not outcome.holds
+    assert "the learner asked tau_f" in outcome.detail
