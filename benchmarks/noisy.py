@@ -26,6 +26,16 @@ on stderr. Sections (the ``"section"`` key of every row):
   (``learn_single_head`` on an exact ``ValueOracle`` over EXP) on the same
   hidden model; the naive-vs-clipped ratios are in the ``naive`` rows.
 
+* ``violations`` (only when asked: ``--sections violations``): instances that
+  break ||W||_F <= W_bound = 2 by a factor t (1.001 .. 4; W along a random
+  direction, or one entry t W_bound, and the example of issue 10,
+  W = [[-23/10]]), under every adversary. Each run either proves the
+  violation (HypothesisViolatedError) or returns a recovery whose
+  ``hypotheses`` name ||W||_F <= W_bound; ``silent`` counts recoveries whose
+  true error exceeds the reported bound without naming it (must be 0; exact
+  comparisons), ``above_bound`` those that exceed it while naming it (the
+  bound was conditional, and the condition failed).
+
 ``--quick``: a smoke run (a few seconds) that writes no file unless
 ``--curve-out`` is given. Exit code 0 when no violation was seen, 1 otherwise,
 2 for a usage error.
@@ -50,7 +60,7 @@ from flint import fmpq
 
 import exactattn
 from exactattn.certificates import verify
-from exactattn.errors import ExactattnError
+from exactattn.errors import ExactattnError, HypothesisViolatedError
 from exactattn.fields import EXP
 from exactattn.learners import learn_single_head
 from exactattn.learners.noisy import learn_single_head_noisy, naive_inverse, theorem_tolerances
@@ -76,6 +86,12 @@ CURVE_EPS = tuple(Fraction(10) ** -k for k in range(6, -2, -1))  # 1e-6 .. 10
 QUICK_CURVE_DIMS = (4,)
 QUICK_CURVE_EPS = (Fraction(1, 1000), Fraction(1, 10), Fraction(10))
 W_BOUNDS = (Fraction(2), Fraction(4), Fraction(8), Fraction(16))
+#: the violations section: factors t of ||W||_F / W_bound, seeds per (d, kind)
+VIOLATION_FACTORS = (Fraction(1001, 1000), Fraction(101, 100), Fraction(105, 100),
+                     Fraction(11, 10), Fraction(5, 4), Fraction(3, 2), Fraction(2), Fraction(4))
+VIOLATION_DIMS, VIOLATION_SEEDS = (1, 2, 3), 6
+QUICK_VIOLATION_DIMS, QUICK_VIOLATION_SEEDS = (1, 2), 2
+W_HYPOTHESIS = "||W||_F <= W_bound"
 
 
 def log(msg: str) -> None:
@@ -472,6 +488,110 @@ def run_baseline(dims: Sequence[int], eps: Fraction) -> list[dict[str, Any]]:
     return rows
 
 
+# -- violations ----------------------------------------------------------------------
+def violation_instance(d: int, seed: int, t: Fraction, kind: str) -> dict[str, Any]:
+    """An instance meeting every hypothesis but ||W||_F <= W_bound = 2: ||W||_F ~ t W_bound.
+
+    ``kind`` ``random``: a random rational direction scaled to t W_bound (up to
+    1/1024, the exact norm is recorded); ``one_entry``: W = t W_bound e_i e_j^T.
+    """
+    base = instance(d, seed, W_bound=Fraction(2))
+    rng = np.random.default_rng([seed, d, 62])
+    Wb = Fraction(2)
+    if kind == "one_entry":
+        i, j = int(rng.integers(0, d)), int(rng.integers(0, d))
+        W = [[t * Wb if (k, m) == (i, j) else Fraction(0) for m in range(d)] for k in range(d)]
+        W[i][j] *= 1 if rng.integers(0, 2) else -1
+    else:
+        raw = [[Fraction(int(rng.integers(-9, 10)), int(rng.integers(1, 9))) for _ in range(d)]
+               for _ in range(d)]
+        sq = sum((x * x for row in raw for x in row), Fraction(0)) or Fraction(1)
+        if not any(x for row in raw for x in row):
+            raw[0][0] = Fraction(1)
+        D = 1024
+        s = Fraction(math.isqrt(sq.numerator * D * D // sq.denominator) + 1, D)
+        W = [[x * t * Wb / s for x in row] for row in raw]
+    return {**base, "W": W, "Wq": [[q(x) for x in row] for row in W],
+            "epsilon_W": Fraction(1, 2), "epsilon_v": Fraction(1, 10)}
+
+
+class ViolationTally:
+    """Per (kind, t, adversary): proved, returned (naming the hypothesis or not), errors."""
+
+    def __init__(self) -> None:
+        self.runs = self.proved = self.returned = self.listed = 0
+        self.above_bound = self.silent = self.not_violated = self.other_errors = 0
+        self.worst_ratio = 0.0
+        self.first_problem: str | None = None
+
+    def add(self, inst: dict[str, Any], adversary: str) -> None:
+        frob_sq = sum((x * x for row in inst["Wq"] for x in row), fmpq(0))
+        if not frob_sq > 4:  # the scaled direction fell short of the bound: not a violation
+            self.not_violated += 1
+            return
+        self.runs += 1
+        try:
+            rec = learn(inst, make_oracle(inst, adversary))
+        except HypothesisViolatedError as exc:
+            if exc.hypothesis == W_HYPOTHESIS:
+                self.proved += 1
+            else:
+                self.other_errors += 1
+                self.first_problem = self.first_problem or f"{exc.hypothesis}: {exc}"
+            return
+        except ExactattnError as exc:
+            self.other_errors += 1
+            self.first_problem = self.first_problem or f"{type(exc).__name__}: {exc}"
+            return
+        self.returned += 1
+        listed = any(h.startswith(W_HYPOTHESIS) for h in rec.hypotheses)
+        self.listed += listed
+        entry, err_sq, _ = errors(rec, inst)
+        b_entry, b_frob, _ = bounds(rec)
+        above = entry > b_entry or err_sq > b_frob * b_frob
+        self.worst_ratio = max(self.worst_ratio, sq_ratio(err_sq, b_frob))
+        if above:
+            self.above_bound += 1
+            if not listed:
+                self.silent += 1
+                self.first_problem = self.first_problem or (
+                    f"d = {inst['d']}, seed = {inst['seed']}, {adversary}: error above the "
+                    "bound and ||W||_F <= W_bound not named")
+
+
+def run_violations(dims: Sequence[int], seeds: int) -> tuple[list[dict[str, Any]], bool]:
+    rows: list[dict[str, Any]] = []
+    ok = True
+    plan: list[tuple[str, Fraction, list[dict[str, Any]]]] = []
+    for kind in ("random", "one_entry"):
+        for t in VIOLATION_FACTORS:
+            plan.append((kind, t, [violation_instance(d, seed, t, kind) for d in dims
+                                   for seed in range(seeds)]))
+    issue = {**instance(1, 0, W_bound=Fraction(2)), "W": [[Fraction(-23, 10)]],
+             "Wq": [[fmpq(-23, 10)]], "v": [Fraction(1)], "vq": [fmpq(1)],
+             "margin": Fraction(1), "epsilon_W": Fraction(1, 2), "epsilon_v": Fraction(1, 2)}
+    plan.append(("issue10", Fraction(23, 20), [issue]))
+    for kind, t, insts in plan:
+        start = time.perf_counter()
+        for adversary in ADVERSARIES:
+            tally = ViolationTally()
+            for inst in insts:
+                tally.add(inst, adversary)
+            ok = ok and tally.silent == 0 and tally.other_errors == 0
+            rows.append({
+                "section": "violations", "kind": kind, "t": str(t), "t_float": float(t),
+                "adversary": adversary, "runs": tally.runs, "proved": tally.proved,
+                "proved_rate": round(tally.proved / tally.runs, 4) if tally.runs else None,
+                "returned": tally.returned, "returned_naming_hypothesis": tally.listed,
+                "above_bound": tally.above_bound, "silent": tally.silent,
+                "worst_ratio_frobenius": round(tally.worst_ratio, 4),
+                "not_violated_skipped": tally.not_violated, "other_errors": tally.other_errors,
+                "first_problem": tally.first_problem,
+            })
+        log(f"[violations] {kind}, t = {float(t):.4g}: {time.perf_counter() - start:.1f} s")
+    return rows, ok
+
+
 # -- plot --------------------------------------------------------------------------
 def plot_from(json_path: Path, png_path: Path) -> bool:
     """Draw error vs tau_f (log-log), bounds as lines, from a saved curve file."""
@@ -519,8 +639,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help="smoke run: d <= 4, 20 instances, curve d = 4 on 3 points, no files")
     p.add_argument("--sections", default="evidence,curve,baseline",
-                   help="comma-separated subset of evidence,curve,baseline "
-                        "(the naive rows come with evidence)")
+                   help="comma-separated subset of evidence,curve,baseline,violations "
+                        "(the naive rows come with evidence; violations only when asked)")
     p.add_argument("--curve-out", type=Path, default=None,
                    help=f"where to write the curve JSON (default {DEFAULT_CURVE.relative_to(ROOT)} "
                         "for a full run, nothing for --quick)")
@@ -530,9 +650,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="the PNG file (default: the curve JSON with .png)")
     args = p.parse_args(argv)
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
-    bad = [s for s in sections if s not in ("evidence", "curve", "baseline")]
+    bad = [s for s in sections if s not in ("evidence", "curve", "baseline", "violations")]
     if bad or not sections:
-        p.error(f"--sections takes evidence, curve, baseline; got {args.sections!r}")
+        p.error(f"--sections takes evidence, curve, baseline, violations; got {args.sections!r}")
     args.sections = sections
     return args
 
@@ -565,6 +685,13 @@ def main(argv: list[str] | None = None) -> int:
     if "baseline" in args.sections:
         dims = QUICK_CURVE_DIMS if args.quick else CURVE_DIMS
         for row in run_baseline(dims, Fraction(1, 10)):
+            print(json.dumps(row), flush=True)
+    if "violations" in args.sections:
+        rows, good = run_violations(
+            QUICK_VIOLATION_DIMS if args.quick else VIOLATION_DIMS,
+            QUICK_VIOLATION_SEEDS if args.quick else VIOLATION_SEEDS)
+        ok = ok and good
+        for row in rows:
             print(json.dumps(row), flush=True)
     return 0 if ok else 1
 

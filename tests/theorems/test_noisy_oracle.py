@@ -721,3 +721,27 @@ def test_verify_error_chain_fails_with_a_doubled_tau_f(monkeypatch: pytest.Monke
     outcome = _error_chain_claim()
     assert not outcome.holds
     assert "the learner asked tau_f" in outcome.detail
+
+
+def test_violations_benchmark_never_returns_a_silent_wrong_bound(tmp_path: Any) -> None:
+    # benchmarks/noisy.py --sections violations: W beyond W_bound by t = 1.001 .. 4, every
+    # adversary. Each run proves the violation or names ||W||_F <= W_bound; none is silent.
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "noisy.py"
+    proc = subprocess.run([sys.executable, str(script), "--quick", "--sections", "violations"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    assert rows and {r["section"] for r in rows} == {"violations"}
+    assert sum(r["runs"] for r in rows) > 0
+    assert all(r["silent"] == 0 and r["other_errors"] == 0 for r in rows)
+    assert all(r["proved"] + r["returned"] == r["runs"] for r in rows)
+    assert all(r["returned_naming_hypothesis"] == r["returned"] for r in rows)
+    issue = [r for r in rows if r["kind"] == "issue10"]
+    assert len(issue) == len(ADVERSARIES) and all(r["proved"] == r["runs"] == 1 for r in issue)
+    # far beyond the bound, every adversary's answers prove the violation
+    assert all(r["proved"] == r["runs"] for r in rows if r["t_float"] >= 1.1)
