@@ -354,6 +354,7 @@ def _check_adapted_bound() -> Outcome:
 )
 def _check_adapted_sparse() -> Outcome:
     from ..errors import HypothesisViolatedError
+    from ..learners.noisy import ceil_sqrt
     from ..learners.noisy_adapted import learn_single_head_noisy_adapted
 
     failures, checked = [], 0
@@ -376,6 +377,18 @@ def _check_adapted_sparse() -> Outcome:
             _, frob_sq, v_sq = _errors(rec, inst.model)
             if not (frob_sq <= QQ(EPS_W) ** 2 and v_sq <= QQ(EPS_V) ** 2):
                 failures.append(f"{adversary}, d = {d}: adapted error above epsilon")
+            # the tolerances the shipped learner asked (its transcript) against the theorem's
+            # caps: tau_f <= nu eps_W / (80 K_d W_bound^2 d), K_d = 3 + 3 r / 2, r = ceil(sqrt d);
+            # r tau_v <= min(nu / 4, eps_v) and (2 r + 3 W_bound / 2) tau_v <= 3 W_bound tau_f
+            r, nu, Wb = ceil_sqrt(d), QQ(Fraction(1, 2)), QQ(2)
+            K = 3 + QQ(Fraction(3 * r, 2))
+            tau_f = max(t.tolerance for t in rec.transcript if t.phase == "W")
+            tau_v = max(t.tolerance for t in rec.transcript if t.phase == "v")
+            if not (tau_f <= nu * QQ(EPS_W) / (80 * K * Wb * Wb * d)
+                    and r * tau_v <= min(nu / 4, QQ(EPS_V))
+                    and (2 * r + 3 * Wb / 2) * tau_v <= 3 * Wb * tau_f):
+                failures.append(f"{adversary}, d = {d}: the adapted learner asked tau_f = "
+                                f"{tau_f}, tau_v = {tau_v}, beyond the theorem's caps")
             if rec.queries != d + d * d:
                 failures.append(f"{adversary}, d = {d}: {rec.queries} queries")
     return first_failure(failures, checked, "paper's learner refuses (margin); adapted one "
