@@ -24,7 +24,7 @@ import numpy as np
 from ..certificates import register_model_builder
 from ..certificates import verify as certify
 from ..claims import Outcome, claim, first_failure, register_result
-from ..errors import NotIdentifiableError
+from ..errors import InvalidEntryError, NotIdentifiableError
 from ..fields import EXP, Array
 from ..learners.membership import (
     LABEL,
@@ -63,7 +63,17 @@ class SignModel:
         return self.field(self.field.sign(self.head(X)))
 
 
-register_model_builder(LABEL, lambda r: SignModel(SingleHeadAttention(r.W, r.v, field=EXP)))
+def _sign_model(rec: Recovery) -> SignModel:
+    if rec.approximate:
+        raise InvalidEntryError(
+            "an approximate membership recovery (intervals of width <= epsilon) is not "
+            "certified by replaying labels: its midpoints need not reproduce labels near a "
+            "cut. Its guarantee is the intervals in options['W_intervals'] and "
+            "options['v_intervals']")
+    return SignModel(SingleHeadAttention(rec.W, rec.v, field=EXP))
+
+
+register_model_builder(LABEL, _sign_model)
 
 register_result(
     LABEL, paper_ref=PAPER_REF,
@@ -123,11 +133,17 @@ def builtin_membership_instances() -> list[MembershipInstance]:
     return out
 
 
+_LEARNED: dict[str, tuple[Recovery, SignOracle]] = {}
+
+
 def _learn(inst: MembershipInstance) -> tuple[Recovery, SignOracle]:
-    oracle = SignOracle(inst.model)
-    rec = learn_single_head_membership(oracle, max_abs=inst.max_abs,
-                                       max_denominator=inst.max_denominator)
-    return rec, oracle
+    """The recovery of a built-in instance (learned once per process: four claims use it)."""
+    if inst.name not in _LEARNED:
+        oracle = SignOracle(inst.model)
+        rec = learn_single_head_membership(oracle, max_abs=inst.max_abs,
+                                           max_denominator=inst.max_denominator)
+        _LEARNED[inst.name] = (rec, oracle)
+    return _LEARNED[inst.name]
 
 
 def _rational_vector(rng: np.random.Generator, d: int) -> Array:
@@ -434,3 +450,43 @@ def _check_certificate_soundness() -> Outcome:
                 failures.append(f"{inst.name}: {entry} + 1/{Q} accepted")
     return first_failure(failures, checked, "every entry moved by 1/Q is rejected by a "
                                             "transcribed label")
+
+
+def _huge_height(rng: np.random.Generator, seed: int) -> Fraction:
+    """|x| <= 2 with a denominator about 10^30: no useful height bound."""
+    return Fraction(int(rng.integers(-2 * 10**6, 2 * 10**6)), 10**6) + Fraction(1, 10**30 + seed)
+
+
+@claim(
+    LABEL, "interval_route", paper_ref=PAPER_REF,
+    title="Without a height bound: every entry in an interval of width at most epsilon",
+    statement=r"|W_{ij}|,\ |v_i / v_p| \le M \implies W_{ij} \in [\ell_{ij}, h_{ij}],\ "
+              r"h_{ij} - \ell_{ij} \le \varepsilon, \text{ after } d^2 \lceil \log_2(64 M / "
+              r"\varepsilon) \rceil \text{ labels for } W \text{ (status approximate).}",
+    route="enclosure (arb balls for the cuts; rational intervals compared exactly)",
+)
+def _check_interval_route() -> Outcome:
+    from ..learners.membership import interval_steps
+
+    failures, checked = [], 0
+    eps = Fraction(1, 1000)
+    for d, seed in ((1, 0), (2, 1), (3, 2)):
+        rng = np.random.default_rng(seed)
+        W = [[_huge_height(rng, seed) for _ in range(d)] for _ in range(d)]
+        v = [Fraction(-7, 5)] + [Fraction(-7, 5) * _huge_height(rng, seed) for _ in range(d - 1)]
+        rec = learn_single_head_membership(SignOracle(SingleHeadAttention(W, v, field=EXP)),
+                                           max_abs=3, epsilon=eps)
+        checked += 1
+        if rec.status != "approximate" or rec.queries_by_phase["W"] != d * d * interval_steps(
+                3, eps):
+            failures.append(f"d = {d}: status {rec.status}, {dict(rec.queries_by_phase)}")
+        for i in range(d):
+            for j in range(d):
+                lo, hi = (Fraction(t) for t in rec.options["W_intervals"][i][j])
+                if not (lo <= W[i][j] <= hi and hi - lo <= eps):
+                    failures.append(f"d = {d}: W[{i}][{j}] = {W[i][j]} not in [{lo}, {hi}]")
+            lo, hi = (Fraction(t) for t in rec.options["v_intervals"][i])
+            if not lo <= v[i] / abs(v[0]) <= hi:
+                failures.append(f"d = {d}: v_{i} / |v_0| not in [{lo}, {hi}]")
+    return first_failure(failures, checked, "every hidden entry inside its interval, widths "
+                                            "<= 1/1000 (== on rationals)")

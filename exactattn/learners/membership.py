@@ -92,6 +92,18 @@ def _positive_int(name: str, value: Any) -> int:
     return int(value)
 
 
+def _positive_rational(name: str, value: Any) -> fmpq:
+    from ..fields.rational import rational
+
+    try:
+        q = rational(value)
+    except InvalidEntryError as exc:
+        raise InvalidEntryError(f"{name} must be a positive rational: {exc}") from None
+    if q <= 0:
+        raise InvalidEntryError(f"{name} must be a positive rational, got {q}")
+    return q
+
+
 def _eta(Q: int) -> fmpq:
     return fmpq(1, ETA_FACTOR * Q * Q)
 
@@ -241,8 +253,9 @@ def learn_single_head_membership(
     oracle: SignOracle,
     *,
     max_abs: int,
-    max_denominator: int,
+    max_denominator: int | None = None,
     ratio_bound: tuple[int, int] | None = None,
+    epsilon: Any = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> Recovery:
     """Recover W exactly and v up to a positive scale from sign labels.
@@ -259,6 +272,9 @@ def learn_single_head_membership(
     ratio_bound : (M_r, Q_r), a separate height bound for the ratios v_i / v_p
         (default (M, Q)); entries of v of height (M, Q) give ratios of height
         (M Q, Q^2).
+    epsilon : instead of ``max_denominator``: no height bound, only |W_ij| <= M and
+        |v_i / v_p| <= M; every entry is returned with a rigorous interval of width
+        <= epsilon (status ``approximate``; see :func:`_learn_intervals`).
     progress : called as ``progress(k, d*d)`` after the k-th entry of W.
 
     Returns
@@ -296,7 +312,12 @@ def learn_single_head_membership(
             "threshold 0 (with a threshold theta != 0 labels also fix the scale of v, a "
             "different problem)", hypothesis="threshold = 0")
     M = _positive_int("max_abs", max_abs)
-    Q = _positive_int("max_denominator", max_denominator)
+    if (max_denominator is None) == (epsilon is None):
+        raise InvalidEntryError(
+            "give exactly one of max_denominator= (exact: rationals of height (M, Q)) and "
+            "epsilon= (an interval of width <= epsilon per entry, no height bound)")
+    eps = None if epsilon is None else _positive_rational("epsilon", epsilon)
+    Q = 1 if max_denominator is None else _positive_int("max_denominator", max_denominator)
     Mr, Qr = _ratio_bound(ratio_bound, M, Q)
     d = oracle.d
     eta = _eta(Q)
@@ -323,6 +344,8 @@ def learn_single_head_membership(
             f"({span.queries} queries)", recovered={"v": EXP.zeros(d)})
     p = next(i for i in range(d) if signs[i] != 0)
     sp = signs[p]
+    if eps is not None:
+        return _learn_intervals(oracle, span, ask, signs, p, M, eps, progress)
     ratio_hypothesis = (f"every ratio v_i / v_{p} (p = {p}, the first nonzero coordinate) is a "
                         f"rational with |.| <= {Mr} and denominator <= {Qr}")
     W_hypothesis = f"every entry of W is a rational with |W_ij| <= {M} and denominator <= {Q}"
@@ -420,4 +443,160 @@ def learn_single_head_membership(
                  "nonzero_v": sum(
             1 for s in signs if s != 0), "steps_v": steps_v, "steps_W": steps_W,
             "v_normalisation": f"v / |v_{p}|", "eta": str(eta)},
+    )
+
+
+#: the approximate route gives up on a ratio after this many halvings (|v_i / v_p| < 2^-4000)
+MAX_RATIO_STEPS = 4096
+
+
+def interval_steps(max_abs: int, epsilon: Any) -> int:
+    """Labels per entry of W in the approximate route: ceil(log2(64 M / epsilon)).
+
+    >>> interval_steps(4, Fraction(1, 100))
+    15
+    """
+    M = _positive_int("max_abs", max_abs)
+    X = Fraction(64 * M) / Fraction(str(_positive_rational("epsilon", epsilon)))
+    n = X.numerator // X.denominator
+    L = max(0, (n - 1).bit_length()) if X == n else n.bit_length()  # ceil(log2 X)
+    assert Fraction(2 * M, 2**L) <= Fraction(str(epsilon)) / 32
+    return L
+
+
+def _ball(lo: fmpq, hi: fmpq) -> arb:
+    return arb((lo + hi) / 2, (hi - lo) / 2)
+
+
+def _bounds(x: arb) -> tuple[fmpq, fmpq]:
+    m, r = arf_to_fmpq(x.mid()), arf_to_fmpq(x.rad())
+    return m - r, m + r
+
+
+def _learn_intervals(oracle: SignOracle, span: QuerySpan, ask: Callable[[Any, str], int],
+                     signs: list[int], p: int, M: int, eps: fmpq,
+                     progress: Callable[[int, int], None] | None) -> Recovery:
+    """Every entry in a rigorous interval of width <= eps, from labels (no height bound).
+
+    The same probes as the exact route. What changes: v_i / v_p and the entries
+    in kappa are known only as intervals, so each cut sigma (logit(A) - kappa) is
+    a ball (python-flint ``arb`` from the rational intervals), and the interval
+    of W_ij shrinks to the side of the ball the label names.
+
+    Bound (why the widths are <= eps): with each cut ball's radius plus its
+    distance to the middle at most tau, an interval of width w leaves at most
+    w / 2 + tau. The ratios are bisected to relative width
+    delta = eps e^-(4M+1) / 512, so A = lambda^2 R (R a ratio of two of them)
+    moves logit(A) by at most 2 delta / (A (1 - A)) <= eps / 64 (|logit A| <=
+    4M + 1 here, A (1 - A) >= e^-(4M+1) / 4). With L = ceil(log2(64 M / eps))
+    steps per entry (2M 2^-L <= eps / 32): entries with v_i v_j != 0 end within
+    eps / 16, entries with one v coordinate 0 (kappa: one such entry) within
+    eps / 8, the rest (kappa: three entries) within 3 eps / 8. The widths are
+    then measured exactly and an entry wider than eps is an error, never returned.
+    """
+    d = oracle.d
+    sp = signs[p]
+    delta_bits = math.ceil(math.log2(512 / float(eps)) + (4 * M + 1) / math.log(2)) + 1
+    delta = fmpq(1, 2**delta_bits)
+    v_lo, v_hi = [fmpq(0)] * d, [fmpq(0)] * d
+    v_lo[p] = v_hi[p] = fmpq(1)
+    for i in range(d):
+        if i == p or signs[i] == 0:
+            continue
+        lo, hi = (fmpq(0), fmpq(M)) if signs[i] * sp > 0 else (fmpq(-M), fmpq(0))
+        steps = 0
+        while hi - lo > delta * min(abs(lo), abs(hi)):
+            if steps >= MAX_RATIO_STEPS:
+                raise RecoveryFailedError(
+                    f"v_{i} / v_{p}: still in [{lo}, {hi}] after {steps} halvings; |v_{i} / "
+                    f"v_{p}| is below 2^-{MAX_RATIO_STEPS} or the oracle is not a head")
+            c = (lo + hi) / 2
+            x = [fmpq(int(k == i)) for k in range(d)]
+            x[p] = -c
+            label = ask([x], "v ratios")
+            steps += 1
+            if label == 0:
+                lo = hi = c
+            elif label * sp > 0:
+                lo = c
+            else:
+                hi = c
+        v_lo[i], v_hi[i] = lo, hi
+    # |u_j . v| / |v_p| and |B_i . v| / |v_p| as intervals (exactly 1 where v_j = 0)
+    mag = [(min(abs(v_lo[k]), abs(v_hi[k])), max(abs(v_lo[k]), abs(v_hi[k])))
+           if signs[k] != 0 else (fmpq(1), fmpq(1)) for k in range(d)]
+    U = [[fmpq(int(k == j) + int(signs[j] == 0 and k == p)) for k in range(d)]
+         for j in range(d)]
+    W_lo: list[list[fmpq | None]] = [[None] * d for _ in range(d)]
+    W_hi: list[list[fmpq | None]] = [[None] * d for _ in range(d)]
+    order = sorted(((i, j) for i in range(d) for j in range(d)),
+                   key=lambda ij: (signs[ij[0]] == 0) + (signs[ij[1]] == 0))
+    L = interval_steps(M, eps)
+    sign_u = [sp if signs[j] == 0 else signs[j] for j in range(d)]  # sign of u_j . v
+    prec = 64 + delta_bits + 4 * max(1, eps.q.bit_length())
+    with ctx.workprec(prec):
+        for done, (i, j) in enumerate(order, start=1):
+            sigma = -1 if sign_u[j] == sign_u[i] else 1  # B_i = U_i: same sign as u_i . v
+            z = [sigma * x for x in U[i]]
+            u = U[j]
+            kappa = arb(0)
+            for a in range(d):
+                for b in range(d):
+                    if z[a] != 0 and u[b] != 0 and (a, b) != (i, j):
+                        klo, khi = W_lo[a][b], W_hi[a][b]
+                        assert klo is not None and khi is not None
+                        kappa += int(z[a] * u[b]) * _ball(klo, khi)
+            R = _ball(mag[j][0] / mag[i][1], mag[j][1] / mag[i][0])
+            R_mid, k_mid = arf_to_fmpq(R.mid()), arf_to_fmpq(kappa.mid())
+            lo, hi = fmpq(-M), fmpq(M)
+            for _ in range(L):
+                mid = (lo + hi) / 2
+                lam, _A = _cut_point(mid, sigma, k_mid, R_mid, eps / 256, f"W[{i}][{j}]")
+                A = arb(lam * lam) * R
+                cut = sigma * ((A / (1 - A)).log() - kappa)
+                x = [lam * t for t in u]
+                y = [xt + zt / lam for xt, zt in zip(x, z, strict=True)]
+                label = ask([y, x], "W")
+                below = label * sign_u[j] > 0  # g < logit(A)
+                c_lo, c_hi = _bounds(cut)
+                if label == 0:  # g = logit(A): W_ij = cut, inside the ball
+                    lo, hi = max(lo, c_lo), min(hi, c_hi)
+                elif below == (sigma > 0):
+                    hi = min(hi, c_hi)
+                else:
+                    lo = max(lo, c_lo)
+            if hi - lo > eps:
+                raise RecoveryFailedError(
+                    f"W[{i}][{j}]: after {L} labels its interval [{lo}, {hi}] is wider than "
+                    f"epsilon = {eps}; the oracle is not a head with |W_ij|, |v_i / v_{p}| <= {M}")
+            W_lo[i][j], W_hi[i][j] = lo, hi
+            if progress is not None:
+                progress(done, d * d)
+
+    def mid_array(los: list[Any], his: list[Any]) -> Array:
+        return EXP.array([EXP((a + b) / 2) for a, b in zip(los, his, strict=True)])
+
+    W_mid = np.stack([mid_array(W_lo[i], W_hi[i]) for i in range(d)])
+    v_mid = mid_array([x * sp for x in v_lo], [x * sp for x in v_hi])
+    width_W = max(b - a for ra, rb in zip(W_lo, W_hi, strict=True)
+                  for a, b in zip(ra, rb, strict=True) if a is not None and b is not None)
+    intervals = {
+        "W_intervals": [[[str(a), str(b)] for a, b in zip(ra, rb, strict=True)]
+                        for ra, rb in zip(W_lo, W_hi, strict=True)],
+        "v_intervals": [sorted([str(a * sp), str(b * sp)], key=Fraction)
+                        for a, b in zip(v_lo, v_hi, strict=True)],
+    }
+    return span.recovery(
+        label=LABEL, paper_ref=PAPER_REF, field=EXP, params={"W": W_mid, "v": v_mid},
+        seed=0, approximate=True,
+        hypotheses=(
+            f"every |W_ij| <= {M} and every |v_i / v_{p}| <= {M} (p = {p})",
+            f"v is known only up to a positive scale: the returned v is v / |v_{p}|",
+            f"bound: every entry lies in its interval, of width <= epsilon = {eps} "
+            "(W: width_W_max is the widest; v ratios to relative width "
+            f"2^-{delta_bits})",
+        ),
+        options={"pivot": p, "max_abs": M, "epsilon": str(eps), "steps_W": L,
+                 "width_W_max": str(width_W), "ratio_relative_width": f"2^-{delta_bits}",
+                 "v_normalisation": f"v / |v_{p}|", **intervals},
     )

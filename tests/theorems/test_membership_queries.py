@@ -294,7 +294,10 @@ def test_budget_one_short() -> None:
 def test_height_bound_must_be_a_positive_integer(name: str, bad: Any) -> None:
     oracle = SignOracle(SingleHeadAttention(W_EX, V_EX, field=EXP))
     kwargs: dict[str, Any] = {"max_abs": 4, "max_denominator": 2, name: bad}
-    with pytest.raises(InvalidEntryError, match=f"{name} must be a positive integer"):
+    # max_denominator=None means "no height bound": then epsilon= is required
+    match = ("exactly one of" if (name, bad) == ("max_denominator", None)
+             else f"{name} must be a positive integer")
+    with pytest.raises(InvalidEntryError, match=match):
         learn_single_head_membership(oracle, **kwargs)
     assert oracle.queries == 0
 
@@ -365,3 +368,74 @@ def test_recovery_json_round_trip(tmp_path: Any) -> None:
     assert verify(back, oracle, probes=2).holds
     bad = off_by_one_unit(back, ("W", 1, 1), Q_EX, M_EX)
     assert verify(bad, oracle, probes=0).holds is False
+
+
+# -- the approximate route: intervals of width <= epsilon, no height bound -----------------
+def _huge_height_head(d: int, seed: int) -> tuple[list[Any], list[Any]]:
+    """|W_ij| <= 3, |v_i / v_0| <= 3, denominators around 10^30 (no useful height bound)."""
+    rng = np.random.default_rng(seed)
+
+    def entry() -> Fraction:
+        return F(int(rng.integers(-2 * 10**6, 2 * 10**6)), 10**6) + F(1, 10**30 + seed)
+
+    W = [[entry() for _ in range(d)] for _ in range(d)]
+    v = [F(7, 5)] + [F(7, 5) * entry() for _ in range(d - 1)]
+    if d > 2:
+        v[1] = F(0)
+    return W, v
+
+
+@pytest.mark.parametrize(("d", "seed"), [(1, 0), (2, 1), (3, 2)])
+def test_interval_route_contains_the_truth_within_epsilon(d: int, seed: int) -> None:
+    from exactattn.learners.membership import interval_steps
+
+    W, v = _huge_height_head(d, seed)
+    eps = F(1, 1000)
+    oracle = SignOracle(SingleHeadAttention(W, v, field=EXP))
+    rec = learn_single_head_membership(oracle, max_abs=3, epsilon=eps)
+    assert rec.status == "approximate" and rec.approximate
+    assert any("epsilon = 1/1000" in h for h in rec.hypotheses)
+    assert rec.queries_by_phase["W"] == d * d * interval_steps(3, eps) == d * d * 18
+    for i in range(d):
+        for j in range(d):
+            lo, hi = (F(s) for s in rec.options["W_intervals"][i][j])
+            assert lo <= W[i][j] <= hi and hi - lo <= eps
+            assert lo <= F(str(EXP.to_rational(rec.W[i, j]))) <= hi
+        lo, hi = (F(s) for s in rec.options["v_intervals"][i])
+        assert lo <= v[i] / abs(v[0]) <= hi
+
+
+def test_near_miss_outside_the_height_class() -> None:
+    # W_00 = 1/3 + 10^-30 is not of height (1, 1000); float64 cannot tell it from 1/3.
+    # The exact route returns 1/3 under its named hypothesis (exact_given: no label can
+    # confirm a height bound), and == tells it from the truth; the interval route returns
+    # an interval that holds the truth.
+    w = F(1, 3) + F(1, 10**30)
+    assert float(w) == float(F(1, 3))
+    head = SingleHeadAttention([[w]], [1], field=EXP)
+    rec = learn_single_head_membership(SignOracle(head), max_abs=1, max_denominator=1000)
+    assert rec.W[0, 0] == F(1, 3) and rec.W[0, 0] != w
+    assert rec.status == "exact_given" and "denominator <= 1000" in rec.hypotheses[0]
+    approx = learn_single_head_membership(SignOracle(head), max_abs=1, epsilon=F(1, 10**6))
+    lo, hi = (F(s) for s in approx.options["W_intervals"][0][0])
+    assert lo <= w <= hi and hi - lo <= F(1, 10**6)
+
+
+def test_interval_route_is_not_certified_as_exact() -> None:
+    W, v = _huge_height_head(2, 4)
+    oracle = SignOracle(SingleHeadAttention(W, v, field=EXP))
+    rec = learn_single_head_membership(oracle, max_abs=3, epsilon=F(1, 10))
+    # refused (by the bounds check, or by the label model), never replayed as exact
+    with pytest.raises(InvalidEntryError, match="W_frobenius_bound|not certified by replaying"):
+        verify(rec, oracle)
+
+
+@pytest.mark.parametrize("bad", [0, F(-1, 2), "0.1", 0.1, None])
+def test_epsilon_must_be_a_positive_rational(bad: Any) -> None:
+    oracle = SignOracle(SingleHeadAttention(W_EX, V_EX, field=EXP))
+    kwargs: dict[str, Any] = {"max_abs": 4, "epsilon": bad}
+    match = "exactly one of" if bad is None else "epsilon must be a positive rational"
+    with pytest.raises(InvalidEntryError, match=match):
+        learn_single_head_membership(oracle, **kwargs)
+    with pytest.raises(InvalidEntryError, match="exactly one of"):
+        learn_single_head_membership(oracle, max_abs=4, max_denominator=2, epsilon=F(1, 10))
