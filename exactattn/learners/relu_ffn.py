@@ -18,51 +18,95 @@ Algorithm (one seeded random line; exact rational arithmetic)
 Draw p, q in Q^d (Gaussian, denominator 2^20). On x(t) = p + t q,
 phi(t) = g(x(t)) is piecewise linear with one kink t_k = -n_k^T p / n_k^T q
 per hyperplane. A *piece* is the affine function alpha + gamma t =
-G^T p + t G^T q of one cone. eta is 2^-64 times the local scale.
+G^T p + t G^T q of one cone. Steps are relative to a local width w (1 + |t|,
+or less when neighbouring samples are closer): the first step is 2^-B w
+(B = ``separation_bits`` = 64), the finest 2^-R w (R = ``resolution_bits``,
+at least 1024, raised to 4 b + 4 B when the answers at +-q have b bits).
+
+*Straight segments* (used everywhere below). A piece next to a point s0 is
+measured from three values f(s0), f(s0 + 2^-R w), f(s0 + 2^-e w): if they are
+collinear, f is taken to be linear on [s0, s0 + 2^-e w]; if not, a kink lies
+between the two steps, and e grows along 64, 128, 256, 512, 768, 896, 960
+(R = 1024; one query each) until they are. A single kink between the steps
+always bends them; only several kinks whose slope changes cancel exactly,
+or a kink within 2^-R w of s0, can fool the test (the resolution
+hypothesis). Bending at every scale is refused with the slope differences
+seen (a curved oracle does that). Why the fine point: the point t* where two
+outer pieces meet lies structurally close to a kink when weights differ in
+size (about 10^-20 from one for the weight ratio 10^10: the old fixed step
+2^-64 straddled it, and the old learner refused such networks or, for
+ratio 10^20, merged two kinks into one false hyperplane).
 
 1. Ends (8 queries). By positive homogeneity the piece at t -> +oo is that
-   of the cone of q: gamma_+ = g(q), alpha_+ = (g(q + eta p) - g(q)) / eta;
-   the same at -q. Checks: g(q + 2 eta p) continues the line (linearity),
-   and g(2q) = 2 g(q), g(-2q) = 2 g(-q) (homogeneity).
-2. Kinks. Keep samples: pieces known at positions on the line, each from
-   three collinear values phi(t), phi(t + eta), phi(t + 2 eta) (a
-   non-collinear triple means the oracle is not piecewise linear: a ReLU
-   network has a kink that close with probability about 2^-64). For two
+   of the cone of q: gamma_+ = g(q), alpha_+ = the slope of s -> g(q + s p)
+   on a straight segment at s = 0 (3 values); the same at -q. Check:
+   g(2q) = 2 g(q), g(-2q) = 2 g(-q) (homogeneity).
+2. Kinks. Keep samples: pieces known at positions on the line. For two
    neighbouring samples A < B with different pieces, the only kink one
    hyperplane can make is where the pieces meet, t* = (alpha_A - alpha_B) /
    (gamma_B - gamma_A). Query phi(t*).
    * If phi(t*) != alpha_A + gamma_A t*, there is more than one kink: the
-     piece at t* (two more values) becomes a new sample (3 queries).
-   * Otherwise the pieces through t*, t* -+ eta, t* -+ 2 eta on either side
-     become samples (5 queries in all); if they differ, t* is a kink. Why:
-     if no other kink lies within 2 eta of t*, the values on the two pieces
-     force phi to follow them on the whole window, so phi has a kink exactly
-     at t* with these one-sided pieces; a second kink that close has
-     probability O(K 2^-64).
+     piece at t* (a straight segment, two more values) becomes a new sample
+     (3 queries).
+   * Otherwise the straight segments at t* on either side become samples
+     (5 queries in all); if they differ, t* is a kink (no other kink lies
+     between 2^-R w and 2^-e w of t*, by the segment test).
    * If the pieces are parallel or meet outside (A, B), split at a seeded
-     random point (2 queries: the candidates next to it are checked).
+     random point (2 queries: the candidates next to it are checked); this
+     is a bisection, so two kinks 2^-b apart with opposite slope changes cost
+     about 2.4 b splits.
    Neighbours with equal pieces hold no kink (assumption H below), so the
    search ends when every neighbouring pair is equal or a confirmed kink.
 3. Gradients ((K + 1)(max(d - 2, 0) + 1) queries). On piece j take x_j
    inside it (the midpoint between its kinks; -q and q at the ends), whose
    value alpha_j + gamma_j tau_j is known. G^T p = alpha_j, G^T q = gamma_j;
    G_i = (g(x_j + eta e_i) - g(x_j)) / eta for i >= 2 (g is linear on the
-   cone); G_0, G_1 from the 2 x 2 system in p, q (p_0 q_1 - p_1 q_0 != 0 by
-   the choice of the line). Check: g(x_j + eta v) = g(x_j) + eta G^T v at a
-   random v; a wrong G fails it with probability 1 (retried once with a step
-   2^-64 smaller, then refused).
+   cone), eta = 2^-e w with w at most half the piece's length; G_0, G_1 from
+   the 2 x 2 system in p, q (p_0 q_1 - p_1 q_0 != 0 by the choice of the
+   line). Check: g(x_j + eta v) = g(x_j) + eta G^T v at a random v; a wrong
+   G fails it with probability 1, and eta shrinks along the same scales
+   (d - 1 queries each), then the learner refuses with the differences seen.
 4. Hyperplanes. J_k = G_k - G_{k-1} = 2 beta_k s_k n_k, s_k = sign(n_k^T q):
    n_k is the primitive integer vector on the line of J_k, J_k = lambda_k n_k,
    beta_k = lambda_k s_k / 2. Then l = G_K - sum_k beta_k s_k n_k.
-5. Residual probes (R = 8 by default): g(z) at seeded random z against the
-   recovered function. A mismatch starts a new line through z, whose
-   hyperplanes are merged with the known ones (the lines must agree on
-   shared hyperplanes and on l), at most ``max_lines`` lines; otherwise
+5. Residual probes (R = ``residual_probes``, default RESIDUAL_PROBES = 1513,
+   see below): g(z) at seeded Gaussian z (denominator 2^64) against the
+   recovered function, asked in batches 1, 2, 4, ..., 256. A mismatch starts
+   a new line through z, whose hyperplanes are merged with the known ones
+   (the lines must agree on shared hyperplanes and on l), at most
+   ``max_lines`` (default 4) lines; otherwise
    :class:`~exactattn.errors.RecoveryFailedError`.
 
 The returned network has columns n_1..n_K with weights 2 beta_1..2 beta_K,
 plus l' and -l' with weights 1, -1 where l' = l - sum_k beta_k n_k (omitted
 when l' = 0): m_hat = K + 2 (or K) hidden units.
+
+How likely a wrong network is (the residual probes)
+---------------------------------------------------
+Let S = {x : g(x) != g_hat(x)} for the network g_hat of a round. Both
+functions are positively homogeneous, so S is a cone; let delta be its
+angular measure (the fraction of the unit sphere it covers). A Gaussian z
+has a uniformly distributed direction, so P(z in S) = delta exactly, and
+the R probes of the round, drawn after g_hat is fixed, all miss S with
+probability (1 - delta)^R <= exp(-delta R). The learner returns after the
+first round whose probes all pass, and at most L = ``max_lines`` rounds end
+in probes, so (union bound over the rounds)
+
+    P(return a network that differs from g on a set of measure >= delta)
+        <= L (1 - delta)^R.
+
+This holds for every oracle, with or without assumption H. The defaults
+L = 4, R = 1513 are the least R with 4 (99/100)^R <= 10^-6
+(:func:`probes_needed`, decided in exact rationals; at R = 1512 the bound is
+1.0057e-6): a region of 1 % is missed with probability below 10^-6, one of
+3 % below 4 e^-45.6. Each probe is rounded to denominator 2^64, which moves
+it by less than sqrt(d) 2^-65 and changes P(z in S) by at most
+N sqrt(2 d / pi) 2^-65 (N the hyperplanes of g and g_hat), negligible
+against delta. Why probes and not more lines: a line's end directions +-q
+are two correlated directions, the points it samples cluster where its
+pieces differ, and it costs (K + 1)(d + 4) queries, where a probe costs one
+independent direction. Regions of measure below delta can be missed, by
+any learner (see the wedge below).
 
 Query count (one line; the oracle's counter; asserted in the tests)
 ------------------------------------------------------------------
@@ -71,48 +115,61 @@ Query count (one line; the oracle's counter; asserted in the tests)
 
 with E = 5 F_p + 3 F_f + 2 S the queries of the 1-D samples that are not
 kinks (F_p windows that found no kink, F_f candidates refused at t*, S
-random splits); E = 0 when every candidate is a kink. E depends on where
-the kinks fall on the line (two kinks close together, with slope changes of
-opposite signs, need a binary search between them), not on d: measured
-E / K is about 3 to 5 (benchmarks/relu_ffn.py). Since K <= m,
+random splits; ``query_terms["extra"]``) plus those of the finer steps (one
+per segment retry, 4 when the resolution is raised: ``sample_retries``;
+max(d - 2, 0) + 1 per gradient retry: ``gradient_retries``); E = 0 when
+every candidate is a kink and no segment bends. E depends on where the kinks fall
+on the line (two kinks close together, with slope changes of opposite
+signs, need a binary search between them), not on d: measured E / K is
+about 3 to 5 (benchmarks/relu_ffn.py). Since K <= m,
 
-    Q <= (m + 1)(d + 4) + 3 + R + E,
+    Q <= (m + 1)(d + 4) + 3 + R + E.
 
-below the target 2 (m + 1)(d + 1) once d >= 6 and E, R are small against
-(m + 1) d; (K + 1) d numbers have to be learned. Dead neurons and duplicate
-directions cost nothing: K counts distinct hyperplanes. A second line
-(after a failed residual probe) adds its own count, plus 2 for the sample
-at z.
+The line's part (m + 1)(d + 4) + 3 + E is below the target 2 (m + 1)(d + 1)
+once d >= 6 and E is small against (m + 1) d; (K + 1) d numbers have to be
+learned. The R = 1513 probes are the price of the miss bound above
+(measured on benchmarks/relu_ffn.py's instances, seed 0: 90 -> 1595
+queries at (d, m) = (8, 4), 2355 -> 3860 at (64, 32); the line's part is
+unchanged). Dead neurons and duplicate directions cost nothing: K counts
+distinct hyperplanes. A second line (after a failed residual probe) adds
+its own count, plus 2 for the sample at z, and up to R more probes.
 
 Genericity (made to hold by seeded random choices) and how it is checked
 -----------------------------------------------------------------------
 G1. The line meets every hyperplane (n_k^T q != 0), at distinct points;
     p_0 q_1 - p_1 q_0 != 0 (checked, redrawn).
-G2. No kink within eta of a sample's second point or of a candidate t*
-    (other than t* itself), no hyperplane within eta of a gradient probe:
-    probability O(K 2^-64) each. A violated gradient probe fails its check.
+G2. Resolution: on the line no two kinks, and no kink and a point t* where
+    two measured pieces meet, lie within 2^-R w of each other; no hyperplane
+    within 2^-R w of a gradient probe's point. Kinks closer than the first
+    step are found by the straight-segment test; closer than 2^-R they are
+    merged. R grows with the bits of the answers, so large weights (which
+    put kinks close) raise it; a listed hypothesis of every result.
 G3. No coincidence between the line and the model: a difference of two
     distinct cone gradients orthogonal to both p and q (probability 0 over
     real p, q; about 2^-20 per event with denominators 2^20).
 Model assumption H (no hidden cancellation): no nonempty set S of canonical
 hyperplanes and signs s_k with sum_{k in S} s_k beta_k n_k = 0. It holds for
 generic weights and fails for special ones, e.g. ReLU(x_1) + ReLU(x_2) -
-ReLU(x_1 + x_2), whose three kinks cancel on every line with q_1 q_2 > 0.
+ReLU(x_1 + x_2), whose three kinks cancel on every line with q_1 q_2 > 0,
+or 10|x_0| + |10 x_0 + x_1| - |20 x_0 + x_1|, zero outside a double wedge of
+measure atan(1/10) / pi = 3.2 % (found by the probes on every seed tried).
 No learner can do without such an assumption: g = 0 and
 g_eps = |n^T x| + |(n + eps u)^T x| - |(2n + eps u)^T x| agree outside the
 wedge {(n^T x)((n + eps u)^T x) < 0}, which shrinks to the empty set as
 eps -> 0, so a learner asking finitely many (random) queries misses it with
-probability -> 1 and answers as for g = 0. The residual probes and the
-extra lines catch most violations of H (each probe with the probability of
-landing where the cancellation fails); what they miss, no learner sees.
+probability -> 1 and answers as for g = 0. What H does not exclude, the
+residual probes bound: the result's status is ``exact_given`` with three
+hypotheses (:func:`genericity_hypotheses`): H, the resolution, and the miss
+bound L (1 - 1/100)^R with the run's figures.
 
 Bad oracles. A function that is not positively homogeneous fails the end
-checks; one that is not piecewise linear fails an end linearity check, the
-linearity check at a refused candidate, or a gradient check (or, failing
-all, ``MAX_STALL`` samples without a confirmed kink, or two pieces closer
-than 2^-128 that do not meet at one kink); answers that are not rational
-are refused. Each is a :class:`~exactattn.errors.RecoveryFailedError`
-naming the check.
+checks; one that is not piecewise linear bends a straight segment at every
+scale, or fails a gradient check at every scale (or, failing all,
+``MAX_STALL`` + 3 R samples in a row without a confirmed kink, or two
+different pieces closer than 2^-R w that do not meet at one kink); answers
+that are not rational are refused. Each is a
+:class:`~exactattn.errors.RecoveryFailedError` naming the check and the
+figures observed (slope differences and the steps they were seen at).
 
 Fields. Exact oracles (QQ, or EXP answering rationals, as a Transformer's
 one-token answers are) are handled in exact rational arithmetic through the
@@ -147,10 +204,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
-from flint import fmpq
+from flint import fmpq, fmpq_mat
 
 from ..errors import (
     IncompatibleFieldError,
@@ -186,13 +244,83 @@ F64_CHECK_RTOL = 2.0**-47
 #: magnitude (the recovered parameters carry errors of 2^-28 to 2^-22 relative,
 #: which add up over the K terms)
 F64_RESIDUAL_RTOL = 2.0**-16
+#: exact route: the finest step, 2^-RESOLUTION_BITS of the local width; kinks closer
+#: together than that (relative) are not separated (see the module docstring)
+RESOLUTION_BITS = 1024
 #: a run of this many 1-D samples without a confirmed kink means "not piecewise linear"
+#: (F64; the exact route allows MAX_STALL + 3 R: a random split narrows an interval to at
+#: most 3/4, and 2^-R needs R / log2(4/3) < 2.41 R of them)
 MAX_STALL = 64
+#: the defaults' promise: a set of directions of angular measure >= MISS_MEASURE where
+#: the returned network differs from g is missed with probability <= MISS_PROBABILITY
+MISS_MEASURE = fmpq(1, 100)
+MISS_PROBABILITY = fmpq(1, 10**6)
+#: default number of lines (each after the first starts from a failed residual probe, or
+#: after the lines disagree); also the number of rounds of residual probes in the bound
+MAX_LINES = 4
+#: denominator of the residual probes (2^64: the rounding moves a probe by < sqrt(d) 2^-65)
+PROBE_DENOMINATOR = 2**64
 #: how many random lines to draw before p_0 q_1 - p_1 q_0 != 0 (almost always the first)
 MAX_LINE_DRAWS = 32
 
 
-def query_count(d: int, K: int, *, residual_probes: int = 8, extra: int = 0,
+def _rational(x: Any, name: str) -> fmpq:
+    """An exact rational from an int, Fraction, fmpq or exact field element."""
+    if isinstance(x, Fraction):
+        return fmpq(x.numerator, x.denominator)
+    try:
+        return fmpq(x)
+    except (TypeError, ValueError):
+        raise InvalidEntryError(f"{name} must be an exact rational, got {x!r}") from None
+
+
+def miss_probability(delta: Any, residual_probes: int, rounds: int) -> fmpq:
+    """The bound rounds (1 - delta)^R on returning a network that differs from g on a set
+    of directions of angular measure >= delta (exact rational; see the module docstring).
+
+    delta is the normalised surface measure of the cone {x : g(x) != g_hat(x)} on the
+    unit sphere; R the residual probes of a round; ``rounds`` the rounds that end in
+    residual probes (at most ``max_lines``).
+
+    >>> miss_probability(fmpq(1, 2), 3, 2)
+    1/4
+    >>> miss_probability(MISS_MEASURE, RESIDUAL_PROBES, MAX_LINES) <= MISS_PROBABILITY
+    True
+    """
+    d = _rational(delta, "delta")
+    if not 0 < d <= 1:
+        raise InvalidEntryError(f"the angular measure delta must lie in (0, 1], got {delta}")
+    out: fmpq = rounds * (1 - d) ** residual_probes
+    return out
+
+
+def probes_needed(delta: Any, probability: Any, rounds: int) -> int:
+    """The least R with rounds (1 - delta)^R <= probability (decided exactly).
+
+    >>> probes_needed(fmpq(1, 100), fmpq(1, 10**6), 1)
+    1375
+    >>> probes_needed(MISS_MEASURE, MISS_PROBABILITY, MAX_LINES) == RESIDUAL_PROBES
+    True
+    """
+    d, p = _rational(delta, "delta"), _rational(probability, "probability")
+    if not (0 < d < 1 and 0 < p and isinstance(rounds, int) and rounds >= 1):
+        raise InvalidEntryError(
+            f"probes_needed takes 0 < delta < 1, probability > 0 and rounds >= 1, got "
+            f"{delta}, {probability}, {rounds}")
+    # a float first guess, then exact steps to the least R
+    R = max(0, math.ceil(math.log(float(p) / rounds) / math.log1p(-float(d))))
+    while R > 0 and miss_probability(d, R - 1, rounds) <= p:
+        R -= 1
+    while miss_probability(d, R, rounds) > p:
+        R += 1
+    return R
+
+
+#: R, the default residual probes: the least R with MAX_LINES (1 - 1/100)^R <= 10^-6
+RESIDUAL_PROBES = probes_needed(MISS_MEASURE, MISS_PROBABILITY, MAX_LINES)
+
+
+def query_count(d: int, K: int, *, residual_probes: int = RESIDUAL_PROBES, extra: int = 0,
                 exact: bool = True) -> int:
     """Queries of one line, 8 + 5K + (K + 1)(max(d - 2, 0) + 1) + R + E (exact route).
 
@@ -202,7 +330,7 @@ def query_count(d: int, K: int, *, residual_probes: int = 8, extra: int = 0,
     spends d + 2 per piece (all d coordinates, g(x_j) and the check):
     8 + 7K + (K + 1)(d + 2) + R + E.
 
-    >>> query_count(8, 4), query_count(8, 4) == (4 + 1) * (8 + 4) + 3 + 8
+    >>> query_count(8, 4, residual_probes=8), query_count(8, 4) == (4 + 1) * (8 + 4) + 3 + 1513
     (71, True)
     """
     window, per_piece = (5, max(d - 2, 0) + 1) if exact else (7, d + 2)
@@ -238,7 +366,8 @@ class _Learner:
 
     def __init__(self, oracle: ValueOracle, field: Field, seed: int, bits: int,
                  residual_probes: int, max_lines: int, max_kinks: int | None,
-                 progress: Callable[[int, int], None] | None) -> None:
+                 progress: Callable[[int, int], None] | None,
+                 resolution_bits: int = RESOLUTION_BITS) -> None:
         self.oracle = oracle
         self.OF = oracle.field
         self.F = field
@@ -246,6 +375,7 @@ class _Learner:
         self.d = oracle.d
         self.rng = np.random.default_rng(seed)
         self.bits = bits
+        self.resolution = resolution_bits
         self.R = residual_probes
         self.max_lines = max_lines
         self.max_kinks = max_kinks
@@ -264,18 +394,78 @@ class _Learner:
         """The relative step: 2^-bits (exact) or F64_STEP."""
         return self.two_pow(self.bits) if self.exact else F64_STEP
 
+    def scales(self) -> list[int]:
+        """The exponents e of the steps 2^-e (times the local width) the exact route
+        tries, coarse to fine: B, 2B, 4B, ... below the resolution R (64, ..., 512 for
+        B = 64, R = 1024, then 768, 896, 960). A later step is tried only when the
+        earlier one saw a bend.
+
+        >>> L = _Learner.__new__(_Learner); L.bits, L.resolution = 64, 1024
+        >>> L.scales()
+        [64, 128, 256, 512, 768, 896, 960]
+        """
+        out, e, R = [self.bits], self.bits, self.resolution
+        while 2 * e <= R // 2:  # doubling: 64, 128, 256, 512
+            e *= 2
+            out.append(e)
+        e = (e + R) // 2
+        while R - e >= self.bits:  # then halving the gap to R: 768, 896, 960
+            out.append(e)
+            e = (e + R) // 2
+        return out
+
+    def linear_step(self, at: Callable[[Any], Array], y0: Any, width: Any, phase: str,
+                    counts: dict[str, int], first: tuple[Any, Any] | None = None,
+                    ) -> tuple[Any, Any, list[tuple[int, Any]]]:
+        """(h, f(h), bends) with f(s) = g(at(s)) linear on [0, h] (exact route).
+
+        Three values f(0) = y0, f(h_fine) and f(h) with h_fine = 2^-R width (the
+        resolution) and h = 2^-e width must be collinear; if not, a kink lies in
+        (h_fine, h) and h shrinks along :meth:`scales` (one query per retry, in
+        ``retry_queries``). ``first``: (f(h_fine), f(2^-B width)) when already asked.
+        Returns h = 0 and the bends seen (e, second difference) when every scale
+        bends: a kink within 2^-e_last width of at(0), or curvature.
+        """
+        fine = self.two_pow(self.resolution) * width
+        bends: list[tuple[int, Any]] = []
+        y_fine: Any = None
+        for k, e in enumerate(self.scales()):
+            h = self.two_pow(e) * width
+            if k == 0 and first is not None:
+                y_fine, y_h = first
+            elif k == 0:
+                y_fine, y_h = self.ask([at(fine), at(h)], phase)
+            else:
+                (y_h,) = self.ask([at(h)], phase)
+                counts["retry_queries"] += 1
+            # collinear: (f(h) - f(0)) / h == (f(fine) - f(0)) / fine
+            bend = (y_h - y0) / h - (y_fine - y0) / fine
+            if bend == 0:
+                return h, y_h, bends
+            bends.append((e, bend))
+        return 0 * width, None, bends
+
+    def bend_text(self, where: str, bends: list[tuple[int, Any]]) -> str:
+        seen = ", ".join(f"2^-{e}: {float(b):.3g}" for e, b in bends)
+        return (f"g is not linear on any of the segments next to {where} that the learner "
+                f"measured (slope differences between step 2^-{self.resolution} and steps "
+                f"{seen}, times the local width): it bends within 2^-{bends[-1][0]} of that "
+                f"point. A bias-free ReLU network does so only if one of its kinks lies that "
+                f"close (raise resolution_bits above {self.resolution}); otherwise the oracle "
+                f"is not piecewise linear")
+
     def close(self, a: Any, b: Any, scale: Any = 1) -> bool:
         if self.exact:
             return bool(a == b)
         return bool(abs(a - b) <= F64_RTOL * self.scale * (1.0 + abs(float(scale))))
 
-    def draw(self, shape: int | tuple[int, ...]) -> Array:
+    def draw(self, shape: int | tuple[int, ...], denominator: int = DRAW_DENOMINATOR) -> Array:
         g = self.rng.standard_normal(shape)
         if not self.exact:
             return np.asarray(g, dtype=np.float64)
         out = np.empty(g.shape, dtype=object)
         for idx, x in np.ndenumerate(g):
-            out[idx] = fmpq(int(round(x * DRAW_DENOMINATOR)), DRAW_DENOMINATOR)
+            out[idx] = fmpq(int(round(x * denominator)), denominator)
         return out
 
     def sign(self, x: Any) -> int:
@@ -330,7 +520,7 @@ class _Learner:
     def run_line(self, p: Array, q: Array, initial: list[Any]) -> _LineResult:
         counts = {"fooled_windows": 0, "refused_candidates": 0, "random_splits": 0,
                   "windows": 0, "gradient_retries": 0, "retry_queries": 0}
-        lo, hi = self.ends(p, q)
+        lo, hi = self.ends(p, q, counts)
         samples = [lo, hi]
         for t in initial:
             samples.append(self.piece(p, q, t, self.step(t, None, None), 1, "splits", counts,
@@ -340,16 +530,20 @@ class _Learner:
         kinks: list[tuple[Any, _Sample, _Sample]] = []
         stack = list(zip(samples[:-1], samples[1:], strict=True))
         stall = 0
+        max_stall = MAX_STALL if not self.exact else MAX_STALL + 3 * self.resolution
         while stack:
             A, B = stack.pop()
             if self.same(A, B):
                 continue
-            if stall >= MAX_STALL:
+            if stall >= max_stall:
                 raise RecoveryFailedError(
-                    f"{MAX_STALL} samples on the line without a confirmed kink: the oracle does "
-                    "not look piecewise linear (or its kinks are extremely close together)")
+                    f"{max_stall} samples on the line in a row without a confirmed kink (each "
+                    f"narrows an interval by at least 1/4): the oracle does not look piecewise "
+                    f"linear, or it has more kinks closer together than 2^-{self.resolution} "
+                    "(1 + |t|) than the learner can separate")
             t = self.candidate(A, B)
             if t is None:
+                self.check_width(A, B, A.pos if A.end == 0 else 0 * A.alpha)
                 tau = self.split_point(A, B)
                 P = self.piece(p, q, tau, self.step(tau, A, B), 1, "splits", counts,
                                checked=False)
@@ -406,17 +600,15 @@ class _Learner:
         terms, normals = self.hyperplanes(q, points)
         return _LineResult(p, q, [t for t, _, _ in kinks], points, terms, normals, counts)
 
-    def ends(self, p: Array, q: Array) -> tuple[_Sample, _Sample]:
+    def ends(self, p: Array, q: Array, counts: dict[str, int]) -> tuple[_Sample, _Sample]:
         """The pieces at t -> -oo and +oo, from the cones of -q and q (homogeneity)."""
+        if self.exact:
+            return self.ends_exact(p, q, counts)
         eta = self.small()
         yq, yqe, yqe2, ymq, ymqe, ymqe2, y2q, ym2q = self.ask(
             [q, q + eta * p, q + 2 * eta * p, -q, -q + eta * p, -q + 2 * eta * p, 2 * q, -2 * q],
             "ends")
-        for name, y2, y in (("q", y2q, yq), ("-q", ym2q, ymq)):
-            if not self.close(y2, 2 * y):
-                raise RecoveryFailedError(
-                    f"g(2x) != 2 g(x) at x = {name} ({y2} against 2 * {y}): the oracle is not "
-                    "positively homogeneous, so it is not a bias-free ReLU network")
+        self.check_homogeneity(yq, ymq, y2q, ym2q)
         for name, y0, y1, y2 in (("q", yq, yqe, yqe2), ("-q", ymq, ymqe, ymqe2)):
             if not self.close(y2 - y1, y1 - y0, 1):
                 raise RecoveryFailedError(
@@ -427,6 +619,47 @@ class _Learner:
         lo = _Sample(-1, None, (ymqe - ymq) / eta, -ymq)
         self.end_values = (ymq, yq)
         return lo, hi
+
+    def ends_exact(self, p: Array, q: Array, counts: dict[str, int]) -> tuple[_Sample, _Sample]:
+        """Exact route: g(+-q), g(+-q + 2^-R p), g(+-q + 2^-B p), g(+-2q) (8 queries), then
+        the slopes along p by :meth:`linear_step` (retries only if a kink is that close)."""
+        one = self.num(1)
+        fine, eta = self.two_pow(self.resolution), self.small()
+        yq, yqf, yqe, ymq, ymqf, ymqe, y2q, ym2q = self.ask(
+            [q, q + fine * p, q + eta * p, -q, -q + fine * p, -q + eta * p, 2 * q, -2 * q],
+            "ends")
+        self.check_homogeneity(yq, ymq, y2q, ym2q)
+        # large weights put kinks close together: the resolution grows with the size of
+        # the answers (the bits of their numerators and denominators), and the two
+        # fine-step values are asked again if it did (4 queries, in retry_queries)
+        size = max(max(int(y.p).bit_length(), int(y.q).bit_length()) for y in (yq, ymq))
+        wanted = 4 * size + 4 * self.bits
+        first: list[tuple[Any, Any] | None] = [(yqf, yqe), (ymqf, ymqe)]
+        if wanted > self.resolution:
+            self.resolution = wanted
+            first = [None, None]
+            counts["retry_queries"] += 4
+        slopes = []
+        for (name, x, y0), ask_first in zip((("q", q, yq), ("-q", -q, ymq)), first, strict=True):
+            def along_p(s: Any, x: Array = x) -> Array:
+                out: Array = x + s * p
+                return out
+
+            h, yh, bends = self.linear_step(along_p, y0, one, "ends", counts, first=ask_first)
+            if yh is None:
+                raise RecoveryFailedError(self.bend_text(f"x = {name}, along p", bends))
+            slopes.append((yh - y0) / h)
+        hi = _Sample(1, None, slopes[0], yq)
+        lo = _Sample(-1, None, slopes[1], -ymq)
+        self.end_values = (ymq, yq)
+        return lo, hi
+
+    def check_homogeneity(self, yq: Any, ymq: Any, y2q: Any, ym2q: Any) -> None:
+        for name, y2, y in (("q", y2q, yq), ("-q", ym2q, ymq)):
+            if not self.close(y2, 2 * y):
+                raise RecoveryFailedError(
+                    f"g(2x) != 2 g(x) at x = {name} ({y2} against 2 * {y}): the oracle is not "
+                    "positively homogeneous, so it is not a bias-free ReLU network")
 
     def same(self, A: _Sample, B: _Sample) -> bool:
         ref = A.pos if A.pos is not None else (B.pos if B.pos is not None else 0)
@@ -466,13 +699,18 @@ class _Learner:
         return eta
 
     def check_width(self, A: _Sample, B: _Sample, t: Any) -> None:
+        """Refuse two different pieces closer than the resolution that do not meet at one
+        kink (exact route: 2^-R (1 + |t|); F64: F64_STEP^2 (1 + |t|))."""
         if A.end == 0 and B.end == 0:
-            limit = self.two_pow(2 * self.bits) if self.exact else F64_STEP**2
+            limit = self.two_pow(self.resolution) if self.exact else F64_STEP**2
             if B.pos - A.pos < limit * (1 + abs(t)):
+                bound = f"2^-{self.resolution}" if self.exact else "2^-40"
                 raise RecoveryFailedError(
-                    f"two pieces {float(B.pos - A.pos):.3g} apart on the line do not meet at one "
-                    "kink: the oracle is not piecewise linear (two kinks of a ReLU network are "
-                    "that close with probability about 2^-128)")
+                    f"two different pieces of phi, measured at t = {float(A.pos):.6g} and "
+                    f"t = {float(B.pos):.6g} ({float(B.pos - A.pos):.3g} apart, below {bound} "
+                    f"(1 + |t|)), do not meet at one kink: the oracle is not piecewise linear, "
+                    f"or its kinks lie closer than {bound} (1 + |t|) on the line"
+                    + (" (raise resolution_bits)" if self.exact else ""))
 
     def split_point(self, A: _Sample, B: _Sample) -> Any:
         r = self.num(int(self.rng.integers(256, 769))) / 1024  # in [1/4, 3/4]
@@ -501,17 +739,17 @@ class _Learner:
         if y_t is None:
             (y_t,) = self.phi(p, q, [t], phase)
         if self.exact:
-            # three collinear values: a non-piecewise-linear oracle fails at the first
-            # sample where it is curved (a kink within 2 eta has probability ~2^-64)
-            h = direction * eta
-            y1, y2 = self.phi(p, q, [t + h, t + 2 * h], phase)
-            if y2 - y1 != y1 - y_t:
-                raise RecoveryFailedError(
-                    f"phi is not linear on the 2 eta next to t = {float(t):.6g} (eta = "
-                    f"{float(eta):.2g}): the oracle is not piecewise linear (for a ReLU network "
-                    "a kink that close has probability about 2^-64)")
-            lo, hi = sorted((t, t + 2 * h))
-            return _piece(lo, y_t if h > 0 else y2, hi, y2 if h > 0 else y_t)
+            # three collinear values phi(t), phi(t + 2^-R w), phi(t + 2^-e w), e = B, 2B, ...:
+            # a kink between the two steps bends them, so the coarse step shrinks until the
+            # segment is straight; a curved oracle bends at every scale
+            h, yh, bends = self.linear_step(lambda s: p + (t + direction * s) * q, y_t,
+                                            eta / self.small(), phase, counts)
+            if yh is None:
+                side = "right" if direction > 0 else "left"
+                raise RecoveryFailedError(self.bend_text(
+                    f"t = {float(t):.6g} on the line (to its {side})", bends))
+            t1 = t + direction * h
+            return _piece(t, y_t, t1, yh) if direction > 0 else _piece(t1, yh, t, y_t)
         for attempt in range(3):
             h = direction * eta
             y1, y2 = self.phi(p, q, [t + h, t + 2 * h], phase)
@@ -539,7 +777,10 @@ class _Learner:
                 x, y, width = -q, ymq, self.num(1)
             else:
                 tau = (kinks[j - 1] + kinks[j]) / 2
-                x, y, width = p + tau * q, P.at(tau), 1 + abs(tau)
+                # the probes stay closer to x than the neighbouring kinks (exact route)
+                width = min(1 + abs(tau), (kinks[j] - kinks[j - 1]) / 2) if self.exact \
+                    else 1 + abs(tau)
+                x, y = p + tau * q, P.at(tau)
             G = self.gradient(p, q, P, x, y, width, counts)
             out.append((x, y, G))
             if self.progress is not None:
@@ -552,14 +793,17 @@ class _Learner:
         if not self.exact:
             return self.gradient_f64(x, width, counts)
         d = self.d
-        eta = self.small() * width
-        for _ in range(2):
+        misses: list[tuple[int, Any]] = []
+        for k, e in enumerate(self.scales()):
+            eta = self.two_pow(e) * width
+            if k:
+                counts["gradient_retries"] += 1
             v = self.draw(d)
             pts = []
             for i in range(2, d):
-                e = x.copy()
-                e[i] = e[i] + eta
-                pts.append(e)
+                u = x.copy()
+                u[i] = u[i] + eta
+                pts.append(u)
             pts.append(x + eta * v)
             ys = self.ask(pts, "gradients")
             G = np.empty(d, dtype=object)
@@ -581,11 +825,15 @@ class _Learner:
             predicted = y + eta * sum((gi * vi for gi, vi in zip(G, v, strict=True)), 0 * y)
             if consistent and ys[-1] == predicted:
                 return G
-            counts["gradient_retries"] += 1
-            eta = eta * self.small()
+            # a hyperplane between x and one of the probes (the step shrinks), or curvature
+            misses.append((e, (ys[-1] - predicted) / eta))
+        seen = ", ".join(f"2^-{e}: {float(m):.3g}" for e, m in misses)
         raise RecoveryFailedError(
-            "g is not linear near a point inside a piece (the check query g(x + eta v) = "
-            "g(x) + eta G^T v failed twice, at two step sizes): the oracle is not a "
+            f"g is not linear near the point x = p + tau q inside a piece: the check "
+            f"(g(x + eta v) - g(x)) / eta = G^T v, with G from the coordinate steps, failed at "
+            f"every step eta = 2^-e times the local width (e, difference: {seen}). A bias-free "
+            f"ReLU network does so only if a hyperplane passes within 2^-{misses[-1][0]} of x "
+            f"(raise resolution_bits above {self.resolution}); otherwise the oracle is not a "
             "piecewise-linear, positively homogeneous function")
 
     def gradient_f64(self, x: Array, width: Any, counts: dict[str, int]) -> Array:
@@ -682,6 +930,24 @@ class _Learner:
             total = total + beta * abs(z)
         return total
 
+    def evaluate_batch(self, Z: Array, l: Array, terms: dict[Any, Any],
+                       normals: dict[Any, Array]) -> list[Any]:
+        """Exact route: g_hat at the rows of Z, by one flint matrix product Z [N | l]."""
+        keys = list(terms)
+        n, d = Z.shape
+        M = fmpq_mat(d, len(keys) + 1, [x for i in range(d) for x in
+                                         [normals[k][i] for k in keys] + [l[i]]])
+        P = fmpq_mat(n, d, list(Z.flat)) * M
+        K = len(keys)
+        betas = [terms[k] for k in keys]
+        out = []
+        for b in range(n):
+            total = P[b, K]
+            for k in range(K):
+                total += betas[k] * abs(P[b, k])
+            out.append(total)
+        return out
+
     def residual_ok(self, y: Any, z: Array, l: Array, terms: dict[Any, Any],
                     normals: dict[Any, Array]) -> bool:
         """Exact: g(z) == g_hat(z). F64: within F64_RESIDUAL_RTOL of the magnitude
@@ -720,18 +986,26 @@ class _Learner:
                            "(hidden cancellation, assumption H)")
                 through = None
                 continue
-            # residual probes
+            # residual probes, asked in batches of 1, 2, 4, ..., 256 (fewer oracle calls;
+            # a failing round spends at most twice the probes up to its first failure)
             through = None
-            for _ in range(self.R):
-                z = self.draw(self.d)
-                (y,) = self.ask([z], "residual")
-                residual_used += 1
-                if not self.residual_ok(y, z, l, terms, normals):
-                    through = z
-                    shown = ", ".join(str(v) for v in z[:4]) + (", ..." if self.d > 4 else "")
-                    failure = ("the recovered network differs from the oracle at a residual "
-                               f"probe z = ({shown})")
-                    break
+            asked, batch = 0, 1
+            while asked < self.R and through is None:
+                Z = self.draw((min(batch, self.R - asked), self.d), PROBE_DENOMINATOR)
+                zs = list(Z)
+                ys = self.ask(zs, "residual")
+                asked += len(zs)
+                residual_used += len(zs)
+                batch = min(2 * batch, 256)
+                values = self.evaluate_batch(Z, l, terms, normals) if self.exact else None
+                for b, (z, y) in enumerate(zip(zs, ys, strict=True)):
+                    if not (bool(y == values[b]) if values is not None
+                            else self.residual_ok(y, z, l, terms, normals)):
+                        through = z
+                        shown = ", ".join(str(v) for v in z[:4]) + (", ..." if self.d > 4 else "")
+                        failure = ("the recovered network differs from the oracle at a residual "
+                                   f"probe z = ({shown})")
+                        break
             if through is None:
                 return {"terms": terms, "normals": normals, "l": l, "lines": lines,
                         "residual_used": residual_used}
@@ -757,10 +1031,11 @@ def learn_relu_ffn(
     field: Field | None = None,
     seed: int = 0,
     progress: Callable[[int, int], None] | None = None,
-    residual_probes: int = 8,
-    max_lines: int = 3,
+    residual_probes: int = RESIDUAL_PROBES,
+    max_lines: int = MAX_LINES,
     max_kinks: int | None = None,
     separation_bits: int = SEPARATION_BITS,
+    resolution_bits: int = RESOLUTION_BITS,
 ) -> Recovery:
     """Learn a network function-equivalent to g(x) = w^T ReLU(A^T x) from queries [x^T].
 
@@ -808,14 +1083,15 @@ def learn_relu_ffn(
             f"the oracle is over {OF.name}, the learner over {F.name}: only exact fields "
             "convert into each other (through the rationals)")
     for name, value, least in (("residual_probes", residual_probes, 0), ("max_lines", max_lines, 1),
-                               ("separation_bits", separation_bits, 8)):
+                               ("separation_bits", separation_bits, 8),
+                               ("resolution_bits", resolution_bits, 2 * separation_bits)):
         if not isinstance(value, int) or isinstance(value, bool) or value < least:
             raise InvalidEntryError(f"{name} must be an integer >= {least}, got {value!r}")
     d = oracle.d
     span = QuerySpan.begin(oracle)
 
     L = _Learner(oracle, F, seed, separation_bits, residual_probes, max_lines, max_kinks,
-                 progress)
+                 progress, resolution_bits)
     out = L.run()
     terms: dict[Any, Any] = out["terms"]
     normals: dict[Any, Array] = out["normals"]
@@ -893,7 +1169,8 @@ def learn_relu_ffn(
         raise AssertionError(f"internal error: {used} queries, formula gives "
                              f"{sum(line_queries) + out['residual_used']}")
     return span.recovery(
-        hypotheses=GENERICITY_HYPOTHESES,
+        hypotheses=genericity_hypotheses(residual_probes, max_lines if ex else 1,
+                                         L.resolution if ex else None),
         label=LABEL,
         paper_ref=PAPER_REF,
         field=F,
@@ -903,11 +1180,49 @@ def learn_relu_ffn(
     )
 
 
-#: what the result rests on that no query can confirm (see the module docstring)
-GENERICITY_HYPOTHESES = (
-    "assumption H: no signed subset of the kinks cancels (the network is generic), so "
-    "every nonzero piece of g is met on the learner's lines",
-)
+def genericity_hypotheses(residual_probes: int, rounds: int, resolution_bits: int | None
+                          ) -> tuple[str, ...]:
+    """What an exact result of :func:`learn_relu_ffn` rests on that no query can confirm,
+    with the figures of the run (see the module docstring).
+
+    >>> H, res, probes = genericity_hypotheses(RESIDUAL_PROBES, MAX_LINES, 1024)
+    >>> H.startswith("assumption H"), "2^-1024" in res
+    (True, True)
+    >>> probes.split(" over the seed")[0].split("probability ")[1]
+    '<= 4 (1 - 1/100)^1513 <= 1e-06'
+    """
+    bound = miss_probability(MISS_MEASURE, residual_probes, rounds)
+    shown = (f"<= {_ceil_figure(bound)}" if bound < 1 else
+             f"= {float(bound):.3g}, no guarantee at all (too few probes)")
+    out = (
+        "assumption H: no nonempty signed subset of the canonical terms cancels "
+        "(sum_{k in S} s_k beta_k n_k != 0 for every nonempty S and signs s_k = +-1); with it "
+        "one generic line shows every hyperplane of g as a kink",
+        f"resolution: on the learner's lines, kinks of g lie at least 2^-{resolution_bits} "
+        "(1 + |t|) apart, and as far from every point where two measured pieces meet (the "
+        "learner raises 2^-R with the size of the answers)",
+        f"random probes: if H or the resolution fails, a set of directions of angular measure "
+        f">= {MISS_MEASURE} on which g differs from the result is missed with probability "
+        f"<= {rounds} (1 - {MISS_MEASURE})^{residual_probes} {shown} over the seed "
+        f"({residual_probes} probes per round, at most {rounds} rounds); a smaller set can be "
+        "missed, by any learner",
+    )
+    # the F64 route names its own resolution (F64_RTOL, 2^-36) in its error bounds
+    return out if resolution_bits is not None else (out[0], out[2])
+
+
+def _ceil_figure(x: fmpq) -> str:
+    """x rounded up to two significant digits, as text (exact comparison).
+
+    >>> _ceil_figure(fmpq(123, 100000)), _ceil_figure(fmpq(1, 10**6))
+    ('0.0013', '1e-06')
+    """
+    e = math.floor(math.log10(float(x))) - 1
+    m = math.ceil(x / fmpq(10) ** e) if e >= 0 else math.ceil(x * 10 ** (-e))
+    while m % 10 == 0:
+        m //= 10
+        e += 1
+    return f"{float(f'{m}e{e}'):.2g}"
 
 
 def _extra(c: dict[str, int], exact: bool = True) -> int:
