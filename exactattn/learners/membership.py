@@ -44,6 +44,13 @@ The learner (exact route, rationals of bounded height (M, Q)):
    :class:`~exactattn.errors.RecoveryFailedError` naming the entry, the
    interval and its queries.
 
+Without a height bound (``epsilon=``, only |W_ij|, |v_i / v_p| <= M): the
+same probes, every cut an ``arb`` ball, and each entry returned with a
+rigorous interval of width <= epsilon after ceil(log2(64 M / epsilon))
+labels (status ``approximate``; :func:`_learn_intervals` gives the bound).
+Over float64 there is no learner: rounded tokens break the probes' exact
+form and float labels are wrong near 0, so F64 oracles are refused.
+
 Query count (closed form, :func:`query_count`): with
 L(w) = min{L : w 2^-L + 2 eta < 1/Q^2} = floor(log2(512 w Q^2 / 511)) + 1
 bisection steps for an initial width w, the learner asks exactly
