@@ -81,8 +81,8 @@ from .recovery import QuerySpan, Recovery
 
 __all__ = ["learn_single_head_noisy", "naive_inverse", "theorem_tolerances", "NoisyBounds",
            "LABEL", "PAPER_REF", "L_UPPER", "TAU_C", "ceil_sqrt", "positive_rational",
-           "logit_ball", "clipped_logit", "clipped_logits", "ClippedLogits", "minimum_prec",
-           "checked_prec", "log_radius_budget", "v_hypotheses", "ORACLE_HYPOTHESIS",
+           "logit_ball", "logit_enclosure", "clipped_logit", "clipped_logits", "ClippedLogits",
+           "minimum_prec", "checked_prec", "log_radius_budget", "v_hypotheses", "ORACLE_HYPOTHESIS",
            "TAU_F_DENOMINATOR", "MAX_PREC", "DEFAULT_PREC", "PROBE_A"]
 
 LABEL = "noisy_oracle"
@@ -284,25 +284,27 @@ def clipped_logit(alpha: fmpq, prec: int, budget: fmpq) -> tuple[fmpq, fmpq, boo
         p *= 2
 
 
-def _abs_logit_bounds(lo: fmpq, hi: fmpq, prec: int) -> tuple[fmpq, fmpq | None]:
-    """Rational (lower bound of min, upper bound of max) of |logit| on [lo, hi] ∩ (0, 1).
+def logit_enclosure(lo: fmpq, hi: fmpq, prec: int) -> tuple[fmpq | None, fmpq | None]:
+    """Rational bounds (low, high) with logit(p) in [low, high] for every p in [lo, hi] ∩ (0, 1).
 
-    The max is None when the interval reaches 0 or 1 (|logit| unbounded).
+    logit is increasing: low is a lower bound of logit(lo) (None, i.e. -inf, when
+    lo <= 0), high an upper bound of logit(hi) (None, +inf, when hi >= 1); from
+    arb balls at ``prec`` bits.
+
+    >>> logit_enclosure(fmpq(1, 2), fmpq(1, 2), 64) == (0, 0)
+    True
+    >>> low, high = logit_enclosure(fmpq(-1, 10), fmpq(1, 4), 64)   # logit(1/4) = -log 3
+    >>> low is None, fmpq(-10987, 10000) < high < fmpq(-10986, 10000)
+    (True, True)
     """
-    half = fmpq(1, 2)
-
-    def ball(p: fmpq) -> tuple[fmpq, fmpq]:  # |logit(p)| within [low, high]
-        b = logit_ball(p, prec)
-        m, r = arf_to_fmpq(b.mid()), arf_to_fmpq(b.rad())
-        return max(abs(m) - r, fmpq(0)), abs(m) + r
-
-    if lo <= half <= hi:
-        low = fmpq(0)
-    else:
-        low = ball(hi if hi < half else lo)[0]
-    if lo <= 0 or hi >= 1:
-        return low, None
-    return low, max(ball(lo)[1], ball(hi)[1])
+    low = high = None
+    if lo > 0:
+        b = logit_ball(lo, prec)
+        low = arf_to_fmpq(b.mid()) - arf_to_fmpq(b.rad())
+    if hi < 1:
+        b = logit_ball(hi, prec)
+        high = arf_to_fmpq(b.mid()) + arf_to_fmpq(b.rad())
+    return low, high
 
 
 @dataclass(frozen=True)
@@ -316,12 +318,15 @@ class ClippedLogits:
     radius : the largest radius of the logarithm's arb balls.
     W_bound_confirmed : True when the answers prove ||W||_F <= W_bound (given
         the oracle contract), so that it need not be listed as a hypothesis.
+    spread_sq : an upper bound on sum_lj (logit(alpha*_lj) - T_lj)^2 that holds
+        whatever W is (from the enclosures), or None when an enclosure reaches 0 or 1.
     """
 
     T: list[list[fmpq]]
     clipped: int
     radius: fmpq
     W_bound_confirmed: bool
+    spread_sq: fmpq | None
 
 
 def clipped_logits(oracle: NoisyOracle, rows: Array, gains: Any, v: Any, *, W_bound: fmpq,
@@ -355,7 +360,7 @@ def clipped_logits(oracle: NoisyOracle, rows: Array, gains: Any, v: Any, *, W_bo
     spans = [(tau_f + a * tau_v + b * tau_v * sum((abs(x) for x in u), fmpq(0)))
              for u in rows_q]
     T: list[list[Any]] = [[None] * d for _ in range(d)]
-    low_sq, high_sq, unbounded = fmpq(0), fmpq(0), False
+    low_sq, high_sq, spread_sq, unbounded = fmpq(0), fmpq(0), fmpq(0), False
     clipped = 0
     radius = fmpq(0)
     for j in range(d):
@@ -398,12 +403,17 @@ def clipped_logits(oracle: NoisyOracle, rows: Array, gains: Any, v: Any, *, W_bo
             T[l][j] = t
             clipped += was_clipped
             radius = max(radius, rad)
-            low, high = _abs_logit_bounds(lo, hi, prec)
-            low_sq += low * low
-            if high is None:
+            low, high = logit_enclosure(lo, hi, prec)
+            if low is not None and low > 0:
+                low_sq += low * low
+            elif high is not None and high < 0:
+                low_sq += high * high
+            if low is None or high is None:
                 unbounded = True
             else:
-                high_sq += high * high
+                high_sq += max(low * low, high * high)
+                spread = max(t - low, high - t)
+                spread_sq += spread * spread
         if progress is not None:
             progress(j + 1, d)
     if low_sq > row_gain_sq / 4:
@@ -415,7 +425,7 @@ def clipped_logits(oracle: NoisyOracle, rows: Array, gains: Any, v: Any, *, W_bo
             "W_bound that holds (or check the oracle's tolerance)",
             hypothesis="||W||_F <= W_bound")
     confirmed = not unbounded and 4 * inverse_gain_sq * high_sq <= 1
-    return ClippedLogits(T, clipped, radius, confirmed)
+    return ClippedLogits(T, clipped, radius, confirmed, None if unbounded else spread_sq)
 
 
 def v_hypotheses(v_hat: Any, tau_v: fmpq) -> tuple[fmpq, fmpq]:

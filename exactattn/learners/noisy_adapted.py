@@ -283,7 +283,9 @@ def learn_single_head_noisy_adapted(
     certificate) and the hypotheses checked or confirmed. Which violations
     the answers prove: as for the paper's learner (:mod:`exactattn.learners.noisy`),
     with ||Z||_2 <= min(||Z||_F, (ceil(sqrt d) + 1) / 3) and ||Z^{-1}||_2 <= K_d
-    in the Frobenius tests, plus ||W_hat||_F > W_bound + its bound.
+    in the Frobenius tests, plus ||W_hat||_F > W_bound + R, where
+    R = ||Z^{-1}||_F ||T - T_hat||_F / (a b) bounds ||W - W_hat||_F from the
+    enclosures alone (no hypothesis); ||W_hat||_F + R <= W_bound confirms it.
 
     Parameters
     ----------
@@ -383,6 +385,23 @@ def learn_single_head_noisy_adapted(
             f"{_dec(frob_sq)} > (W_bound + its bound)^2 = {_dec((Wb + W_frob) ** 2)}, which "
             "||W||_F <= W_bound rules out. Pass a W_bound that holds (or check the oracle's "
             "tolerance)", hypothesis="||W||_F <= W_bound")
+    # whatever W is: ||W - W_hat||_F = ||Z^{-1} (T - T_hat)||_F / (a b)
+    # <= ||Z^{-1}||_F sqrt(spread_sq) / (a b) =: R, from the enclosures (no hypothesis)
+    if m.spread_sq is not None:
+        Zinv = probe_inverse(vq, rho, s)
+        R = sqrt_upper(sum((x * x for row in Zinv for x in row), fmpq(0)) * m.spread_sq
+                       * scale * scale, fmpq(1025, 1024))
+        if frob_sq > (Wb + R) ** 2:
+            raise HypothesisViolatedError(
+                f"||W||_F <= W_bound = {Wb} is violated: the answers put W within R = "
+                f"{_dec(R)} of the estimate in Frobenius norm (from the enclosures of the logits "
+                f"and ||Z^{{-1}}||_F), and ||W_hat||_F^2 = {_dec(frob_sq)} > (W_bound + R)^2 = "
+                f"{_dec((Wb + R) ** 2)}. Pass a W_bound that holds (or check the oracle's "
+                "tolerance)", hypothesis="||W||_F <= W_bound")
+        W_hyp = f"||W||_F <= W_bound = {Wb}"
+        if W_hyp in unconfirmed and R <= Wb and frob_sq <= (Wb - R) ** 2:
+            unconfirmed.remove(W_hyp)  # ||W||_F <= ||W_hat||_F + R <= W_bound
+            confirmed.insert(0, W_hyp)
     return span.recovery(
         label=LABEL,
         paper_ref=PAPER_REF,

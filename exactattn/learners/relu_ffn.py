@@ -221,6 +221,8 @@ from ..oracle import ValueOracle
 from .recovery import QuerySpan, Recovery
 
 __all__ = ["learn_relu_ffn", "query_count", "LABEL", "PAPER_REF", "SEPARATION_BITS",
+           "RESOLUTION_BITS", "RESIDUAL_PROBES", "MISS_MEASURE", "MISS_PROBABILITY", "MAX_LINES",
+           "miss_probability", "probes_needed", "genericity_hypotheses",
            "F64_STEP", "F64_RTOL", "F64_GRADIENT_STEP", "F64_CHECK_RTOL", "F64_RESIDUAL_RTOL",
            "MAX_STALL"]
 
@@ -1051,17 +1053,26 @@ def learn_relu_ffn(
         exact fields convert to each other through the rationals).
     seed : seed of the random line(s), check directions and residual probes.
     progress : called as ``progress(j, K + 1)`` after the gradient of piece j.
-    residual_probes : R, random probes of the final network (per line).
-    max_lines : lines tried before giving up (exact route; F64 uses one).
+    residual_probes : R, random probes of the network of each round (default
+        RESIDUAL_PROBES = 1513). With L = ``max_lines`` rounds at most, a
+        network that differs from g on a set of directions of angular measure
+        >= delta is returned with probability <= L (1 - delta)^R
+        (:func:`miss_probability`; <= 10^-6 at delta = 1/100 for the defaults).
+    max_lines : lines tried before giving up (default 4; exact route; F64 uses one).
     max_kinks : refuse functions with more kinks than this (None: no limit).
-    separation_bits : B, steps are 2^-B of the local scale (exact route).
+    separation_bits : B, the first step is 2^-B of the local width (exact route).
+    resolution_bits : R_min, the finest step is 2^-R of the local width, R >= R_min
+        (raised with the size of the answers); kinks closer than that are merged.
 
     Returns
     -------
     Recovery with params ``A`` (d x m_hat) and ``w`` (m_hat) such that
     w^T ReLU(A^T x) = g(x) for every x, m_hat = K + 2 or K (canonical shape);
     options: ``canonical_terms`` (K), ``hidden_units``, ``lines``,
-    ``query_terms`` (the terms of the count), ``genericity_checks`` and more.
+    ``query_terms`` (the terms of the count), ``genericity_checks``,
+    ``miss_bound`` (delta, R, L and the bound) and more. The status is
+    ``exact_given`` (``float`` for F64) with the hypotheses of
+    :func:`genericity_hypotheses`: H, the resolution and the miss bound.
 
     Raises
     ------
@@ -1127,12 +1138,20 @@ def learn_relu_ffn(
                                 + c["retry_queries"])
                     for ln, c in zip(lines, counts, strict=True)]
     used = span.queries
+    bound = miss_probability(MISS_MEASURE, residual_probes, max_lines if ex else 1)
     options: dict[str, Any] = {
         "canonical_terms": K,
         "hidden_units": len(cols),
         "lines": len(lines),
         "kinks_per_line": [len(ln.kinks) for ln in lines],
         "separation_bits": separation_bits if ex else None,
+        "resolution_bits": L.resolution if ex else None,
+        "miss_bound": {
+            "measure": str(MISS_MEASURE), "probes_per_round": residual_probes,
+            "rounds": max_lines if ex else 1,
+            "probability": f"{max_lines if ex else 1} (1 - {MISS_MEASURE})^{residual_probes}",
+            "probability_at_most": float(_ceil_figure(bound)) if bound < 1 else 1.0,
+        },
         "step": None if ex else F64_STEP,
         "gradient_step": None if ex else F64_GRADIENT_STEP,
         "rtol": None if ex else F64_RTOL,

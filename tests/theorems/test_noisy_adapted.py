@@ -327,6 +327,18 @@ def test_W_beyond_the_bound_is_proved_by_one_probe(adversary: str) -> None:
     assert info.value.hypothesis == "||W||_F <= W_bound"
 
 
+@pytest.mark.parametrize("adversary", ADVERSARIES)
+def test_frobenius_violation_is_proved_from_the_estimate(adversary: str) -> None:
+    # ||W||_F = 3 sqrt(2)/2 = 2.12 > W_bound = 2, no entry above 3/2: every W consistent with
+    # the answers is within R ~ 0.06 of W_hat, and ||W_hat||_F > W_bound + R. Before: the test
+    # ||W_hat||_F > W_bound + (the theorem's bound, ~0.48) missed it.
+    W = [[F(3, 2), F(-3, 2)], [0, 0]]
+    with pytest.raises(HypothesisViolatedError, match="W_bound \\+ R") as info:
+        learn_single_head_noisy_adapted(oracle_for(W, [F(1, 2), F(1, 2)], adversary),
+                                        W_bound=2, norm_lower=F(1, 2), **KW)
+    assert info.value.hypothesis == "||W||_F <= W_bound"
+
+
 def test_v_norm_below_norm_lower_is_proved_on_the_box() -> None:
     # ||v|| = 1/2 - 5 tau_v / 2 < nu = 1/2 (d = 3, tau_v = 1/26880). The "max" adversary
     # answers v_i + tau_v; every v consistent with the answers has
@@ -346,11 +358,15 @@ def test_unconfirmed_hypotheses_are_listed() -> None:
     # before, hypotheses = () read as an unconditional bound
     rec = learn_single_head_noisy_adapted(oracle_for(W_EXAMPLE, V_SPARSE), W_bound=2,
                                           norm_lower=F(1, 2), **KW)
-    # ||v|| = 1/2 = nu exactly: the answers cannot confirm ||v|| >= 1/2; K_d = 6 is too
-    # large for the answers to confirm ||W||_F <= 2
-    assert rec.hypotheses == ("||W||_F <= W_bound = 2", "||v||_2 >= norm_lower = 1/2",
-                              ORACLE_HYP)
-    assert rec.options["hypotheses_confirmed"] == ["||v|| <= 1"]
+    # ||v|| = 1/2 = nu exactly: the answers cannot confirm ||v|| >= 1/2. ||W||_F = 1.66 is
+    # confirmed: the answers put W within R = ||Z^{-1}||_F ||T - T_hat||_F / (a b) of W_hat
+    assert rec.hypotheses == ("||v||_2 >= norm_lower = 1/2", ORACLE_HYP)
+    assert rec.options["hypotheses_confirmed"] == ["||W||_F <= W_bound = 2", "||v|| <= 1"]
+    # W beyond the bound by 1 % cannot be proved from these answers: named, not confirmed
+    W = [[F(101, 50), 0, 0], [0, 0, 0], [0, 0, 0]]
+    rec = learn_single_head_noisy_adapted(oracle_for(W, V_SPARSE), W_bound=2,
+                                          norm_lower=F(1, 2), **KW)
+    assert rec.hypotheses[0] == "||W||_F <= W_bound = 2"
     assert rec.status == "approximate"
 
 
