@@ -51,6 +51,7 @@ from flint import arb, ctx, fmpq, fmpz
 
 from ..errors import IncompatibleFieldError, InvalidEntryError, NotRepresentableError
 from .base import Array, Field, describe, literal_rational, not_representable
+from .precision import InsufficientPrecisionError
 from .rational import check_object_array, gaussian_rationals, parse_rational, rational
 
 __all__ = ["ExponentialField", "ExpElement", "EXP"]
@@ -66,7 +67,15 @@ _ONE_SUM: Sum = ((_ZERO, _ONE),)
 
 #: first precision (bits) tried when deciding a sign
 SIGN_START_PREC = 64
-#: give up (RuntimeError) past this precision; never reached for valid input
+#: precisions below this evaluate the sum term by term; from it on, exponents closer
+#: than CLUSTER_GAP are grouped and each group is summed by its exact Taylor moments
+CLUSTER_FROM_PREC = 256
+#: exponents closer than this form one cluster (see :func:`_cluster_ball`)
+CLUSTER_GAP = fmpq(1, 2**32)
+#: the sign search gives up (InsufficientPrecisionError, naming the bits) past
+#: max(SIGN_MAX_PREC, 4 * the sum's size in bits); the clustered evaluation keeps
+#: tiny exponent gaps from counting against it, so only near-cancellations set up
+#: by the coefficients themselves can come close
 SIGN_MAX_PREC = 1 << 22
 
 
@@ -140,21 +149,122 @@ def _sum_arb(a: Sum, prec: int) -> arb:
         return total
 
 
+def _clusters(a: Sum) -> list[Sum]:
+    """Split a sorted sum where consecutive exponents differ by CLUSTER_GAP or more."""
+    out: list[Sum] = []
+    start = 0
+    for i in range(1, len(a)):
+        if a[i - 1][0] - a[i][0] >= CLUSTER_GAP:
+            out.append(a[start:i])
+            start = i
+    out.append(a[start:])
+    return out
+
+
+def _cluster_ball(cluster: Sum, prec: int) -> arb:
+    """A rigorous ball for e^{-z} sum_k c_k e^{q_k}, z = q_0 the largest exponent.
+
+    With delta_k = q_k - z <= 0 the value is V = sum_n m_n / n!, the moments
+    m_n = sum_k c_k delta_k^n being exact rationals. Taylor's theorem with the
+    Lagrange remainder gives, for delta <= 0 (so e^xi <= 1 on [delta, 0]),
+
+        |e^delta - sum_{n<=N} delta^n / n!| <= |delta|^{N+1} / (N+1)!,
+
+    hence |V - P_N| <= C eps^{N+1} / (N+1)! with P_N = sum_{n<=N} m_n / n!,
+    C = sum_k |c_k| and eps = max_k |delta_k| (the cluster's diameter). P_N is
+    exact; the remainder bound is evaluated in arb (upper bounds only, so a low
+    precision is rigorous). Terms are added until the bound is below 2^-prec |P_N|.
+    V != 0 (Lindemann–Weierstrass: distinct exponents, nonzero coefficients), so
+    this ends: P_N -> V and the bound -> 0. Exact moments are what make the
+    cancellation harmless: e^{2^-4200000} - 1 has m_0 = 0 and m_1 = 2^-4200000
+    exactly, where a term-by-term evaluation needs 4.2 million bits.
+
+    The moments are kept as integers over common denominators (no gcd on
+    numbers of millions of bits): with delta_k = D_k / L and c_k = C_k / G,
+    m_n = M_n / (G L^n) with M_n = sum_k C_k D_k^n, and
+    P_N = S_N / (G L^N N!) with S_N = N L S_{N-1} + M_N, S_0 = M_0.
+    """
+    z = cluster[0][0]
+    if len(cluster) == 1:
+        return arb(cluster[0][1])
+    L = fmpz(1)
+    G = fmpz(1)
+    for q, c in cluster:
+        L = L.lcm((q - z).q)
+        G = G.lcm(c.q)
+    D = [(q - z).p * (L // (q - z).q) for q, _ in cluster]
+    powers = [c.p * (G // c.q) for _, c in cluster]  # C_k D_k^n, n = 0, 1, ...
+    eps = z - cluster[-1][0]
+    total = sum((abs(c) for _, c in cluster), _ZERO)
+    S = fmpz(0)
+    max_terms = len(cluster) + prec // 8 + 8
+    with ctx.workprec(prec + 16):
+        for n in range(max_terms):
+            S = S * L * n + sum(powers, fmpz(0)) if n else sum(powers, fmpz(0))
+            ball = arb(S) / (arb(G) * arb(L) ** n * arb.fac_ui(n))
+            bound = (arb(total) * arb(eps) ** (n + 1) / arb.fac_ui(n + 1)).abs_upper()
+            if S != 0 and bound < ball.abs_lower() * arb(2) ** -prec:
+                break
+            powers = [t * dk for t, dk in zip(powers, D, strict=True)]
+        return ball + arb(0, bound)
+
+
+def _sum_ball(a: Sum, prec: int) -> arb:
+    """A rigorous ball for the sum at ``prec`` bits, tiny exponent gaps included.
+
+    Below CLUSTER_FROM_PREC bits: term by term (:func:`_sum_arb`). From there on
+    the sum is split into clusters of exponents closer than CLUSTER_GAP, each
+    summed about its largest exponent by :func:`_cluster_ball`: a cluster's
+    internal cancellation (e^q - e^{q + 2^-k}) costs nothing, and what remains
+    between clusters is at most the cancellation of exponents 2^-32 apart.
+    """
+    if prec < CLUSTER_FROM_PREC:
+        return _sum_arb(a, prec)
+    with ctx.workprec(prec):
+        total = arb(0)
+        for cluster in _clusters(a):
+            z = cluster[0][0]
+            scale = arb(z).exp() if z != 0 else arb(1)
+            total += scale * _cluster_ball(cluster, prec)
+        return total
+
+
+def _sum_bits(a: Sum) -> int:
+    """The size of a sum in bits (numerators and denominators of every rational)."""
+    return sum(int(x.p).bit_length() + int(x.q).bit_length() for t in a for x in t)
+
+
 def _sum_sign(a: Sum) -> int:
+    """The sign of a nonzero sum, decided in rigorous balls at rising precision.
+
+    The loop ends for every valid sum (Lindemann–Weierstrass: the value is not 0,
+    and the balls of :func:`_sum_ball` shrink to it). Past
+    max(SIGN_MAX_PREC, 4 * size in bits) it gives up with
+    :class:`~exactattn.fields.precision.InsufficientPrecisionError` naming the bits.
+    """
     if not a:
         return 0
     signs = {c > 0 for _, c in a}
     if len(signs) == 1:
         return 1 if signs.pop() else -1
     prec = SIGN_START_PREC
-    while prec <= SIGN_MAX_PREC:
-        ball = _sum_arb(a, prec)
+    limit = max(SIGN_MAX_PREC, 4 * _sum_bits(a))
+    while prec <= limit:
+        ball = _sum_ball(a, prec)
         if ball > 0:
             return 1
         if ball < 0:
             return -1
         prec *= 2
-    raise RuntimeError("sign not decided below SIGN_MAX_PREC bits")  # pragma: no cover
+    text = _sum_str(a)
+    if len(text) > 200:
+        text = text[:197] + "..."
+    raise InsufficientPrecisionError(
+        f"the sign of the exponential sum {text} ({len(a)} terms, {_sum_bits(a)} bits) is not "
+        f"decided by rigorous balls at {prec // 2} bits (tiny exponent gaps already resolved "
+        "by exact Taylor moments); it is nonzero, but its coefficients cancel to more than "
+        f"{prec // 2} bits: the sign needs more than {prec // 2} bits of working precision",
+        prec=prec // 2, needed_prec=prec)
 
 
 def _sum_str(a: Sum) -> str:
@@ -389,9 +499,11 @@ class ExpElement:
         """The nearest-ish float64: the ball is refined until it has 53 correct bits."""
         if self._q is not None:
             return int(self._q.p) / int(self._q.q)
+        n, d = self._parts()
         prec = SIGN_START_PREC
         while True:
-            ball = self.arb(prec)
+            with ctx.workprec(prec):
+                ball = _sum_ball(n, prec) / _sum_ball(d, prec)
             if ball.rel_accuracy_bits() >= 60 or prec > SIGN_MAX_PREC:
                 return float(ball.mid())
             prec *= 2

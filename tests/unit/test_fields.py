@@ -395,6 +395,70 @@ def test_exp_sign_with_exponent_ten_to_the_six_over_seven() -> None:
     assert EXP.sign(x - e(BIG - Fraction(1, 10**40))) == 1
 
 
+# -- tiny exponent gaps (issue 10, defect 2.8): decided by exact Taylor moments ------
+TINY = fmpq(1, 2**4_200_000)  # e^TINY - 1 needed 4.2 million bits term by term
+
+
+def test_exp_sign_past_four_million_bits_is_decided() -> None:
+    # was RuntimeError("sign not decided below SIGN_MAX_PREC bits")
+    x = EXP.exp(EXP(TINY))
+    assert x > 1 and EXP.sign(1 - x) == -1
+    assert EXP.exp(EXP(-TINY)) < 1 < x
+    # near misses of every order: e^q - T_n(q) ~ q^{n+1}/(n+1)!, sign by parity
+    for q in (TINY, -TINY):
+        for n in range(3):
+            taylor = sum((q**j / math.factorial(j) for j in range(n + 1)), fmpq(0))
+            expected = 1 if q > 0 or n % 2 == 1 else -1
+            assert EXP.sign(EXP.exp(EXP(q)) - EXP(taylor)) == expected, (q > 0, n)
+    # a cancellation of order 3 among four close exponents: (e^q - 1)^3 > 0
+    cube = EXP.exp(EXP(3 * TINY)) - 3 * EXP.exp(EXP(2 * TINY)) + 3 * x - 1
+    assert EXP.sign(cube) == 1 and EXP.sign(-cube) == -1
+
+
+def test_exp_sign_with_two_tiny_clusters_far_apart() -> None:
+    # (1 - e^x) + (e - e^{1-x}) = x (e - 1) + O(x^2) > 0, and twice the second
+    # cluster minus three times the first: x (2e + 3) > 0; swapped: < 0
+    x = Fraction(1, 2**100_000)
+    a, b = 1 - e(x), e(1) - e(1 - x)
+    assert EXP.sign(a + b) == 1
+    assert EXP.sign(2 * b - 3 * a) == 1 and EXP.sign(3 * a - 2 * b) == -1
+    assert EXP.sign(a + b / 3) == -1  # -x + e x / 3 < 0 since e < 3
+
+
+@pytest.mark.parametrize("k", [70, 300, 2000])
+def test_exp_sign_at_small_gaps_agrees_with_a_high_precision_reference(k: int) -> None:
+    # the clustered evaluation against plain arb at 8 k bits (enough for gaps 2^-k)
+    x = Fraction(1, 2**k)
+    elements = [e(x) - 1 - x, e(2 * x) - 2 * e(x) + 1 - x * x,
+                3 * e(Fraction(1, 3)) - 3 * e(Fraction(1, 3) + x) + x * e(Fraction(1, 3))
+                + Fraction(1, 3) * x * x]
+    with ctx.workprec(8 * k):
+        third, xb = fraction_to_arb(Fraction(1, 3)), fraction_to_arb(x)
+        refs = [xb.exp() - 1 - xb, (2 * xb).exp() - 2 * xb.exp() + 1 - xb * xb,
+                3 * third.exp() - 3 * (third + xb).exp() + xb * third.exp()
+                + third * xb * xb]
+        expected = [arb_sign(r) for r in refs]
+    assert 0 not in expected
+    assert [EXP.sign(el) for el in elements] == expected
+    if k < 1000:  # below float64's range past that
+        assert float(e(x) - 1) * 2.0**k == pytest.approx(1.0, rel=1e-15)
+
+
+def test_exp_sign_gives_up_with_the_bits_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the give-up path, forced by a cap far below what this sum needs (~340 bits):
+    # the library's own error, with the precision tried
+    import exactattn.fields.exponential as expmod
+    from exactattn.fields import InsufficientPrecisionError
+
+    monkeypatch.setattr(expmod, "SIGN_MAX_PREC", 128)
+    monkeypatch.setattr(expmod, "_sum_bits", lambda a: 1)
+    conv = convergents(e_root_continued_fraction(3, 90))[-1]
+    with pytest.raises(InsufficientPrecisionError) as err:
+        EXP.sign(e(Fraction(1, 3)) - conv)
+    assert err.value.prec == 128 and "128 bits" in str(err.value)
+    assert isinstance(err.value, ExactattnError)
+
+
 def test_abs_min_max_and_sorting_use_the_exact_order() -> None:
     x = e(Fraction(1, 3))
     r = Fraction(13956124, 10**7)  # just below e^{1/3}
