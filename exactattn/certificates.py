@@ -12,13 +12,25 @@ learner's count and budget are untouched) and compares.
   (:func:`exactattn.learners.single_head.f64_error_bounds`) propagated to
   the query, named in ``Certificate.tolerance``.
 
+* ``kind="enclosure"``: the answers are rigorous balls (BALL(prec)); a
+  query passes when the exact value of the recovered model lies in the
+  oracle's ball, or, for a recovery over BALL itself (no reconstruction),
+  when the ball enclosure of the recovered model's value meets the oracle's
+  ball (the hidden value lies in both). The widest enclosure met is named.
+
 A certificate that fails is a value (``holds=False``) carrying the first
-offending query; it is not an exception. Certificates may look inside field
-elements and import the models: they stand outside the oracle boundary.
+offending query; it is not an exception. A certificate that checked nothing
+(empty transcript, no fresh probe) does not hold either: its verdict is
+``nothing checked``. A recovery that no certificate can check (over
+MP(prec), whose answers carry no error bound; a float recovery without its
+error bounds) is refused with :class:`~exactattn.errors.InvalidEntryError`.
+Certificates may look inside field elements and import the models: they
+stand outside the oracle boundary.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
@@ -58,10 +70,22 @@ class Failure:
 
 @dataclass(frozen=True)
 class Certificate:
-    """The outcome of :func:`verify`."""
+    """The outcome of :func:`verify`.
+
+    ``holds`` is True only when at least one query was checked and every
+    checked query passed: a certificate that checked nothing does not hold
+    (``verdict == "nothing checked"``), whatever the recovery says.
+
+    >>> Certificate("x", "exact", False, 0, 0, 0, None).verdict
+    'nothing checked'
+    >>> Certificate("x", "exact", True, 0, 0, 0, None)
+    Traceback (most recent call last):
+    ...
+    exactattn.errors.InvalidEntryError: a certificate that checked 0 queries cannot hold (x)
+    """
 
     label: str
-    kind: str  # "exact" or "tolerance"
+    kind: str  # "exact", "enclosure" or "tolerance"
     holds: bool
     checked: int
     replayed: int
@@ -69,8 +93,28 @@ class Certificate:
     first_failure: Failure | None
     tolerance: str | None = None
 
+    def __post_init__(self) -> None:
+        if self.holds and self.checked <= 0:
+            raise InvalidEntryError(
+                f"a certificate that checked {self.checked} queries cannot hold ({self.label})")
+        if self.holds and self.first_failure is not None:
+            raise InvalidEntryError(f"a certificate with a failure cannot hold ({self.label})")
+
+    @property
+    def verdict(self) -> str:
+        """``"holds"``, ``"fails"`` or ``"nothing checked"``."""
+        if self.holds:
+            return "holds"
+        return "fails" if self.first_failure is not None else "nothing checked"
+
     def __str__(self) -> str:
-        verdict = "holds" if self.holds else f"FAILS at {self.first_failure}"
+        if self.holds:
+            verdict = "holds"
+        elif self.first_failure is not None:
+            verdict = f"FAILS at {self.first_failure}"
+        else:
+            verdict = ("NOTHING CHECKED, so it does not hold (the transcript is empty and no "
+                       "fresh query was asked)")
         tol = f", tolerance: {self.tolerance}" if self.tolerance else ""
         return (f"certificate ({self.kind}) for {self.label}: {verdict}; "
                 f"{self.checked} queries checked ({self.replayed} replayed, "
@@ -80,6 +124,7 @@ class Certificate:
         f = self.first_failure
         return {
             "label": self.label, "kind": self.kind, "holds": self.holds,
+            "verdict": self.verdict,
             "checked": self.checked, "replayed": self.replayed, "fresh": self.fresh,
             "tolerance": self.tolerance,
             "first_failure": None if f is None else {
@@ -151,7 +196,18 @@ def rebuild(recovery: Recovery) -> Any:
         builder = MODEL_BUILDERS[recovery.label]
     except KeyError:
         raise InvalidEntryError(f"no certificate is known for {recovery.label!r}") from None
-    return builder(recovery)
+    try:
+        return builder(recovery)
+    except ExactattnError:
+        raise
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        # a recovery whose parameters are not those of its label (a hand-made or
+        # tampered Recovery): the builder cannot read them
+        raise InvalidEntryError(
+            f"the parameters {sorted(recovery.params)} (shapes "
+            f"{[tuple(A.shape) for A in recovery.params.values()]}) do not describe a "
+            f"{recovery.label} model over {recovery.field.name}: {type(exc).__name__} "
+            f"{exc}") from None
 
 
 def _tolerances(recovery: Recovery, Xs: Array) -> Array:
@@ -206,23 +262,42 @@ def verify(
                 f"the oracle has d = {oracle.d}, the recovery d = {recovery.d}")
     if not isinstance(probes, int) or probes < 0:
         raise InvalidEntryError(f"probes must be a non-negative integer, got {probes!r}")
-    model = rebuild(recovery)
     approximate = recovery.approximate
+    ball_recovery = isinstance(F, BallField)
+    _check_certifiable(recovery)
+    # a ball recovery is evaluated by :func:`_compare_balls`, not by a model
+    model: Any = None if ball_recovery else rebuild(recovery)
     # "exact" needs the fresh probes compared with == against an exact oracle; ball
     # answers only show that the exact value is enclosed
     balls = isinstance(oracle.field if oracle is not None else answer_field, BallField)
-    kind = "tolerance" if approximate or not F.exact else "enclosure" if balls else "exact"
+    floating = not F.exact and not ball_recovery and not approximate
+    kind = ("tolerance" if approximate or floating
+            else "enclosure" if balls or ball_recovery else "exact")
     tolerance = None
     if approximate:
         tolerance = ("the recovery's guaranteed bounds propagated to the query, plus the "
                      "oracle's tolerance; compared exactly in EXP")
-    tol_fn, tol_text = FLOAT_TOLERANCES.get(recovery.label, (_tolerances, (
+    registered_tol, tol_text = FLOAT_TOLERANCES.get(recovery.label, (_tolerances, (
         "first-order float64 bound: recovery error bounds (Higham gamma_n) propagated to "
         "the query")))
-    if not approximate and not F.exact:
+
+    def tol_fn(rec: Recovery, Xs: Array) -> Array:
+        try:
+            return registered_tol(rec, Xs)
+        except KeyError as exc:
+            raise InvalidEntryError(
+                f"the {F.name} recovery of {rec.label} carries no error bound {exc}: a float "
+                "recovery is certified against its bounds, and without them no tolerance "
+                "can be named") from None
+
+    if floating:
         tolerance = tol_text
+    widest = [fmpq(0)]  # the widest ball enclosure met (ball recoveries)
 
     def compare(source: str, index: int, X: Array, y: Any, tau: Any = None) -> Failure | None:
+        if ball_recovery:
+            assert isinstance(F, BallField)
+            return _compare_balls(F, recovery, source, index, X, y, widest)
         try:
             got = model(_exact_query(X) if F.exact else X)
         except ExactattnError as exc:
@@ -250,10 +325,16 @@ def verify(
         return Failure(source, index, X, y, got, f"|difference| = {diff:.3e} > bound {tol:.3e}")
 
     def result(holds: bool, replayed: int, fresh: int, failure: Failure | None) -> Certificate:
-        return Certificate(recovery.label, kind, holds, replayed + fresh, replayed, fresh,
-                           failure, tolerance)
+        text = tolerance
+        if ball_recovery:
+            text = (f"the ball enclosure of the recovered model's value (W, v as {F.name} "
+                    "balls) meets the oracle's ball; widest enclosure radius "
+                    f"{float(widest[0]):.3e}")
+        # a certificate that checked nothing does not hold
+        return Certificate(recovery.label, kind, holds and replayed + fresh > 0,
+                           replayed + fresh, replayed, fresh, failure, text)
 
-    if F.exact or approximate:
+    if F.exact or approximate or ball_recovery:
         replayed = 0
         for entry in recovery.transcript:
             replayed += 1
@@ -289,6 +370,83 @@ def verify(
         if failure is not None:
             return result(False, replayed, k + 1, failure)
     return result(True, replayed, probes, None)
+
+
+#: labels whose recovered (W, v) is a single head: certified over BALL(prec) by enclosure
+BALL_HEAD_LABELS = frozenset({"single_head_exact", "low_rank_adaptive", "low_rank_sensing"})
+_PLAIN_RATIONAL = re.compile(r"\d+(/0*[1-9]\d*)?")
+#: the guaranteed bounds an approximate recovery is certified against (:func:`_approximate_bound`)
+APPROXIMATE_BOUNDS = ("W_frobenius_bound", "v_bound")
+#: the error bounds the default float64 tolerance (:func:`_tolerances`) reads
+F64_BOUNDS = ("W_error_bound", "v_error_bound", "answer_error_factor")
+
+
+def _check_certifiable(recovery: Recovery) -> None:
+    """Refuse, with the reason, a recovery that no certificate can check."""
+    F, label = recovery.field, recovery.label
+    if isinstance(F, MPField):
+        raise InvalidEntryError(
+            f"no certificate for a {label} recovery over {F.name}: mpmath answers and "
+            "parameters carry no error bound, so no tolerance can be named. Learn over "
+            f"BALL({F.prec}) (rigorous balls, certificate of kind 'enclosure') or over EXP "
+            "(exact)")
+    if isinstance(F, BallField):
+        if label not in BALL_HEAD_LABELS or set(recovery.params) != {"W", "v"}:
+            raise InvalidEntryError(
+                f"no certificate for a {label} recovery over {F.name}: ball recoveries are "
+                "certified by enclosure for single heads only "
+                f"({', '.join(sorted(BALL_HEAD_LABELS))}); learn over EXP (exact)")
+        return
+    if recovery.approximate:
+        missing = [k for k in APPROXIMATE_BOUNDS if k not in recovery.options]
+        if missing:
+            raise InvalidEntryError(
+                f"the approximate recovery of {label} carries no {', '.join(missing)} in its "
+                "options: an estimate is certified against its guaranteed bounds")
+        for k in APPROXIMATE_BOUNDS:
+            text = str(recovery.options[k])
+            # a plain p/q (never Fraction("1e999999999"), which builds a huge integer)
+            if not (len(text) < 10_000 and _PLAIN_RATIONAL.fullmatch(text)
+                    and Fraction(text) >= 0):
+                raise InvalidEntryError(f"the bound {k} = {str(recovery.options[k])[:40]!r} of "
+                                        f"the {label} recovery is not a rational >= 0")
+    if not F.exact and not recovery.approximate and label not in FLOAT_TOLERANCES:
+        missing = [k for k in F64_BOUNDS if k not in recovery.options]
+        if missing:
+            raise InvalidEntryError(
+                f"the {F.name} recovery of {label} carries no {', '.join(missing)} in its "
+                "options: a float recovery is certified against its error bounds, and "
+                "without them no tolerance can be named")
+
+
+def _compare_balls(F: BallField, recovery: Recovery, source: str, index: int, X: Array,
+                   y: Any, widest: list[fmpq]) -> Failure | None:
+    """One query of a single head recovered over BALL: do the two enclosures meet?
+
+    The recovered W and v are balls that contain the hidden parameters (every
+    step of the learner is rigorous ball arithmetic), so the ball value of
+    softmax(X W x_N)^T X v computed from them contains f(X), and so does the
+    oracle's ball y: disjoint balls prove the recovery wrong. The scores are
+    shifted by the exact midpoint of the largest one (softmax is unchanged).
+    """
+    W, v = recovery.params["W"], recovery.params["v"]
+    try:
+        s = X @ (W @ X[-1])
+        c = X @ v
+        top = max(F.midpoint(x) for x in s)
+        weights = F.exp(s - F(top))
+        got = (weights @ c) / weights.sum()
+        y = F(y)
+    except ExactattnError as exc:
+        return Failure(source, index, X, y, None, f"the recovered balls cannot answer: {exc}")
+    if not got.value.is_finite():
+        return Failure(source, index, X, y, got, f"the enclosure is not finite at {F.prec} bits "
+                       "(raise the precision)")
+    widest[0] = max(widest[0], F.radius(got))
+    if got.value.overlaps(y.value):
+        return None
+    return Failure(source, index, X, y, got, "the recovered enclosure and the oracle's ball "
+                   "are disjoint (rigorous)")
 
 
 def _replay_f64(recovery: Recovery, model: Any, tol_fn: FloatTolerance

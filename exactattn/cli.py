@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,17 +25,140 @@ from .errors import ExactattnError
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 LEARNABLE = ("single_head_exact", "noisy_oracle", "relu_ffn_exact", "one_layer_reduction",
-             "low_rank_adaptive", "multihead_canonical")
+             "low_rank_adaptive", "multihead_canonical", "membership_queries")
+
+
+#: the largest --certificate-probes accepted (each probe is one more oracle query)
+MAX_CERTIFICATE_PROBES = 100_000
+#: the largest exponent accepted in a number of a replayed file: Fraction("1e999999999")
+#: would build a billion-digit integer (Python's own str -> int limit is 4300 digits)
+MAX_EXPONENT_DIGITS = 4300
+
+
+class UsageError(Exception):
+    """Bad input found by the CLI itself: one line on stderr, exit 2."""
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse exits 2 on usage errors; keep that
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        # one line, no usage block: bad input gets exactly one clear line on stderr
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {_one_line(message)} "
+                              f"(see '{self.prog} --help')\n")
+
+
+def _one_line(msg: str) -> str:
+    return " ".join(str(msg).split())
 
 
 def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+def _int_at_least(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high], checked before anything is built."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+        if value < low or (high is not None and value > high):
+            span = f">= {low}" if high is None else f"in [{low}, {high}]"
+            raise argparse.ArgumentTypeError(f"must be an integer {span}, got {value}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+def _check_writable(path: str, flag: str) -> None:
+    """Refuse an output file that cannot be written, before any work is done.
+
+    The file is opened for appending (nothing is truncated) and removed again
+    if this check created it.
+    """
+    p = Path(path)
+    if p.is_dir():
+        raise UsageError(f"{flag} {path} is a directory; give a file name")
+    existed = p.exists()
+    try:
+        with open(p, "a", encoding="utf-8"):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot write {flag} {path}: {exc.strerror or exc}") from None
+    if not existed:
+        p.unlink(missing_ok=True)
+
+
+def _check_writable_dir(path: str, flag: str) -> None:
+    """Create the output folder if needed and check that a file can be written in it."""
+    import tempfile
+
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise UsageError(f"cannot write into {flag} {path}: {exc.strerror or exc}") from None
+
+
+def _write_json_file(obj: Any, path: str, flag: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            json.dump(obj, fh, indent=2)
+            fh.write("\n")
+    except OSError as exc:  # checked before the work; this is a race with the file system
+        raise UsageError(f"cannot write {flag} {path}: {exc.strerror or exc}") from None
+
+
+def available_memory() -> int:
+    """Bytes of memory available to a new allocation (Linux MemAvailable, else RAM size)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - not POSIX
+        return 2**63
+
+
+def memory_estimate(label: str, d: int, *, m: int = 1, rank: int = 0, heads: int = 1,
+                    field: str = "EXP") -> int:
+    """A lower estimate of the bytes a ``learn`` run holds at once.
+
+    Counts only what the run cannot avoid: the learner's d x d matrices (3 of
+    them: probes, logits, W; per head for multi-head; d x m for the ReLU
+    layer) and the transcript it keeps (every query of its closed-form count,
+    2d entries each), at 8 bytes per float64 entry and 8 + 32 bytes per exact
+    entry (a pointer and an fmpq) for matrices, 8 (a pointer) per transcript
+    entry. The true peak is larger (measured: about 3.5x for F64 at d = 256).
+    """
+    exact = field != "F64"
+    per_param = 40 if exact else 8
+    if label in ("single_head_exact", "noisy_oracle"):
+        params, queries = 3 * d * d, d + d * d
+        keep = exact or d <= 256
+    elif label == "low_rank_adaptive":
+        params, queries, keep = 3 * d * d, rank * (2 * d - rank) + d, True
+    elif label == "one_layer_reduction":
+        params, queries, keep = 3 * d * d + 2 * d * m, 2 * (d + d * d), True
+    elif label == "relu_ffn_exact":
+        params, queries, keep = 3 * d * m, d * m, True
+    else:  # multihead_canonical
+        params, queries, keep = 3 * heads * d * d, heads * d * d, True
+    return per_param * params + (8 * 2 * d * queries if keep else 0)
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1024:
+            return f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.3g} EB"
 
 
 class _Progress:
@@ -58,7 +184,7 @@ class _Progress:
 # -- verify -------------------------------------------------------------------------
 def _cmd_verify(args: argparse.Namespace) -> int:
     from .claims import REGISTRY, run_claims
-    from .report import claim_line, verify_report, verify_summary, write_json
+    from .report import claim_line, verify_report, verify_summary
 
     select = args.only or None
     if select is not None:
@@ -68,6 +194,8 @@ def _cmd_verify(args: argparse.Namespace) -> int:
             _stderr(f"exactattn verify: error: unknown claim or label {', '.join(unknown)}; "
                     "see 'exactattn claims'")
             return EXIT_USAGE
+    if args.json:
+        _check_writable(args.json, "--json")
 
     def progress(c: Any, k: int, n: int) -> None:
         if not args.quiet:
@@ -80,7 +208,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         print(claim_line(r))
     print(verify_summary(results, seconds))
     if args.json:
-        write_json(verify_report(results, seconds), args.json)
+        _write_json_file(verify_report(results, seconds), args.json, "--json")
         _stderr(f"JSON report written to {args.json}")
     return EXIT_OK if all(r.holds for r in results) else EXIT_FAILED
 
@@ -106,6 +234,7 @@ def _cmd_latex(args: argparse.Namespace) -> int:
     from .claims import run_claims
     from .report.latex import not_verified, write_companion
 
+    _check_writable_dir(args.out, "--out")  # before the claims run, not after
     results = [] if args.no_check else run_claims(
         args.only or None,
         progress=lambda c, k, n: None if args.quiet else _stderr(f"[{k + 1}/{n}] {c.id} ..."))
@@ -175,30 +304,45 @@ def _learn_single_head(args: argparse.Namespace) -> int:
         info["max_abs_error"] = {"W": float(np.abs(rec.W - inst.model.W).max()),
                                  "v": float(np.abs(rec.v - inst.model.v).max())}
         info["W_error_bound"] = float(rec.options["W_error_bound"])
-    if args.save:
-        with open(args.save, "w", encoding="utf-8") as fh:
-            json.dump({"recovery": rec.to_json(),
-                       "instance": {"kind": "single_head", "d": args.d, "seed": args.seed,
-                                    "field": field.name},
-                       "certificate": cert.to_json()}, fh)
-        _stderr(f"recovery saved to {args.save}")
+    _save(args, rec, cert, {"kind": "single_head", "d": args.d, "seed": args.seed,
+                            "field": field.name})
     print(json.dumps(info, indent=2) if args.json else learn_summary(info))
     ok = cert.holds and info.get("matches_truth", True) is True
     return EXIT_OK if ok else EXIT_FAILED
 
 
 def _cmd_learn(args: argparse.Namespace) -> int:
+    # every argument is checked before anything is built (argparse checked the signs)
     if args.d < 1:
-        _stderr(f"exactattn learn: error: --d must be at least 1, got {args.d}")
-        return EXIT_USAGE
-    if args.certificate_probes < 0:
-        _stderr("exactattn learn: error: --certificate-probes must be >= 0")
-        return EXIT_USAGE
+        raise UsageError(f"--d must be at least 1, got {args.d}")
+    if args.label == "low_rank_adaptive" and args.rank > args.d:
+        raise UsageError(f"--rank {args.rank} exceeds --d {args.d}: a d x d matrix W has "
+                         "rank(W) <= d")
+    need = memory_estimate(args.label, args.d, m=args.m, rank=args.rank, heads=args.heads,
+                           field=args.field)
+    have = available_memory()
+    if need > have:
+        raise UsageError(
+            f"{args.label} at --d {args.d}"
+            + (f" --m {args.m}" if args.label in ("relu_ffn_exact", "one_layer_reduction")
+               else f" --heads {args.heads}" if args.label == "multihead_canonical" else "")
+            + f" needs at least {_human(need)} of memory (lower estimate: matrices and "
+            f"transcript), more than the {_human(have)} available; choose a smaller size")
+    if args.save:
+        _check_writable(args.save, "--save")
     if args.label == "noisy_oracle":
         return _learn_noisy(args)
     if args.label == "single_head_exact":
         return _learn_single_head(args)
     return _learn_other(args)
+
+
+def _save(args: argparse.Namespace, rec: Any, cert: Any, instance: dict[str, Any]) -> None:
+    """``--save``: the recovery with its transcript, the instance and the certificate."""
+    if args.save:
+        _write_json_file({"recovery": rec.to_json(), "instance": instance,
+                          "certificate": cert.to_json()}, args.save, "--save")
+        _stderr(f"recovery saved to {args.save}")
 
 
 def _learn_other(args: argparse.Namespace) -> int:
@@ -238,6 +382,20 @@ def _learn_other(args: argparse.Namespace) -> int:
         rec = learn_low_rank(oracle, rank=args.rank, method="adaptive", seed=seed)
         expected = adaptive_query_count(d, args.rank)
         truth = bool((rec.W == target.W).all() and (rec.v == target.v).all())
+    elif label == "membership_queries":  # labels sign(f(X)); W exact, v up to scale
+        from .checks.membership_queries import membership_instance
+        from .learners import learn_single_head_membership
+        from .learners.membership import query_count
+        from .oracle import SignOracle
+
+        inst = membership_instance(d, seed, zeros_in_v=d // 4)
+        target, oracle = inst.model, SignOracle(inst.model)
+        rec = learn_single_head_membership(oracle, max_abs=inst.max_abs,
+                                           max_denominator=inst.max_denominator)
+        expected = query_count(d, sum(1 for x in target.v if x != 0), inst.max_abs,
+                               inst.max_denominator)
+        truth = bool((rec.W == target.W).all()
+                     and (rec.v == target.v / abs(target.v[inst.pivot])).all())
     else:  # multihead_canonical
         target = random_multihead(args.heads, d, seed)
         oracle = ValueOracle(target)
@@ -245,6 +403,8 @@ def _learn_other(args: argparse.Namespace) -> int:
         truth = same_heads(canonical(recovered_model(rec)), canonical(target))
     seconds = time.perf_counter() - start
     cert = verify(rec, oracle, probes=args.certificate_probes, seed=seed)
+    _save(args, rec, cert, {"kind": label, "d": d, "seed": seed, "m": args.m,
+                            "rank": args.rank, "heads": args.heads})
     info = {"label": label, "d": d, "seed": seed, "queries": rec.queries,
             "expected_queries": expected, "queries_by_phase": dict(rec.queries_by_phase),
             "status": rec.status, "hypotheses": list(rec.hypotheses),
@@ -295,6 +455,8 @@ def _learn_noisy(args: argparse.Namespace) -> int:
     cstart = time.perf_counter()
     cert = verify(rec, oracle, probes=args.certificate_probes, seed=args.seed)
     cert_seconds = time.perf_counter() - cstart
+    _save(args, rec, cert, {"kind": "noisy_single_head", "d": args.d, "seed": args.seed,
+                            "adversary": args.adversary})
     to_q = EXP.to_rational
     errors = [abs(Fraction(str(rec.W[i, j])) - Fraction(str(to_q(inst.model.W[i, j]))))
               for i in range(args.d) for j in range(args.d)]
@@ -329,31 +491,104 @@ def _learn_noisy(args: argparse.Namespace) -> int:
 
 
 # -- replay ---------------------------------------------------------------------
-def _cmd_replay(args: argparse.Namespace) -> int:
-    from .certificates import verify
-    from .fields import field_by_name
-    from .instances import single_head_instance
+_EXPONENT = re.compile(r"[eE]\s*[+-]?\s*(\d+)")
+
+
+def _check_numbers(obj: Any, where: str = "file") -> None:
+    """Refuse a string with a huge decimal exponent anywhere in a saved file (iteratively)."""
+    stack: list[tuple[Any, str]] = [(obj, where)]
+    while stack:
+        x, at = stack.pop()
+        if isinstance(x, dict):
+            stack.extend((v, f"{at}.{k}") for k, v in x.items())
+        elif isinstance(x, list):
+            stack.extend((v, f"{at}[{k}]") for k, v in enumerate(x))
+        elif isinstance(x, str):
+            for match in _EXPONENT.finditer(x):
+                if len(match.group(1)) > 4 or int(match.group(1)) > MAX_EXPONENT_DIGITS:
+                    raise UsageError(f"{at} = {x[:40]!r} has a decimal exponent beyond "
+                                     f"{MAX_EXPONENT_DIGITS}; not a number a recovery holds")
+
+
+def _load_saved(path: str) -> tuple[Any, dict[str, Any] | None]:
+    """The Recovery and the instance block of a file written by ``learn --save``.
+
+    Every way a file can be wrong (missing, not JSON, a missing key, a value of
+    the wrong type, a zero denominator, an unknown field, ...) is a
+    :class:`UsageError` naming the file and the problem.
+    """
     from .learners.recovery import Recovery
-    from .oracle import ValueOracle
+
+    def bad(problem: str) -> UsageError:
+        return UsageError(f"cannot read a saved recovery from {path}: {_one_line(problem)}")
 
     try:
-        with open(args.file, encoding="utf-8") as fh:
+        with open(path, encoding="utf-8") as fh:
             saved = json.load(fh)
+    except OSError as exc:
+        raise bad(exc.strerror or str(exc)) from None
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, too deep, bad int literal
+        raise bad(f"not valid JSON ({exc})") from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("recovery"), dict):
+        raise bad("expected an object with a 'recovery' object (written by 'exactattn learn "
+                  "--save')")
+    _check_numbers(saved, path)
+    try:
         rec = Recovery.from_json(saved["recovery"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        _stderr(f"exactattn replay: error: cannot read a saved recovery from {args.file}: {exc}")
-        return EXIT_USAGE
+    except KeyError as exc:
+        raise bad(f"the recovery has no key {exc}") from None
+    except (ExactattnError, ValueError, TypeError, ArithmeticError, AttributeError,
+            IndexError, RecursionError) as exc:
+        raise bad(str(exc) or type(exc).__name__) from None
+    inst = saved.get("instance")
+    if inst is not None and not isinstance(inst, dict):
+        raise bad("'instance' is not an object")
+    return rec, inst
+
+
+def _builtin_instance(inst: dict[str, Any], rec: Any, path: str) -> Any:
+    """The built-in single-head instance a saved recovery names, checked, or None."""
+    from .fields import F64, field_by_name
+    from .instances import single_head_instance
+
+    if inst.get("kind") != "single_head":
+        return None
+    d, seed, name = inst.get("d"), inst.get("seed"), inst.get("field")
+    if (isinstance(d, bool) or not isinstance(d, int) or d != rec.d
+            or isinstance(seed, bool) or not isinstance(seed, int) or seed < 0
+            or name not in ("EXP", "F64")):
+        raise UsageError(f"{path}: the instance block {json.dumps(inst)[:120]} is not a "
+                         f"built-in single-head instance with d = {rec.d} (the recovery's), a "
+                         "seed >= 0 and field EXP or F64")
+    field = field_by_name(name)
+    if (field is F64) != (rec.field is F64):
+        raise UsageError(f"{path}: the instance is over {name}, the recovery over "
+                         f"{rec.field.name}")
+    return single_head_instance(d, seed, field=field)
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    from .certificates import verify
+    from .oracle import ValueOracle
+
+    rec, inst_info = _load_saved(args.file)
+    inst = _builtin_instance(inst_info, rec, args.file) if inst_info else None
     cert = verify(rec, None)
     print(f"transcript replay: {cert}")
-    ok = cert.holds
-    inst_info = saved.get("instance")
-    if inst_info and inst_info.get("kind") == "single_head" and args.certificate_probes > 0:
-        field = field_by_name(inst_info["field"])
-        inst = single_head_instance(int(inst_info["d"]), int(inst_info["seed"]), field=field)
+    if len(rec.transcript) < rec.queries:
+        print(f"  note: the transcript holds {len(rec.transcript)} of the {rec.queries} "
+              "queries the learner spent")
+    certs = [cert]
+    if inst is not None and args.certificate_probes > 0:
         fresh = verify(rec, ValueOracle(inst.model), probes=args.certificate_probes,
                        seed=args.seed)
         print(f"against the built-in instance {inst.name}: {fresh}")
-        ok = ok and fresh.holds
+        certs.append(fresh)
+    # every certificate that checked something holds, and something was checked
+    checked = [c for c in certs if c.checked > 0]
+    ok = bool(checked) and all(c.holds for c in checked)
+    if not checked:
+        print("nothing was checked: the replay does not hold")
     return EXIT_OK if ok else EXIT_FAILED
 
 
@@ -396,17 +631,21 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Build a seeded random instance, run the learner and the "
                                    "certificate, report queries, exactness and seconds.")
     p.add_argument("label", choices=LEARNABLE, help="the result to run")
-    p.add_argument("--d", type=int, default=8, help="token dimension (default 8)")
-    p.add_argument("--seed", type=int, default=0, help="instance and probe seed (default 0)")
+    p.add_argument("--d", type=_int_at_least(1), default=8, help="token dimension (default 8)")
+    p.add_argument("--seed", type=_int_at_least(0), default=0,
+                   help="instance and probe seed, >= 0 (default 0)")
     p.add_argument("--field", default="EXP", choices=["EXP", "QQ", "F64"],
                    help="number field (default EXP, exact)")
     p.add_argument("--probes", default="deterministic", choices=["deterministic", "gaussian"])
-    p.add_argument("--certificate-probes", type=int, default=16, metavar="K",
+    p.add_argument("--certificate-probes", type=_int_at_least(0, MAX_CERTIFICATE_PROBES),
+                   default=16, metavar="K",
                    help="fresh random queries for the certificate (default 16)")
-    p.add_argument("--m", type=int, default=4, help="relu_ffn_exact, one_layer_reduction: "
-                   "hidden width (default 4)")
-    p.add_argument("--rank", type=int, default=2, help="low_rank_adaptive: rank (default 2)")
-    p.add_argument("--heads", type=int, default=2, help="multihead_canonical: H (default 2)")
+    p.add_argument("--m", type=_int_at_least(1), default=4,
+                   help="relu_ffn_exact, one_layer_reduction: hidden width >= 1 (default 4)")
+    p.add_argument("--rank", type=_int_at_least(0), default=2,
+                   help="low_rank_adaptive: rank, 0 <= rank <= d (default 2)")
+    p.add_argument("--heads", type=_int_at_least(1), default=2,
+                   help="multihead_canonical: H >= 1 (default 2)")
     p.add_argument("--adversary", default="worst",
                    choices=["uniform", "max", "min", "worst", "break_naive"],
                    help="noisy_oracle: how the oracle uses its tolerance (default worst)")
@@ -423,21 +662,29 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Replay the saved transcript against the saved model; for a "
                                    "built-in instance also ask fresh queries.")
     p.add_argument("file", help="the JSON file written by 'exactattn learn --save'")
-    p.add_argument("--certificate-probes", type=int, default=16, metavar="K")
-    p.add_argument("--seed", type=int, default=1, help="seed of the fresh probes (default 1)")
+    p.add_argument("--certificate-probes", type=_int_at_least(0, MAX_CERTIFICATE_PROBES),
+                   default=16, metavar="K")
+    p.add_argument("--seed", type=_int_at_least(0), default=1,
+                   help="seed of the fresh probes, >= 0 (default 1)")
     p.set_defaults(run=_cmd_replay)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (0 ok, 1 a check failed, 2 bad input)."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_OK if exc.code is None \
+            else EXIT_USAGE
     if getattr(args, "run", None) is None:
-        parser.print_help(sys.stderr)
+        _stderr("exactattn: error: a command is required: verify, claims, learn, replay or "
+                "latex (see 'exactattn --help')")
         return EXIT_USAGE
     try:
         code: int = args.run(args)
-    except ExactattnError as exc:
-        _stderr(f"exactattn {args.command}: error: {exc}")
+    except (ExactattnError, UsageError) as exc:
+        _stderr(f"exactattn {args.command}: error: {_one_line(str(exc))}")
         return EXIT_USAGE
     return code

@@ -12,12 +12,41 @@ from fractions import Fraction
 
 import numpy as np
 
+from .errors import InvalidEntryError
 from .fields import F64, Field
 from .fields.rational import sqrt_upper
 from .models import SingleHeadAttention
 
 __all__ = ["SingleHeadInstance", "random_rational", "single_head_instance",
-           "builtin_single_head_instances", "noisy_single_head_instance"]
+           "builtin_single_head_instances", "noisy_single_head_instance", "check_size",
+           "MAX_REDRAWS"]
+
+#: an instance builder that redraws until a generic condition holds (rank r, v != 0)
+#: gives up after this many draws with an error instead of looping
+MAX_REDRAWS = 64
+
+
+def check_size(name: str, value: object, *, low: int = 0, high: int | None = None,
+               why: str = "") -> int:
+    """``value`` as an int in [low, high], else :class:`InvalidEntryError` naming it.
+
+    Every instance builder checks its sizes and seed with this before drawing
+    anything, so a bad argument is refused at once (a rank above d would make
+    a redraw loop run forever; a negative seed reaches numpy as a ValueError).
+
+    >>> check_size("rank", 2, high=3)
+    2
+    >>> check_size("rank", 4, high=3, why="rank(W) <= d")
+    Traceback (most recent call last):
+    ...
+    exactattn.errors.InvalidEntryError: rank must be an integer in [0, 3] (rank(W) <= d), got 4
+    """
+    span = f">= {low}" if high is None else f"in [{low}, {high}]"
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < low \
+            or (high is not None and value > high):
+        reason = f" ({why})" if why else ""
+        raise InvalidEntryError(f"{name} must be an integer {span}{reason}, got {value!r}")
+    return int(value)
 
 #: the token dimensions of the built-in instances
 BUILTIN_DIMENSIONS = tuple(range(1, 9))
@@ -52,6 +81,10 @@ def single_head_instance(
     >>> sum(1 for x in inst.model.v if x == 0)
     1
     """
+    check_size("d", d, low=1)
+    check_size("seed", seed)
+    if zeros_in_v is not None:
+        check_size("zeros_in_v", zeros_in_v)
     rng = np.random.default_rng([seed, d])
     if zeros_in_v is None:
         zeros_in_v = int(rng.integers(0, d)) if d > 1 else 0
@@ -98,6 +131,11 @@ def noisy_single_head_instance(
     """
     from .fields import EXP
 
+    check_size("d", d, low=1)
+    check_size("seed", seed)
+    W_bound = Fraction(W_bound)
+    if W_bound <= 0:
+        raise InvalidEntryError(f"W_bound must be a positive rational, got {W_bound}")
     rng = np.random.default_rng([seed, d, 6])
     W = [[random_rational(rng) for _ in range(d)] for _ in range(d)]
     frob_sq = sum((x * x for row in W for x in row), Fraction(0))

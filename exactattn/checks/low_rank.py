@@ -24,9 +24,9 @@ import numpy as np
 from ..certificates import register_model_builder
 from ..certificates import verify as certify
 from ..claims import Outcome, claim, first_failure, register_result
-from ..errors import HypothesisViolatedError
+from ..errors import HypothesisViolatedError, RecoveryFailedError
 from ..fields import EXP, F64, QQ, Array, Field
-from ..instances import random_rational
+from ..instances import MAX_REDRAWS, check_size, random_rational
 from ..learners.low_rank import (
     LABEL_ADAPTIVE,
     LABEL_SENSING,
@@ -87,12 +87,16 @@ def low_rank_head(d: int, r: int, seed: int, *, field: Field = EXP,
     >>> rank(EXP, head.W), head.d
     (2, 5)
     """
+    check_size("d", d, low=1)
+    check_size("rank", r, high=d, why="rank(W) <= d for a d x d matrix W")
+    check_size("seed", seed)
+    check_size("v_zeros", v_zeros)
     rng = np.random.default_rng([seed, d, r, 5])
     if field == F64:
         U, V = rng.standard_normal((d, r)), rng.standard_normal((d, r))
         return SingleHeadAttention(U @ V.T / math.sqrt(max(r, 1)), rng.standard_normal(d),
                                    field=F64)
-    while True:
+    for _ in range(MAX_REDRAWS):
         U = QQ.array([[random_rational(rng, max_num=4, max_den=3) for _ in range(r)]
                       for _ in range(d)]).reshape(d, r)
         V = QQ.array([[random_rational(rng, max_num=4, max_den=3) for _ in range(r)]
@@ -100,6 +104,9 @@ def low_rank_head(d: int, r: int, seed: int, *, field: Field = EXP,
         W = U @ V.T if r else QQ.zeros((d, d))
         if rank(QQ, W) == r:
             break
+    else:  # pragma: no cover - each draw has rank r with probability close to 1
+        raise RecoveryFailedError(f"no rank-{r} draw of W = U V^T in {MAX_REDRAWS} draws "
+                                  f"(d = {d}, seed = {seed}); try another seed")
     v = [random_rational(rng, max_num=4, max_den=3) or Fraction(1) for _ in range(d)]
     for i in rng.permutation(d)[:min(v_zeros, d - 1)]:
         v[int(i)] = Fraction(0)

@@ -19,9 +19,9 @@ import numpy as np
 from ..certificates import register_model_builder
 from ..certificates import verify as certify
 from ..claims import Outcome, claim, first_failure, register_result
-from ..errors import InvalidEntryError, NotIdentifiableError
+from ..errors import InvalidEntryError, NotIdentifiableError, RecoveryFailedError
 from ..fields import EXP, Array
-from ..instances import random_rational
+from ..instances import MAX_REDRAWS, check_size, random_rational
 from ..learners.one_layer import PAPER_REF, antisymmetrised, learn_one_layer
 from ..learners.recovery import Recovery
 from ..learners.skip_head import learn_skip_head
@@ -58,27 +58,45 @@ def one_layer_instance(d: int, m: int, seed: int) -> OneLayerTransformer:
     >>> (tf.d, tf.m, any(x != 0 for x in tf.v))
     (3, 2, True)
     """
+    _check_sizes(d, m, seed)
     rng = np.random.default_rng([seed, d, m, 41])
-    while True:
+    for _ in range(MAX_REDRAWS):
         W, A, w = _rationals(rng, d, d), _rationals(rng, d, m), _rationals(rng, m)
         tf = OneLayerTransformer(W, A, w, field=EXP)
         if any(x != 0 for x in tf.v):
             return tf
+    raise RecoveryFailedError(_no_draw(d, m, seed))  # pragma: no cover - v != 0 is generic
 
 
 def residual_instance(d: int, m: int, seed: int) -> ResidualOneLayerTransformer:
     """A seeded ResidualOneLayerTransformer over EXP with v = V^T W_1^T w_o != 0."""
+    _check_sizes(d, m, seed)
     rng = np.random.default_rng([seed, d, m, 42])
-    while True:
+    for _ in range(MAX_REDRAWS):
         W, V = _rationals(rng, d, d), _rationals(rng, d, d)
         W1, w = _rationals(rng, m, d), _rationals(rng, m)
         tf = ResidualOneLayerTransformer(W, V, W1, w, field=EXP)
         if any(x != 0 for x in tf.v):
             return tf
+    raise RecoveryFailedError(_no_draw(d, m, seed))  # pragma: no cover - v != 0 is generic
+
+
+def _check_sizes(d: int, m: int, seed: int) -> None:
+    check_size("d", d, low=1)
+    check_size("m", m, low=1, why="the hidden width of the feed-forward layer")
+    check_size("seed", seed)
+
+
+def _no_draw(d: int, m: int, seed: int) -> str:
+    return (f"no draw with v = A w_o != 0 in {MAX_REDRAWS} draws (d = {d}, m = {m}, "
+            f"seed = {seed}); try another seed")
 
 
 def skip_head_instance(d: int, seed: int, *, zeros_in_v: int = 0) -> SkipHeadAttention:
     """A seeded SkipHeadAttention over EXP; ``zeros_in_v`` coordinates of v are 0 (< d)."""
+    check_size("d", d, low=1)
+    check_size("seed", seed)
+    check_size("zeros_in_v", zeros_in_v)
     rng = np.random.default_rng([seed, d, 43])
     W, v, u = _rationals(rng, d, d), _rationals(rng, d), _rationals(rng, d)
     v = [x if x != 0 else Fraction(1, 2) for x in v]

@@ -24,6 +24,7 @@ from ..certificates import register_model_builder, verify
 from ..claims import Outcome, claim, first_failure, register_result
 from ..errors import RecoveryFailedError
 from ..fields import EXP, QQ, Array, Field
+from ..instances import check_size
 from ..learners.recovery import Recovery
 from ..learners.relu_ffn import (
     F64_RESIDUAL_RTOL,
@@ -82,6 +83,9 @@ def relu_ffn_instance(d: int, m: int, seed: int, *, field: Field = QQ, dead: boo
     >>> g.d, g.m, canonical(g).size
     (3, 4, 2)
     """
+    check_size("d", d, low=1)
+    check_size("m", m, low=1, why="the number of hidden neurons")
+    check_size("seed", seed)
     rng = np.random.default_rng([seed, d, m])
     A = [[_rational(rng) for _ in range(m)] for _ in range(d)]
     w = [_rational(rng) for _ in range(m)]

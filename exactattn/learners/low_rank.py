@@ -531,7 +531,13 @@ def _adaptive_given(measure: _Measurer, v: Array, r: int,
     """(**) with the probes Z (rows; A^T = Z[:r]) and tokens Y = [B, C] (columns)."""
     O, F, d = measure.O, measure.F, measure.d
     if r == 0:
-        return F.zeros((d, d)), {"rank": 0, "rank_given": True, "rank_of_core": 0}
+        zero: dict[str, Any] = {"rank": 0, "rank_given": True, "rank_of_core": 0}
+        if not O.exact:  # W = 0 is exact given the rank; v carries the answers' rounding
+            g = _gamma(4 * d + 16)
+            zero.update({"W_error_bound": 0.0, "answer_error_factor": g,
+                         "v_error_bound": g * float(np.abs(measure.v_oracle).sum()) * math.sqrt(d),
+                         "bounds": "first-order float64 estimates"})
+        return F.zeros((d, d)), zero
     if O.exact:
         Zo = _exact_probes(O, measure.v_oracle, d, rng)
         Yo = _exact_tokens(O, d, rng)

@@ -439,3 +439,14 @@ def test_epsilon_must_be_a_positive_rational(bad: Any) -> None:
         learn_single_head_membership(oracle, **kwargs)
     with pytest.raises(InvalidEntryError, match="exactly one of"):
         learn_single_head_membership(oracle, max_abs=4, max_denominator=2, epsilon=F(1, 10))
+
+
+# -- command line ------------------------------------------------------------------------------
+def test_cli_learn_membership_queries(capsys: Any) -> None:
+    from exactattn.cli import main
+
+    assert main(["learn", "membership_queries", "--d", "4", "--seed", "0", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["label"] == "membership_queries" and info["matches_truth"] is True
+    assert info["queries"] == info["expected_queries"] == 200
+    assert info["status"] == "exact_given" and info["certificate"]["holds"] is True

@@ -307,3 +307,61 @@ def test_every_error_here_is_an_exactattn_error() -> None:
     for err in (ShapeError, InvalidEntryError, IncompatibleFieldError):
         assert issubclass(err, ExactattnError)
     assert issubclass(ShapeError, ValueError) and issubclass(IncompatibleFieldError, TypeError)
+
+
+# -- instance builders (issue 10, defect 2.3) ---------------------------------------
+def _builders() -> list[tuple[str, Any]]:
+    from exactattn.checks.low_rank import low_rank_head
+    from exactattn.checks.one_layer_reduction import (
+        one_layer_instance,
+        residual_instance,
+        skip_head_instance,
+    )
+    from exactattn.checks.relu_ffn_exact import relu_ffn_instance
+    from exactattn.instances import noisy_single_head_instance, single_head_instance
+
+    return [
+        ("low_rank_head rank > d", lambda: low_rank_head(2, 3, 0)),
+        ("low_rank_head negative rank", lambda: low_rank_head(3, -1, 0)),
+        ("low_rank_head negative seed", lambda: low_rank_head(3, 1, -1)),
+        ("low_rank_head d = 0", lambda: low_rank_head(0, 0, 0)),
+        ("single_head_instance negative seed", lambda: single_head_instance(2, -1, field=EXP)),
+        ("single_head_instance d = 0", lambda: single_head_instance(0, 0, field=EXP)),
+        ("noisy instance negative seed", lambda: noisy_single_head_instance(2, -3)),
+        ("relu_ffn_instance m = 0", lambda: relu_ffn_instance(2, 0, 0)),
+        ("relu_ffn_instance negative m", lambda: relu_ffn_instance(2, -1, 0)),
+        ("relu_ffn_instance float d", lambda: relu_ffn_instance(2.5, 2, 0)),  # type: ignore[arg-type]
+        ("one_layer_instance m = 0", lambda: one_layer_instance(2, 0, 0)),
+        ("one_layer_instance negative seed", lambda: one_layer_instance(2, 1, -1)),
+        ("residual_instance negative m", lambda: residual_instance(2, -2, 0)),
+        ("skip_head_instance negative zeros", lambda: skip_head_instance(2, 0, zeros_in_v=-1)),
+    ]
+
+
+@pytest.mark.parametrize("case", range(14))
+def test_instance_builders_refuse_bad_sizes_before_drawing(case: int) -> None:
+    """Regression: low_rank_head(2, 3, 0) looped forever (rank 3 > d = 2 never occurs);
+    negative seeds and sizes reached numpy as a raw ValueError."""
+    import signal
+
+    name, build = _builders()[case]
+
+    def too_slow(signum: int, frame: Any) -> None:
+        raise AssertionError(f"{name}: the builder did not refuse within 5 s")
+
+    old = signal.signal(signal.SIGALRM, too_slow)
+    signal.alarm(5)
+    try:
+        with pytest.raises(InvalidEntryError, match=r"must be an integer"):
+            build()
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def test_builders_accept_the_boundary_sizes() -> None:
+    from exactattn.checks.low_rank import low_rank_head
+    from exactattn.linalg import rank
+
+    assert rank(EXP, low_rank_head(2, 2, 0).W) == 2
+    assert rank(EXP, low_rank_head(2, 0, 0).W) == 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -71,16 +72,14 @@ def test_learn_over_qq_is_a_clear_usage_error(capsys: pytest.CaptureFixture[str]
     [],
 ])
 def test_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
-        code = main(argv)
-        raise SystemExit(code)
-    assert exc.value.code == EXIT_USAGE
-    assert capsys.readouterr().err
+    assert main(argv) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "error" in err and "Traceback" not in err
 
 
 def test_learn_rejects_nonpositive_d(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["learn", "single_head_exact", "--d", "0"]) == EXIT_USAGE
-    assert "--d must be at least 1" in capsys.readouterr().err
+    assert "argument --d: must be an integer >= 1, got 0" in capsys.readouterr().err
 
 
 def test_save_then_replay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -137,9 +136,7 @@ def test_learn_noisy_reports_bound_and_certificate(capsys: pytest.CaptureFixture
     ["learn", "noisy_oracle", "--adversary", "gentle"],
 ])
 def test_noisy_bad_arguments_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exc:
-        main(argv)
-    assert exc.value.code == EXIT_USAGE
+    assert main(argv) == EXIT_USAGE
     assert "error" in capsys.readouterr().err
 
 
@@ -169,3 +166,169 @@ def test_learn_the_other_exact_results(argv: list[str],
     assert info["certificate"]["holds"] is True and info["certificate"]["kind"] == "exact"
     if argv[1] == "low_rank_adaptive":
         assert info["queries"] == info["expected_queries"] == 2 * (2 * 5 - 2) + 5
+
+
+# -- issue 10, defect 2.7: bad input is refused at once, with one line ------------------
+def _one_clear_line(capsys: pytest.CaptureFixture[str]) -> str:
+    captured = capsys.readouterr()
+    lines = captured.err.splitlines()
+    assert len(lines) == 1, captured.err
+    assert "Traceback" not in captured.err and lines[0].startswith("exactattn")
+    return lines[0]
+
+
+@pytest.mark.parametrize(("argv", "needle"), [
+    (["learn", "single_head_exact", "--d", "2", "--seed", "-1"], "--seed: must be an integer >= 0"),
+    (["learn", "relu_ffn_exact", "--d", "2", "--m", "-1"], "--m: must be an integer >= 1"),
+    (["learn", "relu_ffn_exact", "--d", "2", "--m", "0"], "--m: must be an integer >= 1"),
+    (["learn", "low_rank_adaptive", "--d", "3", "--rank", "-1"], "--rank: must be an integer >= 0"),
+    (["learn", "multihead_canonical", "--d", "2", "--heads", "-1"],
+     "--heads: must be an integer >= 1"),
+    (["learn", "low_rank_adaptive", "--d", "2", "--rank", "3"], "--rank 3 exceeds --d 2"),
+    (["replay", "x.json", "--seed", "-5"], "--seed: must be an integer >= 0"),
+    (["learn", "single_head_exact", "--certificate-probes", "1000000000"],
+     "--certificate-probes: must be an integer in [0, 100000]"),
+])
+def test_bad_sizes_exit_2_with_one_line(argv: list[str], needle: str,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression: these raised numpy's ValueError (exit 1, a traceback), and
+    ``--d 2 --rank 3`` never ended (the instance builder looped)."""
+    assert main(argv) == EXIT_USAGE
+    assert needle in _one_clear_line(capsys)
+
+
+def test_huge_d_is_refused_with_the_memory_estimate(capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression: --d 1000000000 ran silently for minutes."""
+    for field in ("EXP", "F64"):
+        assert main(["learn", "single_head_exact", "--d", "1000000000", "--field", field]) \
+            == EXIT_USAGE
+        line = _one_clear_line(capsys)
+        assert "needs at least" in line and "available" in line
+
+
+def test_memory_refusal_compares_estimate_and_available(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from exactattn import cli
+
+    need = cli.memory_estimate("single_head_exact", 8)
+    monkeypatch.setattr(cli, "available_memory", lambda: need - 1)
+    assert main(["learn", "single_head_exact", "--d", "8"]) == EXIT_USAGE
+    assert f"more than the {cli._human(need - 1)} available" in _one_clear_line(capsys)
+    monkeypatch.setattr(cli, "available_memory", lambda: need)
+    assert main(["learn", "single_head_exact", "--d", "8", "--certificate-probes", "1"]) == EXIT_OK
+    # the estimate grows with the sizes of every label
+    for label in cli.LEARNABLE:
+        assert cli.memory_estimate(label, 16, m=4, rank=2, heads=2) \
+            < cli.memory_estimate(label, 32, m=4, rank=2, heads=2)
+
+
+@pytest.mark.parametrize("where", ["missing_dir", "directory"])
+@pytest.mark.parametrize("argv", [
+    ["learn", "single_head_exact", "--d", "2", "--save"],
+    ["learn", "relu_ffn_exact", "--d", "2", "--m", "2", "--save"],
+    ["verify", "--quiet", "--only", "single_head_exact.two_token_identity", "--json"],
+])
+def test_unwritable_output_is_refused_before_the_work(
+        argv: list[str], where: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression: an unwritable --save / --json was found only after the work (traceback)."""
+    target = tmp_path / "no" / "such" / "out.json" if where == "missing_dir" else tmp_path
+    assert main([*argv, str(target)]) == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert captured.out == ""  # nothing ran
+    assert len(captured.err.splitlines()) == 1 and "cannot write" in captured.err \
+        or "is a directory" in captured.err
+
+
+def test_latex_unwritable_out_is_refused(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert main(["latex", "--no-check", "--out", str(blocker / "generated")]) == EXIT_USAGE
+    assert "--out" in _one_clear_line(capsys)
+
+
+def _saved(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, dict[str, Any]]:
+    path = tmp_path / "rec.json"
+    assert main(["learn", "single_head_exact", "--d", "2", "--certificate-probes", "1",
+                 "--save", str(path)]) == EXIT_OK
+    capsys.readouterr()
+    return path, json.loads(path.read_text())
+
+
+def _tamper(saved: dict[str, Any], how: str) -> Any:
+    rec = saved["recovery"]
+    if how == "missing key":
+        del rec["params"]
+    elif how == "zero denominator":
+        rec["params"]["W"]["entries"][0] = "1/0"
+    elif how == "bad field name":
+        rec["field"] = "RR"
+    elif how == "huge precision":
+        rec["field"] = "BALL(4000000000)"
+    elif how == "huge precision instance":
+        saved["instance"]["field"] = "BALL(4000000000)"
+    elif how == "instance d not an int":
+        saved["instance"]["d"] = "x"
+    elif how == "huge exponent":
+        rec["options"]["pivot"] = "1e999999999"
+    elif how == "wrong label":
+        rec["label"] = "multihead_canonical"
+    elif how == "not an object":
+        return [1, 2]
+    elif how == "too deep":
+        return "too deep"
+    return saved
+
+
+@pytest.mark.parametrize("how", ["missing key", "zero denominator", "bad field name",
+                                 "huge precision", "huge precision instance",
+                                 "instance d not an int", "huge exponent", "wrong label",
+                                 "not an object", "too deep"])
+def test_tampered_replay_file_exits_2_with_one_line(
+        how: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression: several of these gave a traceback and exit 1."""
+    path, saved = _saved(tmp_path, capsys)
+    tampered = _tamper(saved, how)
+    path.write_text("[" * 100_000 + "]" * 100_000 if tampered == "too deep"
+                    else json.dumps(tampered))
+    assert main(["replay", str(path)]) == EXIT_USAGE
+    assert str(path) in _one_clear_line(capsys) or how == "wrong label"
+
+
+def test_replay_that_checked_nothing_does_not_hold(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression: transcript deleted and W changed printed 'holds; 0 queries checked', exit 0."""
+    path, saved = _saved(tmp_path, capsys)
+    saved["recovery"]["transcript"]["entries"] = []
+    saved["recovery"]["params"]["W"]["entries"][0] = "5"
+    del saved["instance"]
+    path.write_text(json.dumps(saved))
+    assert main(["replay", str(path)]) == EXIT_FAILED
+    out = capsys.readouterr().out
+    assert "NOTHING CHECKED" in out and "holds;" not in out
+    assert "the transcript holds 0 of the 6 queries" in out
+
+
+def test_replay_with_the_instance_still_catches_a_changed_W(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path, saved = _saved(tmp_path, capsys)
+    saved["recovery"]["transcript"]["entries"] = []
+    saved["recovery"]["params"]["W"]["entries"][0] = "5"
+    path.write_text(json.dumps(saved))
+    assert main(["replay", str(path)]) == EXIT_FAILED
+    assert "FAILS" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [
+    ["learn", "relu_ffn_exact", "--d", "2", "--m", "2"],
+    ["learn", "noisy_oracle", "--d", "2"],
+])
+def test_save_works_for_every_label(argv: list[str], tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """--save was silently ignored by every label but single_head_exact."""
+    path = tmp_path / "rec.json"
+    assert main([*argv, "--certificate-probes", "2", "--save", str(path)]) == EXIT_OK
+    capsys.readouterr()
+    assert json.loads(path.read_text())["recovery"]["label"] == argv[1]
+    assert main(["replay", str(path)]) == EXIT_OK
+    assert "holds" in capsys.readouterr().out
