@@ -140,3 +140,19 @@ def test_the_companion_builds_without_overfull_boxes_or_warnings(
     assert statuses <= {"checked", "partly", "prose"}
     assert r"\notverified" not in tex.replace(r"\newcommand{\notverified}", "")
     assert not_verified(all_results) == []
+
+
+def test_a_printed_step_changes_with_the_checked_object() -> None:
+    """Regression (issue 11): one-layer steps printed a hand-written display string, so a
+    wrong right side still printed the old formula under 'checked'."""
+    import dataclasses
+
+    from exactattn.symbolic.one_layer import derivation
+
+    delta = sp.Symbol("delta", real=True)
+    for step in derivation(2, 2):
+        changed = dataclasses.replace(step, rhs=step.rhs + delta)
+        assert changed.latex() != step.latex(), step.why
+        from exactattn.symbolic.steps import step_rows
+
+        assert step_rows(changed) != step_rows(step), step.why
