@@ -99,10 +99,13 @@ This holds for every oracle, with or without assumption H. The defaults
 L = 4, R = 1513 are the least R with 4 (99/100)^R <= 10^-6
 (:func:`probes_needed`, decided in exact rationals; at R = 1512 the bound is
 1.0057e-6): a region of 1 % is missed with probability below 10^-6, one of
-3 % below 4 e^-45.6. Each probe is rounded to denominator 2^64, which moves
-it by less than sqrt(d) 2^-65 and changes P(z in S) by at most
-N sqrt(2 d / pi) 2^-65 (N the hyperplanes of g and g_hat), negligible
-against delta. Why probes and not more lines: a line's end directions +-q
+3 % below 10^-19. Treating numpy's float64 Gaussian draws as exact: each
+probe is rounded to denominator 2^64, which moves it by less than
+sqrt(d) 2^-65, so it changes sides of S only within that distance of one of
+the N hyperplanes of g and g_hat, with probability at most
+eps = N sqrt(2 d / pi) 2^-65. The bound holds with 1 - delta + eps in place
+of 1 - delta; eps < 10^-15 for N, d <= 1000, which leaves the figures above
+unchanged at the precision printed. Why probes and not more lines: a line's end directions +-q
 are two correlated directions, the points it samples cluster where its
 pieces differ, and it costs (K + 1)(d + 4) queries, where a probe costs one
 independent direction. Regions of measure below delta can be missed, by
