@@ -90,8 +90,11 @@ EXP (exact, default for an EXP oracle), QQ with an EXP oracle (queries and
 logits in EXP, every logit converted to QQ exactly, all linear algebra in
 QQ; :func:`~exactattn.learners.low_rank.over_field` re-expresses the
 recovery over EXP to certify it), F64 (rank given; orthogonal probes with
-equal gains, orthogonal tokens, batched queries, first-order error bounds
-in ``options``: ``W_error_bound``, ``c_error_bound``, ``v_error_bound``,
+equal gains, orthogonal tokens, batched queries; the r probes of the last
+block are adapted to the measured column space of K, which removes the
+inverse of a random r x r core from (**) at no query cost, see
+``_Setup.f64_adaptive``; first-order error bounds in ``options``:
+``W_error_bound``, ``c_error_bound``, ``v_error_bound``,
 ``beta_error_bound``, ``answer_error_factor``; never called exact).
 """
 
@@ -451,15 +454,14 @@ class _Setup:
         self.tick(r * r, total)
         rows = self.K_grid(Z[r:], T[:r], ids[r:], "WB")
         self.tick(r * d, total)
+        if not F.exact:
+            return self.f64_adaptive(Z, T, M, rows, r)
         cols = self.K_grid(Z[:r], T[r:], ids[:r], "AW")
         self.tick(total, total)
         Zf, Tf = self.m.to_F(Z), self.m.to_F(T)
         KB = _solve(F, Zf, np.concatenate([M, rows], axis=0))
         AK = _solve(F, Tf, np.concatenate([M, cols], axis=1).T).T
-        if F.exact:
-            K, k = _cur(F, KB, M, AK)
-        else:
-            K, k = self.f64_cur(Zf, Tf, M, rows, cols, KB, AK, r)
+        K, k = _cur(F, KB, M, AK)
         return K, {"rank": r, "rank_given": True, "rank_of_core": k}
 
     def tick(self, done: int, total: int) -> None:
@@ -540,41 +542,83 @@ class _Setup:
                    "rank_tests": r + (1 if r < min(d, n) else 0)}
 
     # -- F64 ------------------------------------------------------------------------
-    def f64_cur(self, Z: Array, T: Array, M: Array, rows: Array, cols: Array, KB: Array,
-                 AK: Array, r: int) -> tuple[Array, int]:
-        """(**) over F64 with first-order error bounds (estimates, not proofs).
+    def f64_adaptive(self, Z: Array, T: Array, M: Array, rows: Array,
+                     r: int) -> tuple[Array, dict[str, Any]]:
+        """F64, second stage: probes adapted to the measured column space (same count).
 
-        Each logit's bound comes from :func:`_logit_errors`; the general route
-        adds the bound of the subtracted m(p, 0). Numerical rank k of M:
-        #{sigma_i(M) > ||dM||_F} (Weyl); M^{-1} is the rank-k pseudo-inverse.
+        After Z K B (d x r, the core and the rest of Z K B) gives K B, the r
+        probes of the second stage are not Z's first rows but an orthonormal
+        basis Q of col(K B) = col(K) (SVD), rotated inside that span so that
+        every gain p^T v is ||Q^T v|| / sqrt(r), times the scale a. Their
+        block P K B = P (K B) is computed, not measured; P K C is measured
+        (r(n - r) queries); then P K = [P K B, P K C] T^{-T} and
+        K = P^+ (P K) = Q Q^T K. (**) with these probes needs no inverse of a
+        random r x r core: with random probes ||K B M^{-1}|| reached 10^4 at
+        d = 384, r = 32 and the error 5e-9; see benchmarks/real_heads.py.)
+        Falls back to the random probes Z[:r] (plain (**)) if v is nearly
+        orthogonal to col(K) (||Q^T v|| < 10^-3 ||v|| sqrt(r / d)).
+
+        First-order bounds: dKB = ||Z^{-1}|| (||d[M; rows]|| + solve rounding);
+        the subspace error of Q is sin(theta) <= dKB / (sigma_k(KB) - dKB)
+        (Wedin), k = #{sigma_i(KB) > 2 dKB}; dPK = ||T^{-1}|| (||P|| dKB +
+        ||dL|| + rounding); dK = dPK / a + sin(theta) ||K|| + rounding.
         """
-        d, a = self.d, float(self.a)
+        d, n, a = self.d, self.n, float(self.a)
+        v = np.asarray(self.m.v, dtype=np.float64)
         ids = np.arange(d)
-        eM = self.K_errors(ids[:r], T[:r], M)
-        er = self.K_errors(ids[r:], T[:r], rows)
-        ec = self.K_errors(ids[:r], T[r:], cols)
-        nM, nr, nc = (float(np.linalg.norm(x)) for x in (eM, er, ec))
-        Us, S, Vt = np.linalg.svd(M)
-        k = int(np.sum(S > nM))
-        Minv = (Vt[:k].T / S[:k]) @ Us[:, :k].T
-        Minv_AK = Minv @ AK
-        K = np.asarray(KB @ Minv_AK, dtype=np.float64)
+        KB = np.linalg.solve(Z, np.concatenate([M, rows], axis=0))
+        eM = self.K_errors(Z[:r], T[:r], M, ids[:r])
+        er = self.K_errors(Z[r:], T[:r], rows, ids[r:])
         zinv = _inverse_norm_bound(Z / a) / a
         tinv = _inverse_norm_bound(T / a) / a
-        dKB = zinv * (math.hypot(nM, nr)
+        dKB = zinv * (math.hypot(float(np.linalg.norm(eM)), float(np.linalg.norm(er)))
                       + _gamma(d) * float(np.linalg.norm(np.abs(Z) @ np.abs(KB))))
-        dAK = tinv * (math.hypot(nM, nc)
-                      + _gamma(self.n) * float(np.linalg.norm(np.abs(AK) @ np.abs(T.T))))
-        na = float(np.linalg.norm(Minv_AK, 2))
-        nb = float(np.linalg.norm(KB @ Minv, 2))
-        rounding = _gamma(2 * r) * float(np.linalg.norm(np.abs(KB) @ np.abs(Minv_AK)))
-        dK = dKB * na + nb * dAK + nb * nM * na + rounding
+        Us, S, _ = np.linalg.svd(KB, full_matrices=False)
+        Q = Us[:, :r]
+        g = Q.T @ v
+        adaptive = float(np.linalg.norm(g)) >= 1e-3 * float(np.linalg.norm(v)) * math.sqrt(r / d)
+        if adaptive:
+            target = np.full(r, float(np.linalg.norm(g)) / math.sqrt(r))
+            w = g - target
+            nw = float(w @ w)
+            R = np.eye(r) if nw == 0.0 else np.eye(r) - np.outer(w, (2.0 / nw) * w)
+            P = (R @ Q.T) * a                 # rows: orthonormal, equal gains, scaled
+        else:
+            P = Z[:r]
+        L = self.m.grid(P, self.token_queries(T[r:]), "AW")
+        e_sub = np.zeros(0)
+        if self.bias == "general":
+            Pc = P @ self.c                   # p^T c for the new probes: computed from c
+            L = L - Pc[:, None]
+            e_sub = a * self.c_error(Z) * np.ones(r)
+        eL = self.K_errors(P, T[r:], L, None, Pc if self.bias == "general" else None, e_sub)
+        self.tick(self.n * self.n, self.n * self.n)
+        PKB = P @ KB
+        PK = np.linalg.solve(T, np.concatenate([PKB, L], axis=1).T).T
+        norm_P = float(np.linalg.norm(P, 2))
+        dPK = tinv * (math.hypot(norm_P * dKB, float(np.linalg.norm(eL)))
+                      + _gamma(n) * float(np.linalg.norm(np.abs(PK) @ np.abs(T.T))))
+        if adaptive:
+            K = np.asarray((P.T / (a * a)) @ PK, dtype=np.float64)    # P^+ = P^T / a^2
+            k = int(np.sum(S > 2 * dKB))
+            sin_theta = (dKB / (S[k - 1] - dKB) if k and S[k - 1] > 2 * dKB else 1.0)
+            dK = dPK / a + min(sin_theta, 1.0) * float(np.linalg.norm(K)) \
+                + _gamma(r) * float(np.linalg.norm(np.abs(P.T) @ np.abs(PK))) / (a * a)
+        else:  # pragma: no cover - v nearly orthogonal to col(K): plain (**)
+            Us2, S2, Vt2 = np.linalg.svd(M)
+            k = int(np.sum(S2 > float(np.linalg.norm(eM))))
+            Minv = (Vt2[:k].T / S2[:k]) @ Us2[:, :k].T
+            K = np.asarray(KB @ (Minv @ PK), dtype=np.float64)
+            nb, na = float(np.linalg.norm(KB @ Minv, 2)), float(np.linalg.norm(Minv @ PK, 2))
+            dK = dKB * na + nb * dPK + nb * float(np.linalg.norm(eM)) * na
+            sin_theta = float("nan")
         self.bounds = {"K_error_bound": dK, "bounds": "first-order float64 estimates",
-                       "bound_terms": {"logits_M": nM, "logits_WB": nr, "logits_AW": nc,
-                                       "norm_Minv_AK": na, "norm_KB_Minv": nb}}
+                       "adaptive_probes": adaptive,
+                       "bound_terms": {"KB": dKB, "PK": dPK, "sin_theta": sin_theta,
+                                       "numerical_rank_of_KB": k}}
         if self.bias == "general":
             self.bounds["c_only_error_bound"] = self.c_error(Z)
-        return K, k
+        return K, {"rank": r, "rank_given": True, "rank_of_core": k}
 
     def c_error(self, Z: Array) -> float:
         """Bound on ||c_hat - c|| for c = Z^{-1} (m(p_l, 0))_l (general route, F64)."""
@@ -590,14 +634,22 @@ class _Setup:
                                    np.asarray(self.tc)[:, None])[:, 0]
         return out
 
-    def K_errors(self, pi: Array, T: Array, L: Array) -> Array:
-        """Bounds on the measured p_i^T K t_j (F64), per entry, for probe ids ``pi``."""
+    def K_errors(self, P: Array, T: Array, L: Array, pi: Array | None,
+                 sub: Array | None = None, e_sub: Array | None = None) -> Array:
+        """Bounds on the F64 values L[i, j] = p_i^T K t_j, per entry.
+
+        Column-space route: L is a measured logit. General route: L is a
+        logit minus p_i^T c, either measured (probe ids ``pi`` of Z) or
+        computed (``sub`` with error bounds ``e_sub``).
+        """
         ctx = _f64_context(self.m, self.roundoff)
-        P, X = self.Z[pi], self.token_queries(T)
+        X = self.token_queries(T)
         if self.bias == "column_space":
             return _logit_errors(ctx, P, X, L)
-        tc = np.asarray(self.tc)[pi]
-        return _logit_errors(ctx, P, X, L + tc[:, None]) + self.tc_errors()[pi][:, None]
+        if pi is not None:
+            sub, e_sub = np.asarray(self.tc)[pi], self.tc_errors()[pi]
+        assert sub is not None and e_sub is not None
+        return _logit_errors(ctx, P, X, L + sub[:, None]) + e_sub[:, None]
 
 
 def _solve(F: Field, A: Array, B: Array) -> Array:

@@ -37,6 +37,7 @@ from exactattn.fields import EXP, F64, QQ
 from exactattn.learners import learn_biased_low_rank
 from exactattn.learners.biased_low_rank import (
     LABEL,
+    Bias,
     biased_degrees_of_freedom,
     biased_low_rank_query_count,
 )
@@ -304,6 +305,30 @@ def test_f64_factored_head_within_its_bound(bias: Any) -> None:
         assert err <= rec.options[bound], name
         assert err <= 1e-9 * float(np.linalg.norm(truth)), name
     assert abs(float(rec.params["beta"]) - p.beta) <= 1e-12
+
+
+def test_f64_adaptive_probes_avoid_an_ill_conditioned_core() -> None:
+    # regression: with the r random probes of plain (**) this seeded head (d = 96, r = 12)
+    # came back with relative errors 3.8e-11 (general) and 8.3e-10 (column space): the
+    # inverse of the random r x r core amplified the logits' rounding; probes adapted to
+    # the measured column space give 2e-13 and 7e-12, with the same query count
+    head = random_layer(96, 1, head_dim=12, seed=1).head(0)
+    p = head.merged()
+    biases: tuple[Bias, ...] = ("general", "column_space")
+    for bias in biases:
+        oracle = head.oracle(keep_transcript=False)
+        rec = learn_biased_low_rank(oracle, rank=12, bias=bias, scale=4)
+        assert oracle.queries == biased_low_rank_query_count(96, 12, bias=bias)
+        rel = float(np.linalg.norm(rec.W - p.W) / np.linalg.norm(p.W))
+        assert rel < 3e-11, (bias, rel)
+        assert rec.options["adaptive_probes"] is True
+
+
+def test_f64_saturated_sigmoid_is_an_error_not_a_wrong_answer() -> None:
+    # probes 64 times longer push score gaps past float64's sigmoid: refused, with the advice
+    head = random_layer(96, 1, head_dim=12, seed=1).head(0)
+    with pytest.raises(RecoveryFailedError, match="rescale the probes"):
+        learn_biased_low_rank(head.oracle(keep_transcript=False), rank=12, scale=256)
 
 
 def test_claims_hold() -> None:
