@@ -318,10 +318,29 @@ STATEMENTS: tuple[Statement, ...] = (
         credit=r"exactattn; v2 adds an appendix on membership queries (reported; its "
                r"statements are unknown to us)",
         hypotheses=(r"label queries return only the sign of $f(X)$", r"$v \ne 0$",
-                    r"entries of denominator at most $Q$"),
-        statement=r"$W$ is recovered exactly and $v$ up to a positive scale; labels are "
-                  r"invariant under positive scaling of $v$, so nothing more is identifiable.",
+                    r"exact route: every $W_{ij}$ and every ratio $v_i / v_p$ is a rational "
+                    r"with $|\cdot| \le M$ and denominator at most $Q$ (named; no label can "
+                    r"confirm it)",
+                    r"interval route: only $|W_{ij}|, |v_i / v_p| \le M$"),
+        queries=r"exactly $d + (n_v - 1) L(M) + d^2 L(2M)$ with $L(w) = \lfloor \log_2(512 w "
+                r"Q^2 / 511) \rfloor + 1$; any learner needs $\lceil (d^2 + d - 1) \log_3 "
+                r"F(M, Q) \rceil$",
+        statement=r"$W$ is recovered exactly and $v$ up to a positive scale (as $v / |v_p|$); "
+                  r"labels are invariant under positive scaling of $v$, so nothing more is "
+                  r"identifiable. Without a height bound every entry lies in a returned "
+                  r"interval of width at most $\varepsilon$.",
         uses=("single_head_exact",), labels=("membership_queries",),
+        proof=(r"$f_{W,\lambda v} = \lambda f_{W,v}$, so labels cannot see a positive scale; "
+               r"length-1 labels $\operatorname{sign}(v^\top x)$ fix the ray of $v$ (the "
+               r"witness $x = (v^\top v')v - |v|^2 v'$ separates two rays). For two tokens, "
+               r"$(1 + e^g) f = x^\top v + e^g y^\top v$ with $g = (y - x)^\top W x$: when "
+               r"$x^\top v > 0 > y^\top v$ the label says whether "
+               r"$g < \log(-x^\top v / y^\top v)$, and the learner chooses that ratio, so "
+               r"every score gap, hence $W$, is determined when $v \ne 0$. The learner "
+               r"bisects each entry with cuts within $\eta = 1/(1024 Q^2)$ of the middle; an "
+               r"interval narrower than $1/Q^2$ holds at most one rational of denominator "
+               r"$\le Q$, found by continued fractions. The lower bound counts "
+               r"$F(M,Q)^{d^2 + d - 1}$ heads with distinct labels against $3^q$ leaves.",),
         coverage=r"claims hold; the denominator bound is a named hypothesis",
     ),
     Statement(
