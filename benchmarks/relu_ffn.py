@@ -23,16 +23,24 @@ F64    the size of the best-known cryptanalytic extraction (784-128-1;
        (:func:`exactattn.models.relu.parameter_error`).
 QQ784  784-128-1 in exact arithmetic, small-integer weights in [-3, 3] (some
        w_k = 0: dead neurons; K reported). About 2 to 5 minutes (machine load).
+HARD   the two networks of issue 10: the hidden cancellation
+       10|x_0| + |10 x_0 + x_1| - |20 x_0 + x_1| (H fails; g != 0 on a double
+       wedge of measure atan(1/10)/pi = 3.2 %) over seeds 0..19, and the weight
+       ratio A = [[1, 10^10], [0, 1]], w = (1, 1) over seeds 0..19. One row
+       each: exact (canonical forms equal on every seed), exact_seeds, refused,
+       mean/max queries, mean lines.
 
 --quick: QQ (8, 4), (16, 8), (32, 16); F64 at (64, 32); no QQ784.
 
 Keys: route, d, m, K (canonical terms), seed, queries, expected_queries (the
-closed form 8 + 5K + (K + 1)(max(d - 2, 0) + 1) + R + E, F64: 8 + 7K +
-(K + 1)(d + 2) + R + E + retries), extra (E), extra_over_K, queries_over_md,
-log2_queries, total_seconds (the learn_relu_ffn call), oracle_seconds,
-learner_seconds, exact, certificate_holds, certificate_kind,
-certificate_seconds; F64 rows add max_parameter_error and its log2; the
-784 rows add the reference figures.
+closed form 8 + 5K + (K + 1)(max(d - 2, 0) + 1) + R + E, F64: 8 + 7K + (K +
+1)(d + 2) + R + E + retries), residual_queries (R per round, default R =
+1513: the least R with 4 (99/100)^R <= 10^-6), line_queries (queries -
+residual_queries, the lines' part), miss_bound (L (1 - 1/100)^R, rounded
+up), extra (E), extra_over_K, queries_over_md, log2_queries, total_seconds
+(the learn_relu_ffn call), oracle_seconds, learner_seconds, exact,
+certificate_holds, certificate_kind, certificate_seconds; F64 rows add
+max_parameter_error and its log2; the 784 rows add the reference figures.
 """
 
 from __future__ import annotations
@@ -90,6 +98,9 @@ def run(route: str, g: ReluFFN, seed: int, *, keep_transcript: bool = True) -> d
         "route": route, "d": g.d, "m": g.m, "K": K, "seed": seed,
         "queries": rec.queries, "expected_queries": expected,
         "queries_by_phase": dict(rec.queries_by_phase),
+        "residual_queries": int(terms["residual"]),
+        "line_queries": rec.queries - int(terms["residual"]),
+        "miss_bound": rec.options["miss_bound"]["probability_at_most"],
         "extra": E, "extra_over_K": round(E / K, 3) if K else None,
         "queries_over_md": round(rec.queries / (g.m * g.d), 4),
         "log2_queries": round(math.log2(rec.queries), 3),
@@ -118,6 +129,36 @@ def run(route: str, g: ReluFFN, seed: int, *, keep_transcript: bool = True) -> d
     return row
 
 
+HARD = {
+    "hidden_cancellation": ([[1, -1, 10, -10, 20, -20], [0, 0, 1, -1, 1, -1]],
+                            [10, 10, 1, 1, -1, -1]),
+    "weight_ratio_1e10": ([[1, 10**10], [0, 1]], [1, 1]),
+}
+
+
+def run_hard(name: str, seeds: int = 20) -> dict[str, Any]:
+    """One row: the issue-10 network ``name`` learned with seeds 0..seeds-1."""
+    g = ReluFFN(*HARD[name], field=QQ)
+    queries, lines, exact, refused = [], [], 0, 0
+    start = time.perf_counter()
+    for seed in range(seeds):
+        try:
+            rec = learn_relu_ffn(ValueOracle(g), seed=seed)
+        except ExactattnError:
+            refused += 1
+            continue
+        queries.append(rec.queries)
+        lines.append(rec.options["lines"])
+        hat = ReluFFN(rec.params["A"], rec.params["w"], field=QQ)
+        exact += int(canonical(hat) == canonical(g))
+    return {"route": "HARD", "network": name, "d": g.d, "m": g.m, "seeds": seeds,
+            "exact": exact == seeds, "exact_seeds": exact, "refused": refused,
+            "mean_queries": round(sum(queries) / len(queries), 1) if queries else None,
+            "max_queries": max(queries, default=None),
+            "mean_lines": round(sum(lines) / len(lines), 2) if lines else None,
+            "total_seconds": round(time.perf_counter() - start, 3)}
+
+
 def qq_instance(d: int, m: int, seed: int) -> ReluFFN:
     rng = np.random.default_rng([seed, d, m])
     return ReluFFN(QQ.gaussian(rng, (d, m)), QQ.gaussian(rng, m), field=QQ)
@@ -141,16 +182,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help="small sizes only (QQ up to (32, 16), F64 at (64, 32)): a smoke test")
     p.add_argument("--routes", default=None,
-                   help="comma-separated subset of QQ,F64,QQ784 (default: all; --quick: QQ,F64)")
+                   help="comma-separated subset of QQ,F64,QQ784,HARD (default: all; "
+                        "--quick: QQ,F64)")
     p.add_argument("--seed", type=int, default=0, help="seed of the instances and the learner")
     args = p.parse_args(argv)
-    default = "QQ,F64" if args.quick else "QQ,F64,QQ784"
+    default = "QQ,F64" if args.quick else "QQ,F64,QQ784,HARD"
     routes = [r.strip().upper() for r in (args.routes or default).split(",") if r.strip()]
-    bad = [r for r in routes if r not in ("QQ", "F64", "QQ784")]
+    bad = [r for r in routes if r not in ("QQ", "F64", "QQ784", "HARD")]
     if bad or not routes:
-        p.error(f"--routes takes QQ, F64 and/or QQ784, got {args.routes!r}")
-    if args.quick and "QQ784" in routes:
-        p.error("QQ784 is not a quick route")
+        p.error(f"--routes takes QQ, F64, QQ784 and/or HARD, got {args.routes!r}")
+    if args.quick and ("QQ784" in routes or "HARD" in routes):
+        p.error("QQ784 and HARD are not quick routes")
     args.routes = routes
     return args
 
@@ -168,9 +210,15 @@ def main(argv: list[str] | None = None) -> int:
             d, m = QUICK_F64_SIZE if args.quick else F64_SIZE
             jobs.append((route, lambda d=d, m=m: f64_instance(d, m, args.seed), d < 500,
                          REFERENCE if d == 784 else {}))
-        else:
+        elif route == "QQ784":
             jobs.append((route, lambda: qq784_instance(args.seed), False, REFERENCE))
     ok = True
+    if "HARD" in args.routes:
+        for name in HARD:
+            log(f"[HARD] {name}, seeds 0..19 ...")
+            hard = run_hard(name)
+            ok = ok and hard["exact"]
+            print(json.dumps(hard), flush=True)
     for route, make, keep, extra in jobs:
         g = make()
         log(f"[{route}] d = {g.d}, m = {g.m} ...")
