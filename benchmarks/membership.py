@@ -49,7 +49,7 @@ from exactattn.oracle import SignOracle
 
 SIZES = (2, 4, 8, 16, 32)
 HEIGHTS = (7, 1000, 10**6)
-QUICK = ((2, 7), (4, 1000), (8, 10**6))
+QUICK = ((2, 7), (4, 1000), (5, 10**6))
 M = 10
 TARGET = {(16, 1000): 60.0}
 

@@ -20,7 +20,7 @@ def test_quick_benchmark_prints_valid_json_rows() -> None:
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
-    assert [(r["d"], r["Q"]) for r in rows] == [(2, 7), (4, 1000), (8, 10**6)]
+    assert [(r["d"], r["Q"]) for r in rows] == [(2, 7), (4, 1000), (5, 10**6)]
     for r in rows:
         assert not KEYS - set(r), sorted(KEYS - set(r))
         assert r["queries"] == r["closed_form"]
