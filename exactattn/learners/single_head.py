@@ -28,10 +28,22 @@ returns a guess.
 Over F64 the deterministic probes use a pivot of largest |v_p| and treat
 |v_l| < |v_p| / 2 as small, with u_l = e_l + sign(v_l v_p) e_p so that
 |c_l| >= |v_p| (still det Z = 1); exact zero tests would make c_l tiny.
+
+Over F64, large logits are re-measured at a scale (rescaling). sigma(t)
+rounds to 0 or 1 for |t| > 37, and near there the logit of a rounded sigmoid
+is lost. The probe X = [(u_l + s e_j)^T; (s e_j)^T] has score gap s t_lj and
+answer y = s v_j + sigma(s t_lj) c_l (paper.md §2's two-token identity with
+x = s e_j), so p = (y - s v_j) / c_l = sigma(s t_lj): no 1/s amplifies the
+rounding of y, and the W_jj term, now s^2 W_jj, stays small. The scale
+s = 2^-k is searched on the exponent k (doubling while sigma saturates, then
+the estimate |t| ~ |logit(p)| / s, with bisection as the fallback) until
+|s t| lies in [RESCALE_LOW, SAFE_LOGIT], where logit(p) has full relative
+accuracy. Each re-ask is one query, counted in phase ``"W rescaled"``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Literal
 
@@ -136,9 +148,10 @@ def learn_single_head(
     probes : ``"deterministic"`` (paper.md §2, det Z = 1) or ``"gaussian"``.
     seed : seed of the Gaussian probes.
     progress : called as ``progress(j, d)`` after column j of W is measured.
-    rescale : over F64 only: re-ask a probe scaled by 2^-k whenever its logit is
-        outside the safe range |t| <= SAFE_LOGIT (sigma near 0 or 1 loses the
-        logit to rounding); each re-ask is one more query, in phase
+    rescale : over F64 only: re-ask a probe at a scale s = 2^-k whenever its logit
+        is outside the safe range |t| <= SAFE_LOGIT (sigma near 0 or 1 loses the
+        logit to rounding), searching k until |s t| is in [RESCALE_LOW, SAFE_LOGIT]
+        (module docstring); each re-ask is one more query, in phase
         ``"W rescaled"``. ``False`` gives the plain d + d^2 algorithm.
     max_denominator : over BALL(prec) only: reconstruct every entry as the unique
         rational with denominator <= max_denominator in its ball
@@ -193,7 +206,8 @@ def learn_single_head(
         y = oracle.batch(Xs, phase="W")
         p = (y - v[j]) / c
         if F == F64 and rescale:
-            _rescale_column(oracle, Z, c, v, j, p, S[:, j])
+            for l in range(d):
+                p[l], S[l, j] = _rescale_probe(oracle, Z, c, v, j, l, float(p[l]))
         t = probe_logits(F, p, where=f"column {j}", what="(y - v_j) / (u_l^T v)",
                          model="single-head attention model")
         T[:, j] = t / S[:, j] if F == F64 else t
@@ -229,47 +243,80 @@ def learn_single_head(
     )
 
 
-#: over F64, logits beyond this are re-measured with a scaled probe: at |t| = 4
-#: the inverse amplifies rounding by 1/(p(1-p)) < 60, at |t| = 36 sigma rounds to 1
+#: over F64, a logit |t| beyond this is re-measured with a scaled probe: at |t| = 4 the
+#: inverse amplifies rounding by 1/(p(1-p)) < 60; at |t| ~ 37 sigma rounds to 1
 SAFE_LOGIT = 4.0
-#: give up rescaling a probe after this many halvings (2^-60 ~ 1e-18)
-MAX_RESCALE_STEPS = 60
+#: a rescaled probe is kept once |s t| >= this (below it the logit loses relative
+#: accuracy: its absolute error stays ~ u, so the relative one grows like 1/|s t|)
+RESCALE_LOW = 1.0
+#: |s t| aimed at when the scale is chosen from an estimate (inside the window)
+RESCALE_TARGET = 2.0
+#: a measured |logit| beyond this is treated as saturated (sigma within a few ulps
+#: of 0 or 1: the estimate of t is not trusted, the exponent is doubled instead)
+SATURATED_LOGIT = 30.0
+#: the smallest scale tried is 2^-MAX_SCALE_EXPONENT (float64 reaches 2^-1074)
+MAX_SCALE_EXPONENT = 1000
+#: at most this many re-asked queries per probe (doubling ~ 10, then ~ 2 + bisection)
+MAX_RESCALE_QUERIES = 40
 
 
-def _rescale_column(oracle: ValueOracle, Z: Array, c: Array, v: Array, j: int, p: Array,
-                    scales: Array) -> None:
-    """F64: re-ask the probes of column j whose logit is unsafe, with u_l -> s u_l.
+def _rescale_probe(oracle: ValueOracle, Z: Array, c: Array, v: Array, j: int, l: int,
+                   p: float) -> tuple[float, float]:
+    """F64: (p, s) for probe l of column j, with |logit(p)| = |s t| in the safe window.
 
-    For X = [(s u_l + e_j)^T; e_j^T] the score gap is s u_l^T w_j and the answer
-    y = v_j + sigma(s t) s c_l. The scale s = 2^-k is chosen from the first
-    estimate when it is finite (|s t| <= SAFE_LOGIT), by halving otherwise.
-    Updates ``p`` (to the scaled probabilities) and ``scales`` in place.
+    ``p`` is the first measurement (s = 1), kept when |logit(p)| <= SAFE_LOGIT.
+    Otherwise the probe is re-asked as X = [(u_l + s e_j)^T; (s e_j)^T] with
+    s = 2^-k, whose p = (y - s v_j) / c_l is sigma(s t) (module docstring). The
+    exponent k is searched: k_lo (largest k known to give |s t| > SAFE_LOGIT)
+    and k_hi (smallest k known to give |s t| < RESCALE_LOW) bracket it; while
+    sigma saturates k is doubled, otherwise k jumps to the estimate
+    k + log2(|logit(p)| / RESCALE_TARGET), and bisects the bracket when the
+    estimate falls outside it. The window spans a factor 4 > 2, so some k in
+    the bracket always lands in it for a single head; anything else is a
+    RecoveryFailedError with the figures, never a guess.
     """
     d = v.shape[0]
     e_j = np.zeros(d)
     e_j[j] = 1.0
-    for l in range(d):
-        steps = 0
-        while True:
-            pl, s = p[l], scales[l]
-            if 0 < pl < 1 and abs(np.log(pl) - np.log1p(-pl)) <= SAFE_LOGIT:
-                break
-            if steps >= MAX_RESCALE_STEPS:
-                raise RecoveryFailedError(
-                    f"column {j}, probe {l}: no probe scale down to 2^-{MAX_RESCALE_STEPS} "
-                    "brings the logit into the safe range (p = (y - v_j)/(s u_l^T v) = "
-                    f"{pl!r}); the oracle is not a single-head attention model")
-            if 0 < pl < 1:  # finite but large: jump to a safe scale at once
-                t = abs(np.log(pl) - np.log1p(-pl)) / s
-                k = max(1, int(np.ceil(np.log2(t / SAFE_LOGIT * s))))
-            else:  # saturated: shrink the scale exponentially fast (2^-1, 2^-3, 2^-7, ...)
-                k = steps + 1
-            s = s / 2.0**k
-            steps += k
-            X = np.stack([s * Z[l] + e_j, e_j])
-            y = oracle(X, phase="W rescaled")
-            p[l] = (y - v[j]) / (s * c[l])
-            scales[l] = s
+    k, s = 0, 1.0
+    k_lo, k_hi = 0, MAX_SCALE_EXPONENT + 1
+    seen: list[tuple[int, float]] = []
+    for _ in range(MAX_RESCALE_QUERIES + 1):
+        x = float(np.log(p) - np.log1p(-p)) if 0.0 < p < 1.0 else (
+            math.inf if p >= 1.0 else -math.inf)
+        ax = abs(x)
+        seen.append((k, x))
+        if ax <= SAFE_LOGIT and (k == 0 or ax >= RESCALE_LOW):
+            return p, s
+        if ax > SAFE_LOGIT:
+            k_lo = k
+        else:
+            k_hi = k
+        if ax > SATURATED_LOGIT:  # sigma saturated: no estimate, double the exponent
+            nxt = max(2 * k, k + 5)
+        elif ax > 0.0:
+            nxt = k + round(math.log2(ax / RESCALE_TARGET))
+        else:
+            nxt = k_lo  # p = 1/2 exactly: no estimate
+        if not k_lo < nxt < k_hi:
+            nxt = (k_lo + k_hi) // 2
+        if nxt <= k_lo:
+            shown = seen if len(seen) <= 6 else [*seen[:3], *seen[-3:]]
+            tried = ", ".join(f"|s t| = {abs(xx):.3g} at s = 2^-{kk}" for kk, xx in shown)
+            raise RecoveryFailedError(
+                f"column {j}, probe {l}: no probe scale s = 2^-k (0 <= k <= "
+                f"{MAX_SCALE_EXPONENT}) brings the measured logit s t into "
+                f"[{RESCALE_LOW}, {SAFE_LOGIT}] in {len(seen)} queries ({tried}); the oracle "
+                "is not a single-head attention model (for one, the logit s t is linear in "
+                f"s), or its logit exceeds {SAFE_LOGIT} * 2^{MAX_SCALE_EXPONENT}, beyond float64")
+        k = nxt
+        s = 2.0**-k
+        X = np.stack([Z[l] + s * e_j, s * e_j])
+        y = float(oracle(X, phase="W rescaled"))
+        p = (y - s * float(v[j])) / float(c[l])
+    raise RecoveryFailedError(  # pragma: no cover - the bracket shrinks at every step
+        f"column {j}, probe {l}: the probe scale search did not settle in "
+        f"{MAX_RESCALE_QUERIES} queries")
 
 
 def _reconstruct(F: BallField, W: Array, v: Array, Q: int) -> tuple[Array, Array, object]:
@@ -333,12 +380,22 @@ def f64_error_bounds(
     Rounding model: IEEE binary64 with unit roundoff u = 2^-53 and Higham's
     gamma_n = n u / (1 - n u) (Higham, *Accuracy and Stability of Numerical
     Algorithms*, 2nd ed., Lemma 3.1) for every length-n chain of roundings.
-    Assumption: the oracle evaluates f in float64 by the usual formula, so an
-    answer's error is at most gamma_m ||v||_1 max|x| with m = 4d + 16 (scores,
-    softmax, weighted sum). Propagated to first order through
-    p = (y - v_j)/c_l, t = logit(p) (derivative 1/(p(1-p))) and the solve
-    (||Z^{-1}||_2, plus the solve's backward error gamma_d |Z||W|).
-    A probe rescaled by s measures s t: its logit error is divided by s.
+    Assumption: the oracle evaluates f in float64 by the usual formula
+    (scores x_i^T (W x_N), the stable softmax, the weighted sum of x_i^T v), so
+    with g = gamma_m, m = 4d + 16:
+
+    * an answer's error is at most g ||v||_1 max|x| from the values and the
+      weights' own roundings (max|x| <= max|Z| + s for the probe of scale s),
+    * plus the rounding of the score gap, at most g s (|u_l|^T |w_j| + 2 s |W_jj|)
+      for X = [(u_l + s e_j)^T; (s e_j)^T] (scores are dot products of length
+      2d); it enters the logit s t directly. This term grows with |W|: it is
+      what limits large heads (W_jj ~ 1e12 at s = 1 shifts the gap by ~1e-4).
+
+    Propagated to first order through p = (y - s v_j)/c_l (v_j and c_l
+    measured), x = logit(p) = s t (derivative 1/(p(1-p))), t = x / s (the
+    logit error is divided by s: the point of rescaling) and the solve
+    (||Z^{-1}||_2, plus the solve's backward error gamma_d |Z||W|). The
+    recovered W stands in for the hidden one in the |W| terms (first order).
     Returned as ``W_error_bound`` (Frobenius) and ``v_error_bound`` (2-norm),
     labelled first-order: they are estimates of the float error, not proofs.
     """
@@ -346,13 +403,15 @@ def f64_error_bounds(
     g = _gamma(4 * d + 16)
     scale = float(np.abs(v).sum())
     e_v = g * scale
-    e_y = g * scale * (1.0 + float(np.abs(Z).max()))
-    e_c = _gamma(d) * (np.abs(Z) @ np.abs(v)) + np.abs(Z) @ np.full(d, e_v)
+    absZ, absW = np.abs(Z), np.abs(W)
+    e_c = _gamma(d) * (absZ @ np.abs(v)) + absZ @ np.full(d, e_v)
     S = np.ones_like(T) if scales is None else scales
     P = 1.0 / (1.0 + np.exp(-S * T))  # p = sigma(s t), recomputed from the logits
-    abs_c = np.abs(c)[:, None] * S
-    dp = (e_y + e_v) / abs_c + P * e_c[:, None] / abs_c
-    dT = dp / (P * (1.0 - P)) / S + _gamma(4) * np.abs(T)
+    e_y = g * scale * (float(absZ.max()) + S)
+    e_gap = g * S * (absZ @ absW + 2.0 * S * np.diag(absW)[None, :])
+    abs_c = np.abs(c)[:, None]
+    dp = (e_y + S * e_v) / abs_c + P * e_c[:, None] / abs_c
+    dT = (dp / (P * (1.0 - P)) + e_gap) / S + _gamma(4) * np.abs(T)
     if pivot >= 0:
         # deterministic probes: Z = I + a e_p^T with a_p = 0, so Z^{-1} = I - a e_p^T
         # and ||Z^{-1}||_2 <= 1 + ||a||_2 (O(d) instead of an inverse and an SVD)
@@ -361,9 +420,17 @@ def f64_error_bounds(
         Zinv = 1.0 + float(np.linalg.norm(a))
     else:
         Zinv = float(np.linalg.norm(np.linalg.inv(Z), 2))
-    solve_error = _gamma(d) * float(np.linalg.norm(np.abs(Z) @ np.abs(W)))
-    dW = Zinv * (float(np.linalg.norm(dT)) + solve_error)
+    solve_error = _gamma(d) * _norm(absZ @ absW)
+    dW = Zinv * (_norm(dT) + solve_error)
     return {"W_error_bound": dW, "v_error_bound": e_v * np.sqrt(d), "answer_error_factor": g}
+
+
+def _norm(A: Array) -> float:
+    """The Frobenius norm without overflow of the squares (heads up to ~1e300)."""
+    m = float(np.abs(A).max()) if A.size else 0.0
+    if m == 0.0 or not math.isfinite(m):
+        return m
+    return m * float(np.linalg.norm(A / m))
 
 
 def _gamma(n: int) -> float:

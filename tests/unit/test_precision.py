@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 from fractions import Fraction
+from typing import Any
 
 import numpy as np
 import pytest
@@ -207,6 +208,70 @@ def test_well_scaled_f64_needs_no_rescaling() -> None:
     W, v = rng.standard_normal((d, d)) / d**0.5, rng.standard_normal(d)
     rec = learn_single_head(ValueOracle(SingleHeadAttention(W, v, field=F64)))
     assert dict(rec.queries_by_phase) == {"v": d, "W": d * d}
+
+
+# -- F64 rescaling of large heads (issue 10, defect 2.6) ---------------------------
+UNIT = 2.0**-53
+
+
+def _fro(A: np.ndarray) -> float:
+    """Frobenius norm, scaled so that squares of 1e300 do not overflow."""
+    m = float(np.abs(A).max())
+    return m * float(np.linalg.norm(A / m)) if m > 0 else 0.0
+
+
+def _learn_f64(W: np.ndarray, v: np.ndarray) -> tuple[Any, ValueOracle, float]:
+    oracle = ValueOracle(SingleHeadAttention(W, v, field=F64))
+    rec = learn_single_head(oracle)
+    err = _fro(rec.W - W)
+    assert err <= rec.options["W_error_bound"]
+    rel = err / _fro(W)
+    d = v.shape[0]
+    assert rec.queries == d + d * d + rec.queries_by_phase["W rescaled"]
+    return rec, oracle, rel
+
+
+@pytest.mark.parametrize("w", [1e6, -1e6, 1e12])
+def test_large_scalar_head_to_float64_accuracy(w: float) -> None:
+    # before: 1e6 came back with relative error 6e-4 (scales 2^-1, 2^-3, ..., 2^-31 skipped
+    # the usable ones) and 1e12 was refused as "not a single-head attention model"
+    rec, oracle, rel = _learn_f64(np.array([[w]]), np.array([1.0]))
+    assert rel <= 8 * UNIT
+    # the stated bound is valid (checked above) and informative: a few hundred ulps
+    assert rec.options["W_error_bound"] <= 1e-12 * abs(w)
+    assert rec.queries_by_phase["W rescaled"] <= 8 and rec.options["rescaled_probes"] == 1
+    assert verify(rec, oracle).holds
+
+
+def test_d8_head_with_entries_near_1e8() -> None:
+    rng = np.random.default_rng(7)
+    W, v = rng.standard_normal((8, 8)) * 1e8, rng.standard_normal(8)
+    rec, oracle, rel = _learn_f64(W, v)
+    assert rel <= 64 * UNIT
+    assert rec.options["W_error_bound"] <= 1e-10 * _fro(W)
+    assert verify(rec, oracle).holds
+    # the certificate still tells a wrong model from the right one at this scale
+    wrong = np.array(rec.W)
+    wrong[3, 5] *= 1 + 1e-9
+    assert not verify(dataclasses.replace(rec, params={"W": wrong, "v": rec.v}), oracle).holds
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_f64_bound_holds_on_heads_of_mixed_magnitude(seed: int) -> None:
+    # entries from 1e-3 to 1e11 in one head: unscaled, rescaled and saturated probes mixed,
+    # large W_jj beside small logits (the score-gap rounding the bound now includes)
+    rng = np.random.default_rng(seed)
+    d = 6
+    W = rng.standard_normal((d, d)) * 10.0 ** rng.integers(-3, 12, (d, d))
+    v = rng.standard_normal(d)
+    rec, oracle, rel = _learn_f64(W, v)
+    assert rel <= 64 * UNIT
+    assert verify(rec, oracle).holds
+
+
+def test_heads_beyond_1e150_keep_a_finite_bound() -> None:
+    rec, _, rel = _learn_f64(np.array([[1e300]]), np.array([1.0]))
+    assert rel <= 8 * UNIT and np.isfinite(rec.options["W_error_bound"])
 
 
 def test_precision_benchmark_quick_rows() -> None:
