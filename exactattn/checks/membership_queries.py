@@ -462,7 +462,8 @@ def _huge_height(rng: np.random.Generator, seed: int) -> Fraction:
     title="Without a height bound: every entry in an interval of width at most epsilon",
     statement=r"|W_{ij}|,\ |v_i / v_p| \le M \implies W_{ij} \in [\ell_{ij}, h_{ij}],\ "
               r"h_{ij} - \ell_{ij} \le \varepsilon, \text{ after } d^2 \lceil \log_2(64 M / "
-              r"\varepsilon) \rceil \text{ labels for } W \text{ (status approximate).}",
+              r"\varepsilon) \rceil \text{ labels for } W \text{ (status approximate; "
+              r"over float64 labels, given the named float error of the oracle).}",
     route="enclosure (arb balls for the cuts; rational intervals compared exactly)",
 )
 def _check_interval_route() -> Outcome:
@@ -488,5 +489,22 @@ def _check_interval_route() -> Outcome:
             lo, hi = (Fraction(t) for t in rec.options["v_intervals"][i])
             if not lo <= v[i] / abs(v[0]) <= hi:
                 failures.append(f"d = {d}: v_{i} / |v_0| not in [{lo}, {hi}]")
+    # float64 labels (the float error assumption is a named hypothesis of the result)
+    from ..fields import F64
+
+    for d, seed in ((2, 5), (4, 6)):
+        rng = np.random.default_rng(seed)
+        Wf, vf = rng.uniform(-2, 2, (d, d)), rng.uniform(-2, 2, d)
+        vf[0] = 0.9
+        rec = learn_single_head_membership(SignOracle(SingleHeadAttention(Wf, vf, field=F64)),
+                                           max_abs=3, epsilon=eps)
+        checked += 1
+        if rec.options["labels"] != "F64" or not rec.hypotheses[-1].startswith("float64"):
+            failures.append(f"F64 d = {d}: the float-label hypothesis is not named")
+        for i in range(d):
+            for j in range(d):
+                lo, hi = (Fraction(t) for t in rec.options["W_intervals"][i][j])
+                if not (lo <= Fraction(Wf[i, j]) <= hi and hi - lo <= eps):
+                    failures.append(f"F64 d = {d}: W[{i}][{j}] not in [{lo}, {hi}]")
     return first_failure(failures, checked, "every hidden entry inside its interval, widths "
-                                            "<= 1/1000 (== on rationals)")
+                                            "<= 1/1000 (== on rationals); EXP and F64 labels")

@@ -48,8 +48,9 @@ Without a height bound (``epsilon=``, only |W_ij|, |v_i / v_p| <= M): the
 same probes, every cut an ``arb`` ball, and each entry returned with a
 rigorous interval of width <= epsilon after ceil(log2(64 M / epsilon))
 labels (status ``approximate``; :func:`_learn_intervals` gives the bound).
-Over float64 there is no learner: rounded tokens break the probes' exact
-form and float labels are wrong near 0, so F64 oracles are refused.
+Over float64 (interval route only) the cuts are computed from the float
+tokens actually sent and widened by the band where a float label can be
+wrong (first-order float error of the oracle, named as a hypothesis).
 
 Query count (closed form, :func:`query_count`): with
 L(w) = min{L : w 2^-L + 2 eta < 1/Q^2} = floor(log2(512 w Q^2 / 511)) + 1
@@ -78,7 +79,7 @@ from ..errors import (
     NotIdentifiableError,
     RecoveryFailedError,
 )
-from ..fields import EXP, Array
+from ..fields import EXP, F64, Array
 from ..fields.precision import arf_to_fmpq
 from ..oracle import SignOracle
 from .recovery import QuerySpan, Recovery
@@ -272,7 +273,8 @@ def learn_single_head_membership(
 
     Parameters
     ----------
-    oracle : a :class:`~exactattn.oracle.SignOracle` with threshold 0 over EXP.
+    oracle : a :class:`~exactattn.oracle.SignOracle` with threshold 0 over EXP
+        (over F64 only with ``epsilon=``).
     max_abs, max_denominator : the height bound (M, Q): every entry of W, and every
         ratio v_i / v_p for the pivot p, is a rational with |.| <= M and
         denominator <= Q. No label can confirm it: the result is ``exact_given``.
@@ -309,10 +311,11 @@ def learn_single_head_membership(
             f"learn_single_head_membership needs a SignOracle (labels), got "
             f"{type(oracle).__name__}; for value queries use learn_single_head")
     F = oracle.field
-    if F != EXP:
+    if F not in (EXP, F64) or (F == F64 and epsilon is None):
         raise IncompatibleFieldError(
             f"the exact membership learner needs labels computed in EXP (exact signs), not "
-            f"{F.name}: a float label is wrong wherever |f(X)| is below the rounding error")
+            f"{F.name}: a float label is wrong wherever |f(X)| is below the rounding error. "
+            "Over F64 only the interval route runs (epsilon=, status approximate)")
     if F.sign(oracle.threshold) != 0:
         raise HypothesisViolatedError(
             f"the oracle's threshold is {oracle.threshold}; this learner reads sign(f(X)), "
@@ -330,9 +333,15 @@ def learn_single_head_membership(
     eta = _eta(Q)
     span = QuerySpan.begin(oracle)
 
+    def send(X: list[list[fmpq]]) -> Array:
+        """The query as sent: exact over EXP, rounded to float64 over F64."""
+        if F == EXP:
+            return EXP.array(X)
+        return np.array([[float(t) for t in row] for row in X], dtype=np.float64)
+
     def ask(X: list[list[fmpq]], phase: str) -> int:
         index = oracle.queries
-        y = oracle(EXP.array(X), phase=phase)
+        y = oracle(send(X), phase=phase)
         for s in (-1, 0, 1):
             if y == s:
                 return s
@@ -352,7 +361,8 @@ def learn_single_head_membership(
     p = next(i for i in range(d) if signs[i] != 0)
     sp = signs[p]
     if eps is not None:
-        return _learn_intervals(oracle, span, ask, signs, p, M, eps, progress)
+        return _learn_intervals(oracle, span, ask, _sent_tokens(send), signs, p, M, eps,
+                                progress)
     ratio_hypothesis = (f"every ratio v_i / v_{p} (p = {p}, the first nonzero coordinate) is a "
                         f"rational with |.| <= {Mr} and denominator <= {Qr}")
     W_hypothesis = f"every entry of W is a rational with |W_ij| <= {M} and denominator <= {Q}"
@@ -480,7 +490,32 @@ def _bounds(x: arb) -> tuple[fmpq, fmpq]:
     return m - r, m + r
 
 
+def _sent_tokens(send: Callable[[list[list[fmpq]]], Array]
+                 ) -> Callable[[list[list[fmpq]]], list[list[fmpq]]]:
+    """The exact rationals of the query ``send`` makes (floats are dyadic rationals)."""
+    def sent(X: list[list[fmpq]]) -> list[list[fmpq]]:
+        A = send(X)
+        if A.dtype == object:
+            return [[EXP.to_rational(t) for t in row] for row in A]
+        return [[_float_to_fmpq(float(t)) for t in row] for row in A]
+
+    return sent
+
+
+def _float_to_fmpq(x: float) -> fmpq:
+    q = Fraction(x)
+    return fmpq(q.numerator, q.denominator)
+
+
+#: float64 labels: the oracle's value has error <= gamma_(4d+16) ||v||_1 max|x| (the
+#: assumption of exactattn.learners.single_head.f64_error_bounds, Higham's gamma_n)
+def _gamma(n: int) -> fmpq:
+    u = fmpq(1, 2**53)
+    return n * u / (1 - n * u)
+
+
 def _learn_intervals(oracle: SignOracle, span: QuerySpan, ask: Callable[[Any, str], int],
+                     sent: Callable[[list[list[fmpq]]], list[list[fmpq]]],
                      signs: list[int], p: int, M: int, eps: fmpq,
                      progress: Callable[[int, int], None] | None) -> Recovery:
     """Every entry in a rigorous interval of width <= eps, from labels (no height bound).
@@ -500,9 +535,20 @@ def _learn_intervals(oracle: SignOracle, span: QuerySpan, ask: Callable[[Any, st
     eps / 16, entries with one v coordinate 0 (kappa: one such entry) within
     eps / 8, the rest (kappa: three entries) within 3 eps / 8. The widths are
     then measured exactly and an entry wider than eps is an error, never returned.
+
+    Over F64 the cuts are computed from the tokens actually sent (the float64
+    queries, as exact dyadic rationals): x = lambda' u exactly, y - x = z / lambda'
+    + e with a known e, whose score term lambda' e^T W u is at most
+    lambda' ||e||_1 2M. A float label can be wrong only where |f(X)| is within the
+    oracle's float error gamma_(4d+16) ||v||_1 max|X| (the assumption of
+    ``f64_error_bounds``): each cut is widened by that much in g (first order,
+    a factor 2.02 for the logarithm), and the assumption is named in the result.
     """
     d = oracle.d
     sp = signs[p]
+    floats = oracle.field == F64
+    gamma = _gamma(4 * d + 16) if floats else fmpq(0)
+    v_norm = 1 + (d - 1) * M  # a bound on ||v / |v_p| ||_1
     delta_bits = math.ceil(math.log2(512 / float(eps)) + (4 * M + 1) / math.log(2)) + 1
     delta = fmpq(1, 2**delta_bits)
     v_lo, v_hi = [fmpq(0)] * d, [fmpq(0)] * d
@@ -512,22 +558,27 @@ def _learn_intervals(oracle: SignOracle, span: QuerySpan, ask: Callable[[Any, st
             continue
         lo, hi = (fmpq(0), fmpq(M)) if signs[i] * sp > 0 else (fmpq(-M), fmpq(0))
         steps = 0
-        while hi - lo > delta * min(abs(lo), abs(hi)):
+        while True:
+            x = [fmpq(int(k == i)) for k in range(d)]
+            x[p] = -(lo + hi) / 2
+            (x,) = sent([x])
+            c = -x[p]  # the cut as sent (a float64 over F64)
+            widen = gamma * v_norm * max(fmpq(1), abs(c))  # a float label's doubt
+            # done at relative width delta, or (F64) when float labels cannot narrow it
+            if hi - lo <= max(delta * min(abs(lo), abs(hi)), 4 * widen):
+                break
             if steps >= MAX_RATIO_STEPS:
                 raise RecoveryFailedError(
                     f"v_{i} / v_{p}: still in [{lo}, {hi}] after {steps} halvings; |v_{i} / "
                     f"v_{p}| is below 2^-{MAX_RATIO_STEPS} or the oracle is not a head")
-            c = (lo + hi) / 2
-            x = [fmpq(int(k == i)) for k in range(d)]
-            x[p] = -c
             label = ask([x], "v ratios")
             steps += 1
-            if label == 0:
+            if label == 0 and not floats:
                 lo = hi = c
             elif label * sp > 0:
-                lo = c
+                lo = max(lo, c - widen)
             else:
-                hi = c
+                hi = min(hi, c + widen)
         v_lo[i], v_hi[i] = lo, hi
     # |u_j . v| / |v_p| and |B_i . v| / |v_p| as intervals (exactly 1 where v_j = 0)
     mag = [(min(abs(v_lo[k]), abs(v_hi[k])), max(abs(v_lo[k]), abs(v_hi[k])))
@@ -542,6 +593,9 @@ def _learn_intervals(oracle: SignOracle, span: QuerySpan, ask: Callable[[Any, st
     sign_u = [sp if signs[j] == 0 else signs[j] for j in range(d)]  # sign of u_j . v
     prec = 64 + delta_bits + 4 * max(1, eps.q.bit_length())
     with ctx.workprec(prec):
+        v_ball = [_ball(v_lo[k] * sp, v_hi[k] * sp) if sp > 0 else _ball(v_hi[k] * sp,
+                                                                          v_lo[k] * sp)
+                  for k in range(d)]  # v / |v_p|
         for done, (i, j) in enumerate(order, start=1):
             sigma = -1 if sign_u[j] == sign_u[i] else 1  # B_i = U_i: same sign as u_i . v
             z = [sigma * x for x in U[i]]
@@ -559,14 +613,30 @@ def _learn_intervals(oracle: SignOracle, span: QuerySpan, ask: Callable[[Any, st
             for _ in range(L):
                 mid = (lo + hi) / 2
                 lam, _A = _cut_point(mid, sigma, k_mid, R_mid, eps / 256, f"W[{i}][{j}]")
-                A = arb(lam * lam) * R
-                cut = sigma * ((A / (1 - A)).log() - kappa)
                 x = [lam * t for t in u]
                 y = [xt + zt / lam for xt, zt in zip(x, z, strict=True)]
+                y, x = sent([y, x])  # exactly what the oracle is asked
+                lam = x[j]  # x = lambda' u, u_j = 1
+                err = sum((abs(yt - xt - zt / lam) for xt, yt, zt in zip(x, y, z, strict=True)),
+                          fmpq(0))  # ||e||_1: 0 over EXP
+                c1 = abs(sum((arb(t) * vb for t, vb in zip(x, v_ball, strict=True)), arb(0)))
+                c2 = abs(sum((arb(t) * vb for t, vb in zip(y, v_ball, strict=True)), arb(0)))
+                doubt = arb(0, lam * err * 2 * M)  # the score term lambda' e^T W u
+                if floats:  # where a float label may be wrong, as a band in g
+                    # |c1 - e^g c2| / (1 + e^g) <= E (E: the oracle's float error over |v_p|)
+                    # near e^g = c1 / c2 gives |g - log(c1 / c2)| <= 2.02 E (1/c1 + 1/c2)
+                    E = gamma * v_norm * max(abs(t) for t in x + y)
+                    _, band = _bounds(arb(E) * (1 / c1 + 1 / c2) * arb(fmpq(202, 100)))
+                    if band > fmpq(1, 4):
+                        raise RecoveryFailedError(
+                            f"W[{i}][{j}]: float64 labels cannot place the cut (their "
+                            f"doubt in g is {float(band):.2e}); learn over EXP")
+                    doubt += arb(0, band)
+                cut = sigma * ((c1 / c2).log() - kappa + doubt)
                 label = ask([y, x], "W")
-                below = label * sign_u[j] > 0  # g < logit(A)
+                below = label * sign_u[j] > 0  # g < log(|x.v| / |y.v|)
                 c_lo, c_hi = _bounds(cut)
-                if label == 0:  # g = logit(A): W_ij = cut, inside the ball
+                if label == 0:  # g = the log: W_ij = cut, inside the ball
                     lo, hi = max(lo, c_lo), min(hi, c_hi)
                 elif below == (sigma > 0):
                     hi = min(hi, c_hi)
@@ -601,9 +671,13 @@ def _learn_intervals(oracle: SignOracle, span: QuerySpan, ask: Callable[[Any, st
             f"v is known only up to a positive scale: the returned v is v / |v_{p}|",
             f"bound: every entry lies in its interval, of width <= epsilon = {eps} "
             "(W: width_W_max is the widest; v ratios to relative width "
-            f"2^-{delta_bits})",
-        ),
-        options={"pivot": p, "max_abs": M, "epsilon": str(eps), "steps_W": L,
+            f"2^-{delta_bits} where labels allow)",
+        ) + ((
+            "float64 labels: the oracle's value is within gamma_(4d+16) ||v||_1 max|x| of "
+            "f(X) (first-order, as in f64_error_bounds); every cut was widened by the band "
+            "where such a label can be wrong",) if floats else ()),
+        options={"labels": oracle.field.name, "pivot": p, "max_abs": M, "epsilon": str(eps),
+                 "steps_W": L,
                  "width_W_max": str(width_W), "ratio_relative_width": f"2^-{delta_bits}",
                  "v_normalisation": f"v / |v_{p}|", **intervals},
     )

@@ -450,3 +450,31 @@ def test_cli_learn_membership_queries(capsys: Any) -> None:
     assert info["label"] == "membership_queries" and info["matches_truth"] is True
     assert info["queries"] == info["expected_queries"] == 200
     assert info["status"] == "exact_given" and info["certificate"]["holds"] is True
+
+
+# -- the interval route over float64 labels -------------------------------------------------
+@pytest.mark.parametrize(("d", "seed"), [(2, 0), (3, 1), (5, 2)])
+def test_f64_interval_route_contains_the_truth(d: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    W, v = rng.uniform(-2, 2, (d, d)), rng.uniform(-2, 2, d)
+    v[0] = -1.3
+    if d > 2:
+        v[1] = 0.0  # a zero coordinate: kappa terms and the pivot column are exercised
+    eps = F(1, 1000)
+    oracle = SignOracle(SingleHeadAttention(W, v, field=F64))
+    rec = learn_single_head_membership(oracle, max_abs=3, epsilon=eps)
+    assert rec.status == "approximate" and rec.options["labels"] == "F64"
+    assert any(h.startswith("float64 labels") for h in rec.hypotheses)
+    assert rec.queries == oracle.queries
+    for i in range(d):
+        for j in range(d):
+            lo, hi = (F(s) for s in rec.options["W_intervals"][i][j])
+            assert lo <= F(W[i, j]) <= hi and hi - lo <= eps
+        lo, hi = (F(s) for s in rec.options["v_intervals"][i])
+        assert lo <= F(v[i]) / F(1.3) <= hi  # v / |v_0|, exactly in rationals
+
+
+def test_f64_exact_route_is_refused() -> None:
+    head = SingleHeadAttention(np.eye(2), np.array([1.0, 2.0]), field=F64)
+    with pytest.raises(IncompatibleFieldError, match="Over F64 only the interval route"):
+        learn_single_head_membership(SignOracle(head), max_abs=3, max_denominator=10)
