@@ -344,7 +344,8 @@ def _check_bad_oracles() -> Outcome:
 @claim(
     LABEL, "miss_bound",
     paper_ref=PAPER_REF,
-    title="The default residual probes miss a region of 1% with probability below 10^-6",
+    title="The default residual probes miss a region of 1% with probability below one in a "
+          "million",
     statement=r"P\big(\hat g \ne g \text{ on a cone of angular measure} \ge \delta\big) \le "
               r"L (1 - \delta)^R;\quad L = 4,\ R = 1513 = \min\{R : 4 (99/100)^R \le "
               r"10^{-6}\}.",
@@ -369,8 +370,8 @@ def _check_miss_bound() -> Outcome:
     if rec.status != "exact_given" or figure not in " ".join(rec.hypotheses):
         failures.append(f"{name}: the status does not carry the bound {figure}")
     return first_failure(failures, checked,
-                         f"4 (99/100)^1513 = {float(at_R):.4g} <= 1e-6 < 4 (99/100)^1512 = "
-                         f"{float(below):.4g}; named in the status")
+                         f"4 (99/100)^1513 = {float(at_R):.4g} <= 1e-6, while 4 (99/100)^1512 "
+                         f"= {float(below):.4g}; named in the status")
 
 
 #: issue 10, 2.1: H fails, g = 0 outside a double wedge of measure atan(1/10) / pi = 3.2 %
