@@ -19,13 +19,13 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
-from flint import fmpq
+from flint import arb, ctx, fmpq
 
-from .errors import ExactattnError, RecoveryFailedError
+from .errors import ExactattnError, InvalidEntryError, RecoveryFailedError
 from .fields import BallField
 
 __all__ = ["AmbiguousReconstructionError", "reconstruct_rational", "required_precision",
-           "Reconstruction"]
+           "Reconstruction", "logit_slope_bound", "ANSWER_RADIUS"]
 
 
 class AmbiguousReconstructionError(ExactattnError, ArithmeticError):
@@ -58,7 +58,7 @@ def reconstruct_rational(field: BallField, x: Any, max_denominator: int, *,
     """
     Q = int(max_denominator)
     if Q < 1:
-        raise ValueError(f"max_denominator must be >= 1, got {max_denominator}")
+        raise InvalidEntryError(f"max_denominator must be >= 1, got {max_denominator}")
     m, r = field.midpoint(x), field.radius(x)
     if 2 * r * Q * Q >= 1:
         # the radius shrinks like 2^-prec: scale the precision by the missing bits
@@ -79,37 +79,98 @@ def reconstruct_rational(field: BallField, x: Any, max_denominator: int, *,
     return Reconstruction(q, r)
 
 
-def required_precision(d: int, max_entry: Any, max_denominator: int) -> int:
+#: hypothesis on a BALL oracle (named by :func:`required_precision`): every answer is
+#: a ball of radius <= ANSWER_RADIUS * 2^-prec * A, A bounding the values x_i^T v of
+#: the query's tokens. :func:`exactattn.oracle.enclosing_oracle` measures below 6.
+ANSWER_RADIUS = 16
+
+
+def logit_slope_bound(max_logit: Any) -> arb:
+    """An upper bound (an arb ball) on the slope of logit over |t| <= T.
+
+    d logit(p) / dp = 1 / (p (1 - p)) = (1 + e^t)(1 + e^-t) = 2 + 2 cosh(t) at
+    p = sigma(t), increasing in |t|, so over |t| <= T it is at most
+    K(T) = 2 + 2 cosh(T) = e^T + e^-T + 2, computed here in ball arithmetic. (An
+    earlier version bounded it by e^T + 2, which misses e^-T: false for every T.)
+
+    >>> K = logit_slope_bound(0)
+    >>> bool(K == 4)
+    True
+    """
+    if isinstance(max_logit, fmpq):
+        T = max_logit
+    else:
+        try:
+            frac = Fraction(max_logit)
+        except (TypeError, ValueError):
+            raise InvalidEntryError(f"max_logit must be a rational >= 0, got {max_logit!r}") \
+                from None
+        T = fmpq(frac.numerator, frac.denominator)
+    if T < 0:
+        raise InvalidEntryError(f"max_logit must be >= 0, got {max_logit}")
+    with ctx.workprec(64):
+        return 2 + 2 * arb(T).cosh()
+
+
+def required_precision(d: int, max_entry: Any, max_denominator: int, *,
+                       answer_radius: int = ANSWER_RADIUS) -> int:
     """Bits of BALL precision that provably suffice for reconstruction.
 
-    For the deterministic probes of ``single_head_exact``, hidden W, v with
-    rational entries of denominator <= Q and |entry| <= M, and an oracle
-    answering balls at the same precision p (radius <= 2^-p |answer|, the
-    enclosure of an exact value):
+    Setting: ``learn_single_head`` with deterministic probes over BALL(p) with
+    ``max_denominator=Q``. Hypotheses: (H1) hidden W, v rational, |entries| <= M,
+    denominators <= Q, v != 0; (H2) every answer is a ball of radius at most
+    rho eps A with eps = 2^-p, rho = ``answer_radius`` and A = max(3M, 1) (the
+    oracle's contract, see ANSWER_RADIUS); (H3) each ball operation at p bits adds
+    at most eps |result| to the radius it propagates (arb's rounding).
 
-    * answers are bounded by A = 2M (tokens e_j, u + e_j with u = e_l or
-      e_l + e_p), so their radius is <= 2^-p A;
-    * c_l = u_l^T v is a nonzero rational with denominator <= Q: |c_l| >= 1/Q,
-      so p_l = (y - v_j)/c_l has radius <= 4 Q 2^-p A (y, v_j, c_l each off);
-    * t = logit(p) with |t| = |u_l^T w_j| <= 2M has slope
-      1/(p(1-p)) = 2 + 2 cosh(t) <= e^{2M} + 2 =: K;
-    * W = Z^{-1} T with Z^{-1} = I - a e_p^T adds at most a factor 2;
-    * the rounding of the working arithmetic at p bits at most doubles the
-      radii (a factor 4 of slack is kept).
+    Proof. The probes (module ``single_head``, BALL pivots on the largest |v_p|):
+    u_l = e_l if |v_l| >= |v_p| / 2, else e_l + sign(v_l v_p) e_p; so
+    c_l = u_l^T v has |c_l| >= |v_p| / 2 >= 1 / (2Q) (v_p != 0 has denominator
+    <= Q), every token value (u_l + e_j)^T v, e_j^T v is at most 3M <= A in
+    magnitude, and the logit t = u_l^T w_j has |t| <= 2M. Radii, step by step:
 
-    Hence every radius is <= 2^-p * 64 A Q K, and reconstruction needs radius
-    < 1/(2 Q^2): p >= log2(128 A Q^3 K) suffices. (v's radii, <= 2^-p A, are
-    smaller.) ``d`` does not enter: each entry's chain has bounded length.
+    * v_j: <= rho eps A (H2). c_l = v_l or v_l +- v_p: <= (2 rho + 1) eps A.
+    * y: <= rho eps A; n = y - v_j: <= (2 rho + 1) eps A (|n| = sigma |c_l| <= A).
+    * p = n / c_l, with |p| <= 1 and rad(c_l) <= 1/(5Q) (implied below), so
+      |c_l| - rad(c_l) >= 1/(4Q): rad(p) <= 4Q (rad n + rad c_l) + eps
+      <= 4Q (4 rho + 3) eps A.
+    * t = logit(p): p = sigma(t) with |t| <= 2M has min(p, 1 - p) >= 1/K,
+      K = 2 + 2 cosh(2M) (:func:`logit_slope_bound`). If rad(p) <= 1/(2K), every
+      p' in the ball has p'(1 - p') >= p(1 - p)/4, so the slope over the ball is
+      at most 4K; with the roundings of 1 - p, the quotient and the log (<= 5 eps A):
+      rad(t) <= 16 K Q (4 rho + 3) eps A + 5 eps A <= 17 K Q (4 rho + 3) eps A.
+    * W_lj = t_lj - a_l t_pj (a_l in {0, +-1}; the learner applies Z^{-1} =
+      I - a e_p^T directly): rad(W_lj) <= 2 rad(t) + eps M <= 35 K Q (4 rho + 3) eps A.
+
+    Reconstruction needs rad < 1/(2Q^2) (two rationals of denominator <= Q are
+    >= 1/Q^2 apart), i.e. eps < 1 / (70 (4 rho + 3) A Q^3 K), which also gives
+    rad(c_l) <= 1/(5Q) and rad(p) <= 1/(2K) used above (v's radii, <= rho eps A,
+    are smaller still). Hence p = floor(log2(70 (4 rho + 3) A Q^3 K)) + 1 bits
+    suffice; the logarithm is evaluated in arb (K grows like e^{2M}, far beyond
+    floats for large M). ``d`` does not enter: each entry's chain has bounded
+    length. The reconstruction itself does not rely on this bound: it checks every
+    ball a posteriori and reports an ambiguous one.
 
     >>> required_precision(4, 9, 8)
-    48
+    52
     """
-    if d < 1 or max_denominator < 1:
-        raise ValueError("d and max_denominator must be >= 1")
-    M = float(Fraction(max_entry))
-    if M < 0:
-        raise ValueError("max_entry must be >= 0")
-    A = max(2 * M, 1.0)
+    if not isinstance(d, int) or d < 1 or not isinstance(max_denominator, int) or \
+            max_denominator < 1:
+        raise InvalidEntryError(
+            f"d and max_denominator must be integers >= 1, got {d!r} and {max_denominator!r}")
+    if not isinstance(answer_radius, int) or answer_radius < 1:
+        raise InvalidEntryError(f"answer_radius must be an integer >= 1, got {answer_radius!r}")
+    try:
+        frac = Fraction(max_entry)
+    except (TypeError, ValueError):
+        raise InvalidEntryError(f"max_entry must be a rational >= 0, got {max_entry!r}") from None
+    if frac < 0:
+        raise InvalidEntryError(f"max_entry must be >= 0, got {max_entry}")
+    M = fmpq(frac.numerator, frac.denominator)
+    A = max(3 * M, fmpq(1))
     Q = max_denominator
-    log2_K = (2 * M) / math.log(2) + 1  # log2(e^{2M} + 2) <= 2M/ln 2 + 1
-    return math.ceil(math.log2(128 * A) + 3 * math.log2(Q) + log2_K)
+    K = logit_slope_bound(2 * M)
+    with ctx.workprec(64):
+        bits = (arb(70 * (4 * answer_radius + 3)) * arb(A) * arb(Q) ** 3 * K).log() / arb(2).log()
+        upper = float(bits.mid() + bits.rad())
+    return math.floor(upper + 1e-9) + 1

@@ -17,7 +17,8 @@ Algorithm (written once, for every field):
    l. Then s_1 - s_2 = u_l^T w_j (the W_jj term cancels) and the answer is
    y = v_j + sigma(u_l^T w_j) c_l, so t_lj = logit((y - v_j) / c_l) = u_l^T w_j
    (d^2 queries of length 2).
-5. W = Z^{-1} T: one d x d solve with d right-hand sides.
+5. W = Z^{-1} T: W_lj = t_lj - t_pj where u_l = e_l + e_p (deterministic
+   probes, Z^{-1} = I - a e_p^T), one d x d solve for Gaussian probes.
 
 Total: exactly d + d^2 queries. In EXP every step is exact: the logit of
 sigma(q) is the rational q (see :mod:`exactattn.fields.exponential`). An
@@ -213,11 +214,20 @@ def learn_single_head(
         T[:, j] = t / S[:, j] if F == F64 else t
         if progress is not None:
             progress(j + 1, d)
-    # 5. one solve
-    try:
-        W = solve(F, Z, T)
-    except SingularMatrixError as exc:  # pragma: no cover - Z is invertible by construction
-        raise RecoveryFailedError(f"the probe matrix is singular: {exc}") from None
+    # 5. W = Z^{-1} T. Deterministic probes: Z = I + a e_p^T with a_p = 0, so
+    # Z^{-1} = I - a e_p^T and W_lj = t_lj - a_l t_pj (paper.md §2) in every field:
+    # O(d^2), exact in exact fields, and over BALL the radii the precision bound of
+    # exactattn.reconstruct counts (at most twice a logit's), which a general ball
+    # solve does not promise. Gaussian probes: one solve.
+    if pivot >= 0:
+        a = Z[:, pivot].copy()
+        a[pivot] = F.zero()
+        W = T - np.outer(a, T[pivot])
+    else:
+        try:
+            W = solve(F, Z, T)
+        except SingularMatrixError as exc:  # pragma: no cover - Z is invertible by construction
+            raise RecoveryFailedError(f"the probe matrix is singular: {exc}") from None
     options: dict[str, object] = {"probes": probes, "pivot": pivot}
     if F == F64:
         options.update(f64_error_bounds(Z, v, c, W, T, pivot=pivot, scales=S))

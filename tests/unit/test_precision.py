@@ -35,7 +35,9 @@ from exactattn.linalg import solve
 from exactattn.models import SingleHeadAttention
 from exactattn.oracle import ValueOracle, enclosing_oracle
 from exactattn.reconstruct import (
+    ANSWER_RADIUS,
     AmbiguousReconstructionError,
+    logit_slope_bound,
     reconstruct_rational,
     required_precision,
 )
@@ -127,6 +129,62 @@ def test_at_the_required_precision_reconstruction_always_succeeds(d: int, seed: 
     assert rec.hypotheses and "denominator" in rec.hypotheses[0]
     assert (rec.W == inst.model.W).all() and (rec.v == inst.model.v).all()
     assert rec.queries == d + d * d
+
+
+@pytest.mark.parametrize("M", [0, Fraction(1, 2), 3, 40, 10**4])
+def test_logit_slope_bound_covers_the_true_slope(M: Any) -> None:
+    # the slope of logit at p = sigma(M) is 2 + 2 cosh(M); the old bound e^M + 2 was
+    # below it for every M (off by e^-M), so the precision bound's proof was false
+    K = logit_slope_bound(M)
+    with ctx.workprec(3 * int(M) + 400):  # enough bits to see e^-M beside e^M
+        t = arb(fmpq(Fraction(M).numerator, Fraction(M).denominator))
+        slope = (1 + t.exp()) * (1 + (-t).exp())  # 1 / (p (1 - p)) at p = sigma(t)
+        assert not K < slope  # K >= slope, rigorously (balls)
+        assert t.exp() + 2 < slope  # the old bound fails
+        assert K.upper() < slope.lower() * (1 + arb(2) ** -40)  # and is tight
+
+
+def test_oracle_balls_meet_the_answer_radius_hypothesis() -> None:
+    # (H2) of required_precision: radius <= ANSWER_RADIUS 2^-prec A, A = max(3M, 1)
+    worst = fmpq(0)
+    for prec in (40, 120):
+        F = BALL(prec)
+        for d in (2, 5):
+            inst = single_head_instance(d, 3, field=EXP)
+            oracle = enclosing_oracle(inst.model, F)
+            learn_single_head(oracle, max_denominator=8)
+            A = max(3 * fmpq(9), fmpq(1))  # instance entries: |p/q| <= 9
+            for entry in oracle.transcript:
+                worst = max(worst, F.radius(entry.answer) * 2**prec / A)
+    assert 0 < worst <= ANSWER_RADIUS
+
+
+@pytest.mark.parametrize("d, seed", [(1, 0), (4, 1), (7, 2)])
+def test_radii_stay_within_the_proved_chain(d: int, seed: int) -> None:
+    # at the required precision every entry's radius is below the proof's
+    # 35 K Q (4 rho + 3) eps A, itself below the 1 / (2 Q^2) reconstruction needs
+    inst = single_head_instance(d, seed, field=EXP)
+    M, Q = 9, 8
+    prec = required_precision(d, M, Q)
+    F = BALL(prec)
+    rec = learn_single_head(enclosing_oracle(inst.model, F))
+    K = logit_slope_bound(2 * M)
+    with ctx.workprec(64):
+        chain = 35 * K * Q * (4 * ANSWER_RADIUS + 3) * arb(2) ** -prec * (3 * M)
+        for x in rec.W.flat:
+            r = arb(F.radius(x))
+            assert r < chain
+            assert r < arb(fmpq(1, 2 * Q * Q))
+
+
+def test_required_precision_refuses_bad_arguments() -> None:
+    for bad in [(0, 9, 8), (2, -1, 8), (2, 9, 0), (2, "x", 8), (2, 9, 2.5)]:
+        with pytest.raises(InvalidEntryError):
+            required_precision(*bad)  # type: ignore[arg-type]
+    with pytest.raises(InvalidEntryError):
+        required_precision(2, 9, 8, answer_radius=0)
+    with pytest.raises(InvalidEntryError):
+        logit_slope_bound(-1)
 
 
 @pytest.mark.parametrize("d", [3, 8])
