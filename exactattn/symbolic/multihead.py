@@ -42,7 +42,7 @@ from dataclasses import dataclass
 import sympy as sp
 from sympy.utilities.iterables import multiset_partitions
 
-from .steps import NOT_VERIFIED, ROW_WIDTH, Step, recorded, split_sum
+from .steps import NOT_VERIFIED, ROW_WIDTH, Step, auto_names, named_step, recorded, split_sum
 
 __all__ = ["nonidentifiable_families", "derive_equal_functions", "CaseResult",
            "Derivation", "derivation_latex"]
@@ -65,8 +65,12 @@ def _vector(name: str, d: int) -> sp.Matrix:
 
 
 def _verified(lhs: sp.Expr, rhs: sp.Expr, why: str) -> Step:
-    diff = sp.simplify(sp.together(sp.expand(lhs - rhs)))
-    return Step(lhs, rhs, why, bool(diff == 0))
+    """Checked on the full objects; printed with the scores named (s_1, s_2, ...)."""
+
+    def zero(a: sp.Expr, b: sp.Expr) -> bool:
+        return bool(sp.simplify(sp.together(sp.expand(a - b))) == 0)
+
+    return named_step(lhs, rhs, why, auto_names(lhs, rhs), verify=zero)
 
 
 @recorded

@@ -18,7 +18,7 @@ from itertools import product
 
 import sympy as sp
 
-from .steps import Step, recorded
+from .steps import ROW_WIDTH, Step, auto_names, named_step, recorded, visible_width
 
 __all__ = ["derivation", "verified", "relu"]
 
@@ -75,7 +75,11 @@ def _is_zero(e: sp.Expr) -> bool:
 
 
 def _step(lhs: sp.Expr, rhs: sp.Expr, why: str) -> Step:
-    return Step(lhs, rhs, why, verified(lhs, rhs))
+    """Checked by sign cases on the full objects; printed with the scores and the
+    pre-activations named when the equation is too long for a line."""
+    if visible_width(sp.latex(lhs)) + visible_width(sp.latex(rhs)) <= ROW_WIDTH:
+        return Step(lhs, rhs, why, verified(lhs, rhs))
+    return named_step(lhs, rhs, why, auto_names(lhs, rhs), verify=verified)
 
 
 def _vector(name: str, n: int) -> sp.Matrix:

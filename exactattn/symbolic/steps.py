@@ -20,7 +20,7 @@ as NOT VERIFIED.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,8 @@ from .recorder import Recorded, collecting, recorded
 
 __all__ = ["Step", "NamedStep", "NonnegStep", "Prose", "IntervalStep", "Recorded",
            "STEP_STATUSES", "NOT_VERIFIED", "recorded", "collecting", "status_of_step",
-           "equation_rows", "identity_step", "step_rows"]
+           "equation_rows", "identity_step", "named_step", "auto_names",
+           "step_rows"]
 
 #: the status of a proof step, each with one meaning (the PDF prints the key)
 STEP_STATUSES: dict[str, str] = {
@@ -188,6 +189,87 @@ def identity_step(lhs: Any, rhs: Any, why: str,
     return Step(lhs, rhs, why, verified)
 
 
+def named_step(lhs: Any, rhs: Any, why: str, names: Sequence[tuple[Any, Any]],
+               verify: Callable[[Any, Any], bool] | None = None) -> Step:
+    """The step ``lhs = rhs`` checked on the full objects, printed with named subexpressions.
+
+    ``names`` is a sequence of (subexpression, symbol); each occurrence of a
+    subexpression in ``lhs``/``rhs`` is printed as its symbol, with a
+    ``where`` line. The naming is used only when substituting the
+    subexpressions back gives ``lhs`` and ``rhs`` exactly (structurally), so
+    the printed step and its ``where`` lines are the checked objects.
+    ``verify`` decides the identity (default: the difference simplifies to 0).
+
+    >>> x, s = sp.Symbol("x"), sp.Symbol("s")
+    >>> st = named_step(sp.exp(x**2 + 1) * 2, 2 * sp.exp(1 + x**2), "", [(x**2 + 1, s)])
+    >>> st.verified, st.shown_lhs, st.defs
+    (True, 2*exp(s), ((s, x**2 + 1),))
+    """
+    if verify is None:
+        diff = sp.expand((sp.sympify(lhs) - sp.sympify(rhs)).doit())
+        ok = diff == 0 or bool(sp.simplify(diff) == 0)
+    else:
+        ok = verify(lhs, rhs)
+    forward = {expr: name for expr, name in names}
+    shown_lhs = sp.sympify(lhs).xreplace(forward)
+    shown_rhs = sp.sympify(rhs).xreplace(forward)
+    # a definition may use the names defined before it (a score inside a pre-activation)
+    defs = [(name, expr.xreplace({e: n for e, n in forward.items() if e != expr}))
+            for expr, name in names]
+    if not (_same(_substitute(shown_lhs, defs), lhs) and _same(_substitute(shown_rhs, defs), rhs)):
+        return Step(lhs, rhs, why, ok)
+    used: set[Any] = set()
+    todo = shown_lhs.free_symbols | shown_rhs.free_symbols
+    table = dict(defs)
+    while todo:
+        sym = todo.pop()
+        if sym in table and sym not in used:
+            used.add(sym)
+            todo |= table[sym].free_symbols
+    kept = tuple((name, value) for name, value in defs if name in used)
+    return NamedStep(lhs, rhs, why, ok, shown_lhs, shown_rhs, kept)
+
+
+def _substitute(expr: Any, defs: Sequence[tuple[Any, Any]]) -> Any:
+    """Replace every name by its definition until none is left."""
+    table = dict(defs)
+    for _ in range(len(defs) + 1):
+        new = expr.xreplace(table)
+        if new == expr:
+            break
+        expr = new
+    return expr
+
+
+def _same(a: Any, b: Any) -> bool:
+    """The same object, or the same after SymPy's own evaluation (an unevaluated sum)."""
+    return bool(a == b or sp.expand(a - b) == 0)
+
+
+def auto_names(*exprs: Any) -> list[tuple[Any, Any]]:
+    """Names for the long arguments of ``exp`` (s_1, s_2, ...) and of ``Max`` (h_1, ...).
+
+    For :func:`named_step`: the scores and the pre-activations are what a
+    reader names in the paper, and they are what makes the expanded
+    expressions long.
+
+    >>> x, y = sp.symbols("x y")
+    >>> auto_names(sp.exp(x * y + x) + sp.Max(x - y, 0))
+    [(x*y + x, s_1), (x - y, h_1)]
+    """
+    names: dict[Any, Any] = {}
+    for kind, prefix in ((sp.exp, "s"), (sp.Max, "h")):
+        count = 0
+        for e in exprs:
+            for atom in sorted(sp.sympify(e).atoms(kind), key=sp.default_sort_key):
+                for arg in atom.args:
+                    if arg.is_Atom or arg in names or (kind is sp.Max and arg == 0):
+                        continue
+                    count += 1
+                    names[arg] = sp.Symbol(f"{prefix}_{count}", real=True)
+    return list(names.items())
+
+
 def status_of_step(step: Any) -> str:
     """The status of a step-like object: its ``status``, else from ``verified``/``method``."""
     status = getattr(step, "status", None)
@@ -253,15 +335,18 @@ def equation_rows(lhs: Any, rhs: Any, relation: str = "=", suffix: str = "",
     if visible_width(one_row) <= width:
         return [one_row + suffix]
     defs: list[tuple[Any, Any]] = []
-    if visible_width(sp.latex(lhs)) + visible_width(sp.latex(rhs)) > 2 * width:
+    left, right = split_sum(lhs, width), split_sum(rhs, width)
+    if max(visible_width(row) for row in left + right) > width + width // 6:
+        # a single term too long for a row: name common subexpressions (sympy.cse;
+        # substituting them back gives the same expressions)
         names = sp.numbered_symbols(r"\kappa_")
         defs, (lhs, rhs) = sp.cse([lhs, rhs], symbols=names)
-    left, right = split_sum(lhs, width), split_sum(rhs, width)
+        left, right = split_sum(lhs, width), split_sum(rhs, width)
     rows = [f"&{left[0]}"] + [f"&\\quad {row}" for row in left[1:]]
     rows += [f"&{relation} {right[0]}"] + [f"&\\quad {row}" for row in right[1:]]
     rows[-1] += suffix
     for name, value in defs:
-        parts = split_sum(value, width)
+        parts = split_sum(value, width - 14)
         rows.append(f"&\\text{{where }} {sp.latex(name)} = {parts[0]}")
         rows += [f"&\\quad {row}" for row in parts[1:]]
     return rows
@@ -274,7 +359,7 @@ def step_rows(step: Any) -> list[str]:
     if isinstance(step, NamedStep):
         rows = equation_rows(step.shown_lhs, step.shown_rhs)
         for name, value in step.defs:
-            parts = split_sum(value, ROW_WIDTH)
+            parts = split_sum(value, ROW_WIDTH - 14)
             rows.append(f"&\\text{{where }} {sp.latex(name)} = {parts[0]}")
             rows += [f"&\\quad {row}" for row in parts[1:]]
         return rows
