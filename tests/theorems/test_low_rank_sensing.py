@@ -16,7 +16,6 @@ experiment lives in ``benchmarks/low_rank.py``, not here.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 from fractions import Fraction
 from pathlib import Path
@@ -28,7 +27,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import exactattn.checks.low_rank  # noqa: F401  (registers the certificate builders)
-import exactattn.learners.low_rank as low_rank_module
 from exactattn.certificates import verify
 from exactattn.checks.low_rank import (
     SENSING_GRID_D,
@@ -170,12 +168,9 @@ def test_nuclear_norm_route() -> None:
 
 
 def test_nuclear_norm_without_cvxpy_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    def absent(name: str) -> Any:
-        if name == "cvxpy":
-            raise ImportError("No module named 'cvxpy'")
-        return importlib.import_module(name)
+    import sys
 
-    monkeypatch.setattr(low_rank_module.importlib, "import_module", absent)
+    monkeypatch.setitem(sys.modules, "cvxpy", None)  # 'import cvxpy' now raises ImportError
     with pytest.raises(ImportError, match=r"pip install 'exactattn\[sensing\]'"):
         learn_low_rank(ValueOracle(low_rank_head(4, 1, seed=0)), rank=1, method="sensing",
                        measurements=12, solver="nuclear")
