@@ -12,6 +12,13 @@ exact (reconstruction equals the hidden model, compared with ==).
 Baseline in the same run: the same instance learned exactly in EXP
 (ratio = seconds over BALL at the bound / seconds in EXP).
 
+Rows with "route": "F64 rescaled" measure the float64 route on large heads
+(W = w [[1]] and d = 8 heads with Gaussian entries times w): the relative
+Frobenius error of W (and in units of u = 2^-53), the stated first-order bound
+W_error_bound, whether the error is within it, and the extra queries of phase
+"W rescaled". Baseline: the plain d + d^2 probes (rescale=False) on the same
+head, its relative error or the error it raises.
+
     python benchmarks/precision.py [--quick] [--max-d N]
 """
 
@@ -22,10 +29,13 @@ import json
 import sys
 import time
 
+import numpy as np
+
 from exactattn.errors import ExactattnError
-from exactattn.fields import BALL, EXP
+from exactattn.fields import BALL, EXP, F64
 from exactattn.instances import single_head_instance
 from exactattn.learners import learn_single_head
+from exactattn.models import SingleHeadAttention
 from exactattn.oracle import ValueOracle, enclosing_oracle
 from exactattn.reconstruct import required_precision
 
@@ -71,6 +81,40 @@ def row(d: int, seed: int) -> dict[str, object]:
     }
 
 
+def _fro(A: np.ndarray) -> float:
+    m = float(np.abs(A).max())
+    return m * float(np.linalg.norm(A / m)) if m > 0 else 0.0
+
+
+def f64_row(d: int, w: float, seed: int) -> dict[str, object]:
+    rng = np.random.default_rng(seed)
+    W = np.array([[w]]) if d == 1 else rng.standard_normal((d, d)) * w
+    v = np.array([1.0]) if d == 1 else rng.standard_normal(d)
+    oracle = ValueOracle(SingleHeadAttention(W, v, field=F64))
+    start = time.perf_counter()
+    rec = learn_single_head(oracle)
+    seconds = time.perf_counter() - start
+    err = _fro(rec.W - W)
+    rel = err / _fro(W)
+    bound = float(rec.options["W_error_bound"])  # type: ignore[arg-type]
+    try:
+        plain = learn_single_head(ValueOracle(SingleHeadAttention(W, v, field=F64)),
+                                  rescale=False)
+        baseline: object = _fro(plain.W - W) / _fro(W)
+    except ExactattnError as exc:
+        baseline = f"{type(exc).__name__}: {str(exc)[:80]}"
+    return {
+        "route": "F64 rescaled", "d": d, "scale": w, "seed": seed,
+        "relative_error_W": rel, "relative_error_in_ulps": round(rel / 2.0**-53, 2),
+        "W_error_bound": bound, "relative_bound": bound / _fro(W),
+        "within_bound": err <= bound, "queries": rec.queries,
+        "rescaled_queries": rec.queries_by_phase.get("W rescaled", 0),
+        "expected_queries_without_rescaling": d + d * d, "seconds": round(seconds, 4),
+        "baseline": "the plain d + d^2 probes (rescale=False) on the same head",
+        "baseline_relative_error_W": baseline,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="d = 2, 4 only")
@@ -84,6 +128,13 @@ def main(argv: list[str] | None = None) -> int:
             r = row(d, seed)
             ok = ok and bool(r["exact"]) and bool(r["all_checked_above_smallest_work"])
             print(json.dumps(r), flush=True)
+    heads = [(1, 1e6), (1, 1e12)] if args.quick else [
+        (1, 1e3), (1, 1e6), (1, -1e6), (1, 1e12), (1, 1e100), (8, 1e4), (8, 1e8), (8, 1e12)]
+    for d, w in heads:
+        print(f"precision: F64 head d = {d}, scale {w:g}", file=sys.stderr, flush=True)
+        r = f64_row(d, w, 0)
+        ok = ok and bool(r["within_bound"])
+        print(json.dumps(r), flush=True)
     return 0 if ok else 1
 
 

@@ -200,6 +200,8 @@ def learn_single_head(
     T = F.zeros((d, d))
     S = np.ones((d, d))  # probe scales (F64 rescaling; 1 elsewhere)
     Xs = np.empty((d, 2, d), dtype=F.dtype)
+    hint = 0  # F64 rescaling: the scale exponent that last worked (entries of one head
+    # tend to share a magnitude, so it is the first guess for the next saturated probe)
     for j in range(d):
         Xs[:, 0, :] = Z
         Xs[:, 0, j] = Z[:, j] + 1  # rows u_l + e_j: d additions, not d^2
@@ -208,7 +210,9 @@ def learn_single_head(
         p = (y - v[j]) / c
         if F == F64 and rescale:
             for l in range(d):
-                p[l], S[l, j] = _rescale_probe(oracle, Z, c, v, j, l, float(p[l]))
+                p[l], S[l, j] = _rescale_probe(oracle, Z, c, v, j, l, float(p[l]), hint)
+                if S[l, j] != 1.0:
+                    hint = -math.frexp(S[l, j])[1] + 1  # S = 2^-k: the last k that worked
         t = probe_logits(F, p, where=f"column {j}", what="(y - v_j) / (u_l^T v)",
                          model="single-head attention model")
         T[:, j] = t / S[:, j] if F == F64 else t
@@ -271,7 +275,7 @@ MAX_RESCALE_QUERIES = 40
 
 
 def _rescale_probe(oracle: ValueOracle, Z: Array, c: Array, v: Array, j: int, l: int,
-                   p: float) -> tuple[float, float]:
+                   p: float, hint: int = 0) -> tuple[float, float]:
     """F64: (p, s) for probe l of column j, with |logit(p)| = |s t| in the safe window.
 
     ``p`` is the first measurement (s = 1), kept when |logit(p)| <= SAFE_LOGIT.
@@ -279,7 +283,8 @@ def _rescale_probe(oracle: ValueOracle, Z: Array, c: Array, v: Array, j: int, l:
     s = 2^-k, whose p = (y - s v_j) / c_l is sigma(s t) (module docstring). The
     exponent k is searched: k_lo (largest k known to give |s t| > SAFE_LOGIT)
     and k_hi (smallest k known to give |s t| < RESCALE_LOW) bracket it; while
-    sigma saturates k is doubled, otherwise k jumps to the estimate
+    sigma saturates k is doubled (or first set to ``hint``, the exponent that
+    worked for the previous probe, when that is larger), otherwise k jumps to the estimate
     k + log2(|logit(p)| / RESCALE_TARGET), and bisects the bracket when the
     estimate falls outside it. The window spans a factor 4 > 2, so some k in
     the bracket always lands in it for a single head; anything else is a
@@ -303,7 +308,7 @@ def _rescale_probe(oracle: ValueOracle, Z: Array, c: Array, v: Array, j: int, l:
         else:
             k_hi = k
         if ax > SATURATED_LOGIT:  # sigma saturated: no estimate, double the exponent
-            nxt = max(2 * k, k + 5)
+            nxt = max(2 * k, k + 5, hint if k == 0 else 0)
         elif ax > 0.0:
             nxt = k + round(math.log2(ax / RESCALE_TARGET))
         else:
@@ -375,8 +380,14 @@ def probe_logits(F: Field, p: Array, *, where: str, what: str, model: str) -> Ar
                 "|entries| <= M and denominators <= Q, reconstruct.required_precision(d, M, Q) "
                 "bits provably suffice", prec=exc.prec, needed_prec=exc.needed_prec) from None
         except (NotRepresentableError, ZeroDivisionError) as exc:
+            hint = ""
+            if not F.exact and hasattr(F, "prec"):
+                bits = int(F.prec)
+                hint = (f". Over {F.name} p rounds to 0 or 1 once |logit| exceeds about "
+                        f"{bits} ln 2 = {bits * math.log(2):.1f}: if the oracle is a head, "
+                        "its logits need more bits")
             raise RecoveryFailedError(
-                f"{where}, probe {l}: {what} = {pl} has no exact logit ({exc}); {why}"
+                f"{where}, probe {l}: {what} = {pl} has no exact logit ({exc}); {why}{hint}"
             ) from None
     return out
 

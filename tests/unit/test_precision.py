@@ -234,6 +234,17 @@ def test_enclosing_oracle_needs_exact_model_and_precision_field() -> None:
         enclosing_oracle(SingleHeadAttention([[1]], [1], field=EXP), F64)
 
 
+def test_mp_learner_on_a_saturated_logit_says_the_precision() -> None:
+    # before: "(y - v_j) / (u_l^T v) = 1.0 has no exact logit ()", blaming the oracle only
+    head = SingleHeadAttention([[30]], [1], field=EXP)
+    with pytest.raises(RecoveryFailedError) as err:
+        learn_single_head(enclosing_oracle(head, MP(32)))
+    assert "MP(32)" in str(err.value) and "32 ln 2" in str(err.value)
+    assert "column 0, probe 0" in str(err.value)
+    rec = learn_single_head(enclosing_oracle(head, MP(120)))
+    assert abs(MP(120).exact_value(rec.W[0, 0]) - 30) < fmpq(1, 2**60)
+
+
 # -- F64 rescaling ------------------------------------------------------------------
 def _badly_scaled(d: int = 12) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(3)
@@ -343,10 +354,14 @@ def test_precision_benchmark_quick_rows() -> None:
                          text=True, check=False, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     rows = [json.loads(line) for line in run.stdout.splitlines()]
-    assert len(rows) == 4
-    for r in rows:
+    balls = [r for r in rows if "route" not in r]
+    floats = [r for r in rows if r.get("route") == "F64 rescaled"]
+    assert len(balls) == 4 and len(floats) == 2
+    for r in balls:
         assert r["exact"] is True and r["queries"] == r["expected_queries"]
         assert r["smallest_working_bits"] <= r["bound_bits"]
+    for r in floats:
+        assert r["within_bound"] is True and r["relative_error_in_ulps"] <= 8
 
 
 # -- BALL logits that the precision cannot settle (issue 10, defect 2.8) -------------
