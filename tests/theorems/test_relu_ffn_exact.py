@@ -524,6 +524,19 @@ def test_kinks_closer_than_the_old_step_are_separated(k: int, w: list[int]) -> N
     assert k < 400 or "2^-" in rec.hypotheses[1] and "2^-1024" not in rec.hypotheses[1]
 
 
+def test_near_miss_kinks_2_to_the_minus_800_apart() -> None:
+    """ReLU(x_0) + ReLU(x_0 + 2^-800 x_1): two hyperplanes at an angle of 2^-800, so the
+    two kinks on the line are about 2^-800 apart, far below float64's resolution (a float
+    comparison would see one kink and return one hyperplane); the exact test separates
+    them and recovers both."""
+    g = ReluFFN([[1, 1], [0, F(1, 2**800)]], [1, 1])
+    rec = learn_relu_ffn(ValueOracle(g), seed=0, residual_probes=16)
+    assert canonical(recovered(rec)) == canonical(g) and canonical(g).size == 2
+    t0, t1 = (F(t) for t in rec.options["line"]["kinks"])
+    assert 0 < t1 - t0 < F(1, 2**790)
+    assert float(t0) == float(t1)  # the near miss: equal as floats
+
+
 def test_a_refusal_says_what_was_observed() -> None:
     """A curved oracle bends at every scale; the refusal lists the slope differences seen."""
     def fn(X: Any) -> Any:
@@ -538,6 +551,8 @@ def test_parameter_checks() -> None:
     oracle = ValueOracle(ReluFFN([[1]], [1]))
     with pytest.raises(InvalidEntryError, match="max_lines"):
         learn_relu_ffn(oracle, max_lines=0)
+    with pytest.raises(InvalidEntryError, match="resolution_bits"):
+        learn_relu_ffn(oracle, resolution_bits=100)  # below 2 * separation_bits
     with pytest.raises(IncompatibleFieldError):
         learn_relu_ffn(oracle, field=F64)
     with pytest.raises(RecoveryFailedError, match="max_kinks"):
