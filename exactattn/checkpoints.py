@@ -381,15 +381,15 @@ def _num_heads_from_config(path: Path) -> int | None:
     return int(value) if isinstance(value, int) else None
 
 
-def load_layer(source: str | Path | Mapping[str, Any], *, layer: int,
+def load_layer(source: str | Path | Mapping[str, Any] | Any, *, layer: int,
                num_heads: int | None = None, names: TensorNames = BERT_NAMES) -> AttentionLayer:
     """The attention layer ``layer`` of a checkpoint.
 
     Parameters
     ----------
     source : path of a ``.safetensors`` file (read with ``safetensors``, numpy
-        API, only the eight tensors needed), or a state dict (names to torch
-        tensors or numpy arrays).
+        API, only the eight tensors needed), a state dict (names to torch
+        tensors or numpy arrays), or a ``torch.nn.Module`` (its state dict).
     layer : the layer index (0-based, as in the tensor names).
     num_heads : H; default ``num_attention_heads`` from ``config.json``
         beside the file.
@@ -402,6 +402,9 @@ def load_layer(source: str | Path | Mapping[str, Any], *, layer: int,
     """
     if isinstance(layer, bool) or not isinstance(layer, int) or layer < 0:
         raise InvalidEntryError(f"layer must be a non-negative integer, got {layer!r}")
+    if not isinstance(source, str | Path | Mapping) and callable(
+            getattr(source, "state_dict", None)):
+        source = source.state_dict()          # a torch.nn.Module: its state dict
     if isinstance(source, str | Path):
         path = Path(source)
         if not path.exists():

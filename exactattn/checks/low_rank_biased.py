@@ -219,16 +219,23 @@ def _check_certificate() -> Outcome:
     return first_failure(failures, checked, "every perturbed model rejected")
 
 
+#: the random layer of the F64 claim: d and the number of heads
+F64_D, F64_HEADS = 64, 8
+
+
 @claim(
     CLAIM_LABEL, "biased_real_heads_f64", paper_ref=PAPER_REF,
-    title="Biases, F64: every head of a random layer (d = 64, 8 heads) from its factors",
-    statement=r"d = 64,\ h = 8:\ h(2d + 1 - h) + d + 1 = 1097 \text{ queries per head instead of }"
-              r" (d + 1)^2 = 4225;\ \text{relative errors on } W, c, v < 10^{-9} \text{ and "
-              r"within the first-order bounds.}",
+    title=f"Biases, F64: every head of a random layer (d = {F64_D}, {F64_HEADS} heads) from "
+          "its factors",
+    statement=rf"d = {F64_D},\ h = {F64_D // F64_HEADS}:\ h(2d + 1 - h) + d + 1 = "
+              + f"{biased_low_rank_query_count(F64_D, F64_D // F64_HEADS, bias='column_space')}"
+              + r" \text{ queries per head instead of } (d + 1)^2 = " + f"{(F64_D + 1) ** 2}"
+              + r";\ \text{relative errors on } W, c, v < 10^{-9} \text{ and within the "
+              r"first-order bounds.}",
     route="float64 (tolerance)",
 )
 def _check_f64() -> Outcome:
-    d, H = 64, 8
+    d, H = F64_D, F64_HEADS
     layer = random_layer(d, H, seed=0)
     failures, worst = [], 0.0
     for j in range(H):

@@ -132,6 +132,36 @@ def test_state_dict_of_torch_tensors_and_numpy_arrays() -> None:
     assert from_np.head(2).merged().W.tolist() == from_torch.head(2).merged().W.tolist()
 
 
+def test_torch_module_with_bert_names_and_its_forward_pass() -> None:
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    _ = torch.manual_seed(0)
+    lin = lambda: nn.Linear(D, D, dtype=torch.float64)  # noqa: E731
+    attention = nn.ModuleDict({"self": nn.ModuleDict({"query": lin(), "key": lin(),
+                                                      "value": lin()}),
+                               "output": nn.ModuleDict({"dense": lin()})})
+    model = nn.ModuleDict({"encoder": nn.ModuleDict({"layer": nn.ModuleList(
+        [nn.ModuleDict({"attention": attention})])})})
+    layer = load_layer(model, layer=0, num_heads=H)     # the module itself, or its state dict
+    assert np.array_equal(layer.Wq, load_layer(model.state_dict(), layer=0, num_heads=H).Wq)
+    X = torch.randn(5, D, dtype=torch.float64)
+    sa, dense = attention["self"], attention["output"]["dense"]
+    rho = torch.zeros(D, dtype=torch.float64)
+    rho[3] = 1.0
+    with torch.no_grad():
+        q, K, V = sa["query"](X[-1:]), sa["key"](X), sa["value"](X)
+        heads = []
+        for j in range(H):
+            s = slice(j * HD, (j + 1) * HD)
+            a = torch.softmax(q[:, s] @ K[:, s].T / math.sqrt(HD), dim=-1)
+            heads.append(a @ V[:, s])
+        y = float(rho @ dense(torch.cat(heads, dim=-1))[0])    # the layer, all heads at once
+        rho_bo = float(rho @ dense.bias)
+    # the layer's output is the sum of the heads' oracles, each of which holds b_o once
+    total = sum(layer.head(j, readout=rho.numpy())(X.numpy()) for j in range(H))
+    assert abs(total - (H - 1) * rho_bo - y) <= 1e-12
+
+
 def test_custom_names() -> None:
     gpt_like = TensorNames(
         query_weight="h.{layer}.attn.q.weight", query_bias="h.{layer}.attn.q.bias",
