@@ -1229,8 +1229,13 @@ def genericity_hypotheses(residual_probes: int, rounds: int, resolution_bits: in
         f"({residual_probes} probes per round, at most {rounds} rounds); a smaller set can be "
         "missed, by any learner",
     )
-    # the F64 route names its own resolution (F64_RTOL, 2^-36) in its error bounds
-    return out if resolution_bits is not None else (out[0], out[2])
+    if resolution_bits is not None:
+        return out
+    # F64: its own resolution (F64_RTOL, 2^-36) is in its error bounds, and a probe
+    # passes within F64_RESIDUAL_RTOL, so the bound is about larger differences
+    return (out[0], out[2].replace("on which g differs from the result",
+                                   "on which g differs from the result by more than "
+                                   "F64_RESIDUAL_RTOL (2^-16) of its size"))
 
 
 def _ceil_figure(x: fmpq) -> str:
