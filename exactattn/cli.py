@@ -139,8 +139,8 @@ def memory_estimate(label: str, d: int, *, m: int = 1, rank: int = 0, heads: int
     """
     exact = field != "F64"
     per_param = 40 if exact else 8
-    if label in ("single_head_exact", "noisy_oracle"):
-        params, queries = 3 * d * d, d + d * d
+    if label in ("single_head_exact", "noisy_oracle", "membership_queries"):
+        params, queries = 3 * d * d, d + d * d  # membership: d^2 L(2M) >= d^2 labels
         keep = exact or d <= 256
     elif label == "low_rank_adaptive":
         params, queries, keep = 3 * d * d, rank * (2 * d - rank) + d, True
@@ -148,8 +148,10 @@ def memory_estimate(label: str, d: int, *, m: int = 1, rank: int = 0, heads: int
         params, queries, keep = 3 * d * d + 2 * d * m, 2 * (d + d * d), True
     elif label == "relu_ffn_exact":
         params, queries, keep = 3 * d * m, d * m, True
-    else:  # multihead_canonical
+    elif label == "multihead_canonical":
         params, queries, keep = 3 * heads * d * d, heads * d * d, True
+    else:  # a label without its own estimate: every learner here holds a d x d matrix
+        params, queries, keep = d * d, 0, False
     return per_param * params + (8 * 2 * d * queries if keep else 0)
 
 
@@ -510,6 +512,36 @@ def _check_numbers(obj: Any, where: str = "file") -> None:
                                      f"{MAX_EXPONENT_DIGITS}; not a number a recovery holds")
 
 
+#: the keys of a saved recovery and the JSON types they must have
+_SAVED_KEYS: dict[str, tuple[type, ...]] = {
+    "label": (str,), "paper_ref": (str,), "field": (str,), "params": (dict,),
+    "queries": (int,), "queries_by_phase": (dict,), "seed": (int,), "transcript": (dict,)}
+_OPTIONAL_KEYS: dict[str, tuple[type, ...]] = {
+    "options": (dict,), "approximate": (bool,), "hypotheses": (list,), "status": (str,)}
+
+
+def _check_shape_of_saved(obj: dict[str, Any], bad: Callable[[str], UsageError]) -> None:
+    """The keys and JSON types of a saved recovery, before anything is built from it."""
+    for key, types in [*_SAVED_KEYS.items(), *_OPTIONAL_KEYS.items()]:
+        if key not in obj:
+            if key in _SAVED_KEYS:
+                raise bad(f"the recovery has no key {key!r}")
+            continue
+        value = obj[key]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise bad(f"the recovery's {key!r} is {json.dumps(value)[:40]}, expected a JSON "
+                      f"{'/'.join(t.__name__ for t in types)}")
+    if not obj["params"]:
+        raise bad("the recovery's 'params' is empty")
+    if obj["queries"] < 0 or obj["seed"] < 0:
+        raise bad("the recovery's 'queries' and 'seed' must be >= 0")
+    counts = obj["queries_by_phase"].values()
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
+        raise bad("the recovery's 'queries_by_phase' must map phases to counts >= 0")
+    if not all(isinstance(h, str) and h for h in obj.get("hypotheses", [])):
+        raise bad("the recovery's 'hypotheses' must be non-empty strings")
+
+
 def _load_saved(path: str) -> tuple[Any, dict[str, Any] | None]:
     """The Recovery and the instance block of a file written by ``learn --save``.
 
@@ -533,6 +565,7 @@ def _load_saved(path: str) -> tuple[Any, dict[str, Any] | None]:
         raise bad("expected an object with a 'recovery' object (written by 'exactattn learn "
                   "--save')")
     _check_numbers(saved, path)
+    _check_shape_of_saved(saved["recovery"], bad)
     try:
         rec = Recovery.from_json(saved["recovery"])
     except KeyError as exc:
