@@ -269,8 +269,14 @@ STATEMENTS: tuple[Statement, ...] = (
         "Exact learning of a bias-free two-layer ReLU network",
         credit=r"exactattn; the paper cites Milli et al.\ (2019) and Daniely \& Granot (2023), "
                r"whose hypotheses (independent columns, biases) do not fit",
-        hypotheses=(r"$g(x) = w_o^\top \mathrm{ReLU}(A^\top x)$, rational entries",
-                    r"genericity: distinct unit directions, as named by the learner's status"),
+        hypotheses=(r"$g(x) = w_o^\top \mathrm{ReLU}(A^\top x)$, no biases, rational answers",
+                    r"assumption H (no hidden cancellation): no nonempty set $S$ of canonical "
+                    r"terms and signs $s_k = \pm 1$ with $\sum_{k \in S} s_k \beta_k n_k = 0$",
+                    r"resolution: on the learner's lines, kinks lie at least $2^{-R}(1 + |t|)$ "
+                    r"apart",
+                    r"random probes: a set of directions of angular measure $\ge 1/100$ on "
+                    r"which $g$ differs from the result is missed with probability at most "
+                    r"$L (1 - 1/100)^{P}$ ($P$ probes per round, $L$ rounds)"),
         statement=r"The learner returns a network with the same canonical form (hence the same "
                   r"function on $\mathbb{R}^d$); canonical forms decide equivalence exactly.",
         labels=("relu_ffn_exact",),
@@ -309,7 +315,12 @@ STATEMENTS: tuple[Statement, ...] = (
                   r"its canonical form.",
         uses=("relu_ffn_exact",), include=("relu_ffn_exact.hidden_cancellation",),
         proof=(r"Equal functions give equal transcripts for every learner, whatever it "
-               r"queries (prose); the function identities are checked below by sign cases.",),
+               r"queries (prose); the function identities are checked below by sign cases. "
+               r"Nearly hidden cancellations are as bad: $g = 0$ and $g_\varepsilon = "
+               r"|n^\top x| + |(n + \varepsilon u)^\top x| - |(2n + \varepsilon u)^\top x|$ "
+               r"differ only on a wedge that shrinks to the empty set as "
+               r"$\varepsilon \to 0$, so finitely many queries miss it with probability "
+               r"$\to 1$: hence assumption H of the FFN learner.",),
     ),
     Statement(
         "membership_queries", "ours", "Theorem",

@@ -139,7 +139,8 @@ def _check_symmetries_symbolic() -> Outcome:
        statement=r"f_\theta = f_{\theta'} \iff \operatorname{canon}(\theta) = "
                  r"\operatorname{canon}(\theta') \text{ for } H = 2,\ d \in \{1, 2\} "
                  r"\text{ (15 cases of equal } W\text{, solved in SymPy)}",
-       route="symbolic (sympy) + Lindemann–Weierstrass")
+       route="symbolic (sympy: generic solve, the E_j independent symbols) + prose "
+             "(Lindemann–Weierstrass: why that is valid at rational tokens)")
 def _check_derivation() -> Outcome:
     from ..symbolic.multihead import derive_equal_functions
 

@@ -330,25 +330,34 @@ def dependency_graph(results: Sequence[ClaimResult]) -> str:
     depth = _depths(table)
     per_row = 4
     rows: list[list[str]] = []
+    x_of: dict[str, float] = {}
     for level in range(max(depth.values()) + 1):
         keys = [k for k in table if depth[k] == level]
-        rows += [keys[i:i + per_row] for i in range(0, len(keys), per_row)]
+        if level:  # under the statements they use (barycentre), to keep arrows short
+            keys.sort(key=lambda k: sum(x_of[u] for u in table[k].uses if u in x_of)
+                      / max(1, sum(1 for u in table[k].uses if u in x_of)))
+        for i in range(0, len(keys), per_row):
+            row = keys[i:i + per_row]
+            for x, key in enumerate(row):
+                x_of[key] = x + (per_row - len(row)) / 2
+            rows.append(row)
     lines = [r"\begin{figure}[ht]\centering",
              r"\begin{tikzpicture}[x=4cm,y=1.5cm,every node/.style={draw,rounded corners,"
-             r"font=\scriptsize,align=center,text width=3.4cm,minimum height=0.8cm}]"]
+             r"fill=white,font=\scriptsize,align=center,text width=3.4cm,minimum height=0.8cm}]"]
     for y, keys in enumerate(rows):
-        offset = (per_row - len(keys)) / 2
-        for x, key in enumerate(keys):
+        for key in keys:
             s = table[key]
             colour = STATUS_COLOUR[statement_status(s, results)]
             part = "I" if s.part == "paper" else "II"
             name = _escape(key).replace(r"\_", r"\_\allowbreak{}")
-            lines.append(f"\\node[fill={colour}] ({key}) at ({x + offset:.2f},{-y:.2f}) "
+            lines.append(f"\\node[fill={colour}] ({key}) at ({x_of[key]:.2f},{-y:.2f}) "
                          f"{{\\hyperref[{key}]{{{part}.\\ref*{{{key}}} {name}}}}};")
+    lines.append(r"\begin{pgfonlayer}{background}")  # arrows pass behind the boxes
     for key, s in table.items():
         for u in s.uses:
             if u in table:
-                lines.append(f"\\draw[-{{Stealth}}] ({u}) -- ({key});")
+                lines.append(f"\\draw[-{{Stealth}},gray] ({u}) -- ({key});")
+    lines.append(r"\end{pgfonlayer}")
     legend = ", ".join(f"\\fcolorbox{{black}}{{{c}}}{{\\strut}}~{k}"
                        for k, c in STATUS_COLOUR.items())
     lines += [r"\end{tikzpicture}",

@@ -118,6 +118,13 @@ class NamedStep(Step):
     shown_rhs: Any = None
     defs: tuple[tuple[Any, Any], ...] = ()
 
+    @property
+    def faithful(self) -> bool:
+        """The shown equation with its definitions substituted is ``lhs = rhs`` (checked at
+        printing time: a step whose ``lhs``/``rhs`` changed is printed in full instead)."""
+        return (_same(_substitute(sp.sympify(self.shown_lhs), self.defs), self.lhs)
+                and _same(_substitute(sp.sympify(self.shown_rhs), self.defs), self.rhs))
+
 
 @dataclass(frozen=True)
 class Prose:
@@ -242,8 +249,16 @@ def _substitute(expr: Any, defs: Sequence[tuple[Any, Any]]) -> Any:
 
 
 def _same(a: Any, b: Any) -> bool:
-    """The same object, or the same after SymPy's own evaluation (an unevaluated sum)."""
-    return bool(a == b or sp.expand(a - b) == 0)
+    """The same object, or the same after SymPy's own evaluation (an unevaluated sum or
+    matrix product)."""
+    if a == b:
+        return True
+    if isinstance(a, (sp.MatrixBase, sp.MatrixExpr)) or isinstance(b, (sp.MatrixBase,
+                                                                      sp.MatrixExpr)):
+        A, B = sp.Matrix(a.doit()), sp.Matrix(b.doit())
+        return A.shape == B.shape and all(sp.cancel(x - y) == 0
+                                          for x, y in zip(A, B, strict=True))
+    return bool(sp.expand(a - b) == 0)
 
 
 def auto_names(*exprs: Any) -> list[tuple[Any, Any]]:
@@ -356,7 +371,7 @@ def step_rows(step: Any) -> list[str]:
     """The ``align*`` rows of a step-like object (``lhs``, ``rhs``, optional ``relation``)."""
     if isinstance(step, NonnegStep):
         return equation_rows(step.lhs, step.rhs, suffix=r" \geq 0")
-    if isinstance(step, NamedStep):
+    if isinstance(step, NamedStep) and step.faithful:
         rows = equation_rows(step.shown_lhs, step.shown_rhs)
         for name, value in step.defs:
             parts = split_sum(value, ROW_WIDTH - 14)

@@ -114,6 +114,14 @@ def all_results() -> list[ClaimResult]:
     return run_claims()
 
 
+def test_every_claim_holds_and_no_recorded_step_is_not_verified(
+        all_results: list[ClaimResult]) -> None:
+    """(Was test_registry's test_every_claim_holds; shares the one run of all claims.)"""
+    assert not_verified(all_results) == []
+    assert all(r.outcome.instances > 0 for r in all_results)
+    assert any(r.evidence for r in all_results)  # the derivations were recorded
+
+
 def test_the_companion_builds_without_overfull_boxes_or_warnings(
         tmp_path: Path, all_results: list[ClaimResult]) -> None:
     if shutil.which("pdflatex") is None:
@@ -156,3 +164,7 @@ def test_a_printed_step_changes_with_the_checked_object() -> None:
         from exactattn.symbolic.steps import step_rows
 
         assert step_rows(changed) != step_rows(step), step.why
+        assert any("delta" in row for row in step_rows(changed)), step.why
+    for step in single_head.derivation(2):  # named steps too: the names cannot hide a change
+        changed = dataclasses.replace(step, rhs=step.rhs + delta)
+        assert any("delta" in row for row in step_rows(changed)), step.why
