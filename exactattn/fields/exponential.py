@@ -20,7 +20,12 @@ which is what ``==`` checks: exact rational arithmetic, no floats, no
 tolerance. The same theorem says that a sum with a nonzero coefficient is a
 nonzero real, so its sign is found by evaluating it in rigorous ball
 arithmetic (python-flint ``arb``) at rising precision until the ball
-excludes 0; the loop always ends.
+excludes 0; the loop always ends. Exponents closer than 2^-32 are summed as
+one cluster by their exact Taylor moments with a rigorous remainder
+(:func:`_cluster_ball`), so a near-cancellation caused by tiny exponent gaps
+(e^(2^-4200000) - 1) costs no precision; only one set up by the coefficients
+themselves needs more bits, and past max(2^22, 4 x the sum's size in bits)
+:class:`~exactattn.fields.precision.InsufficientPrecisionError` says so.
 
 Representation. The denominator is kept with leading term (largest
 exponent) equal to 1 = 1 * e^0; a quotient equal to a single term c e^q is
