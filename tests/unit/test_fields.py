@@ -444,6 +444,28 @@ def test_exp_sign_at_small_gaps_agrees_with_a_high_precision_reference(k: int) -
         assert float(e(x) - 1) * 2.0**k == pytest.approx(1.0, rel=1e-15)
 
 
+@given(st.lists(st.tuples(st.integers(-3, 3), st.integers(-3, 3)), min_size=2, max_size=4),
+       st.integers(40, 400), st.sampled_from([Fraction(0), Fraction(-2, 3), Fraction(1000, 7)]))
+def test_exp_sign_of_clustered_sums_agrees_with_arb(
+        terms: list[tuple[int, int]], K: int, base: Fraction) -> None:
+    # sum_i c_i e^{base + k_i 2^-K}: gaps below 2^-32 (one cluster) and cancellations of
+    # order up to 3, against plain arb at 6K bits
+    el = EXP(0)
+    for c, k in terms:
+        el = el + c * e(base + Fraction(k, 2**K))
+    with ctx.workprec(6 * K + 400):
+        ref = arb(0)
+        for c, k in terms:
+            ref += c * fraction_to_arb(base + Fraction(k, 2**K)).exp()
+        expected = arb_sign(ref)
+    if el == 0:
+        assert expected == 0 or not ref.is_exact()
+        assert EXP.sign(el) == 0
+        return
+    assert expected != 0
+    assert EXP.sign(el) == expected
+
+
 def test_exp_sign_gives_up_with_the_bits_named(monkeypatch: pytest.MonkeyPatch) -> None:
     # the give-up path, forced by a cap far below what this sum needs (~340 bits):
     # the library's own error, with the precision tried
