@@ -338,6 +338,17 @@ def test_f64_bound_holds_on_heads_of_mixed_magnitude(seed: int) -> None:
     assert verify(rec, oracle).holds
 
 
+def test_gaussian_probes_rescale_too() -> None:
+    rng = np.random.default_rng(5)
+    W, v = rng.standard_normal((6, 6)) * 1e10, rng.standard_normal(6)
+    oracle = ValueOracle(SingleHeadAttention(W, v, field=F64))
+    rec = learn_single_head(oracle, probes="gaussian", seed=3)
+    err = _fro(rec.W - W)
+    assert err <= rec.options["W_error_bound"] <= 1e-8 * _fro(W)
+    assert err <= 1e-11 * _fro(W)  # Z's conditioning costs a few digits, not the scale
+    assert rec.queries_by_phase["W rescaled"] > 0 and verify(rec, oracle).holds
+
+
 def test_heads_beyond_1e150_keep_a_finite_bound() -> None:
     rec, _, rel = _learn_f64(np.array([[1e300]]), np.array([1.0]))
     assert rel <= 8 * UNIT and np.isfinite(rec.options["W_error_bound"])
