@@ -241,7 +241,7 @@ def _cmd_latex(args: argparse.Namespace) -> int:
         args.only or None,
         progress=lambda c, k, n: None if args.quiet else _stderr(f"[{k + 1}/{n}] {c.id} ..."))
     out = Path(args.out)
-    written = write_companion(out, results)
+    written = write_companion(out, results, args.figures or ())
     for path in written:
         print(path)
     failures = not_verified(results)
@@ -656,6 +656,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-check", action="store_true", help="statements only, run no check")
     p.add_argument("--only", nargs="+", metavar="LABEL",
                    help="run only these claim ids or labels (the others print as not run)")
+    p.add_argument("--figures", nargs="+", metavar="JSON",
+                   help="benchmark output drawn as figures: benchmarks/noisy.py --curve-out, "
+                        "benchmarks/low_rank.py --grid")
     p.add_argument("--pdf", action="store_true", help="then build DIR/main.pdf with pdflatex")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(run=_cmd_latex)

@@ -227,14 +227,16 @@ def statement_section(statement: Statement, results: Sequence[ClaimResult] = ())
     """The chapter of one statement: theorem environment, uses, claims, proof with evidence."""
     by_id = {r.claim.id: r for r in results}
     env = KIND_ENV.get(statement.kind, "theorem")
-    ref = statement.paper_ref or "exactattn"
+    ref = f"paper: {statement.paper_ref}" if statement.paper_ref else "exactattn"
     claims = claims_of(statement)
     status = statement_status(statement, results)
     out = [f"\\chapter{{\\texorpdfstring{{{statement.title}}}{{{_plain(statement.plain)}}}}}"
            f"\\label{{{statement.key}}}",
            f"\\begin{{{env}}}[{ref}]\\label{{thm:{statement.key}}}"]
     if statement.hypotheses:
-        out.append(r"\textbf{Hypotheses.} " + "; ".join(statement.hypotheses) + ".")
+        out.append(r"\textbf{Hypotheses.}\begin{itemize}\setlength{\itemsep}{0pt}"
+                   + "".join(f"\n\\item {h}" for h in statement.hypotheses)
+                   + "\n\\end{itemize}")
     if statement.constants:
         out.append(r"\par\textbf{Constants.} " + "; ".join(statement.constants) + ".")
     if statement.queries:
@@ -425,6 +427,90 @@ def _appendix(results: Sequence[ClaimResult]) -> str:
     ])
 
 
+# -- figures from benchmark data ------------------------------------------------------------
+def _float(x: Any) -> float:
+    from fractions import Fraction
+
+    return float(Fraction(str(x)))
+
+
+def _noise_curve(obj: dict[str, Any], name: str) -> str:
+    plots = []
+    for k, dim in enumerate(obj["dims"]):
+        pts = [(_float(p["epsilon_W"]), p["max_entry_error"], p["bound_entry"])
+               for p in dim["points"]]
+        err = " ".join(f"({e:.6g},{max(v, 1e-300):.6g})" for e, v, _ in pts)
+        bound = " ".join(f"({e:.6g},{b:.6g})" for e, _, b in pts)
+        plots.append(f"\\addplot+[mark=*] coordinates {{{err}}};\n"
+                     f"\\addlegendentry{{worst entry error, $d = {dim['d']}$}}\n"
+                     f"\\addplot+[dashed,mark=none] coordinates {{{bound}}};\n"
+                     f"\\addlegendentry{{the learner's entry bound, $d = {dim['d']}$}}")
+        if k == 2:
+            break
+    return "\n".join([
+        r"\begin{figure}[ht]\centering",
+        r"\begin{tikzpicture}\begin{loglogaxis}[width=0.7\linewidth,height=6cm,"
+        r"xlabel={$\varepsilon_W$},ylabel={entry error},"
+        r"legend style={at={(0.5,-0.3)},anchor=north,font=\scriptsize}]",
+        *plots, r"\end{loglogaxis}\end{tikzpicture}",
+        rf"\caption{{\hyperref[noisy_oracle]{{\texttt{{noisy\_oracle}}}}: the worst entry "
+        r"error over the adversaries against the theorem's bound, from "
+        rf"{_tt(name)} (\texttt{{benchmarks/noisy.py}}; exact errors printed as floats; "
+        r"measured, not a proof).}", r"\end{figure}"])
+
+
+def _phase_transition(obj: dict[str, Any], name: str) -> str:
+    series: dict[tuple[str, int, int], list[tuple[float, float]]] = {}
+    for p in obj["points"]:
+        series.setdefault((p["solver"], p["d"], p["r"]), []).append(
+            (p["C"], p["successes"] / p["trials"]))
+    plots = []
+    for (solver, d, r), pts in sorted(series.items())[:6]:
+        coords = " ".join(f"({c:.4g},{rate:.4g})" for c, rate in sorted(pts))
+        plots.append(f"\\addplot+[mark=*] coordinates {{{coords}}};\n"
+                     f"\\addlegendentry{{{_escape(solver)}, $d = {d}$, $r = {r}$}}")
+    return "\n".join([
+        r"\begin{figure}[ht]\centering",
+        r"\begin{tikzpicture}\begin{axis}[width=0.7\linewidth,height=6cm,"
+        r"xlabel={$C = m / (2rd)$ (the paper's normalisation)},ylabel={success rate},"
+        r"ymin=0,ymax=1.05,legend style={at={(0.5,-0.3)},anchor=north,font=\scriptsize}]",
+        *plots, r"\end{axis}\end{tikzpicture}",
+        rf"\caption{{\hyperref[low_rank_sensing]{{\texttt{{low\_rank\_sensing}}}}: the "
+        r"fraction of trials recovered exactly (the exact polish accepted and $W$ equal in "
+        rf"EXP) against $C$, from {_tt(name)} (\texttt{{benchmarks/low\_rank.py --grid}}; "
+        r"measured, not a proof).}", r"\end{figure}"])
+
+
+def figures(paths: Sequence[str | Path]) -> str:
+    """pgfplots figures from benchmark JSON (the noise curve, the low-rank success grid).
+
+    Raises
+    ------
+    InvalidEntryError
+        a file that is neither kind, naming the file and what it lacks.
+    """
+    import json
+
+    from ..errors import InvalidEntryError
+
+    out = [r"\chapter{Measured figures}\label{figures}",
+           r"Measurements from the benchmark scripts, drawn from their JSON output: evidence "
+           r"about constants and margins, not part of any proof."]
+    for path in paths:
+        p = Path(path)
+        obj = json.loads(p.read_text(encoding="utf-8"))
+        if isinstance(obj, dict) and obj.get("label") == "noisy_oracle" and "dims" in obj:
+            out.append(_noise_curve(obj, p.name))
+        elif isinstance(obj, dict) and obj.get("points") and "solver" in obj["points"][0]:
+            out.append(_phase_transition(obj, p.name))
+        else:
+            raise InvalidEntryError(
+                f"exactattn latex --figures: {p} is neither a noise curve (benchmarks/noisy.py "
+                "--curve-out: 'label': 'noisy_oracle' and 'dims') nor a low-rank grid "
+                "(benchmarks/low_rank.py --grid: 'points' with 'solver'); pass one of those")
+    return "\n".join(out)
+
+
 def not_verified(results: Sequence[ClaimResult]) -> list[str]:
     """Every failing claim and every NOT VERIFIED step, one line each."""
     out = []
@@ -435,8 +521,12 @@ def not_verified(results: Sequence[ClaimResult]) -> list[str]:
     return out
 
 
-def write_companion(out_dir: str | Path, results: Sequence[ClaimResult] = ()) -> list[Path]:
-    """Write ``main.tex``, ``front.tex``, ``all.tex`` and one ``<key>.tex`` per statement."""
+def write_companion(out_dir: str | Path, results: Sequence[ClaimResult] = (),
+                    figure_data: Sequence[str | Path] = ()) -> list[Path]:
+    """Write ``main.tex``, ``front.tex``, ``all.tex`` and one ``<key>.tex`` per statement.
+
+    ``figure_data``: benchmark JSON files drawn as pgfplots figures (:func:`figures`).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table = by_key()
@@ -460,6 +550,10 @@ def write_companion(out_dir: str | Path, results: Sequence[ClaimResult] = ()) ->
             path.write_text(statement_section(s, results), encoding="utf-8")
             written.append(path)
             body.append(f"\\input{{{key}}}")
+    if figure_data:
+        (out / "figures.tex").write_text(figures(figure_data) + "\n", encoding="utf-8")
+        written.append(out / "figures.tex")
+        body.append(r"\input{figures}")
     (out / "appendix.tex").write_text(_appendix(results) + "\n", encoding="utf-8")
     written.append(out / "appendix.tex")
     body.append(r"\input{appendix}")

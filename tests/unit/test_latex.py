@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -23,9 +24,11 @@ import exactattn.symbolic.single_head as single_head
 from exactattn.blueprint import STATEMENTS, by_key, statement_of
 from exactattn.claims import REGISTRY, ClaimResult, run_claims
 from exactattn.cli import EXIT_FAILED, EXIT_OK, main
+from exactattn.errors import InvalidEntryError
 from exactattn.learners.recovery import STATUSES
 from exactattn.report.latex import (
     coverage_rows,
+    figures,
     not_verified,
     statement_section,
     template,
@@ -109,6 +112,26 @@ def test_the_sections_state_hypotheses_references_and_code() -> None:
     assert "2608.03294" in canonical and "Credit" in canonical
 
 
+def _figure_data(where: Path) -> list[Path]:
+    """A noise curve and a low-rank grid in the benchmarks' JSON formats (small, literal)."""
+    curve = {"label": "noisy_oracle", "dims": [{"d": 2, "points": [
+        {"epsilon_W": "1/100", "max_entry_error": 0.001, "bound_entry": 0.004},
+        {"epsilon_W": "1/10", "max_entry_error": 0.01, "bound_entry": 0.04}]}]}
+    grid = {"points": [{"solver": "als", "d": 4, "r": 1, "C": c, "successes": k, "trials": 3}
+                       for c, k in ((0.9, 0), (1.1, 2), (1.3, 3))]}
+    paths = [where / "curve.json", where / "grid.json"]
+    for path, obj in zip(paths, (curve, grid), strict=True):
+        path.write_text(json.dumps(obj), encoding="utf-8")
+    return paths
+
+
+def test_figures_refuse_unknown_data_with_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "other.json"
+    bad.write_text(json.dumps({"rows": []}), encoding="utf-8")
+    with pytest.raises(InvalidEntryError, match="neither a noise curve"):
+        figures([bad])
+
+
 @pytest.fixture(scope="module")
 def all_results() -> list[ClaimResult]:
     return run_claims()
@@ -128,7 +151,8 @@ def test_the_companion_builds_without_overfull_boxes_or_warnings(
         if os.environ.get("CI"):
             pytest.fail("pdflatex is missing in CI: .ci/run installs it")
         pytest.skip("pdflatex is not installed (CI installs it)")
-    write_companion(tmp_path, all_results)
+    figure_data = _figure_data(tmp_path)
+    write_companion(tmp_path, all_results, figure_data)
     for _ in range(3):
         run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error",
                               "main.tex"], cwd=tmp_path, capture_output=True, text=True,
@@ -142,6 +166,7 @@ def test_the_companion_builds_without_overfull_boxes_or_warnings(
     tex = "".join(p.read_text(encoding="utf-8") for p in tmp_path.glob("*.tex"))
     assert r"\part{The paper}" in tex and r"\part{Beyond the paper}" in tex
     assert "Coverage of the paper" in tex and r"\begin{tikzpicture}" in tex
+    assert r"\begin{loglogaxis}" in tex and "C = m / (2rd)" in tex
     for word in STATUSES:
         assert word.replace("_", r"\_") in tex
     statuses = {st for _, st in coverage_rows(all_results)}
