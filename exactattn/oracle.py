@@ -30,6 +30,7 @@ import numpy as np
 from flint import arb, ctx, fmpq, fmpz
 
 from .errors import (
+    ExactattnError,
     IncompatibleFieldError,
     InvalidEntryError,
     NotRepresentableError,
@@ -38,7 +39,7 @@ from .errors import (
 from .fields import EXP, QQ, Array, Field, field_by_name
 from .fields.base import describe, literal_rational
 from .fields.rational import parse_rational
-from .queries import as_query, as_query_batch
+from .queries import as_query, as_query_batch, shape_of
 
 __all__ = ["ValueOracle", "NoisyOracle", "Transcript", "TranscriptEntry", "ADVERSARIES",
            "enclosing_oracle", "SignOracle"]
@@ -105,16 +106,45 @@ class Transcript(Sequence[TranscriptEntry]):
 
     @classmethod
     def from_json(cls, obj: dict[str, Any]) -> Transcript:
+        """Inverse of :meth:`to_json`; a malformed object is an InvalidEntryError naming the entry.
+
+        >>> Transcript.from_json({"field": "QQ", "entries": [{"index": 0}]})
+        Traceback (most recent call last):
+        ...
+        exactattn.errors.InvalidEntryError: transcript entry 0: missing key 'phase'
+        """
+        if not isinstance(obj, dict):
+            raise InvalidEntryError(f"a transcript is a JSON object, got {describe(obj)}")
+        for key in ("field", "entries"):
+            if key not in obj:
+                raise InvalidEntryError(f"transcript: missing key {key!r}")
         F = field_by_name(obj["field"])
-        return cls(
-            F,
-            [
-                TranscriptEntry(e["index"], e["phase"], F.array_from_json(e["X"]),
-                                F.from_json(e["answer"]),
-                                parse_rational(e["tolerance"]) if "tolerance" in e else None)
-                for e in obj["entries"]
-            ],
-        )
+        entries = obj["entries"]
+        if not isinstance(entries, list):
+            raise InvalidEntryError(f"transcript entries must be a list, got {describe(entries)}")
+        return cls(F, [_entry_from_json(F, k, e) for k, e in enumerate(entries)])
+
+
+def _entry_from_json(F: Field, k: int, e: Any) -> TranscriptEntry:
+    """One transcript entry from its JSON form, checked key by key."""
+    where = f"transcript entry {k}"
+    if not isinstance(e, dict):
+        raise InvalidEntryError(f"{where} is not a JSON object: {describe(e)}")
+    for key in ("index", "phase", "X", "answer"):
+        if key not in e:
+            raise InvalidEntryError(f"{where}: missing key {key!r}")
+    index, phase = e["index"], e["phase"]
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise InvalidEntryError(f"{where}: index must be an integer >= 0, got {describe(index)}")
+    if not isinstance(phase, str):
+        raise InvalidEntryError(f"{where}: phase must be a string, got {describe(phase)}")
+    try:
+        X = F.array_from_json(e["X"])
+        answer = F.from_json(e["answer"])
+        tol = parse_rational(e["tolerance"]) if "tolerance" in e else None
+    except ExactattnError as exc:
+        raise InvalidEntryError(f"{where}: {exc}") from None
+    return TranscriptEntry(index, phase, X, answer, tol)
 
 
 class ValueOracle:
@@ -144,8 +174,18 @@ class ValueOracle:
         keep_transcript: bool = True,
         name: str | None = None,
     ) -> None:
+        if not callable(target):
+            raise InvalidEntryError("the target of an oracle is a model or a callable "
+                                    f"X -> number, got {describe(target)}")
+        if field is not None and not isinstance(field, Field):
+            raise InvalidEntryError(f"field must be a Field (QQ, EXP, F64, BALL(prec), MP(prec))"
+                                    f" or None, got {describe(field)}")
+        if d is not None and not _is_count(d):
+            raise InvalidEntryError(f"d must be a positive integer, got {describe(d)}")
         model_field = getattr(target, "field", None)
         model_d = getattr(target, "d", None)
+        if model_d is not None and not _is_count(model_d):
+            raise InvalidEntryError(f"the target's d is {describe(model_d)}, not an integer")
         if field is None:
             if not isinstance(model_field, Field):
                 raise InvalidEntryError("field= is required when the target is not a model")
@@ -162,9 +202,14 @@ class ValueOracle:
             raise InvalidEntryError(f"d = {d} given, but the target has d = {model_d}")
         if not isinstance(d, int | np.integer) or d < 1:
             raise InvalidEntryError(f"d must be a positive integer, got {d!r}")
-        if budget is not None and (not isinstance(budget, int) or budget < 0):
+        if budget is not None and (not _is_count(budget) or budget < 0):
             raise InvalidEntryError(
                 f"budget must be a non-negative integer or None, got {budget!r}")
+        if name is not None and not isinstance(name, str):
+            raise InvalidEntryError(f"name must be a string or None, got {describe(name)}")
+        if not isinstance(keep_transcript, bool | np.bool_):
+            raise InvalidEntryError(
+                f"keep_transcript must be True or False, got {describe(keep_transcript)}")
         self._target = target
         self.field: Field = field
         self.d = int(d)
@@ -205,6 +250,8 @@ class ValueOracle:
                 f"queries={self._total}, budget={self.budget})")
 
     def _spend(self, n: int, phase: str) -> None:
+        if not isinstance(phase, str) or not phase:
+            raise InvalidEntryError(f"phase must be a non-empty string, got {describe(phase)}")
         if self.budget is not None and self._total + n > self.budget:
             raise QueryBudgetExceededError(
                 f"query budget of {self.budget} exceeded: {self._total} used, {n} more asked",
@@ -276,6 +323,9 @@ class ValueOracle:
         batch = getattr(self._target, "batch", None)
         if batch is not None:
             raw = batch(checked)
+            if not hasattr(raw, "__len__"):
+                raise InvalidEntryError(f"the oracle's target answered {describe(raw)} to a "
+                                        f"batch of {len(checked)} queries, not a sequence")
             if len(raw) != len(checked):
                 raise InvalidEntryError(f"the oracle's target answered {len(raw)} values "
                                         f"to a batch of {len(checked)} queries")
@@ -290,6 +340,11 @@ class ValueOracle:
         for b, X in enumerate(checked):
             out[b] = self._check_answer(self._target(X))
         return out
+
+
+def _is_count(n: Any) -> bool:
+    """True for an int or numpy integer that is not a bool (sizes, budgets, d)."""
+    return isinstance(n, int | np.integer) and not isinstance(n, bool | np.bool_)
 
 
 def _frozen(checked: Array, given: Any) -> Array:
@@ -362,7 +417,11 @@ class NoisyOracle(ValueOracle):
             raise IncompatibleFieldError(
                 "a NoisyOracle needs an exact hidden model (over EXP or QQ) to keep its "
                 "answers provably within the tolerance")
-        if adversary not in ADVERSARIES:
+        if not _is_count(getattr(model, "d", None)):
+            raise InvalidEntryError(f"the hidden model {describe(model)} has no integer d")
+        if not _is_count(seed):
+            raise InvalidEntryError(f"seed must be an integer, got {describe(seed)}")
+        if not isinstance(adversary, str) or adversary not in ADVERSARIES:
             raise InvalidEntryError(
                 f"unknown adversary {adversary!r}; choose one of {', '.join(ADVERSARIES)}")
         self._model = model
@@ -392,8 +451,10 @@ class NoisyOracle(ValueOracle):
     def __call__(self, X: Any, *, phase: str = "query", tolerance: Any = None) -> Any:
         """Answer one query within ``tolerance`` (default: the oracle's for its length)."""
         self._pending = None if tolerance is None else _nonnegative_rational(tolerance)
-        if tolerance is None and len(np.shape(X)) == 2:
-            self.tolerance_for(np.shape(X)[0])  # refuse before the query is counted
+        if tolerance is None and isinstance(X, Sequence | np.ndarray) and not isinstance(X, str):
+            shape = shape_of(X, "query")
+            if len(shape) == 2:
+                self.tolerance_for(shape[0])  # refuse before the query is counted
         try:
             return super().__call__(X, phase=phase)
         finally:
@@ -402,10 +463,13 @@ class NoisyOracle(ValueOracle):
     def batch(self, Xs: Any, *, phase: str = "query", tolerance: Any = None) -> Array:
         """Answer a batch of queries, each within ``tolerance``."""
         self._pending = None if tolerance is None else _nonnegative_rational(tolerance)
-        if tolerance is None:
-            for X in Xs:
-                if len(np.shape(X)) == 2:
-                    self.tolerance_for(np.shape(X)[0])  # refuse before anything is counted
+        if tolerance is None and isinstance(Xs, Sequence | np.ndarray) and not isinstance(Xs, str):
+            for b, X in enumerate(Xs):
+                if isinstance(X, str):
+                    continue  # refused by the validation of the batch
+                shape = shape_of(X, f"batch[{b}]")
+                if len(shape) == 2:
+                    self.tolerance_for(shape[0])  # refuse before anything is counted
         try:
             return super().batch(Xs, phase=phase)
         finally:
@@ -515,10 +579,10 @@ def _nonnegative_rational(tau: Any) -> fmpq:
 def _tolerance_table(tolerance: Any) -> dict[int, fmpq]:
     """{N: tau}, with key 0 for the default."""
     if isinstance(tolerance, dict):
-        table = {int(N): _nonnegative_rational(t) for N, t in tolerance.items()}
-        if any(N < 0 for N in table):
-            raise InvalidEntryError("tolerance keys are query lengths N >= 1 (or 0 for default)")
-        return table
+        if any(not _is_count(N) or N < 0 for N in tolerance):
+            raise InvalidEntryError("tolerance keys are query lengths N >= 1 (or 0 for default),"
+                                    f" got {', '.join(describe(N) for N in tolerance)}")
+        return {int(N): _nonnegative_rational(t) for N, t in tolerance.items()}
     return {0: _nonnegative_rational(tolerance)}
 
 

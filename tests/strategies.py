@@ -45,6 +45,9 @@ __all__ = [
     "rational_matrices",
     "square_rational_matrices",
     "fraction_to_arb",
+    "HOSTILE_LITERALS",
+    "hostile_scalars",
+    "hostile_arrays",
 ]
 
 #: default bound on |numerator| of generated rationals
@@ -242,3 +245,84 @@ def square_rational_matrices(
     """``n`` x ``n`` nested lists of ``Fraction`` (``n`` drawn if None)."""
     size = n if n is not None else draw(st.integers(min_size, max_size))
     return draw(rational_matrices(size, size, elements=elements))
+
+
+# -- hostile input ------------------------------------------------------------
+def _other_field_elements() -> list[object]:
+    """One element of every field, and flint's own numbers (built on demand)."""
+    from flint import fmpz
+
+    from exactattn.fields import BALL, F64, MP, QQ
+
+    return [EXP.exp(EXP(1)), EXP(Fraction(1, 3)), QQ(Fraction(2, 3)), fmpz(5), F64(0.5),
+            BALL(64)(1), MP(64)(Fraction(1, 2))]
+
+
+#: literal values that are not numbers of any field, or are numbers at the edge
+HOSTILE_LITERALS: tuple[object, ...] = (
+    None, True, False, float("nan"), float("inf"), -float("inf"), -0.0, 1.5, 1e308,
+    "", "1", "1/0", "nan", b"1", 1j, 10**400, -(10**400), 2**64, -1, 0,
+    [], (), {}, set(), [[]], [1, [2]], {"shape": [1], "entries": ["1"]},
+)
+
+
+def hostile_scalars() -> st.SearchStrategy[object]:
+    """Single values an API entry point must refuse cleanly (or accept as a number).
+
+    NaN and infinities, bools, strings, bytes, None, complex numbers, huge
+    integers, containers, arbitrary objects, numpy scalars and elements of
+    every field (for the fields that must refuse them).
+    """
+    import numpy as np
+
+    numpy_scalars = st.sampled_from([np.float64("nan"), np.float32("inf"), np.int64(-3),
+                                     np.bool_(True), np.float16(1.5), np.complex128(1j)])
+    return st.one_of(
+        st.sampled_from(HOSTILE_LITERALS),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.integers(-(10**30), 10**30),
+        st.text(max_size=4),
+        numpy_scalars,
+        st.builds(object),
+        st.sampled_from(range(7)).map(lambda k: _other_field_elements()[k]),
+    )
+
+
+@st.composite
+def hostile_arrays(draw: st.DrawFn, d: int = 2) -> object:
+    """Inputs in the place of an N x d (or length-d) array: all malformed in some way.
+
+    Ragged nested lists, an entry replaced by a hostile scalar, the wrong
+    width or number of dimensions, empty arrays, numpy arrays of strings,
+    complex or bool dtype, NaN-filled float arrays, or not an array at all.
+    Sizes stay below 4 so that nothing can take long.
+    """
+    import numpy as np
+
+    kind = draw(st.sampled_from(["scalar", "ragged", "entry", "width", "ndim", "empty",
+                                 "dtype", "nonfinite"]))
+    if kind == "scalar":
+        return draw(hostile_scalars())
+    if kind == "ragged":
+        rows = draw(st.lists(st.lists(st.integers(-3, 3), min_size=0, max_size=3),
+                             min_size=2, max_size=3)
+                    .filter(lambda rs: len({len(r) for r in rs}) > 1))
+        return rows
+    if kind == "entry":
+        n = draw(st.integers(1, 3))
+        rows: list[list[object]] = [[1] * d for _ in range(n)]
+        rows[draw(st.integers(0, n - 1))][draw(st.integers(0, d - 1))] = draw(hostile_scalars())
+        return rows
+    if kind == "width":
+        width = draw(st.sampled_from([0, d + 1, d + 2] + ([d - 1] if d > 1 else [])))
+        return [[1] * width for _ in range(draw(st.integers(1, 3)))]
+    if kind == "ndim":
+        return draw(st.sampled_from([[1] * d, [[[1] * d]], [[[[1] * d]]], np.ones((1, 1, d))]))
+    if kind == "empty":
+        return draw(st.sampled_from([[], [[]], np.empty((0, d)), np.empty((2, 0)),
+                                     np.empty((0,)), np.empty((0, d), dtype=object)]))
+    if kind == "dtype":
+        return draw(st.sampled_from([np.array([["a"] * d]), np.ones((1, d), dtype=complex),
+                                     np.ones((1, d), dtype=bool), np.array([[None] * d])]))
+    return draw(st.sampled_from([np.full((1, d), np.nan), np.full((2, d), np.inf),
+                                 [[float("nan")] * d], [[1e308] * d, [-1e308] * d]]))

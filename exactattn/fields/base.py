@@ -15,6 +15,7 @@ field's constructor; elements of *another* field never are
 
 from __future__ import annotations
 
+import math
 import numbers
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import IncompatibleFieldError, InvalidEntryError, NotRepresentableError
+from ..errors import IncompatibleFieldError, InvalidEntryError, NotRepresentableError, ShapeError
 
 __all__ = ["Field", "Array"]
 
@@ -163,13 +164,14 @@ class Field(ABC):
         """Raise unless every entry of ``A`` is an element of this field."""
 
     def zeros(self, shape: int | Sequence[int]) -> Array:
-        out = np.empty(shape, dtype=self.dtype)
+        out = np.empty(checked_shape(shape), dtype=self.dtype)
         out.fill(self.zero())
         return out
 
     def eye(self, n: int) -> Array:
-        out = self.zeros((n, n))
-        for i in range(n):
+        (size,) = checked_size(n)
+        out = self.zeros((size, size))
+        for i in range(size):
             out[i, i] = self.one()
         return out
 
@@ -199,12 +201,32 @@ class Field(ABC):
         return {"shape": list(A.shape), "entries": [self.to_json(x) for x in A.flat]}
 
     def array_from_json(self, obj: dict[str, Any]) -> Array:
-        """Inverse of :meth:`array_to_json`."""
-        entries = [self.from_json(x) for x in obj["entries"]]
-        out = np.empty(len(entries), dtype=self.dtype)
-        for i, x in enumerate(entries):
-            out[i] = x
-        return out.reshape(tuple(obj["shape"]))
+        """Inverse of :meth:`array_to_json`; a malformed object is an InvalidEntryError.
+
+        >>> from exactattn.fields import QQ
+        >>> QQ.array_from_json({"shape": [2, 2], "entries": ["1", "2", "3"]})
+        Traceback (most recent call last):
+        ...
+        exactattn.errors.InvalidEntryError: an array of shape [2, 2] needs 4 entries, got 3
+        """
+        if not isinstance(obj, dict) or "shape" not in obj or "entries" not in obj:
+            raise InvalidEntryError("an array in JSON is {\"shape\": [...], \"entries\": [...]},"
+                                    f" got {describe(obj)}")
+        shape, raw = obj["shape"], obj["entries"]
+        if not isinstance(shape, list) or not isinstance(raw, list):
+            raise InvalidEntryError(f"an array's shape and entries are lists, got "
+                                    f"{describe(shape)} and {describe(raw)}")
+        dims = checked_shape(shape)
+        if math.prod(dims) != len(raw):
+            raise InvalidEntryError(f"an array of shape {shape} needs {math.prod(dims)} entries, "
+                                    f"got {len(raw)}")
+        out = np.empty(len(raw), dtype=self.dtype)
+        for i, x in enumerate(raw):
+            try:
+                out[i] = self.from_json(x)
+            except _PLAIN_ERRORS as exc:
+                raise type(exc)(f"entry {i}: {exc}") from None
+        return out.reshape(dims)
 
     # -- identity ----------------------------------------------------------
     def __repr__(self) -> str:
@@ -220,6 +242,50 @@ class Field(ABC):
         """Raise IncompatibleFieldError unless ``other`` is this field."""
         if other != self:
             raise IncompatibleFieldError(f"{what} is over {other.name}, expected {self.name}")
+
+
+#: the largest number of entries of an array built from a shape (zeros, eye, JSON): 2^28,
+#: 2 GiB of float64 and far more as objects; a larger shape is refused, not attempted
+MAX_ENTRIES = 2**28
+
+
+def checked_shape(shape: Any) -> tuple[int, ...]:
+    """``shape`` (an int or a sequence of ints) as a tuple, or ShapeError naming it.
+
+    >>> checked_shape(3), checked_shape([2, 0])
+    ((3,), (2, 0))
+    >>> checked_shape(-1)
+    Traceback (most recent call last):
+    ...
+    exactattn.errors.ShapeError: a shape has integer sizes >= 0, got -1 (type int)
+    """
+    dims = shape if isinstance(shape, Sequence) and not isinstance(shape, str | bytes) \
+        else (shape,)
+    if not all(isinstance(n, int | np.integer) and not isinstance(n, bool | np.bool_) and n >= 0
+               for n in dims):
+        raise ShapeError(f"a shape has integer sizes >= 0, got {describe(shape)}")
+    out = tuple(int(n) for n in dims)
+    if math.prod(out) > MAX_ENTRIES:
+        raise ShapeError(f"a shape of {math.prod(out)} entries ({out}) is beyond the "
+                         f"{MAX_ENTRIES} entries exactattn builds at once")
+    return out
+
+
+def checked_size(n: Any) -> tuple[int]:
+    """``(n,)`` for one size n >= 0 (an int, not a shape), or ShapeError."""
+    if isinstance(n, Sequence | np.ndarray) and not isinstance(n, str | bytes):
+        raise ShapeError(f"expected one size n >= 0, got the shape {describe(n)}")
+    (size,) = checked_shape(n)
+    checked_shape((size, size))
+    return (size,)
+
+
+def checked_generator(rng: Any) -> np.random.Generator:
+    """``rng`` if it is a numpy Generator (seeded draws), else InvalidEntryError."""
+    if not isinstance(rng, np.random.Generator):
+        raise InvalidEntryError(f"rng must be a numpy Generator (np.random.default_rng(seed)), "
+                                f"got {describe(rng)}")
+    return rng
 
 
 def literal_rational(x: Any) -> tuple[int, int] | None:

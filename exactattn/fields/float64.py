@@ -10,7 +10,15 @@ import numpy as np
 from flint import fmpq, fmpz
 
 from ..errors import IncompatibleFieldError, InvalidEntryError
-from .base import Array, Field, describe, not_representable
+from .base import (
+    Array,
+    Field,
+    checked_generator,
+    checked_shape,
+    checked_size,
+    describe,
+    not_representable,
+)
 
 __all__ = ["Float64Field", "F64", "UNIT_ROUNDOFF"]
 
@@ -127,13 +135,15 @@ class Float64Field(Field):
         return super().array(data, name=name)
 
     def zeros(self, shape: int | Sequence[int]) -> Array:
-        return np.zeros(shape, dtype=np.float64)
+        return np.zeros(checked_shape(shape), dtype=np.float64)
 
     def eye(self, n: int) -> Array:
-        return np.eye(n, dtype=np.float64)
+        (size,) = checked_size(n)
+        return np.eye(size, dtype=np.float64)
 
     def gaussian(self, rng: np.random.Generator, shape: int | Sequence[int]) -> Array:
-        return rng.standard_normal(shape)
+        out: Array = checked_generator(rng).standard_normal(checked_shape(shape))
+        return out
 
 
 F64 = Float64Field()

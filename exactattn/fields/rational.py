@@ -10,8 +10,16 @@ from typing import Any
 import numpy as np
 from flint import fmpq, fmpz
 
-from ..errors import IncompatibleFieldError, InvalidEntryError
-from .base import Array, Field, describe, literal_rational, not_representable
+from ..errors import IncompatibleFieldError, InvalidEntryError, NotRepresentableError
+from .base import (
+    Array,
+    Field,
+    checked_generator,
+    checked_shape,
+    describe,
+    literal_rational,
+    not_representable,
+)
 
 __all__ = ["RationalField", "QQ", "rational", "gaussian_rationals", "sqrt_upper"]
 
@@ -79,7 +87,7 @@ def sqrt_upper(x: Any, factor: Any = Fraction(9, 8)) -> fmpq:
 
 def gaussian_rationals(rng: np.random.Generator, shape: int | Sequence[int]) -> list[fmpq]:
     """Seeded N(0, 1) draws rounded to rationals of denominator 2^10."""
-    draws = rng.standard_normal(shape)
+    draws = checked_generator(rng).standard_normal(checked_shape(shape))
     return [fmpq(int(round(g * GAUSSIAN_DENOMINATOR)), GAUSSIAN_DENOMINATOR) for g in draws.flat]
 
 
@@ -158,7 +166,19 @@ class RationalField(Field):
 
     def to_float(self, x: Any) -> float:
         q = rational(x)
-        return int(q.p) / int(q.q)
+        try:
+            return int(q.p) / int(q.q)
+        except OverflowError:
+            raise NotRepresentableError(
+                f"{q} is beyond the float64 range (|x| > 1.8e308): no float approximates it"
+            ) from None
+
+    def magnitude(self, x: Any) -> float:
+        """|x| as a float (inf beyond the float64 range), for heuristic choices only."""
+        try:
+            return abs(self.to_float(x))
+        except NotRepresentableError:
+            return math.inf
 
     def to_json(self, x: Any) -> str:
         return str(rational(x))
@@ -170,8 +190,9 @@ class RationalField(Field):
         check_object_array(self, A, name)
 
     def gaussian(self, rng: np.random.Generator, shape: int | Sequence[int]) -> Array:
-        out = np.empty(shape, dtype=object)
-        out.flat[:] = gaussian_rationals(rng, shape)
+        draws = gaussian_rationals(rng, shape)
+        out = np.empty(checked_shape(shape), dtype=object)
+        out.flat[:] = draws
         return out
 
     def to_rational(self, x: Any) -> fmpq:

@@ -8,16 +8,40 @@ query position, no mask, no positional encoding, no temperature.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from flint import fmpq, fmpq_mat
 
-from ..errors import InvalidEntryError, ShapeError
+from ..errors import InvalidEntryError, NotRepresentableError, ShapeError
 from ..fields import EXP, F64, Array, Field
 from ..queries import as_matrix, as_query, as_query_batch, as_vector, shape_of
 
-__all__ = ["SingleHeadAttention", "softmax_average", "f64_attention_weights"]
+__all__ = ["SingleHeadAttention", "softmax_average", "f64_attention_weights", "finite_answers"]
+
+T = TypeVar("T")
+
+
+def finite_answers(out: T, what: str = "f(X)") -> T:
+    """``out`` (float64 answers), or NotRepresentableError where one is inf or nan.
+
+    A float64 model whose scores or values leave the float64 range computes
+    inf - inf = nan; that is refused here, never returned as an answer.
+
+    >>> finite_answers(np.array([1.0, np.inf]))
+    Traceback (most recent call last):
+    ...
+    exactattn.errors.NotRepresentableError: f(X) over F64 is inf at query 1: ...
+    """
+    flat = np.ravel(np.asarray(out, dtype=np.float64))
+    bad = ~np.isfinite(flat)
+    if np.any(bad):
+        b = int(np.flatnonzero(bad)[0])
+        raise NotRepresentableError(
+            f"{what} over F64 is {flat[b]} at query {b}: a score or a value is beyond "
+            "the float64 range (~1.8e308); scale the parameters or the queries down, or "
+            "evaluate over an exact field (EXP)")
+    return out
 
 
 def softmax_average(field: Field, scores: list[Any], values: list[Any]) -> Any:
@@ -136,5 +160,5 @@ def f64_attention_weights(Xs: Array, W: Array, c: Array | None = None) -> Array:
 def _f64_batch(W: Array, v: Array, Xs: list[Array] | Array) -> Array:
     if isinstance(Xs, np.ndarray):
         out: Array = np.einsum("bn,bn->b", f64_attention_weights(Xs, W), Xs @ v)
-        return out
+        return finite_answers(out)
     return np.array([_f64_batch(W, v, X[None])[0] for X in Xs], dtype=np.float64)

@@ -34,7 +34,12 @@ from flint import fmpq, fmpq_mat
 from ..errors import InvalidEntryError, ShapeError
 from ..fields import EXP, F64, Array, Field
 from ..queries import as_matrix, as_query, as_query_batch, as_vector, shape_of
-from .attention import f64_attention_weights, softmax_average, square_dimension
+from .attention import (
+    f64_attention_weights,
+    finite_answers,
+    softmax_average,
+    square_dimension,
+)
 
 __all__ = ["BiasedSingleHeadAttention"]
 
@@ -137,4 +142,4 @@ def biased_f64_batch(W: Array, c: Array, v: Array, beta: Any, Xs: Array) -> Arra
     """
     a = f64_attention_weights(Xs, W, c)
     out: Array = np.einsum("bn,bn->b", a, Xs @ v) + beta
-    return out
+    return finite_answers(out)

@@ -57,7 +57,7 @@ from flint import fmpq
 from ..errors import ExactattnError, InvalidEntryError, ShapeError
 from ..fields import EXP, F64, Array, Field
 from ..queries import as_matrix, as_query, as_query_batch, as_vector, shape_of
-from .attention import SingleHeadAttention, square_dimension
+from .attention import SingleHeadAttention, finite_answers, square_dimension
 
 __all__ = [
     "MultiHeadAttention",
@@ -92,6 +92,9 @@ class MultiHeadAttention:
     def __init__(self, heads: Iterable[tuple[Any, Any]], *, field: Field = EXP,
                  d: int | None = None) -> None:
         self.field = field
+        if not isinstance(heads, Iterable) or isinstance(heads, str | bytes | dict):
+            raise InvalidEntryError(f"heads must be a sequence of pairs (W_h, v_h), got "
+                                    f"{type(heads).__name__}")
         pairs = list(heads)
         built: list[SingleHeadAttention] = []
         for h, pair in enumerate(pairs):
@@ -153,7 +156,7 @@ class MultiHeadAttention:
         total = self.field.zero()
         for head in self.heads:
             total = total + head(Xc)
-        return total
+        return total if self.field.exact else finite_answers(total)
 
     def batch(self, Xs: Any) -> Array:
         checked = as_query_batch(self.field, Xs, self.d)
@@ -161,7 +164,7 @@ class MultiHeadAttention:
             out = np.zeros(len(checked), dtype=np.float64)
             for head in self.heads:
                 out = out + head.batch(checked)
-            return out
+            return finite_answers(out)
         res = np.empty(len(checked), dtype=object)
         for b, X in enumerate(checked):
             res[b] = self(X)

@@ -92,6 +92,7 @@ from ..errors import (
 )
 from ..fields import F64, QQ, Array, Field
 from ..queries import as_matrix, as_query, as_query_batch, as_vector, shape_of
+from .attention import finite_answers
 
 __all__ = [
     "ReluFFN",
@@ -184,7 +185,7 @@ class ReluFFN:
         if self.m == 0:
             return [F.zero() for _ in range(B)]
         if not F.exact:
-            out: Array = np.maximum(rows @ self.A, 0.0) @ self.w
+            out: Array = finite_answers(np.maximum(rows @ self.A, 0.0) @ self.w, "g(x)")
             return list(out)
         if self._Aq is not None:
             try:

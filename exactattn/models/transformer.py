@@ -33,7 +33,7 @@ from flint import fmpq, fmpq_mat
 from ..errors import ShapeError
 from ..fields import EXP, F64, Array, Field
 from ..queries import as_matrix, as_query, as_query_batch, as_vector, shape_of
-from .attention import f64_attention_weights, square_dimension
+from .attention import f64_attention_weights, finite_answers, square_dimension
 
 __all__ = ["OneLayerTransformer", "ResidualOneLayerTransformer", "SkipHeadAttention"]
 
@@ -106,7 +106,8 @@ class _SoftmaxReadout:
         """
         Xc = as_query(self.field, X, self.d)
         if not self.field.exact:
-            out: Array = f64_attention_weights(np.asarray(Xc)[None], self.W)[0]
+            out: Array = finite_answers(f64_attention_weights(np.asarray(Xc)[None], self.W)[0],
+                                        "alpha(X, W)")
             return out
         weights = self._weights(self._scores_exact(self._query_exact(Xc)))
         den = weights[0]
@@ -119,7 +120,7 @@ class _SoftmaxReadout:
     # -- evaluation --------------------------------------------------------
     def _evaluate(self, X: Array) -> Any:
         if not self.field.exact:
-            return self._f64_batch(X[None])[0]
+            return finite_answers(self._f64_batch(X[None]))[0]
         Xq = self._query_exact(X)
         weights = self._weights(self._scores_exact(Xq))
         return self._readout_exact(Xq, weights)
@@ -140,7 +141,7 @@ class _SoftmaxReadout:
         """Answers to many queries; over F64 one vectorised pass per equal-length batch."""
         checked = as_query_batch(self.field, Xs, self.d)
         if self.field is F64 and isinstance(checked, np.ndarray):
-            return self._f64_batch(checked)
+            return finite_answers(self._f64_batch(checked))
         out = np.empty(len(checked), dtype=self.field.dtype)
         for b, X in enumerate(checked):
             out[b] = self._evaluate(X)
