@@ -708,6 +708,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 a check failed, 2 bad input)."""
+    given = list(sys.argv[1:] if argv is None else argv)
+    if given[:2] == ["learn", "checkpoint"]:  # one head of a .safetensors file (issue 12)
+        from .cli_checkpoint import main as learn_checkpoint
+        return learn_checkpoint(given[2:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
