@@ -33,6 +33,8 @@ MAX_CERTIFICATE_PROBES = 100_000
 #: the largest exponent accepted in a number of a replayed file: Fraction("1e999999999")
 #: would build a billion-digit integer (Python's own str -> int limit is 4300 digits)
 MAX_EXPONENT_DIGITS = 4300
+_EXPONENT = re.compile(r"[eE]\s*[+-]?\s*(\d+)")
+_LONG_DIGITS = re.compile(r"\d{41,}")
 
 
 class UsageError(Exception):
@@ -47,7 +49,9 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _one_line(msg: str) -> str:
-    return " ".join(str(msg).split())
+    """The message on one line, with every run of more than 40 digits shortened."""
+    return _LONG_DIGITS.sub(lambda m: f"{m.group()[:12]}...({len(m.group())} digits)",
+                            " ".join(str(msg).split()))
 
 
 def _stderr(msg: str) -> None:
@@ -428,6 +432,14 @@ def _learn_other(args: argparse.Namespace) -> int:
 
 
 def _rational_arg(text: str) -> Fraction:
+    match = _EXPONENT.search(text)
+    if match and (len(match.group(1)) > 4 or int(match.group(1)) > MAX_EXPONENT_DIGITS):
+        # Fraction("1e999999999") would build a billion-digit integer: refuse at once
+        raise argparse.ArgumentTypeError(f"{text[:40]!r} has a decimal exponent beyond "
+                                         f"{MAX_EXPONENT_DIGITS}")
+    if len(text) > MAX_EXPONENT_DIGITS:
+        raise argparse.ArgumentTypeError(f"{text[:40]!r}... is longer than "
+                                         f"{MAX_EXPONENT_DIGITS} characters")
     try:
         q = Fraction(text)
     except (ValueError, ZeroDivisionError):
@@ -493,9 +505,6 @@ def _learn_noisy(args: argparse.Namespace) -> int:
 
 
 # -- replay ---------------------------------------------------------------------
-_EXPONENT = re.compile(r"[eE]\s*[+-]?\s*(\d+)")
-
-
 def _check_numbers(obj: Any, where: str = "file") -> None:
     """Refuse a string with a huge decimal exponent anywhere in a saved file (iteratively)."""
     stack: list[tuple[Any, str]] = [(obj, where)]

@@ -93,7 +93,8 @@ BAD_ARGV = [
         ["--heads", "0"], ["--heads", "-3"], ["--certificate-probes", "-1"],
         ["--certificate-probes", str(10**12)], ["--field", "RR"], ["--field", "BALL(abc)"],
         ["--probes", "random"], ["--adversary", "gentle"], ["--epsilon-W", "1/0"],
-        ["--epsilon-W", "abc"], ["--d", str(10**9)], ["--d", str(10**40)],
+        ["--epsilon-W", "abc"], ["--epsilon-W", "1e999999999"], ["--epsilon-v", "1e-99999"],
+        ["--epsilon-v", "1/" + "7" * 5000], ["--d", str(10**9)], ["--d", str(10**40)],
     )],
     ["learn", "low_rank_adaptive", "--d", "2", "--rank", "3"],
     ["learn", "low_rank_adaptive", "--d", "1", "--rank", str(10**30)],
@@ -128,6 +129,11 @@ def test_unwritable_save_for_every_label(label: str, where: str, tmp_path: Path)
 def test_unwritable_verify_json(where: str, tmp_path: Path) -> None:
     target = tmp_path / "no" / "r.json" if where == "missing_dir" else tmp_path
     assert_bad_input(["verify", "--quiet", "--json", str(target)], "--json")
+
+
+def test_a_long_number_in_an_error_is_shortened() -> None:
+    line = assert_bad_input(["learn", "noisy_oracle", "--d", "2", "--epsilon-W", "1e-4000"])
+    assert len(line) < 300 and "digits)" in line
 
 
 def test_unwritable_latex_out(tmp_path: Path) -> None:
