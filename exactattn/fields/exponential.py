@@ -236,7 +236,7 @@ def _sum_ball(a: Sum, prec: int) -> arb:
 
 def _sum_bits(a: Sum) -> int:
     """The size of a sum in bits (numerators and denominators of every rational)."""
-    return sum(int(x.p).bit_length() + int(x.q).bit_length() for t in a for x in t)
+    return sum(int(x.p.bit_length() + x.q.bit_length()) for t in a for x in t)
 
 
 def _sum_sign(a: Sum) -> int:
@@ -253,8 +253,13 @@ def _sum_sign(a: Sum) -> int:
     if len(signs) == 1:
         return 1 if signs.pop() else -1
     prec = SIGN_START_PREC
-    limit = max(SIGN_MAX_PREC, 4 * _sum_bits(a))
-    while prec <= limit:
+    limit: int | None = None  # the size in bits costs a pass: computed only when needed
+    while True:
+        if prec > SIGN_MAX_PREC:
+            if limit is None:
+                limit = max(SIGN_MAX_PREC, 4 * _sum_bits(a))
+            if prec > limit:
+                break
         ball = _sum_ball(a, prec)
         if ball > 0:
             return 1
