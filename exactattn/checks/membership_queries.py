@@ -26,6 +26,7 @@ from ..certificates import verify as certify
 from ..claims import Outcome, claim, first_failure, register_result
 from ..errors import InvalidEntryError, NotIdentifiableError
 from ..fields import EXP, Array
+from ..instances import check_size
 from ..learners.membership import (
     LABEL,
     PAPER_REF,
@@ -112,6 +113,11 @@ def membership_instance(d: int, seed: int, *, max_abs: int = 9, max_denominator:
     >>> inst.pivot, inst.model.v[0] == 0, inst.model.v[1] != 0
     (1, True, True)
     """
+    check_size("d", d, low=1)
+    check_size("seed", seed)
+    check_size("max_abs", max_abs, low=1)
+    check_size("max_denominator", max_denominator, low=1)
+    check_size("zeros_in_v", zeros_in_v)
     rng = np.random.default_rng([seed, d, max_abs, max_denominator])
     M, Q = max_abs, max_denominator
     W = [[_height_rational(rng, M, Q) for _ in range(d)] for _ in range(d)]

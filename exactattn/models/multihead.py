@@ -353,6 +353,11 @@ def random_multihead(H: int, d: int, seed: int, *, field: Field = EXP,
     >>> random_multihead(2, 3, 0).H
     2
     """
+    from ..instances import check_size  # here: instances imports the models
+
+    check_size("H", H, low=1)
+    check_size("d", d, low=1)
+    check_size("seed", seed)
     rng = np.random.default_rng([seed, H, d])
 
     def q() -> fmpq:

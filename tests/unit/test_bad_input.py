@@ -312,6 +312,7 @@ def test_every_error_here_is_an_exactattn_error() -> None:
 # -- instance builders (issue 10, defect 2.3) ---------------------------------------
 def _builders() -> list[tuple[str, Any]]:
     from exactattn.checks.low_rank import low_rank_head
+    from exactattn.checks.membership_queries import membership_instance
     from exactattn.checks.one_layer_reduction import (
         one_layer_instance,
         residual_instance,
@@ -319,6 +320,7 @@ def _builders() -> list[tuple[str, Any]]:
     )
     from exactattn.checks.relu_ffn_exact import relu_ffn_instance
     from exactattn.instances import noisy_single_head_instance, single_head_instance
+    from exactattn.models.multihead import random_multihead
 
     return [
         ("low_rank_head rank > d", lambda: low_rank_head(2, 3, 0)),
@@ -335,10 +337,15 @@ def _builders() -> list[tuple[str, Any]]:
         ("one_layer_instance negative seed", lambda: one_layer_instance(2, 1, -1)),
         ("residual_instance negative m", lambda: residual_instance(2, -2, 0)),
         ("skip_head_instance negative zeros", lambda: skip_head_instance(2, 0, zeros_in_v=-1)),
+        ("random_multihead negative H", lambda: random_multihead(-1, 2, 0)),
+        ("random_multihead d = 0", lambda: random_multihead(2, 0, 0)),
+        ("random_multihead negative seed", lambda: random_multihead(2, 2, -1)),
+        ("membership_instance negative seed", lambda: membership_instance(2, -1)),
+        ("membership_instance d = 0", lambda: membership_instance(0, 0)),
     ]
 
 
-@pytest.mark.parametrize("case", range(14))
+@pytest.mark.parametrize("case", range(19))
 def test_instance_builders_refuse_bad_sizes_before_drawing(case: int) -> None:
     """Regression: low_rank_head(2, 3, 0) looped forever (rank 3 > d = 2 never occurs);
     negative seeds and sizes reached numpy as a raw ValueError."""
