@@ -23,6 +23,7 @@ __all__ = [
     "NotIdentifiableError",
     "HypothesisViolatedError",
     "RecoveryFailedError",
+    "IllConditionedError",
 ]
 
 
@@ -85,3 +86,18 @@ class RecoveryFailedError(ExactattnError, RuntimeError):
     Raised instead of returning a confident wrong answer, for example when
     the oracle is not a single-head attention model.
     """
+
+
+class IllConditionedError(RecoveryFailedError):
+    """A float recovery whose conditioning does not support the answer asked for.
+
+    Raised instead of a silent poor estimate (for example two nearly equal
+    heads over float64). ``report`` holds the measured figures (condition
+    numbers, margins, relative bounds); ``recovered`` the estimate, if any.
+    """
+
+    def __init__(self, message: str, *, report: dict[str, Any],
+                 recovered: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.report = dict(report)
+        self.recovered = dict(recovered or {})

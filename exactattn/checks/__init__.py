@@ -18,9 +18,10 @@ from . import low_rank_biased
 from . import clipped_inverse
 from . import noisy_oracle
 from . import multihead
+from . import multihead_float
 from . import membership_queries
 # isort: on
 
 __all__ = ["single_head_exact", "single_head_biased", "relu_ffn_exact", "one_layer_reduction",
            "low_rank", "low_rank_biased", "clipped_inverse", "noisy_oracle", "multihead",
-           "membership_queries"]
+           "multihead_float", "membership_queries"]

@@ -1,0 +1,184 @@
+"""Claims of ``multihead_canonical``, float variant (exactattn's own; cf. arXiv 2608.03294).
+
+:func:`exactattn.learners.multihead_float.learn_multihead_float` learns the
+canonical heads from a float64 oracle with first-order error bounds per
+entry. The checks here run it on built-in float64 instances and compare with
+the hidden canonical heads; they are float checks (route "float64
+(tolerance)"), never called exact. This module also registers the float64
+tolerance with which :func:`exactattn.certificates.verify` certifies a float
+multi-head recovery (the model builder of the label is registered in
+:mod:`exactattn.checks.multihead`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..certificates import FLOAT_TOLERANCES
+from ..certificates import verify as certify
+from ..claims import Outcome, claim, first_failure
+from ..errors import IllConditionedError, RecoveryFailedError
+from ..fields import F64, Array
+from ..learners.multihead import PAPER_REF
+from ..learners.multihead_float import (
+    LABEL,
+    MIN_MARGIN,
+    f64_multihead_tolerance,
+    float_query_count,
+    learn_multihead_float,
+)
+from ..learners.recovery import Recovery
+from ..models.multihead import MultiHeadAttention, canonical
+from ..oracle import ValueOracle
+
+ROUTE = "float64 (tolerance)"
+TOLERANCE_TEXT = ("first-order float64 bound: the recovery's per-entry error bounds (W_h, v_h) "
+                  "propagated to the query head by head, plus the rounding of both evaluations "
+                  "(Higham gamma_{4d+16})")
+
+# the model builder of the label is already registered; the float tolerance is added here
+FLOAT_TOLERANCES.setdefault(LABEL, (f64_multihead_tolerance, TOLERANCE_TEXT))
+
+#: (H, d, seed) of the built-in float64 instances (small: each check runs in seconds)
+FLOAT_INSTANCES = ((1, 3, 0), (2, 3, 1), (2, 4, 2))
+
+
+def random_float_multihead(H: int, d: int, seed: int, *,
+                           heads: list[tuple[Array, Array]] | None = None
+                           ) -> MultiHeadAttention:
+    """A seeded float64 H-head model: W_h entries N(0, 1/d), v_h entries N(0, 1).
+
+    >>> random_float_multihead(2, 3, 0).H
+    2
+    """
+    rng = np.random.default_rng([seed, H, d, 64])
+    pairs = heads if heads is not None else [
+        (rng.standard_normal((d, d)) / np.sqrt(d), rng.standard_normal(d)) for _ in range(H)]
+    return MultiHeadAttention(pairs, field=F64, d=d)
+
+
+def recovery_errors(rec: Recovery, model: MultiHeadAttention) -> tuple[Array, Array, float]:
+    """|W_hat - W|, |v_hat - v| per entry against canonical(model) (heads paired by
+    nearest W) and the largest error relative to the largest entry of the hidden head."""
+    W, v = rec.params["W"], rec.params["v"]
+    model = canonical(model)
+    eW = np.zeros_like(W)
+    ev = np.zeros_like(v)
+    rel = 0.0
+    for Wt, vt in zip(model.Ws, model.vs, strict=True):
+        k = int(np.argmin([np.abs(W[k] - Wt).max() for k in range(W.shape[0])]))
+        eW[k] = np.abs(W[k] - Wt)
+        ev[:, k] = np.abs(v[:, k] - vt)
+        rel = max(rel, float(eW[k].max() / np.abs(Wt).max()),
+                  float(ev[:, k].max() / np.abs(vt).max()))
+    return eW, ev, rel
+
+
+def within_bounds(rec: Recovery, model: MultiHeadAttention) -> bool:
+    """Every recovered entry lies within its computed bound of the hidden one."""
+    eW, ev, _ = recovery_errors(rec, model)
+    return bool((eW <= rec.params["W_error_bound"]).all()
+                and (ev <= rec.params["v_error_bound"]).all())
+
+
+@claim(LABEL, "float_recovery", paper_ref=PAPER_REF,
+       title="From a float64 oracle: the canonical heads within their computed bounds",
+       statement=r"|\hat W_h - W_h| \le \epsilon_{W_h},\ |\hat v_h - v_h| \le \epsilon_{v_h} "
+                 r"\text{ entrywise (first-order bounds), with } Q = 1 + 2Hfd + [m \ge 2](d-1) "
+                 r"+ (d + 1) K_W \text{ queries}",
+       route=ROUTE)
+def _check_float_recovery() -> Outcome:
+    failures, checked = [], 0
+    for H, d, seed in FLOAT_INSTANCES:
+        model = random_float_multihead(H, d, seed)
+        oracle = ValueOracle(model)
+        rec = learn_multihead_float(oracle, heads=H, seed=seed)
+        checked += 1
+        if rec.options["m"] != H or not within_bounds(rec, model):
+            failures.append(f"H={H}, d={d}: a recovered entry is outside its bound")
+        if not rec.queries == oracle.queries == float_query_count(H, d):
+            failures.append(f"H={H}, d={d}: {rec.queries} queries, proved "
+                            f"{float_query_count(H, d)}")
+        if rec.status != "float":
+            failures.append(f"H={H}, d={d}: status {rec.status}, expected float")
+        if not certify(rec, oracle, probes=8, seed=seed).holds:
+            failures.append(f"H={H}, d={d}: the float certificate fails")
+    return first_failure(failures, checked, "within bounds, count as proved, certificate holds")
+
+
+@claim(LABEL, "float_head_count", paper_ref=PAPER_REF,
+       title="The number of canonical heads, decided from float answers with a margin",
+       statement=r"m = \max\{\operatorname{rank}_\tau L_k\} \text{ decided by} \ge "
+                 r"\text{MIN\_MARGIN decades; a zero-}v\text{ head and a split head are not "
+                 r"counted}", route=ROUTE)
+def _check_head_count() -> Outcome:
+    failures, checked = [], 0
+    d = 3
+    rng = np.random.default_rng(81)
+    W1, W2 = (rng.standard_normal((d, d)) / np.sqrt(d) for _ in range(2))
+    v1, v2 = rng.standard_normal(d), rng.standard_normal(d)
+    cases = (
+        ("two heads, heads=3", [(W1, v1), (W2, v2)], 2),
+        ("a zero-v head added", [(W1, v1), (W2, v2), (rng.standard_normal((d, d)), 0 * v1)], 2),
+        ("head 1 split 0.3 / 0.7", [(W1, 0.3 * v1), (W2, v2), (W1, 0.7 * v1)], 2),
+        ("one head, heads=3", [(W1, v1)], 1),
+    )
+    for name, heads, m in cases:
+        model = random_float_multihead(len(heads), d, 0, heads=heads)
+        rec = learn_multihead_float(ValueOracle(model), heads=3)
+        checked += 1
+        report = rec.options["head_count"]
+        if rec.options["m"] != m or report["margin_decades"] < MIN_MARGIN:
+            failures.append(f"{name}: m = {rec.options['m']} (expected {m}), margin "
+                            f"{report['margin_decades']:.2f} decades")
+    return first_failure(failures, checked, "the canonical count, each by >= 1 decade")
+
+
+@claim(LABEL, "float_ill_conditioning", paper_ref=PAPER_REF,
+       title="Nearly equal heads get a measured ill-conditioning report, never a silent merge",
+       statement=r"\|W_1 - W_2\| = 10^{-6} \implies \text{IllConditionedError or "
+                 r"RecoveryFailedError naming the measured figures}", route=ROUTE)
+def _check_ill_conditioning() -> Outcome:
+    failures, checked = [], 0
+    for d, seed in ((3, 0), (4, 1)):
+        base = random_float_multihead(2, d, seed)
+        W1, v1 = base.Ws[0], base.vs[0]
+        near = W1 + 1e-6 * np.eye(d)
+        model = random_float_multihead(3, d, seed, heads=[(W1, v1), (near, base.vs[1]),
+                                                           (base.Ws[1], v1 - base.vs[1])])
+        checked += 1
+        try:
+            rec = learn_multihead_float(ValueOracle(model), heads=3, seed=seed)
+        except IllConditionedError as exc:
+            if not exc.report:
+                failures.append(f"d={d}: IllConditionedError without figures")
+            continue
+        except RecoveryFailedError as exc:
+            if "residual" not in str(exc):
+                failures.append(f"d={d}: refusal without the residual: {exc}")
+            continue
+        if rec.options["m"] != 3 or not within_bounds(rec, model):
+            failures.append(f"d={d}: a recovery of {rec.options['m']} heads returned outside "
+                            "its bounds (a silent wrong merge)")
+    return first_failure(failures, checked, "refused with the measured figures, or within bounds")
+
+
+@claim(LABEL, "float_certificate_soundness", paper_ref=PAPER_REF,
+       title="The float certificate rejects a recovery one entry off by 1e-6",
+       statement=r"\hat W_1 + 10^{-6} e_1 e_1^\top \text{ rejected (tolerance certificate)}",
+       route=ROUTE)
+def _check_soundness() -> Outcome:
+    failures, checked = [], 0
+    for H, d, seed in FLOAT_INSTANCES[1:]:
+        model = random_float_multihead(H, d, seed)
+        oracle = ValueOracle(model)
+        rec = learn_multihead_float(oracle, heads=H, seed=seed)
+        W = rec.params["W"].copy()
+        W[0, 0, 0] += 1e-6
+        bad = dataclasses.replace(rec, params={**rec.params, "W": W})
+        checked += 1
+        if certify(bad, oracle, probes=8).holds:
+            failures.append(f"H={H}, d={d}: perturbed recovery accepted")
+    return first_failure(failures, checked, "rejected")

@@ -1,0 +1,782 @@
+"""Canonical multi-head attention from a float64 oracle, with computed error bounds.
+
+Label ``multihead_canonical`` (float variant; exactattn's own, cf. arXiv
+2608.03294). The exact learner (:mod:`exactattn.learners.multihead`) decides
+everything with ``==`` in EXP. A real oracle answers in float64, and there the
+exact learner's copy families (c = 1..2H copies) are hopelessly
+ill-conditioned beyond H = 3: the Loewner matrix of six real poles sampled at
+c = 0..12 has sigma_6 / sigma_1 ~ 1e-16 (measured). This learner keeps the
+structure and changes what float64 needs changed.
+
+Model. f(X) = sum_h alpha(X, W_h)^T X v_h; only the canonical heads (equal W
+merged, zero v dropped) are identifiable. Bases b_1..b_d are the rows of a
+random orthogonal B; u_hj = W_h b_j, so W_h = U_h B.
+
+Steps
+-----
+1. Phase ``v`` (base b_1): f([b_1]) and, for each of ``f d`` candidate
+   directions delta (f = ``families_per_dimension``), the copy family
+   [b_1 + delta (c copies); b_1 (K copies)] at 2H ratios r = c / K
+   log-spaced in e^[-4, 4] (:func:`ratio_grid`, c, K <= 64):
+   g(r) = S - sum_h rho_h / (1 + r t_h). **Head count**: k(r) =
+   (g(r) - g(0)) / r = sum_h rho_h / (r + 1/t_h) is strictly proper of
+   McMillan degree m, so its Loewner matrix has rank m (Mayo and Antoulas
+   2007). Per family, the rank is the number of singular values above the
+   noise level tau (the answers' rounding bound propagated to L, below);
+   its margin is min(sigma_k / tau, tau / sigma_{k+1}) in decades. A family
+   never shows more heads than there are, so m = the largest rank decided
+   by ``MIN_MARGIN`` decades; the d families of rank m with the best margins
+   and independent directions are used (IllConditionedError if there are
+   not d). Per family: poles from the compressed Loewner pencil (numpy
+   ``svd``, ``eigvals``), residues by ``lstsq``, Gauss-Newton on (l_h, rho_h, S).
+2. Phase ``match`` (m >= 2): one query [b_1 + delta_1; b_1 + delta_k; b_1]
+   per k >= 2 picks the pairing of heads with the smallest residual (the
+   ratio of the second smallest to it is ``match_margin``). Then v_h and u_h1.
+3. Phase ``W`` (bases b_2..b_d): with p_h = (V^T)^+ e_h (sees head h only)
+   and an orthonormal basis n_i of the null space of V^T (sees no head):
+   d - m + 1 isolating two-token queries per head (a logit each, as in
+   ``single_head_exact``) and, per pair of heads, a copy family of two poles
+   with known residues along alpha p_h + beta p_g (+ null part), 3 ratios:
+   K_W = m (d - m + 1) + 3 m (m - 1) / 2 queries per base.
+4. Phase ``refine`` (base b_1): the phase-W design at the scales
+   ``REFINE_SCALES`` = (1, 2). Off the estimate, an isolating query sees the
+   other heads' leaks delta . v_g, differently at each scale: this pins v
+   down where the copy families alone are ill-conditioned (measured on
+   H = 3, d = 8: condition of the projected v system 1.5e5 -> 6e2).
+5. Damped Gauss-Newton on all m (d^2 + d) parameters (v and every u_.j)
+   against all answers. A query at base b_j depends on v and u_.j only, so
+   each step eliminates u_.j by a QR per base and solves for v in the
+   projected system (variable projection); numpy ``qr`` and ``lstsq``.
+
+Error bounds (first order, computed). Rounding model: IEEE binary64, unit
+roundoff u = 2^-53, Higham's gamma_n = n u / (1 - n u); the oracle evaluates
+f by the usual formula, so an answer is off by at most
+eta = gamma_{4d+16} sum_h sum_i alpha_ih |x_i . v_h| (values and weights)
++ gamma_{2d} sum_h sum_i alpha_ih |c_ih - f_h| |x_i|^T |u_hj| (scores),
+evaluated at the recovered parameters. The learner's own evaluation adds
+the same again: 2 eta per answer. To first order the polished parameters
+are a linear image of the answer errors, theta_hat - theta = L e (L from the
+projected solves), so entry p is bounded by sum_q |L_pq| 2 eta_q, plus 2u
+|p|; W_h = U_h B adds |.| |B| (triangle inequality). These are first-order
+estimates of the float error, not proofs; the status is ``float``. The
+residual ||y - f_hat||_2 must be at most twice the norm of the noise bound,
+else the answers are not those of m heads in float64 (for example two
+nearly equal heads read as one) and the learner refuses.
+
+Ill-conditioning. Near-equal heads (close W) or a head with tiny v make the
+poles or residues hard to separate: the Loewner margins drop, the projected
+systems' condition numbers grow, so do the bounds. Every figure is in
+``options["conditioning"]`` and ``options["head_count"]``; when the largest
+relative bound exceeds ``max_relative_bound`` the learner raises
+IllConditionedError with that report, never a silent poor estimate.
+
+Query count (proof). Every query is asked in one of the batches above, each
+of a fixed size once m is known: 1 + 2H f d (phase v) + [m >= 2](d - 1)
+(match) + (d - 1) K_W (phase W) + |REFINE_SCALES| K_W (refine), which is
+:func:`float_query_count`; the tests assert it equals the oracle's counter.
+Against the published 4 H d^2 - 2 H + 1 (f = 2, m <= H <= d, d >= 3): K_W =
+md + m(m - 1)/2 <= 3Hd/2, so Q <= 1 + 4Hd + d - 1 + (d + 1) 3Hd/2 and the
+gap is >= 5Hd^2/2 - 11Hd/2 - d - 2H + 1 >= 4H - 2 > 0 at d = 3, increasing
+in d. Requires m <= d with independent v_h (HypothesisViolatedError).
+
+>>> import numpy as np
+>>> from exactattn.fields import F64
+>>> from exactattn.oracle import ValueOracle
+>>> Ws = [np.array([[0.5, -0.3], [0.2, 0.4]]), np.array([[-0.6, 0.1], [0.3, -0.2]])]
+>>> vs = [np.array([1.0, -0.5]), np.array([0.3, 0.8])]
+>>> def f(X):  # a float64 two-head oracle (numbers only)
+...     out = 0.0
+...     for W, v in zip(Ws, vs):
+...         s = X @ (W @ X[-1]); a = np.exp(s - s.max()); out += (a / a.sum()) @ (X @ v)
+...     return out
+>>> oracle = ValueOracle(f, field=F64, d=2)
+>>> rec = learn_multihead_float(oracle, heads=2)
+>>> rec.status, rec.options["m"], rec.queries == float_query_count(2, 2) == oracle.queries
+('float', 2, True)
+>>> err = max(abs(rec.params["W"][1] - Ws[0]).max(), abs(rec.params["W"][0] - Ws[1]).max())
+>>> bool(err <= rec.params["W_error_bound"].max() < 1e-10)
+True
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from ..errors import (
+    HypothesisViolatedError,
+    IllConditionedError,
+    InvalidEntryError,
+    RecoveryFailedError,
+)
+from ..fields import F64, Array, Field
+from ..oracle import ValueOracle
+from .multihead import LABEL, PAPER_REF, published_bound
+from .recovery import QuerySpan, Recovery
+
+__all__ = ["learn_multihead_float", "float_query_count", "f64_multihead_tolerance",
+           "ratio_grid", "published_bound", "MIN_MARGIN", "MAX_RELATIVE_BOUND", "LABEL"]
+
+#: the head-count decision needs sigma_m and sigma_{m+1} this many decades away from tau
+MIN_MARGIN = 1.0
+#: default refusal threshold: the largest relative error bound of a returned recovery
+MAX_RELATIVE_BOUND = 1e-6
+#: Gauss-Newton iterations (each one a projected solve; 3 to 6 are typical)
+MAX_ITERATIONS = 30
+#: default size of the phase-v directions (standard deviation sqrt(DIRECTION_SCALE^2 / d)
+#: per entry): large enough that the heads' poles t_h = e^{l_h} spread out
+DIRECTION_SCALE = 3.0
+#: the copy ratios c / K of a family span e^[-RATIO_SPAN, RATIO_SPAN], with c, K <= MAX_COPIES
+RATIO_SPAN = 4.0
+#: norm of the isolating and pair directions of phase W (logits of order 1: sigma' not small)
+ISOLATING_SCALE = 1.0
+#: scales of the refinement queries at b_1 (the phase-W design repeated, module docstring)
+REFINE_SCALES = (1.0, 2.0)
+#: candidate copy families per dimension in phase v (the d best-conditioned are used)
+FAMILIES_PER_DIMENSION = 2
+MAX_COPIES = 64
+U = 2.0**-53
+
+
+def float_query_count(H: int, d: int, *, m: int | None = None,
+                      families_per_dimension: int = FAMILIES_PER_DIMENSION) -> int:
+    """The exact query count of :func:`learn_multihead_float` (module docstring).
+
+    >>> float_query_count(6, 8, families_per_dimension=4), published_bound(6, 8)
+    (959, 1525)
+    >>> float_query_count(4, 32), published_bound(4, 32)
+    (4966, 16377)
+    """
+    m = H if m is None else m
+    total = 1 + 2 * H * families_per_dimension * d
+    if m == 0:
+        return total
+    if m >= 2:
+        total += d - 1
+    per_base = m * (d - m + 1) + 3 * m * (m - 1) // 2
+    return total + (d - 1 + len(REFINE_SCALES)) * per_base
+
+
+def _gamma(n: int) -> float:
+    return n * U / (1 - n * U)
+
+
+# -- the model of one batch of queries at one base ------------------------------------
+@dataclass
+class _Base:
+    """All queries at base b_j, padded to one length (mask marks the real tokens)."""
+
+    X: Array      # (n, N, d)
+    mask: Array   # (n, N) bool
+    y: Array      # (n,)
+
+
+def _pack(queries: list[Array], answers: list[float]) -> _Base:
+    N = max(X.shape[0] for X in queries)
+    d = queries[0].shape[1]
+    X = np.zeros((len(queries), N, d))
+    mask = np.zeros((len(queries), N), dtype=bool)
+    for k, Q in enumerate(queries):
+        # the query token x_N stays last; padding goes in front (it is masked out)
+        X[k, N - Q.shape[0]:] = Q
+        mask[k, N - Q.shape[0]:] = True
+    return _Base(X, mask, np.asarray(answers, dtype=np.float64))
+
+
+def _evaluate(base: _Base, V: Array, Uj: Array) -> tuple[Array, Array, Array, Array]:
+    """f, df/dv (n, m, d), df/du (n, m, d) and the noise bound eta (n,) at one base.
+
+    Scores s_ih = x_i . u_hj (u_hj = W_h b_j, b_j = x_N), values c_ih = x_i . v_h.
+    """
+    X, mask = base.X, base.mask
+    s = np.einsum("nid,dh->nih", X, Uj)
+    s = np.where(mask[:, :, None], s, -np.inf)
+    s = s - s.max(axis=1, keepdims=True)
+    a = np.exp(s)
+    a = a / a.sum(axis=1, keepdims=True)
+    c = np.einsum("nid,dh->nih", X, V)
+    fh = np.einsum("nih,nih->nh", a, c)
+    f = fh.sum(axis=1)
+    Jv = np.einsum("nih,nid->nhd", a, X)
+    dev = a * (c - fh[:, None, :])
+    Ju = np.einsum("nih,nid->nhd", dev, X)
+    d = X.shape[2]
+    # rounding bound of one float64 evaluation (module docstring)
+    values = np.einsum("nih,nih->n", a, np.abs(c))
+    score_scale = np.einsum("nid,dh->nih", np.abs(X), np.abs(Uj))
+    scores = np.einsum("nih,nih->n", np.abs(dev), score_scale)
+    eta = _gamma(4 * d + 16) * values + _gamma(2 * d) * scores
+    return f, Jv, Ju, eta
+
+
+# -- one copy family -------------------------------------------------------------------
+def ratio_grid(n: int, span: float = RATIO_SPAN, max_copies: int = MAX_COPIES
+               ) -> list[tuple[int, int]]:
+    """n pairs (c, K): c copies of a, K copies of b, ratios c / K log-spaced in e^[-span, span].
+
+    The ratios are distinct, increasing, and c, K <= ``max_copies``.
+
+    >>> ratio_grid(3, 1.0, 8)
+    [(3, 8), (1, 1), (8, 3)]
+    """
+    out: list[tuple[int, int]] = []
+    for x in np.linspace(-span, span, n):
+        small = Fraction(math.exp(-abs(float(x)))).limit_denominator(max_copies)
+        fr = small if x <= 0 else 1 / small  # numerator and denominator <= max_copies
+        c, K = fr.numerator, fr.denominator
+        if out and Fraction(c, K) <= Fraction(*out[-1]):
+            raise InvalidEntryError(f"ratio_grid({n}, {span}, {max_copies}): two ratios "
+                                    "coincide; raise max_copies or lower n")
+        out.append((c, K))
+    return out
+
+
+def _family_queries(a: Array, b: Array, grid: list[tuple[int, int]]) -> list[Array]:
+    """[a (c copies); b (K copies)]: head h weighs a by c t_h / (c t_h + K), a function of c / K."""
+    return [np.stack([a] * c + [b] * K) for c, K in grid]
+
+
+def _loewner(r: Array, g: Array) -> tuple[Array, Array, Array]:
+    """Loewner and shifted Loewner matrices of k(r) = (g(r) - g(0)) / r, and k's error scale.
+
+    k(r) = sum_h rho_h t_h / (1 + r t_h) = sum_h rho_h / (r + 1/t_h) is strictly proper
+    of McMillan degree m (the constant S is gone), so L has rank m and the poles
+    -1/t_h are the eigenvalues of the pencil (Ls, L) compressed to rank m
+    (Mayo and Antoulas 2007). Points interlaced: mu = r[1::2], lambda = r[2::2].
+    """
+    k = (g[1:] - g[0]) / r[1:]
+    mu, lam = r[1:][0::2], r[1:][1::2]
+    km, kl = k[0::2], k[1::2]
+    den = mu[:, None] - lam[None, :]
+    L = (km[:, None] - kl[None, :]) / den
+    Ls = (mu[:, None] * km[:, None] - lam[None, :] * kl[None, :]) / den
+    # |error of k_i| <= 2 eta / r_i: the entry (i, j) of L moves by at most
+    # (2 / mu_i + 2 / lambda_j) eta / |mu_i - lambda_j|; its Frobenius norm per unit eta
+    E = (2 / mu[:, None] + 2 / lam[None, :]) / np.abs(den)
+    return L, Ls, E
+
+
+def _loewner_poles(r: Array, g: Array, m: int, what: str) -> Array:
+    """t_h: the m poles -1/t_h of the compressed Loewner pencil (numpy svd and eig)."""
+    L, Ls, _ = _loewner(r, g)
+    Y, _, Xt = np.linalg.svd(np.concatenate([L, Ls], axis=1))
+    Y2, _, X2t = np.linalg.svd(np.concatenate([L, Ls], axis=0))
+    Ym, Xm = Y[:, :m], X2t[:m].T
+    poles = np.linalg.eigvals(np.linalg.solve(Ym.T @ L @ Xm, Ym.T @ Ls @ Xm))
+    if np.any(np.abs(poles.imag) > 1e-6 * np.abs(poles)) or np.any(poles.real >= 0):
+        raise RecoveryFailedError(
+            f"{what}: the fitted poles {[complex(np.round(z, 6)) for z in poles]} are not all "
+            "real and negative (a copy family of softmax heads has poles -1/t_h < 0): not "
+            f"multi-head attention with {m} heads, or the family is too ill-conditioned")
+    t: Array = -1 / poles.real
+    return t
+
+
+def _family_residual(theta: Array, g: Array, cs: Array) -> Array:
+    m = (theta.size - 1) // 2
+    ell, rho, S = theta[:m], theta[m:2 * m], theta[-1]
+    t = np.exp(ell)
+    pred = S - (rho[None, :] / (1 + cs[:, None] * t[None, :])).sum(axis=1)
+    out: Array = g - pred
+    return out
+
+
+def _family_jacobian(theta: Array, cs: Array) -> Array:
+    m = (theta.size - 1) // 2
+    ell, rho = theta[:m], theta[m:2 * m]
+    t = np.exp(ell)
+    den = 1 + cs[:, None] * t[None, :]
+    d_ell = rho[None, :] * cs[:, None] * t[None, :] / den**2  # d pred / d ell
+    d_rho = -1 / den
+    return np.concatenate([d_ell, d_rho, np.ones((cs.size, 1))], axis=1)
+
+
+def _gauss_newton_family(theta: Array, g: Array, cs: Array) -> Array:
+    for _ in range(MAX_ITERATIONS):
+        r = _family_residual(theta, g, cs)
+        step = np.linalg.lstsq(_family_jacobian(theta, cs), r, rcond=None)[0]
+        theta = theta + step
+        if np.abs(step).max() <= 4 * U * max(1.0, float(np.abs(theta).max())):
+            break
+    return theta
+
+
+def _poles(q: Array, scale: float, what: str) -> Array:
+    """t_h from Q(z) = 1 + sum_i q_i z^i = prod_h (1 + z scale t_h) (roots -1/(scale t_h)).
+
+    Only a first estimate for the refinement: a complex pair (two nearly equal poles
+    pushed off the axis by rounding) is replaced by its real part.
+    """
+    roots = np.roots(np.concatenate([q[::-1], [1.0]])) * scale
+    if np.any(roots.real >= 0):
+        raise RecoveryFailedError(
+            f"{what}: the fitted poles {[complex(np.round(z, 6)) for z in roots]} are not all "
+            "real and negative (a copy family of softmax heads has poles -1/t_h < 0): not "
+            "multi-head attention with this many heads, or the family is too ill-conditioned")
+    t: Array = -1 / roots.real
+    return t
+
+
+def _fit_family(r: Array, g: Array, m: int, what: str) -> tuple[Array, Array, float]:
+    """Logits l_h, residues rho_h and S of g at the ratios r (r[0] = 0), m heads (float64)."""
+    t = _loewner_poles(r, g, m, what)
+    rows = np.concatenate([np.ones((r.size, 1)), -1 / (1 + r[:, None] * t[None, :])], axis=1)
+    sol2 = np.linalg.lstsq(rows, g, rcond=None)[0]
+    theta = np.concatenate([np.log(t), sol2[1:], sol2[:1]])
+    theta = _gauss_newton_family(theta, g, r)
+    return theta[:m], theta[m:2 * m], float(theta[-1])
+
+
+def _known_family(r: Array, g: Array, g0: float, S: float, rho: Array, what: str) -> Array:
+    """Labelled logits of a family at ratios r (no 0) whose S, g(0), rho_h are known."""
+    m = rho.size
+    scale = float(r.max())
+    z = r / scale
+    # P(z) = g0 + sum_{i<m} p_i z^i + S q_m z^m, Q(z) = 1 + sum_{i<=m} q_i z^i
+    p_pow = z[:, None] ** np.arange(1, m)[None, :]
+    A = np.concatenate([p_pow, -g[:, None] * p_pow, ((S - g) * z**m)[:, None]], axis=1)
+    sol = np.linalg.lstsq(A, g - g0, rcond=None)[0]
+    t = _poles(np.concatenate([sol[m - 1:2 * m - 2], sol[-1:]]), scale, what)
+    # residues of the fitted poles, matched to the known rho_h
+    r0 = np.concatenate([[0.0], r])
+    gg = np.concatenate([[g0], g])
+    fit = np.linalg.lstsq(-1 / (1 + r0[:, None] * t[None, :]), gg - S, rcond=None)[0]
+    # the labelling: the permutation of the poles whose residues best match rho (m = 2 here)
+    perm = min(itertools.permutations(range(m)),
+               key=lambda p: float(np.abs(fit[list(p)] - rho).sum()))
+    ell: Array = np.log(t[list(perm)])
+    return ell
+
+
+# -- the learner ---------------------------------------------------------------------
+def learn_multihead_float(
+    oracle: ValueOracle,
+    *,
+    heads: int,
+    field: Field | None = None,
+    seed: int = 0,
+    max_relative_bound: float = MAX_RELATIVE_BOUND,
+    direction_scale: float = DIRECTION_SCALE,
+    families_per_dimension: int = FAMILIES_PER_DIMENSION,
+) -> Recovery:
+    """Recover the canonical heads from a float64 oracle, with first-order error bounds.
+
+    Label ``multihead_canonical`` (float variant); see the module docstring
+    for the steps, the rounding model, the bounds and the proved count
+    ``query_count(heads, d, m=m, plan="isolating")`` <= 4 H d^2 - 2 H + 1.
+
+    Parameters
+    ----------
+    oracle : value oracle over F64.
+    heads : H, an upper bound on the number of canonical heads.
+    seed : seed of the random bases and directions.
+    max_relative_bound : refuse (IllConditionedError) when an entry's error
+        bound, relative to the largest entry of its head's W or v, exceeds this.
+    direction_scale : size of the phase-v directions (spreads the poles).
+
+    Returns
+    -------
+    Recovery over F64, status ``float``: ``params["W"]`` (m, d, d),
+    ``params["v"]`` (d, m) (column h is v_h), sorted by W row-major, and
+    ``params["W_error_bound"]``, ``params["v_error_bound"]`` of the same
+    shapes (first-order bounds per entry). ``options``: ``m``,
+    ``head_count`` (singular values, tau, margin in decades),
+    ``conditioning`` (condition numbers, head separation, relative bounds),
+    ``residual`` and ``noise_bound`` (2-norms), ``iterations``.
+
+    Raises
+    ------
+    InvalidEntryError : not an F64 oracle, or a bad argument (before any query).
+    IllConditionedError : the head count is undecided, or a bound exceeds
+        ``max_relative_bound``; the report names the measured figures.
+    HypothesisViolatedError : more canonical heads than d, or dependent v_h.
+    RecoveryFailedError : the answers are not those of <= H heads in float64.
+    """
+    F = oracle.field if field is None else field
+    F.require_same(oracle.field, "the oracle")
+    if F != F64:
+        raise InvalidEntryError(
+            f"learn_multihead_float runs over F64, not {F.name}; over EXP use learn_multihead")
+    if not isinstance(heads, int) or isinstance(heads, bool) or heads < 1:
+        raise InvalidEntryError(f"heads must be a positive integer, got {heads!r}")
+    for name, val in (("max_relative_bound", max_relative_bound),
+                      ("direction_scale", direction_scale)):
+        if not isinstance(val, int | float) or isinstance(val, bool) or not (
+                math.isfinite(val) and val > 0):
+            raise InvalidEntryError(f"{name} must be a positive finite number, got {val!r}")
+    if (not isinstance(families_per_dimension, int) or isinstance(families_per_dimension, bool)
+            or families_per_dimension < 1):
+        raise InvalidEntryError(f"families_per_dimension must be a positive integer, got "
+                                f"{families_per_dimension!r}")
+    H, d = heads, oracle.d
+    span = QuerySpan.begin(oracle)
+    rng = np.random.default_rng([seed, d, H, 64])
+    B = np.linalg.qr(rng.standard_normal((d, d)))[0]          # rows b_j, orthonormal
+    n_fam = families_per_dimension * d
+    Cand = rng.standard_normal((n_fam, d)) * (direction_scale / math.sqrt(d))
+    b1 = B[0]
+    base_queries: list[list[Array]] = [[] for _ in range(d)]
+    base_answers: list[list[float]] = [[] for _ in range(d)]
+
+    def ask(Xs: list[Array], j: int, phase: str) -> Array:
+        ys = np.asarray(oracle.batch(Xs, phase=phase), dtype=np.float64)
+        base_queries[j].extend(Xs)
+        base_answers[j].extend(float(y) for y in ys)
+        return ys
+
+    # 1. phase v ----------------------------------------------------------------------
+    grid = ratio_grid(2 * H)
+    r = np.array([0.0] + [c / K for c, K in grid])
+    g0 = float(ask([b1[None, :]], 0, "v")[0])
+    fams = []
+    for k in range(n_fam):
+        ys = ask(_family_queries(b1 + Cand[k], b1, grid), 0, "v")
+        fams.append(np.concatenate([[g0], ys]))
+    m, usable, count_report = _head_count(r, fams, H, d)
+    if m == 0:
+        return _finish(F, span, [], [], [], [], d, seed, H, count_report, {}, 0.0, 0.0, 0)
+    if m > d:
+        raise HypothesisViolatedError(
+            f"the copy families show m = {m} canonical heads > d = {d}: the float learner "
+            "isolates heads by directions orthogonal to the other v_h, which needs m <= d",
+            hypothesis="m <= d and linearly independent v_h")
+    # d families that show all m heads, best margin first, with independent directions
+    chosen: list[int] = []
+    for i in usable:
+        if np.linalg.matrix_rank(Cand[chosen + [i]], tol=1e-8) == len(chosen) + 1:
+            chosen.append(i)
+        if len(chosen) == d:
+            break
+    if len(chosen) < d:
+        raise IllConditionedError(
+            f"only {len(usable)} of {n_fam} copy families show all m = {m} heads decisively "
+            f"(ranks {count_report['per_family']}): {d} independent ones are needed. Some "
+            "heads' poles nearly coincide along most directions (nearly equal heads); raise "
+            "families_per_dimension or learn over EXP", report=count_report)
+    Delta = Cand[chosen]
+    count_report["chosen_families"] = chosen
+    fitted = [_fit_family(r, fams[i], m, f"family {i + 1} at b_1") for i in chosen]
+
+    # 2. phase match -------------------------------------------------------------------
+    ell = np.empty((d, m))
+    rho = np.empty((d, m))
+    ell[0], rho[0] = fitted[0][0], fitted[0][1]
+    match_margin = math.inf
+    if m >= 2:
+        Xs = [np.stack([b1 + Delta[0], b1 + Delta[k], b1]) for k in range(1, d)]
+        ys = ask(Xs, 0, "match")
+        for k in range(1, d):
+            perm, margin = _match(fitted[0], fitted[k], g0, float(ys[k - 1]))
+            match_margin = min(match_margin, margin)
+            ell[k], rho[k] = fitted[k][0][perm], fitted[k][1][perm]
+    else:
+        for k in range(1, d):
+            ell[k], rho[k] = fitted[k][0], fitted[k][1]
+    V = np.linalg.solve(Delta, rho)          # column h: v_h
+    Ucols = [np.linalg.solve(Delta, ell)]     # base 1: column h is W_h b_1
+    if np.linalg.matrix_rank(V) < m:
+        raise HypothesisViolatedError(
+            f"the estimated v_h (condition number {np.linalg.cond(V):.3e}) are linearly "
+            "dependent: the float learner needs independent v_h (isolating plan)",
+            hypothesis="m <= d and linearly independent v_h")
+
+    # 3. phase W -------------------------------------------------------------------------
+    # isolating directions: p_h = V (V^T V)^{-1} e_h sees head h only (p_h . v_g = [g = h]),
+    # the n_i (an orthonormal basis of the null space of V^T) see no head
+    P = np.concatenate([np.linalg.pinv(V.T), np.linalg.svd(V.T)[2][m:].T], axis=1)
+
+    def sized(x: Array) -> Array:  # directions of norm direction_scale: moderate logits
+        return x * (ISOLATING_SCALE / float(np.linalg.norm(x)))
+
+    singles = [[sized(P[:, h])] + [sized(P[:, h] + P[:, i]) for i in range(m, d)]
+               for h in range(m)]
+    # pair directions: heads h and g only, residues alpha != beta (a family of two poles)
+    pairs = [(h, g) for g in range(m) for h in range(g)]
+    pair_dirs = []
+    for h, g in pairs:
+        alpha, beta = rng.uniform(0.5, 1.5, size=2) * np.array([1.0, -1.0])
+        pair_dirs.append(sized(alpha * P[:, h] + beta * P[:, g]
+                               + P[:, m:] @ rng.standard_normal(d - m) * 0.5))
+    for j in range(1, d):
+        Ucols.append(_phase_w_base(ask, j, B[j], V, singles, pairs, pair_dirs, 1.0, "W"))
+    # refinement queries at b_1: the phase-W design at two scales. Off the estimate the
+    # isolating queries see the other heads' leaks delta . v_g, differently at each
+    # scale: this pins v down, where the copy families alone are ill-conditioned
+    for scale in REFINE_SCALES:
+        _phase_w_base(ask, 0, b1, V, singles, pairs, pair_dirs, scale, "refine")
+
+    # 4. refinement and bounds -----------------------------------------------------------
+    bases = [_pack(base_queries[j], base_answers[j]) for j in range(d)]
+    V, Ucols, iterations = _refine(bases, V, Ucols)
+    bound_v, bound_U, residual, noise, conds = _bounds(bases, V, Ucols)
+    Uh = [np.stack([Ucols[j][:, h] for j in range(d)], axis=1) for h in range(m)]
+    Ws = [Uh[h] @ B for h in range(m)]              # W_h B^T = U_h, B orthogonal
+    bW = [np.stack([bound_U[j][:, h] for j in range(d)], axis=1) @ np.abs(B)
+          + 2 * U * np.abs(Ws[h]) for h in range(m)]
+    vs = [V[:, h] for h in range(m)]
+    bv = [bound_v[:, h] + 2 * U * np.abs(vs[h]) for h in range(m)]
+    conds["match_margin"] = match_margin
+    return _finish(F, span, Ws, vs, bW, bv, d, seed, H, count_report, conds, residual, noise,
+                   iterations, max_relative_bound=max_relative_bound)
+
+
+def _phase_w_base(ask: Any, j: int, b: Array, V: Array, singles: list[list[Array]],
+                  pairs: list[tuple[int, int]], pair_dirs: list[Array], scale: float,
+                  phase: str) -> Array:
+    """The isolating and pair queries at base b (directions times ``scale``); first
+    estimates of u_hj = W_h b, column h (refined later)."""
+    d, m = V.shape
+    gb = float(V.sum(axis=1) @ b)
+    Xs = [np.stack([b + scale * delta, b]) for h in range(m) for delta in singles[h]]
+    ys = ask(Xs, j, phase)
+    size = np.array([scale * delta @ V[:, h] for h in range(m) for delta in singles[h]])
+    p = np.clip((ys - gb) / size, 1e-12, 1 - 1e-12)  # a first estimate: refined below
+    single_logits = np.log(p / (1 - p)).reshape(m, d - m + 1) / scale
+    pair_grid = ratio_grid(3)
+    pair_r = np.array([c / K for c, K in pair_grid])
+    pair_logits = []
+    for (h, g), gamma in zip(pairs, pair_dirs, strict=True):
+        ys = ask(_family_queries(b + scale * gamma, b, pair_grid), j, phase)
+        rhos = scale * gamma @ V[:, [h, g]]
+        S = gb + float(rhos.sum())
+        pair_logits.append(_known_family(pair_r, ys, gb, S, rhos, f"base {j + 1}") / scale)
+    Uj = np.empty((d, m))
+    for h in range(m):
+        rows = list(singles[h])
+        rhs = list(single_logits[h])
+        for (a_, b_), gamma, pl in zip(pairs, pair_dirs, pair_logits, strict=True):
+            if h in (a_, b_):
+                rows.append(gamma)
+                rhs.append(pl[0] if h == a_ else pl[1])
+        Uj[:, h] = np.linalg.solve(np.stack(rows), np.asarray(rhs))
+    return Uj
+
+
+def _head_count(r: Array, fams: list[Array], H: int, d: int
+                ) -> tuple[int, list[int], dict[str, Any]]:
+    """m from the Loewner ranks of the families, the families that show all m heads
+    decisively (best margin first), and the report (module docstring)."""
+    ms, margins, svs, taus = [], [], [], []
+    for g in fams:
+        L, _, E = _loewner(r, g)
+        sv = np.linalg.svd(L, compute_uv=False)
+        # noise: every answer off by <= eta = gamma_{4d+16} (H + 1) max|g| (heads cancelling
+        # by at most H + 1); tau = the Frobenius norm of the entrywise bound on the
+        # perturbation of L (:func:`_loewner`), >= its 2-norm
+        eta = _gamma(4 * d + 16) * (H + 1) * float(np.abs(g).max())
+        tau = eta * float(np.linalg.norm(E))
+        k = int((sv > tau).sum())
+        above = sv[k - 1] / tau if k >= 1 else math.inf
+        below = tau / sv[k] if k < sv.size and sv[k] > 0 else math.inf
+        ms.append(k)
+        margins.append(math.log10(min(above, below)))
+        svs.append([float(x) for x in sv])
+        taus.append(tau)
+    # a family never shows more heads than there are (beyond the noise, which the margin
+    # excludes): m is the largest rank decided by MIN_MARGIN decades
+    decisive = [k for k, mg in zip(ms, margins, strict=True) if mg >= MIN_MARGIN]
+    m = max(decisive, default=-1)
+    usable = sorted((i for i in range(len(fams)) if ms[i] == m and margins[i] >= MIN_MARGIN),
+                    key=lambda i: -margins[i])
+    best = usable[0] if usable else int(np.argmax(margins))
+    report = {"m": m, "per_family": ms, "margins_decades": margins,
+              "singular_values": svs[best], "tau": taus[best],
+              "margin_decades": margins[best], "usable_families": len(usable)}
+    if m < 0:
+        raise IllConditionedError(
+            f"the head count is undecided: no copy family decides its Loewner rank by "
+            f"{MIN_MARGIN} decade (ranks {ms}, margins {[round(x, 2) for x in margins]}); "
+            "two heads may be nearly equal or a head's v nearly 0, so the canonical heads "
+            "are not separable in float64 from these queries", report=report)
+    return m, usable, report
+
+
+def _match(fam1: tuple[Array, Array, float], famk: tuple[Array, Array, float], g0: float,
+           y: float) -> tuple[Array, float]:
+    t1, r1 = np.exp(fam1[0]), fam1[1]
+    tk, rk = np.exp(famk[0]), famk[1]
+    m = t1.size
+    best: list[tuple[float, tuple[int, ...]]] = []
+    for perm in itertools.permutations(range(m)):
+        p = np.asarray(perm)
+        pred = g0 + float(((t1 * r1 + tk[p] * rk[p]) / (t1 + tk[p] + 1)).sum())
+        best.append((abs(pred - y), perm))
+    best.sort()
+    margin = best[1][0] / max(best[0][0], U * max(1.0, abs(y)))
+    return np.asarray(best[0][1]), margin
+
+
+def _residual_norm(bases: list[_Base], V: Array, Ucols: list[Array]) -> float:
+    total = 0.0
+    for j, base in enumerate(bases):
+        total += float(((base.y - _evaluate(base, V, Ucols[j])[0]) ** 2).sum())
+    return math.sqrt(total) if math.isfinite(total) else math.inf
+
+
+def _refine(bases: list[_Base], V: Array, Ucols: list[Array]
+            ) -> tuple[Array, list[Array], int]:
+    """Damped Gauss-Newton, the u_.j eliminated per base by QR (variable projection).
+
+    A step is halved until the residual decreases (at most 30 times); the iteration
+    stops when the relative step is below 4u or no shorter step decreases the residual.
+    """
+    d, m = V.shape
+    Ucols = [u.copy() for u in Ucols]
+    res = _residual_norm(bases, V, Ucols)
+    for it in range(1, MAX_ITERATIONS + 1):
+        Gs, rs, parts = [], [], []
+        for j, base in enumerate(bases):
+            f, Jv, Ju, _ = _evaluate(base, V, Ucols[j])
+            r = base.y - f
+            A = Jv.reshape(len(r), m * d)
+            C = Ju.reshape(len(r), m * d)
+            Q, R = np.linalg.qr(C)
+            Gs.append(A - Q @ (Q.T @ A))
+            rs.append(r - Q @ (Q.T @ r))
+            parts.append((A, Q, R, r))
+        if not all(np.isfinite(G).all() for G in Gs):
+            raise RecoveryFailedError("the refinement met a non-finite Jacobian: the first "
+                                      "estimates are too far off (try another seed)")
+        dv = np.linalg.lstsq(np.concatenate(Gs), np.concatenate(rs), rcond=None)[0]
+        dus = [np.linalg.lstsq(R, Q.T @ (r - A @ dv), rcond=None)[0] for A, Q, R, r in parts]
+        biggest = max([float(np.abs(dv).max()) / max(1.0, float(np.abs(V).max()))]
+                      + [float(np.abs(du).max()) / max(1.0, float(np.abs(Ucols[j]).max()))
+                         for j, du in enumerate(dus)])
+        lam = 1.0
+        for _ in range(30):
+            V_new = V + lam * dv.reshape(m, d).T
+            U_new = [Ucols[j] + lam * du.reshape(m, d).T for j, du in enumerate(dus)]
+            res_new = _residual_norm(bases, V_new, U_new)
+            if res_new < res or (res_new == res and lam == 1.0):
+                break
+            lam /= 2
+        else:
+            return V, Ucols, it
+        V, Ucols, res = V_new, U_new, res_new
+        if biggest <= 4 * U:
+            return V, Ucols, it
+    return V, Ucols, MAX_ITERATIONS
+
+
+def _bounds(bases: list[_Base], V: Array, Ucols: list[Array]
+            ) -> tuple[Array, list[Array], float, float, dict[str, Any]]:
+    """First-order bounds |L| (2 eta) on v and every u_.j (module docstring)."""
+    d, m = V.shape
+    etas, parts, Gs = [], [], []
+    residual2 = 0.0
+    for j, base in enumerate(bases):
+        f, Jv, Ju, eta = _evaluate(base, V, Ucols[j])
+        residual2 += float(((base.y - f) ** 2).sum())
+        etas.append(2 * eta)
+        A = Jv.reshape(len(f), m * d)
+        C = Ju.reshape(len(f), m * d)
+        Q, R = np.linalg.qr(C)
+        Gs.append(A - Q @ (Q.T @ A))
+        parts.append((A, Q, R))
+    eta_all = np.concatenate(etas)
+    G = np.concatenate(Gs)
+    Gp = np.linalg.pinv(G)                       # (md, n)
+    offsets = np.cumsum([0] + [len(e) for e in etas])
+    # M_v = G^+ blockdiag(I - Q_j Q_j^T): dv = M_v e
+    Mv = Gp.copy()
+    for j, (_, Q, _) in enumerate(parts):
+        sl = slice(offsets[j], offsets[j + 1])
+        Mv[:, sl] -= (Gp[:, sl] @ Q) @ Q.T
+    bound_v = (np.abs(Mv) @ eta_all).reshape(m, d).T
+    bound_U = []
+    cond_C = 0.0
+    for j, (A, Q, R) in enumerate(parts):
+        sl = slice(offsets[j], offsets[j + 1])
+        Rinv = np.linalg.inv(R)
+        cond_C = max(cond_C, float(np.linalg.cond(R)))
+        Cp = Rinv @ Q.T                            # C_j^+
+        L = -(Cp @ A) @ Mv
+        L[:, sl] += Cp
+        bound_U.append((np.abs(L) @ eta_all).reshape(m, d).T)
+    conds = {"cond_projected_v": float(np.linalg.cond(G)), "cond_W_blocks_max": cond_C}
+    return bound_v, bound_U, math.sqrt(residual2), float(np.linalg.norm(eta_all)), conds
+
+
+def _finish(F: Field, span: QuerySpan, Ws: list[Array], vs: list[Array], bW: list[Array],
+            bv: list[Array], d: int, seed: int, H: int, count_report: dict[str, Any],
+            conds: dict[str, Any], residual: float, noise: float, iterations: int, *,
+            max_relative_bound: float = MAX_RELATIVE_BOUND) -> Recovery:
+    m = len(Ws)
+    order = sorted(range(m), key=lambda h: tuple(Ws[h].flat) + tuple(vs[h]))
+    W = np.zeros((m, d, d))
+    v = np.zeros((d, m))
+    eW = np.zeros((m, d, d))
+    ev = np.zeros((d, m))
+    for k, h in enumerate(order):
+        W[k], v[:, k], eW[k], ev[:, k] = Ws[h], vs[h], bW[h], bv[h]
+    rel = [max(float(eW[h].max()) / float(np.abs(W[h]).max()),
+               float(ev[:, h].max()) / float(np.abs(v[:, h]).max())) for h in range(m)]
+    sep = [float(np.linalg.norm(W[g] - W[h]) / max(np.linalg.norm(W[g]), np.linalg.norm(W[h])))
+           for g in range(m) for h in range(g)]
+    report = dict(conds)
+    report.update({
+        "relative_bound_per_head": rel,
+        "max_relative_bound": max(rel, default=0.0),
+        "min_head_separation": min(sep, default=math.inf),
+        "min_v_norm_ratio": (float(min(np.linalg.norm(v, axis=0)) / np.linalg.norm(v, axis=0).max())
+                             if m else math.inf),
+    })
+    if m and residual > 2 * noise:
+        raise RecoveryFailedError(
+            f"after refinement the {m}-head model leaves a residual ||y - f_hat||_2 = "
+            f"{residual:.3e} > 2 x the answers' rounding bound {noise:.3e}: the answers are "
+            f"not those of {m} canonical heads in float64. If the head count (margin "
+            f"{count_report['margin_decades']:.2f} decades) merged two nearly equal heads "
+            f"(separation {report['min_head_separation']:.3e}), they cannot be told apart in "
+            "float64 from these queries; else the oracle has more heads than heads= or is "
+            "not multi-head attention")
+    if m and report["max_relative_bound"] > max_relative_bound:
+        raise IllConditionedError(
+            f"the recovery is ill-conditioned: relative error bound "
+            f"{report['max_relative_bound']:.3e} > {max_relative_bound:.1e} (per head "
+            f"{[f'{r:.1e}' for r in rel]}); condition of the projected v system "
+            f"{report['cond_projected_v']:.3e}, of the W blocks {report['cond_W_blocks_max']:.3e}"
+            f", closest heads {report['min_head_separation']:.3e} apart (relative), smallest "
+            f"||v_h|| / max ||v|| = {report['min_v_norm_ratio']:.3e}. Pass a larger "
+            "max_relative_bound to accept these bounds", report=report,
+            recovered={"W": W, "v": v, "W_error_bound": eW, "v_error_bound": ev})
+    report = {k: (None if isinstance(x, float) and math.isinf(x) else x)
+              for k, x in report.items()}
+    count = dict(count_report)
+    return span.recovery(
+        label=LABEL, paper_ref=PAPER_REF, field=F,
+        params={"W": W, "v": v, "W_error_bound": eW, "v_error_bound": ev},
+        seed=seed,
+        options={"m": m, "plan": "isolating" if m else "none", "heads": H, "route": "float64",
+                 "head_count": count, "conditioning": report, "residual": residual,
+                 "noise_bound": noise, "iterations": iterations,
+                 "answer_error_factor": _gamma(4 * d + 16)},
+        hypotheses=(f"f has at most H = {H} canonical heads",
+                    "the oracle evaluates f in float64 by the usual formula (rounding "
+                    "model of the error bounds); the bounds are first order"))
+
+
+def f64_multihead_tolerance(rec: Recovery, Xs: Array) -> Array:
+    """A first-order bound on |f_hat(X) - f(X)| per query of a (B, N, d) batch.
+
+    Per head, as for a single head: ||dW_h||_F max_i ||x_i|| ||x_N|| (spread of the
+    c_i = x_i . v_h) + ||dv_h||_2 max_i ||x_i||, with the recovery's per-entry
+    bounds; plus the rounding of both evaluations, 2 gamma_{4d+16} ||v_h||_1 max|x|.
+    """
+    W, v = rec.params["W"], rec.params["v"]
+    eW, ev = rec.params["W_error_bound"], rec.params["v_error_bound"]
+    g = float(rec.options["answer_error_factor"])
+    norms = np.linalg.norm(Xs, axis=2)
+    out = np.zeros(Xs.shape[0])
+    for h in range(W.shape[0]):
+        c = Xs @ v[:, h]
+        spread = c.max(axis=1) - c.min(axis=1)
+        out += (float(np.linalg.norm(eW[h])) * norms.max(axis=1) * norms[:, -1] * spread
+                + float(np.linalg.norm(ev[:, h])) * norms.max(axis=1)
+                + 2 * g * float(np.abs(v[:, h]).sum()) * np.abs(Xs).max(axis=(1, 2)))
+    return out

@@ -1,0 +1,203 @@
+"""multihead_canonical, float variant: canonical heads from a float64 oracle.
+
+The five kinds: a worked example with literal numbers; a property test
+(every recovered entry within its computed first-order bound); the query
+count against its proved closed form and against 4 H d^2 - 2 H + 1; a
+certificate that rejects a perturbed recovery and a non-attention oracle;
+violated hypotheses (more heads than d, nearly equal heads, not attention,
+bad arguments) with clear errors.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from exactattn.certificates import verify
+from exactattn.checks.multihead_float import (
+    TOLERANCE_TEXT,
+    random_float_multihead,
+    recovery_errors,
+    within_bounds,
+)
+from exactattn.claims import run_claims
+from exactattn.errors import (
+    HypothesisViolatedError,
+    IllConditionedError,
+    InvalidEntryError,
+    RecoveryFailedError,
+)
+from exactattn.fields import EXP, F64
+from exactattn.learners import learn_multihead_float
+from exactattn.learners.multihead_float import (
+    LABEL,
+    MIN_MARGIN,
+    float_query_count,
+    published_bound,
+    ratio_grid,
+)
+from exactattn.models.multihead import MultiHeadAttention
+from exactattn.oracle import ValueOracle
+
+W1 = np.array([[0.5, -0.3], [0.2, 0.4]])
+V1 = np.array([1.0, -0.5])
+W2 = np.array([[-0.6, 0.1], [0.3, -0.2]])
+V2 = np.array([0.3, 0.8])
+
+
+# -- worked example ------------------------------------------------------------------
+def test_worked_example() -> None:
+    model = MultiHeadAttention([(W1, V1), (W2, V2)], field=F64)
+    oracle = ValueOracle(model)
+    rec = learn_multihead_float(oracle, heads=2)
+    assert rec.label == LABEL and rec.status == "float" and rec.field is F64
+    assert rec.options["m"] == 2
+    # canonical order: by W row-major, W2 (-0.6, ...) before W1 (0.5, ...)
+    W, v = rec.params["W"], rec.params["v"]
+    assert np.abs(W[0] - W2).max() <= rec.params["W_error_bound"][0].max() < 1e-10
+    assert np.abs(W[1] - W1).max() <= rec.params["W_error_bound"][1].max() < 1e-10
+    assert np.abs(v[:, 0] - V2).max() <= rec.params["v_error_bound"][:, 0].max() < 1e-10
+    assert np.abs(v[:, 1] - V1).max() <= rec.params["v_error_bound"][:, 1].max() < 1e-10
+    # phase v: 1 + 2 H f d = 1 + 2*2*2*2 = 17; match: d - 1 = 1; per base
+    # K_W = m (d - m + 1) + 3 m (m - 1) / 2 = 2 + 3 = 5: phase W (d - 1) K_W = 5,
+    # refine 2 K_W = 10
+    assert dict(rec.queries_by_phase) == {"v": 17, "match": 1, "W": 5, "refine": 10}
+    assert rec.queries == oracle.queries == float_query_count(2, 2) == 33
+    assert rec.options["head_count"]["margin_decades"] >= MIN_MARGIN
+    assert rec.options["residual"] <= 2 * rec.options["noise_bound"]
+
+
+def test_ratio_grid_by_hand() -> None:
+    # e^-1 ~ 0.368 ~ 3/8 (denominator <= 8), e^0 = 1, e^1 ~ 8/3
+    assert ratio_grid(3, 1.0, 8) == [(3, 8), (1, 1), (8, 3)]
+    grid = ratio_grid(12)
+    ratios = [c / K for c, K in grid]
+    assert ratios == sorted(ratios) and max(max(c, K) for c, K in grid) <= 64
+    with pytest.raises(InvalidEntryError, match="coincide"):
+        ratio_grid(40, 0.1, 4)
+
+
+# -- property test -------------------------------------------------------------------
+@settings(max_examples=6)
+@given(H=st.integers(1, 2), d=st.integers(2, 4), seed=st.integers(0, 10**6))
+def test_recovery_within_computed_bounds(H: int, d: int, seed: int) -> None:
+    model = random_float_multihead(H, d, seed)
+    oracle = ValueOracle(model)
+    rec = learn_multihead_float(oracle, heads=H, seed=seed)
+    assert rec.options["m"] == H
+    assert within_bounds(rec, model)
+    _, _, rel = recovery_errors(rec, model)
+    assert rel <= rec.options["conditioning"]["max_relative_bound"] <= 1e-6
+    assert rec.queries == oracle.queries == float_query_count(H, d)
+
+
+# -- query count -----------------------------------------------------------------------
+def test_count_below_the_published_bound() -> None:
+    # the docstring's proof: f = 2, m <= H <= d, d >= 3
+    for d in range(3, 41):
+        for H in range(1, d + 1):
+            for m in range(1, H + 1):
+                assert float_query_count(H, d, m=m) < published_bound(H, d), (H, d, m)
+    # and where the claim does not reach: d = 2, H = 2 spends more than the bound
+    assert float_query_count(2, 2) == 33 > published_bound(2, 2) == 29
+
+
+def test_unknown_head_count_is_decided_with_margin() -> None:
+    # heads=3 is only an upper bound; a zero-v head and a split head are not canonical
+    zero = np.zeros(2)
+    model = MultiHeadAttention([(W1, 0.25 * V1), (W2, V2), (W1, 0.75 * V1),
+                                (np.eye(2), zero)], field=F64)
+    oracle = ValueOracle(model)
+    rec = learn_multihead_float(oracle, heads=3)
+    assert rec.options["m"] == 2
+    assert rec.queries == oracle.queries == float_query_count(3, 2, m=2)
+    assert rec.options["head_count"]["margin_decades"] >= MIN_MARGIN
+    assert within_bounds(rec, model)
+
+
+# -- certificates ----------------------------------------------------------------------
+def test_certificate_holds_and_rejects_a_perturbed_recovery() -> None:
+    model = random_float_multihead(2, 3, 5)
+    oracle = ValueOracle(model)
+    rec = learn_multihead_float(oracle, heads=2, seed=5)
+    cert = verify(rec, oracle, probes=8)
+    assert cert.holds and cert.kind == "tolerance" and cert.tolerance == TOLERANCE_TEXT
+    W = rec.params["W"].copy()
+    W[1, 2, 0] += 1e-7
+    bad = dataclasses.replace(rec, params={**rec.params, "W": W})
+    assert not verify(bad, oracle, probes=8).holds
+
+
+def test_certificate_rejects_another_oracle() -> None:
+    model = random_float_multihead(2, 3, 6)
+    rec = learn_multihead_float(ValueOracle(model), heads=2, seed=6)
+    other = MultiHeadAttention([(W, v * (1 + 1e-6)) for W, v in zip(model.Ws, model.vs,
+                                                                      strict=True)], field=F64)
+    cert = verify(rec, ValueOracle(other), probes=8)
+    assert not cert.holds and cert.first_failure is not None
+
+
+def test_the_claims_hold() -> None:
+    results = [r for r in run_claims([LABEL]) if "float" in r.claim.id]
+    assert len(results) == 4 and all(r.outcome.holds for r in results)
+
+
+# -- violated hypotheses -----------------------------------------------------------------
+def test_nearly_equal_heads_are_reported_not_merged() -> None:
+    rng = np.random.default_rng(3)
+    W, v, v2 = rng.standard_normal((3, 3)) / 2, rng.standard_normal(3), rng.standard_normal(3)
+    W3 = rng.standard_normal((3, 3)) / 2
+    model = MultiHeadAttention([(W, v), (W + 1e-6 * np.eye(3), v2), (W3, v - v2)], field=F64)
+    with pytest.raises(RecoveryFailedError) as info:
+        learn_multihead_float(ValueOracle(model), heads=3)
+    text = str(info.value)
+    if isinstance(info.value, IllConditionedError):
+        assert info.value.report  # the measured figures
+        assert "decade" in text or "condition" in text
+    else:
+        assert "residual" in text and "nearly equal" in text
+
+
+def test_more_heads_than_d() -> None:
+    rng = np.random.default_rng(4)
+    model = MultiHeadAttention([(rng.standard_normal((1, 1)) * 2, [1.0 + h]) for h in range(2)],
+                               field=F64)
+    with pytest.raises((HypothesisViolatedError, IllConditionedError)):
+        learn_multihead_float(ValueOracle(model), heads=2)
+
+
+def test_not_attention() -> None:
+    def f(X: np.ndarray) -> float:
+        return float(np.tanh(X).sum() + (X[-1] ** 2).sum())
+
+    with pytest.raises(RecoveryFailedError):
+        learn_multihead_float(ValueOracle(f, field=F64, d=3), heads=2)
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"heads": 0}, {"heads": True}, {"heads": 2, "max_relative_bound": -1.0},
+    {"heads": 2, "direction_scale": float("nan")}, {"heads": 2, "families_per_dimension": 0},
+])
+def test_bad_arguments_before_any_query(kwargs: dict[str, object]) -> None:
+    oracle = ValueOracle(random_float_multihead(2, 2, 0))
+    with pytest.raises(InvalidEntryError):
+        learn_multihead_float(oracle, **kwargs)  # type: ignore[arg-type]
+    assert oracle.queries == 0
+
+
+def test_exact_oracle_refused() -> None:
+    model = MultiHeadAttention([([[1, 0], [0, 1]], [1, 0])], field=EXP)
+    with pytest.raises(InvalidEntryError, match="F64"):
+        learn_multihead_float(ValueOracle(model), heads=1)
+
+
+def test_tight_threshold_refuses_with_report() -> None:
+    model = random_float_multihead(2, 3, 7)
+    with pytest.raises(IllConditionedError) as info:
+        learn_multihead_float(ValueOracle(model), heads=2, max_relative_bound=1e-18)
+    assert info.value.report["max_relative_bound"] > 1e-18
+    assert set(info.value.recovered) == {"W", "v", "W_error_bound", "v_error_bound"}
