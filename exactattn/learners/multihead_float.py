@@ -72,8 +72,9 @@ IllConditionedError with that report, never a silent poor estimate.
 
 Query count (proof). Every query is asked in one of the batches above, each
 of a fixed size once m is known: 1 + 2H f d (phase v) + [m >= 2](d - 1)
-(match) + (d - 1) K_W (phase W) + |REFINE_SCALES| K_W (refine), which is
-:func:`float_query_count`; the tests assert it equals the oracle's counter.
+(match) + (d - 1) K_W (phase W) + (|REFINE_SCALES| + (d - 1) e) K_W (refine,
+e = ``len(extra_scales)``), which is :func:`float_query_count`; the tests
+assert it equals the oracle's counter. The bound below is for e = 0.
 Against the published 4 H d^2 - 2 H + 1 (f = 2, m <= H <= d, d >= 3): K_W =
 md + m(m - 1)/2 <= 3Hd/2, so Q <= 1 + 4Hd + d - 1 + (d + 1) 3Hd/2 and the
 gap is >= 5Hd^2/2 - 11Hd/2 - d - 2H + 1 >= 4H - 2 > 0 at d = 3, increasing
@@ -144,11 +145,15 @@ U = 2.0**-53
 
 
 def float_query_count(H: int, d: int, *, m: int | None = None,
-                      families_per_dimension: int = FAMILIES_PER_DIMENSION) -> int:
-    """The exact query count of :func:`learn_multihead_float` (module docstring).
+                      families_per_dimension: int = FAMILIES_PER_DIMENSION,
+                      extra_scales: int = 0) -> int:
+    """The exact query count of :func:`learn_multihead_float` (module docstring);
+    ``extra_scales`` is the number of extra scales of phase W (``len(extra_scales)``).
 
     >>> float_query_count(6, 8, families_per_dimension=4), published_bound(6, 8)
     (959, 1525)
+    >>> float_query_count(6, 8, families_per_dimension=4, extra_scales=1)
+    1400
     >>> float_query_count(4, 32), published_bound(4, 32)
     (4966, 16377)
     """
@@ -159,7 +164,7 @@ def float_query_count(H: int, d: int, *, m: int | None = None,
     if m >= 2:
         total += d - 1
     per_base = m * (d - m + 1) + 3 * m * (m - 1) // 2
-    return total + (d - 1 + len(REFINE_SCALES)) * per_base
+    return total + ((d - 1) * (1 + extra_scales) + len(REFINE_SCALES)) * per_base
 
 
 def _gamma(n: int) -> float:
@@ -363,6 +368,7 @@ def learn_multihead_float(
     max_relative_bound: float = MAX_RELATIVE_BOUND,
     direction_scale: float = DIRECTION_SCALE,
     families_per_dimension: int = FAMILIES_PER_DIMENSION,
+    extra_scales: tuple[float, ...] = (),
 ) -> Recovery:
     """Recover the canonical heads from a float64 oracle, with first-order error bounds.
 
@@ -378,6 +384,9 @@ def learn_multihead_float(
     max_relative_bound : refuse (IllConditionedError) when an entry's error
         bound, relative to the largest entry of its head's W or v, exceeds this.
     direction_scale : size of the phase-v directions (spreads the poles).
+    families_per_dimension : f, candidate copy families per dimension in phase v.
+    extra_scales : scales at which the phase-W design is repeated at every base
+        (phase ``refine``; each adds (d - 1) K_W queries and conditions the W blocks).
 
     Returns
     -------
@@ -409,6 +418,11 @@ def learn_multihead_float(
         if not isinstance(val, int | float) or isinstance(val, bool) or not (
                 math.isfinite(val) and val > 0):
             raise InvalidEntryError(f"{name} must be a positive finite number, got {val!r}")
+    if not isinstance(extra_scales, tuple) or not all(
+            isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) and x > 0
+            for x in extra_scales):
+        raise InvalidEntryError(f"extra_scales must be a tuple of positive finite numbers, got "
+                                f"{extra_scales!r}")
     if (not isinstance(families_per_dimension, int) or isinstance(families_per_dimension, bool)
             or families_per_dimension < 1):
         raise InvalidEntryError(f"families_per_dimension must be a positive integer, got "
@@ -504,6 +518,8 @@ def learn_multihead_float(
                                + P[:, m:] @ rng.standard_normal(d - m) * 0.5))
     for j in range(1, d):
         Ucols.append(_phase_w_base(ask, j, B[j], V, singles, pairs, pair_dirs, 1.0, "W"))
+        for scale in extra_scales:  # the same design at more scales: better W blocks
+            _phase_w_base(ask, j, B[j], V, singles, pairs, pair_dirs, scale, "refine")
     # refinement queries at b_1: the phase-W design at two scales. Off the estimate the
     # isolating queries see the other heads' leaks delta . v_g, differently at each
     # scale: this pins v down, where the copy families alone are ill-conditioned

@@ -106,6 +106,16 @@ def test_count_below_the_published_bound() -> None:
     assert float_query_count(2, 2) == 33 > published_bound(2, 2) == 29
 
 
+def test_count_with_extra_scales() -> None:
+    model = random_float_multihead(2, 3, 8)
+    oracle = ValueOracle(model)
+    rec = learn_multihead_float(oracle, heads=2, seed=8, extra_scales=(2.0,))
+    # K_W = 2 (3 - 2 + 1) + 3 = 7 more queries at each of the d - 1 = 2 bases
+    assert rec.queries == oracle.queries == float_query_count(2, 3, extra_scales=1) == 55 + 14
+    assert rec.queries_by_phase["refine"] == 2 * 7 + 14
+    assert within_bounds(rec, model)
+
+
 def test_unknown_head_count_is_decided_with_margin() -> None:
     # heads=3 is only an upper bound; a zero-v head and a split head are not canonical
     zero = np.zeros(2)
@@ -181,6 +191,7 @@ def test_not_attention() -> None:
 @pytest.mark.parametrize("kwargs", [
     {"heads": 0}, {"heads": True}, {"heads": 2, "max_relative_bound": -1.0},
     {"heads": 2, "direction_scale": float("nan")}, {"heads": 2, "families_per_dimension": 0},
+    {"heads": 2, "extra_scales": (1.0, -2.0)}, {"heads": 2, "extra_scales": [2.0]},
 ])
 def test_bad_arguments_before_any_query(kwargs: dict[str, object]) -> None:
     oracle = ValueOracle(random_float_multihead(2, 2, 0))
