@@ -69,7 +69,8 @@ from exactattn.models.multihead import MultiHeadAttention  # noqa: E402
 from exactattn.oracle import ValueOracle  # noqa: E402
 
 #: (case, H, d, target max relative error or None for the near-equal case, learner options)
-CASES: tuple[tuple[str, int, int, float | None, dict[str, Any]], ...] = (
+Case = tuple[str, int, int, float | None, dict[str, Any]]
+CASES: tuple[Case, ...] = (
     ("H2_d8", 2, 8, 1e-10, {}),
     ("H3_d8", 3, 8, 1e-10, {}),
     ("H4_d8", 4, 8, 1e-10, {}),
@@ -78,7 +79,7 @@ CASES: tuple[tuple[str, int, int, float | None, dict[str, Any]], ...] = (
     ("H4_d32", 4, 32, 1e-10, {"families_per_dimension": 3, "direction_scale": 5.0}),
     ("near_equal", 4, 8, None, {}),
 )
-QUICK = (("H2_d3", 2, 3, 1e-10, {}), ("near_equal", 3, 3, None, {}))
+QUICK: tuple[Case, ...] = (("H2_d3", 2, 3, 1e-10, {}), ("near_equal", 3, 3, None, {}))
 
 
 def _model(case: str, H: int, d: int, seed: int) -> MultiHeadAttention:

@@ -11,6 +11,10 @@ bad arguments) with clear errors.
 from __future__ import annotations
 
 import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -212,3 +216,20 @@ def test_tight_threshold_refuses_with_report() -> None:
         learn_multihead_float(ValueOracle(model), heads=2, max_relative_bound=1e-18)
     assert info.value.report["max_relative_bound"] > 1e-18
     assert set(info.value.recovered) == {"W", "v", "W_error_bound", "v_error_bound"}
+
+
+# -- benchmark smoke test ----------------------------------------------------------------
+def test_quick_benchmark_prints_valid_json_rows() -> None:
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, str(root / "benchmarks" / "multihead_float.py"),
+                           "--quick"], cwd=root, capture_output=True, text=True, timeout=120,
+                          check=False)
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
+    assert [r["case"] for r in rows] == ["H2_d3", "near_equal"]
+    first, near = rows
+    assert first["queries"] == first["proved_queries"] < first["published_bound"]
+    assert first["within_bounds"] and first["certificate_holds"] and first["target_met"]
+    assert first["max_rel_error"] <= 1e-10
+    # nearly equal heads: refused with the measured figures (or returned within bounds)
+    assert near["target_met"] and (near["refused"] or near["within_bounds"])
