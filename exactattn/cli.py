@@ -588,25 +588,66 @@ def _load_saved(path: str) -> tuple[Any, dict[str, Any] | None]:
     return rec, inst
 
 
-def _builtin_instance(inst: dict[str, Any], rec: Any, path: str) -> Any:
-    """The built-in single-head instance a saved recovery names, checked, or None."""
+#: saved instance kinds (besides single_head) that replay rebuilds for fresh queries
+_REBUILT_KINDS = ("relu_ffn_exact", "one_layer_reduction", "low_rank_adaptive",
+                  "multihead_canonical")
+
+
+def _builtin_instance(inst: dict[str, Any], rec: Any, path: str) -> tuple[str, Any] | None:
+    """(name, hidden model) of the built-in instance a saved recovery names, or None.
+
+    Every value of the instance block is checked (types, sizes, the recovery's d and
+    label, the memory the model needs) before the model is built.
+    """
     from .fields import F64, field_by_name
     from .instances import single_head_instance
 
-    if inst.get("kind") != "single_head":
+    kind = inst.get("kind")
+    if kind == "single_head":
+        d, seed, name = inst.get("d"), inst.get("seed"), inst.get("field")
+        if (isinstance(d, bool) or not isinstance(d, int) or d != rec.d
+                or isinstance(seed, bool) or not isinstance(seed, int) or seed < 0
+                or name not in ("EXP", "F64")):
+            raise UsageError(f"{path}: the instance block {json.dumps(inst)[:120]} is not a "
+                             f"built-in single-head instance with d = {rec.d} (the "
+                             "recovery's), a seed >= 0 and field EXP or F64")
+        field = field_by_name(name)
+        if (field is F64) != (rec.field is F64):
+            raise UsageError(f"{path}: the instance is over {name}, the recovery over "
+                             f"{rec.field.name}")
+        single = single_head_instance(d, seed, field=field)
+        return single.name, single.model
+    if kind not in _REBUILT_KINDS:
         return None
-    d, seed, name = inst.get("d"), inst.get("seed"), inst.get("field")
-    if (isinstance(d, bool) or not isinstance(d, int) or d != rec.d
-            or isinstance(seed, bool) or not isinstance(seed, int) or seed < 0
-            or name not in ("EXP", "F64")):
-        raise UsageError(f"{path}: the instance block {json.dumps(inst)[:120]} is not a "
-                         f"built-in single-head instance with d = {rec.d} (the recovery's), a "
-                         "seed >= 0 and field EXP or F64")
-    field = field_by_name(name)
-    if (field is F64) != (rec.field is F64):
-        raise UsageError(f"{path}: the instance is over {name}, the recovery over "
-                         f"{rec.field.name}")
-    return single_head_instance(d, seed, field=field)
+    if kind != rec.label:
+        raise UsageError(f"{path}: the instance is a {kind} instance, the recovery a "
+                         f"{rec.label} recovery")
+    sizes = {k: inst.get(k) for k in ("d", "seed", "m", "rank", "heads")}
+    wrong = [k for k, x in sizes.items()
+             if isinstance(x, bool) or not isinstance(x, int) or x < 0]
+    if wrong or sizes["d"] != rec.d:
+        raise UsageError(f"{path}: the instance block {json.dumps(inst)[:120]} needs integers "
+                         f">= 0 for d, seed, m, rank, heads and d = {rec.d} (the recovery's)")
+    d, seed, m, r, heads = (x for x in sizes.values() if isinstance(x, int))  # checked above
+    need, have = memory_estimate(kind, d, m=m, rank=r, heads=heads), available_memory()
+    if need > have:
+        raise UsageError(f"{path}: rebuilding the instance needs at least {_human(need)}, "
+                         f"more than the {_human(have)} available")
+    if kind == "relu_ffn_exact":
+        from .checks.relu_ffn_exact import relu_ffn_instance
+
+        return f"{kind}(d={d}, m={m}, seed={seed})", relu_ffn_instance(d, m, seed)
+    if kind == "one_layer_reduction":
+        from .checks.one_layer_reduction import one_layer_instance
+
+        return f"{kind}(d={d}, m={m}, seed={seed})", one_layer_instance(d, m, seed)
+    if kind == "low_rank_adaptive":
+        from .checks.low_rank import low_rank_head
+
+        return f"{kind}(d={d}, rank={r}, seed={seed})", low_rank_head(d, r, seed)
+    from .models.multihead import random_multihead
+
+    return f"{kind}(d={d}, heads={heads}, seed={seed})", random_multihead(heads, d, seed)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -622,9 +663,9 @@ def _cmd_replay(args: argparse.Namespace) -> int:
               "queries the learner spent")
     certs = [cert]
     if inst is not None and args.certificate_probes > 0:
-        fresh = verify(rec, ValueOracle(inst.model), probes=args.certificate_probes,
-                       seed=args.seed)
-        print(f"against the built-in instance {inst.name}: {fresh}")
+        name, model = inst
+        fresh = verify(rec, ValueOracle(model), probes=args.certificate_probes, seed=args.seed)
+        print(f"against the built-in instance {name}: {fresh}")
         certs.append(fresh)
     # every certificate that checked something holds, and something was checked
     checked = [c for c in certs if c.checked > 0]

@@ -332,3 +332,31 @@ def test_save_works_for_every_label(argv: list[str], tmp_path: Path,
     assert json.loads(path.read_text())["recovery"]["label"] == argv[1]
     assert main(["replay", str(path)]) == EXIT_OK
     assert "holds" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [
+    ["learn", "relu_ffn_exact", "--d", "2", "--m", "2"],
+    ["learn", "low_rank_adaptive", "--d", "3", "--rank", "1"],
+    ["learn", "multihead_canonical", "--d", "2", "--heads", "2"],
+])
+def test_replay_rebuilds_every_seeded_instance(argv: list[str], tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Replay asks fresh queries of every label's seeded instance, and so catches a
+    tampered parameter even when the transcript is gone."""
+    path = tmp_path / "rec.json"
+    assert main([*argv, "--certificate-probes", "1", "--save", str(path)]) == EXIT_OK
+    capsys.readouterr()
+    assert main(["replay", str(path), "--certificate-probes", "3"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert f"against the built-in instance {argv[1]}(d=" in out and "3 fresh" in out
+    saved = json.loads(path.read_text())
+    saved["recovery"]["transcript"]["entries"] = []
+    first = next(iter(saved["recovery"]["params"].values()))
+    first["entries"][-1] = "7/3" if first["entries"][-1] != "7/3" else "5"
+    path.write_text(json.dumps(saved))
+    assert main(["replay", str(path), "--certificate-probes", "8"]) == EXIT_FAILED
+    assert "FAILS" in capsys.readouterr().out
+    saved["instance"]["heads"] = -1
+    path.write_text(json.dumps(saved))
+    assert main(["replay", str(path)]) == EXIT_USAGE
+    assert "instance block" in _one_clear_line(capsys)
