@@ -451,22 +451,20 @@ def _compare_balls(F: BallField, recovery: Recovery, source: str, index: int, X:
 
 def _replay_f64(recovery: Recovery, model: Any, tol_fn: FloatTolerance
                 ) -> tuple[Failure | None, int]:
-    entries = list(recovery.transcript)
-    by_length: dict[int, list[int]] = {}
-    for k, e in enumerate(entries):
-        by_length.setdefault(int(e.X.shape[0]), []).append(k)
+    # streamed: one block of queries of one length at a time (bounded memory, issue 12)
+    transcript = recovery.transcript
     first_bad: tuple[int, float, float] | None = None
-    for ks in by_length.values():
-        Xs = np.stack([entries[k].X for k in ks])
-        ys = np.array([entries[k].answer for k in ks], dtype=np.float64)
+    for ks, Xs, ys in transcript.iter_blocks():
         got = model.batch(Xs)
         bad = np.flatnonzero(~(np.abs(got - ys) <= tol_fn(recovery, Xs)))
-        if bad.size and (first_bad is None or ks[bad[0]] < first_bad[0]):
-            first_bad = (ks[bad[0]], float(got[bad[0]]), float(ys[bad[0]]))
+        if bad.size:
+            j = int(bad[np.argmin(ks[bad])])
+            if first_bad is None or int(ks[j]) < first_bad[0]:
+                first_bad = (int(ks[j]), float(got[j]), float(ys[j]))
     if first_bad is None:
-        return None, len(entries)
+        return None, len(transcript)
     k, got_k, y_k = first_bad
-    e = entries[k]
+    e = transcript[k]
     tol = float(tol_fn(recovery, e.X[None])[0])
     return Failure("transcript", e.index, e.X, y_k, got_k,
                    f"|difference| = {abs(got_k - y_k):.3e} > bound {tol:.3e}"), k + 1

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -36,13 +37,17 @@ from .errors import (
     NotRepresentableError,
     QueryBudgetExceededError,
 )
-from .fields import EXP, QQ, Array, Field, field_by_name
+from .fields import EXP, F64, QQ, Array, Field, field_by_name
 from .fields.base import describe, literal_rational
 from .fields.rational import parse_rational
 from .queries import as_query, as_query_batch, shape_of
+from .transcript_store import DEFAULT_BLOCK_BYTES, F64QueryStore
 
 __all__ = ["ValueOracle", "NoisyOracle", "Transcript", "TranscriptEntry", "ADVERSARIES",
            "enclosing_oracle", "SignOracle"]
+
+#: version of :meth:`Transcript.to_json` (1: no ``version`` key, before the ``.npz`` sidecar)
+JSON_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -65,32 +70,144 @@ class Transcript(Sequence[TranscriptEntry]):
 
     Slicing gives a frozen copy (a :class:`Transcript` too); ``to_json`` and
     ``from_json`` save and load it with exact field elements.
+
+    An F64 oracle's transcript is backed by an
+    :class:`~exactattn.transcript_store.F64QueryStore` (``store``): queries
+    kept sparse where they are sparse, spilled to ``.npz`` chunks on disk
+    past its memory limit, entries decoded bit-exactly when read. A slice is
+    then a view of a fixed range of the store (it never changes: the store is
+    append-only). :meth:`iter_blocks` streams (indices, queries, answers) for
+    a replay; :meth:`save_npz` / :meth:`load_npz` keep a large one as one
+    ``.npz`` file, and ``to_json(sidecar=...)`` references such a file.
     """
 
-    def __init__(self, field: Field, entries: Sequence[TranscriptEntry] = ()) -> None:
+    def __init__(self, field: Field, entries: Sequence[TranscriptEntry] = (), *,
+                 store: F64QueryStore | None = None, start: int = 0,
+                 stop: int | None = None) -> None:
         self.field = field
         self._entries: list[TranscriptEntry] = list(entries)
+        if store is not None and (self._entries or field != F64):
+            raise InvalidEntryError("a transcript store holds F64 entries only, and no list")
+        self.store = store
+        self._start = start
+        self._stop = stop  # None: a live transcript (it grows with the store)
 
     def _append(self, entry: TranscriptEntry) -> None:
-        self._entries.append(entry)
+        if self.store is not None:
+            self.store.extend(entry.phase, np.asarray(entry.X, dtype=np.float64)[None],
+                              np.array([entry.answer], dtype=np.float64))
+        else:
+            self._entries.append(entry)
+
+    def _extend(self, phase: str, Xs: Array, answers: Array) -> None:
+        """Append a (B, N, d) batch of one phase (vectorised when a store backs it)."""
+        if self.store is not None:
+            self.store.extend(phase, Xs, answers)
+            return
+        for X, y in zip(Xs, answers, strict=True):
+            self._append(TranscriptEntry(len(self), phase, X, y))
 
     def __len__(self) -> int:
+        if self.store is not None:
+            return (len(self.store) if self._stop is None else self._stop) - self._start
         return len(self._entries)
 
+    def _stored(self, k: int) -> TranscriptEntry:
+        """Entry k (0-based within this view) decoded from the store."""
+        assert self.store is not None
+        g = self._start + k
+        X = self.store.query(g)
+        X.flags.writeable = False
+        return TranscriptEntry(self.store.first_index + g, self.store.phase(g), X,
+                               self.store.answer(g))
+
     def __getitem__(self, i: Any) -> Any:
+        if self.store is None:
+            if isinstance(i, slice):
+                return Transcript(self.field, self._entries[i])
+            return self._entries[i]
+        n = len(self)
         if isinstance(i, slice):
-            return Transcript(self.field, self._entries[i])
-        return self._entries[i]
+            lo, hi, step = i.indices(n)
+            if step != 1:
+                return Transcript(self.field, [self._stored(k) for k in range(lo, hi, step)])
+            hi = max(lo, hi)
+            return Transcript(self.field, store=self.store, start=self._start + lo,
+                              stop=self._start + hi)
+        if not isinstance(i, int | np.integer) or isinstance(i, bool):
+            raise TypeError(f"transcript indices are integers or slices, not {describe(i)}")
+        if not -n <= i < n:
+            raise IndexError(f"transcript index {i} out of range ({n} entries)")
+        return self._stored(int(i) % n)
 
     def __iter__(self) -> Iterator[TranscriptEntry]:
-        return iter(self._entries)
+        if self.store is None:
+            return iter(self._entries)
+        return (self._stored(k) for k in range(len(self)))
 
     def __repr__(self) -> str:
         return f"Transcript({len(self)} entries over {self.field.name})"
 
-    def to_json(self) -> dict[str, Any]:
+    def iter_blocks(self, *, max_bytes: int = DEFAULT_BLOCK_BYTES
+                    ) -> Iterator[tuple[Array, Array, Array]]:
+        """Blocks ``(positions, Xs, answers)`` as float64 arrays, one query length per block.
+
+        ``positions`` are 0-based within this transcript; ``Xs`` is a (b, N, d)
+        float64 array of at most ``max_bytes`` (at least one query). A store
+        is streamed chunk by chunk, so a replay holds one block in memory.
+        """
+        if self.store is not None:
+            for g, Xs, ys in self.store.iter_blocks(self._start, self._start + len(self),
+                                                    max_bytes=max_bytes):
+                yield g - self._start, Xs, ys
+            return
+        by_length: dict[int, list[int]] = {}
+        for k, e in enumerate(self._entries):
+            by_length.setdefault(int(e.X.shape[0]), []).append(k)
+        for N, ks in by_length.items():
+            step = max(1, max_bytes // (N * int(self._entries[ks[0]].X.shape[1]) * 8))
+            for b in range(0, len(ks), step):
+                part = ks[b:b + step]
+                yield (np.array(part, dtype=np.int64),
+                       np.stack([self._entries[k].X for k in part]).astype(np.float64),
+                       np.array([self._entries[k].answer for k in part], dtype=np.float64))
+
+    def save_npz(self, path: str) -> None:
+        """This F64 transcript as one ``.npz`` file (format of :mod:`exactattn.transcript_store`).
+
+        Exact transcripts hold field elements, not floats: save them with ``to_json``.
+        """
+        if self.field != F64:
+            raise IncompatibleFieldError(
+                f"a .npz transcript holds float64 queries; this one is over {self.field.name}: "
+                "save it with to_json (exact elements as strings)")
+        if self.store is not None:
+            self.store.save(path, self._start, self._start + len(self))
+            return
+        d = int(self._entries[0].X.shape[1]) if self._entries else 1
+        store = F64QueryStore(d)
+        for e in self._entries:
+            store.extend(e.phase, np.asarray(e.X, dtype=np.float64)[None],
+                         np.array([e.answer], dtype=np.float64))
+        store.first_index = self._entries[0].index if self._entries else 0
+        store.save(path)
+
+    @classmethod
+    def load_npz(cls, path: str) -> Transcript:
+        """Inverse of :meth:`save_npz`: a transcript over F64 backed by the file's store."""
+        store = F64QueryStore.load(path)
+        return cls(F64, store=store)
+
+    def to_json(self, *, sidecar: str | None = None) -> dict[str, Any]:
+        """The transcript as JSON (``version`` 2); with ``sidecar``, an F64 transcript is
+        written to that ``.npz`` file and the JSON references it by its base name."""
         F = self.field
+        if sidecar is not None:
+            self.save_npz(sidecar)
+            return {"version": JSON_VERSION, "field": F.name, "entries": len(self),
+                    "npz": os.path.basename(sidecar)}
         return {
+            "version": JSON_VERSION,
             "field": F.name,
             "entries": [
                 {
@@ -100,13 +217,16 @@ class Transcript(Sequence[TranscriptEntry]):
                     "answer": F.to_json(e.answer),
                     **({} if e.tolerance is None else {"tolerance": str(e.tolerance)}),
                 }
-                for e in self._entries
+                for e in self
             ],
         }
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> Transcript:
+    def from_json(cls, obj: dict[str, Any], *, base: str | None = None) -> Transcript:
         """Inverse of :meth:`to_json`; a malformed object is an InvalidEntryError naming the entry.
+
+        Reads version 1 (no ``version`` key, before issue 12) and version 2; a
+        reference to a ``.npz`` sidecar is resolved against the directory ``base``.
 
         >>> Transcript.from_json({"field": "QQ", "entries": [{"index": 0}]})
         Traceback (most recent call last):
@@ -115,11 +235,30 @@ class Transcript(Sequence[TranscriptEntry]):
         """
         if not isinstance(obj, dict):
             raise InvalidEntryError(f"a transcript is a JSON object, got {describe(obj)}")
+        version = obj.get("version", 1)
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise InvalidEntryError(f"transcript: version must be an integer >= 1, got "
+                                    f"{describe(version)}")
+        if version > JSON_VERSION:
+            raise InvalidEntryError(f"transcript: format version {version} was written by a "
+                                    f"newer exactattn; this one reads versions up to "
+                                    f"{JSON_VERSION}: upgrade exactattn")
         for key in ("field", "entries"):
             if key not in obj:
                 raise InvalidEntryError(f"transcript: missing key {key!r}")
         F = field_by_name(obj["field"])
         entries = obj["entries"]
+        if "npz" in obj:
+            name = obj["npz"]
+            if not isinstance(name, str) or not name or F != F64 or isinstance(
+                    entries, bool) or not isinstance(entries, int):
+                raise InvalidEntryError("transcript: an 'npz' reference needs a file name, "
+                                        "field F64 and an integer count of entries")
+            out = cls.load_npz(os.path.join(base or "", name))
+            if len(out) != entries:
+                raise InvalidEntryError(f"transcript: {name} holds {len(out)} entries, the "
+                                        f"JSON says {entries}")
+            return out
         if not isinstance(entries, list):
             raise InvalidEntryError(f"transcript entries must be a list, got {describe(entries)}")
         return cls(F, [_entry_from_json(F, k, e) for k, e in enumerate(entries)])
@@ -219,7 +358,8 @@ class ValueOracle:
         self._counts: dict[str, int] = {}
         self._total = 0
         self._seconds = 0.0
-        self.transcript = Transcript(field)
+        # over F64 a compact store (sparse queries, spilled to disk past its memory limit)
+        self.transcript = Transcript(field, store=F64QueryStore(self.d) if field == F64 else None)
 
     # -- bookkeeping -------------------------------------------------------
     @property
@@ -276,6 +416,12 @@ class ValueOracle:
         except (InvalidEntryError, IncompatibleFieldError) as exc:
             raise type(exc)(f"the oracle's target answered {y!r}: {exc}") from None
 
+    def _stores_batches(self) -> bool:
+        """True when a (B, N, d) batch goes to the transcript's store in one vectorised call
+        (a subclass that records more per entry, such as a tolerance, records one by one)."""
+        return (self.keep_transcript and self.transcript.store is not None
+                and type(self)._record is ValueOracle._record)
+
     def _record(self, phase: str, X: Array, y: Any, tolerance: Any = None) -> None:
         if self.keep_transcript:
             self.transcript._append(
@@ -303,15 +449,23 @@ class ValueOracle:
         start = time.perf_counter()
         try:
             checked = as_query_batch(self.field, Xs, self.d)
+            stored = self._stores_batches() and isinstance(checked, np.ndarray)
             if not self.keep_transcript:
                 pass  # nothing is kept, so the caller's arrays need no protection
+            elif stored and isinstance(checked, np.ndarray):
+                # the store copies what it keeps, right after the answers: a read-only
+                # view keeps the target from writing into the caller's array, no copy
+                checked = checked.view()
+                checked.flags.writeable = False
             elif isinstance(checked, np.ndarray):
                 checked = _frozen(checked, Xs)
             else:
                 checked = [_frozen(X, Xs[b]) for b, X in enumerate(checked)]
             self._spend(len(checked), phase)
             answers = self._answer_batch(checked)
-            if self.keep_transcript:
+            if stored and isinstance(checked, np.ndarray):
+                self.transcript._extend(phase, checked, answers)
+            elif self.keep_transcript:
                 for X, y in zip(checked, answers, strict=True):
                     self._record(phase, X, y)
             return answers

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -13,6 +14,9 @@ from ..fields import Array, Field, field_by_name
 from ..oracle import Transcript, ValueOracle
 
 __all__ = ["Recovery", "QuerySpan", "phase_counts", "STATUSES", "status_of"]
+
+#: :meth:`Recovery.save` writes an F64 transcript longer than this to a ``.npz`` sidecar
+SIDECAR_ENTRIES = 10_000
 
 #: the status words of a recovery, each with one meaning everywhere (API, JSON, CLI, PDF)
 STATUSES: Mapping[str, str] = MappingProxyType({
@@ -116,8 +120,11 @@ class Recovery:
                 return int(A.shape[0])
         return int(self.options["d"])
 
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-serialisable dict; exact elements are kept exactly (as strings)."""
+    def to_json(self, *, transcript_file: str | None = None) -> dict[str, Any]:
+        """A JSON-serialisable dict; exact elements are kept exactly (as strings).
+
+        ``transcript_file``: an F64 transcript is written to that ``.npz`` file
+        and referenced by its base name (see :meth:`save`)."""
         F = self.field
         return {
             "label": self.label,
@@ -131,11 +138,12 @@ class Recovery:
             "seed": self.seed,
             "options": dict(self.options),
             "approximate": self.approximate,
-            "transcript": self.transcript.to_json(),
+            "transcript": self.transcript.to_json(sidecar=transcript_file),
         }
 
     @classmethod
-    def from_json(cls, obj: dict[str, Any]) -> Recovery:
+    def from_json(cls, obj: dict[str, Any], *, base: str | None = None) -> Recovery:
+        """Inverse of :meth:`to_json`; ``base``: the directory of a transcript's ``.npz`` file."""
         F = field_by_name(obj["field"])
         return cls(
             label=obj["label"],
@@ -144,7 +152,7 @@ class Recovery:
             params={k: F.array_from_json(A) for k, A in obj["params"].items()},
             queries=int(obj["queries"]),
             queries_by_phase=obj["queries_by_phase"],
-            transcript=Transcript.from_json(obj["transcript"]),
+            transcript=Transcript.from_json(obj["transcript"], base=base),
             seed=int(obj["seed"]),
             options=obj.get("options", {}),
             approximate=bool(obj.get("approximate", False)),
@@ -152,13 +160,19 @@ class Recovery:
         )
 
     def save(self, path: str) -> None:
+        """JSON at ``path``; an F64 transcript of more than :data:`SIDECAR_ENTRIES` entries
+        goes to ``path + ".transcript.npz"`` beside it (bounded memory, bit-exact)."""
+        t = self.transcript
+        sidecar = (path + ".transcript.npz" if t.field.name == "F64"
+                   and len(t) > SIDECAR_ENTRIES else None)
+        obj = self.to_json(transcript_file=sidecar)
         with open(path, "w", encoding="utf-8") as fh:
-            json.dump(self.to_json(), fh)
+            json.dump(obj, fh)
 
     @classmethod
     def load(cls, path: str) -> Recovery:
         with open(path, encoding="utf-8") as fh:
-            return cls.from_json(json.load(fh))
+            return cls.from_json(json.load(fh), base=os.path.dirname(os.path.abspath(path)))
 
 
 def phase_counts(oracle: ValueOracle, before: Mapping[str, int]) -> dict[str, int]:

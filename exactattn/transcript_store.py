@@ -1,0 +1,427 @@
+"""Compact, memory-bounded storage of F64 transcripts (issue 12, part 3).
+
+A float64 transcript of q queries of N x d tokens kept densely costs
+8 q N d bytes: 17 GB for the d + d^2 queries of a full-rank head at
+d = 1024. :class:`F64QueryStore` keeps the same (query, answer) pairs
+
+* **sparse where they are sparse**: each query is stored as the flat positions
+  and values of its entries that are not +0.0 (``-0.0`` counts as nonzero, so
+  decoding is bit-exact). The learners' queries are a few basis-like rows
+  (u_l + e_j and e_j: three or four nonzeros out of 2d), so a query costs
+  about 60 bytes instead of 16 KB;
+* **dense where they are dense** (a Gaussian probe): values only, when that is
+  smaller than positions and values;
+* **columnar, in chunks**: appended batches are vectorised numpy segments;
+  every :data:`CHUNK_ENTRIES` entries (or :data:`CHUNK_BYTES`) a chunk is
+  sealed, and once the sealed chunks in memory exceed ``memory_limit`` bytes
+  they are **spilled to disk** as uncompressed ``.npz`` files in a private
+  temporary directory (removed when the store is garbage-collected).
+
+Why ``.npz``: it is numpy's own documented format (``numpy.lib.format``),
+needs no new dependency, stores each column with its dtype and shape exactly
+(bit-exact float64), loads without pickle (``allow_pickle=False``), and is
+read by any numpy since 1.0. HDF5 or zarr would add a dependency for
+features (partial reads of one array, compression) that chunking already
+gives here.
+
+A whole transcript is saved as one ``.npz`` file (:meth:`F64QueryStore.save`)
+with a ``format_version`` array; :meth:`F64QueryStore.load` refuses a newer
+version with a message naming it. Reading is streamed: :meth:`iter_blocks`
+decodes at most ``max_bytes`` of dense queries at a time, so replaying a
+million queries needs one block of memory, not the transcript.
+
+>>> import numpy as np
+>>> store = F64QueryStore(d=3)
+>>> Xs = np.zeros((2, 2, 3)); Xs[0, 0, 1] = 1.5; Xs[1] = -0.0; Xs[1, 1, 2] = 2.0
+>>> store.extend("W", Xs, np.array([0.25, -1.0]))
+>>> len(store), store.phase(1), float(store.answer(1))
+(2, 'W', -1.0)
+>>> X = store.query(1)
+>>> X.tolist(), bool(np.signbit(X[0, 0]))
+([[-0.0, -0.0, -0.0], [-0.0, -0.0, 2.0]], True)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import weakref
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import InvalidEntryError
+
+__all__ = ["F64QueryStore", "FORMAT_VERSION", "CHUNK_ENTRIES", "DEFAULT_MEMORY_LIMIT"]
+
+#: version of the ``.npz`` layout written by :meth:`F64QueryStore.save`
+FORMAT_VERSION = 1
+#: entries per sealed chunk
+CHUNK_ENTRIES = 1 << 16
+#: at most this many bytes per sealed chunk (dense queries fill a chunk before its entries do)
+CHUNK_BYTES = 64 * 2**20
+#: sealed chunks kept in memory up to this many bytes; older ones are spilled to disk
+DEFAULT_MEMORY_LIMIT = 256 * 2**20
+#: decoded dense queries per block of :meth:`F64QueryStore.iter_blocks`, in bytes
+DEFAULT_BLOCK_BYTES = 32 * 2**20
+
+#: the columns of a chunk: per entry (phase code, rows N, answer, start and length of its
+#: values, start and length of its positions; no positions = dense) and the flat data
+_ENTRY_COLUMNS = ("phase", "rows", "answer", "vstart", "vlen", "pstart", "plen")
+_DATA_COLUMNS = ("val", "pos")
+
+
+@dataclass
+class _Chunk:
+    """Sealed columns of consecutive entries, in memory (``cols``) or on disk (``path``)."""
+
+    start: int
+    count: int
+    nbytes: int
+    cols: dict[str, np.ndarray] | None
+    path: str | None = None
+    prefix: str = ""  # the chunk's arrays in the file are named prefix + column
+
+
+class F64QueryStore:
+    """Append-only columnar store of float64 queries (N x d) and answers.
+
+    Parameters
+    ----------
+    d : the token width.
+    memory_limit : bytes of sealed chunks kept in memory before the oldest are
+        spilled to ``.npz`` files in a temporary directory.
+    """
+
+    def __init__(self, d: int, *, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> None:
+        self.d = int(d)
+        self.memory_limit = int(memory_limit)
+        self._phases: list[str] = []
+        self._codes: dict[str, int] = {}
+        self._chunks: list[_Chunk] = []
+        self._pending: list[dict[str, np.ndarray]] = []
+        self._pending_count = 0
+        self._pending_bytes = 0
+        self._count = 0
+        self._dir: str | None = None
+        self._cache: tuple[int, dict[str, np.ndarray]] | None = None
+        self.disk_bytes = 0
+        #: the transcript index of entry 0 (nonzero for a saved slice)
+        self.first_index = 0
+
+    # -- writing -------------------------------------------------------------
+    def __len__(self) -> int:
+        return self._count
+
+    def _code(self, phase: str) -> int:
+        code = self._codes.get(phase)
+        if code is None:
+            code = self._codes[phase] = len(self._phases)
+            self._phases.append(phase)
+        return code
+
+    def extend(self, phase: str, Xs: np.ndarray, answers: np.ndarray) -> None:
+        """Append B queries of one length (``Xs`` of shape (B, N, d)) and their answers."""
+        B, N, d = Xs.shape
+        if d != self.d or len(answers) != B:
+            raise InvalidEntryError(f"the store holds width {self.d}; got queries {Xs.shape} "
+                                    f"and {len(answers)} answers")
+        if B == 0:
+            return
+        flat = Xs.reshape(B, N * d)
+        nz = (flat != 0) | np.signbit(flat)  # -0.0 is kept: decoding is bit-exact
+        counts = nz.sum(axis=1)
+        dense = counts * 2 > N * d  # positions + values would cost more than the values
+        vlen = np.where(dense, N * d, counts).astype(np.int64)
+        plen = np.where(dense, 0, counts).astype(np.int64)
+        sparse_rows = np.flatnonzero(~dense)
+        dense_rows = np.flatnonzero(dense)
+        b_idx, p_idx = np.nonzero(nz[sparse_rows]) if sparse_rows.size else (
+            np.empty(0, np.int64), np.empty(0, np.int64))
+        sparse_val = flat[sparse_rows[b_idx], p_idx]
+        # values: the sparse entries' values in row order, then the dense rows' values
+        vstart = np.empty(B, dtype=np.int64)
+        vstart[sparse_rows] = np.cumsum(counts[sparse_rows]) - counts[sparse_rows]
+        vstart[dense_rows] = sparse_val.size + np.arange(dense_rows.size, dtype=np.int64) * N * d
+        pstart = np.zeros(B, dtype=np.int64)
+        pstart[sparse_rows] = vstart[sparse_rows]
+        seg = {
+            "phase": np.full(B, self._code(phase), dtype=np.uint32),
+            "rows": np.full(B, N, dtype=np.int32),
+            "answer": np.array(answers, dtype=np.float64),
+            "vstart": vstart, "vlen": vlen, "pstart": pstart, "plen": plen,
+            "val": np.concatenate([sparse_val, flat[dense_rows].ravel()]),
+            "pos": p_idx.astype(np.int64),
+        }
+        self._pending.append(seg)
+        self._pending_count += B
+        self._pending_bytes += sum(a.nbytes for a in seg.values())
+        self._count += B
+        if self._pending_count >= CHUNK_ENTRIES or self._pending_bytes >= self._chunk_bytes():
+            self._seal()
+
+    def _chunk_bytes(self) -> int:
+        """Pending bytes that seal a chunk: a quarter of the memory limit, at most 64 MB."""
+        return max(1, min(self.memory_limit // 4, CHUNK_BYTES))
+
+    def _seal(self) -> None:
+        """Concatenate the pending segments into one chunk; spill old chunks past the limit."""
+        if not self._pending:
+            return
+        cols = _concat(self._pending)
+        count = self._pending_count
+        self._pending, self._pending_count, self._pending_bytes = [], 0, 0
+        nbytes = sum(a.nbytes for a in cols.values())
+        self._chunks.append(_Chunk(self._count - count, count, nbytes, cols))
+        in_memory = sum(c.nbytes for c in self._chunks if c.cols is not None)
+        for c in self._chunks:
+            if in_memory <= self.memory_limit:
+                break
+            if c.cols is not None:
+                self._spill(c)
+                in_memory -= c.nbytes
+
+    def _spill(self, chunk: _Chunk) -> None:
+        if self._dir is None:
+            self._dir = tempfile.mkdtemp(prefix="exactattn-transcript-")
+            weakref.finalize(self, shutil.rmtree, self._dir, True)
+        path = os.path.join(self._dir, f"chunk{chunk.start}.npz")
+        assert chunk.cols is not None
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for name, A in chunk.cols.items():
+                _write_npy(zf, name, A)
+        self.disk_bytes += os.path.getsize(path)
+        chunk.cols, chunk.path = None, path
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes held in memory (sealed chunks not spilled, and pending segments)."""
+        sealed = sum(c.nbytes for c in self._chunks if c.cols is not None)
+        return sealed + sum(a.nbytes for seg in self._pending for a in seg.values())
+
+    # -- reading -------------------------------------------------------------
+    def _columns(self, k: int) -> tuple[int, dict[str, np.ndarray]]:
+        """(first index, columns) of the chunk holding entry k (pending entries are sealed)."""
+        if k >= self._count - self._pending_count:
+            self._seal()
+        lo, hi = 0, len(self._chunks)
+        while hi - lo > 1:  # the last chunk starting at or before k
+            mid = (lo + hi) // 2
+            if self._chunks[mid].start <= k:
+                lo = mid
+            else:
+                hi = mid
+        chunk = self._chunks[lo]
+        if chunk.cols is not None:
+            return chunk.start, chunk.cols
+        if self._cache is None or self._cache[0] != chunk.start:
+            assert chunk.path is not None
+            try:
+                with np.load(chunk.path, allow_pickle=False) as z:
+                    cols = {c: z[chunk.prefix + c] for c in (*_ENTRY_COLUMNS, *_DATA_COLUMNS)}
+            except (OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
+                raise InvalidEntryError(f"cannot read transcript chunk {chunk.prefix or 0} "
+                                        f"of {chunk.path}: {exc}") from None
+            _check_columns(cols, len(self._phases), chunk.count, chunk.path)
+            self._cache = (chunk.start, cols)
+        return chunk.start, self._cache[1]
+
+    def _check_index(self, k: int) -> int:
+        if not -self._count <= k < self._count:
+            raise IndexError(f"transcript index {k} out of range ({self._count} entries)")
+        return k % self._count if self._count else k
+
+    def phase(self, k: int) -> str:
+        k = self._check_index(k)
+        start, cols = self._columns(k)
+        return self._phases[int(cols["phase"][k - start])]
+
+    def answer(self, k: int) -> np.float64:
+        k = self._check_index(k)
+        start, cols = self._columns(k)
+        return np.float64(cols["answer"][k - start])
+
+    def query(self, k: int) -> np.ndarray:
+        """Entry k's query as a new N x d float64 array (bit-exact)."""
+        k = self._check_index(k)
+        start, cols = self._columns(k)
+        i = k - start
+        N = int(cols["rows"][i])
+        out = np.zeros(N * self.d, dtype=np.float64)
+        vs, vl = int(cols["vstart"][i]), int(cols["vlen"][i])
+        ps, pl = int(cols["pstart"][i]), int(cols["plen"][i])
+        if pl == 0 and vl > 0:
+            out[:] = cols["val"][vs:vs + vl]
+        else:
+            out[cols["pos"][ps:ps + pl]] = cols["val"][vs:vs + vl]
+        return out.reshape(N, self.d)
+
+    def iter_blocks(self, start: int = 0, stop: int | None = None, *,
+                    max_bytes: int = DEFAULT_BLOCK_BYTES
+                    ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """Blocks ``(indices, Xs, answers)`` of entries in [start, stop), one length per block.
+
+        ``Xs`` has shape (b, N, d) and holds at most ``max_bytes`` (at least one
+        query); blocks follow chunk order, and within a chunk go length by
+        length, so indices are increasing within a block but not across them.
+        """
+        stop = self._count if stop is None else stop
+        self._seal()
+        for chunk in self._chunks:
+            lo, hi = max(start, chunk.start), min(stop, chunk.start + chunk.count)
+            if lo >= hi:
+                continue
+            _, cols = self._columns(chunk.start)
+            sel = np.arange(lo - chunk.start, hi - chunk.start)
+            rows = cols["rows"][sel]
+            for N in np.unique(rows):
+                mine = sel[rows == N]
+                step = max(1, max_bytes // (int(N) * self.d * 8))
+                for b in range(0, mine.size, step):
+                    part = mine[b:b + step]
+                    yield part + chunk.start, self._decode(cols, part, int(N)), \
+                        cols["answer"][part]
+
+    def _decode(self, cols: dict[str, np.ndarray], part: np.ndarray, N: int) -> np.ndarray:
+        """The dense (len(part), N, d) queries of the chunk rows ``part`` (all of length N)."""
+        size = N * self.d
+        out = np.zeros((part.size, size), dtype=np.float64)
+        plen, vlen = cols["plen"][part], cols["vlen"][part]
+        dense = (plen == 0) & (vlen > 0)
+        if dense.any():
+            rows = np.flatnonzero(dense)
+            out[rows] = cols["val"][_ranges(cols["vstart"][part][rows], vlen[rows])].reshape(-1,
+                                                                                             size)
+        sp = np.flatnonzero(~dense)
+        if sp.size:
+            lens = plen[sp]
+            which = np.repeat(sp, lens)
+            pos = cols["pos"][_ranges(cols["pstart"][part][sp], lens)]
+            val = cols["val"][_ranges(cols["vstart"][part][sp], lens)]
+            out[which, pos] = val
+        return out.reshape(part.size, N, self.d)
+
+    # -- files -------------------------------------------------------------
+    def save(self, path: str, start: int = 0, stop: int | None = None) -> None:
+        """Entries [start, stop) as one uncompressed ``.npz`` file (``format_version`` 1).
+
+        Written chunk by chunk (one chunk in memory at a time): arrays
+        ``c<k>.<column>`` per chunk k, with ``format_version``, ``d``,
+        ``first_index``, ``phases`` and ``counts`` (entries per chunk).
+        """
+        stop = self._count if stop is None else stop
+        self._seal()
+        counts: list[int] = []
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
+            for chunk in self._chunks:
+                lo, hi = max(start, chunk.start), min(stop, chunk.start + chunk.count)
+                if lo >= hi:
+                    continue
+                _, cols = self._columns(chunk.start)
+                if (lo, hi) != (chunk.start, chunk.start + chunk.count):
+                    cols = _slice(cols, lo - chunk.start, hi - chunk.start)
+                for name, A in cols.items():
+                    _write_npy(zf, f"c{len(counts)}.{name}", A)
+                counts.append(hi - lo)
+            meta = {"format_version": np.array(FORMAT_VERSION), "d": np.array(self.d),
+                    "first_index": np.array(self.first_index + start),
+                    "phases": np.array(self._phases, dtype=str),
+                    "counts": np.array(counts, dtype=np.int64)}
+            for name, A in meta.items():
+                _write_npy(zf, name, A)
+
+    @classmethod
+    def load(cls, path: str, *, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> F64QueryStore:
+        """The store saved by :meth:`save`, read lazily (a chunk when it is needed).
+
+        A file of a newer ``format_version``, or one that is not a transcript,
+        is an :class:`~exactattn.errors.InvalidEntryError` naming the file.
+        """
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                files = set(z.files)
+                missing = {"format_version", "d", "first_index", "phases", "counts"} - files
+                if missing:
+                    raise InvalidEntryError(f"{path} is not an exactattn transcript: no "
+                                            f"{', '.join(sorted(missing))}")
+                version = int(z["format_version"])
+                if version > FORMAT_VERSION:
+                    raise InvalidEntryError(
+                        f"{path} has transcript format version {version}; this exactattn "
+                        f"reads versions up to {FORMAT_VERSION}: upgrade exactattn")
+                store = cls(int(z["d"]), memory_limit=memory_limit)
+                store._phases = [str(p) for p in z["phases"]]
+                store._codes = {p: i for i, p in enumerate(store._phases)}
+                counts = [int(n) for n in z["counts"]]
+                first = int(z["first_index"])
+        except (OSError, ValueError, zipfile.BadZipFile, KeyError, TypeError) as exc:
+            raise InvalidEntryError(f"cannot read the transcript file {path}: {exc}") from None
+        if store.d < 1 or any(n < 1 for n in counts) or any(
+                f"c{k}.{c}" not in files for k in range(len(counts))
+                for c in (*_ENTRY_COLUMNS, *_DATA_COLUMNS)):
+            raise InvalidEntryError(f"the transcript file {path} is inconsistent: its chunk "
+                                    "counts and arrays do not match")
+        for k, n in enumerate(counts):
+            store._chunks.append(_Chunk(store._count, n, 0, None, path, f"c{k}."))
+            store._count += n
+        store.first_index = first
+        return store
+
+
+def _write_npy(zf: zipfile.ZipFile, name: str, A: np.ndarray) -> None:
+    """One array as ``name.npy`` in an open ``.npz`` (numpy's format, streamed to the file)."""
+    with zf.open(name + ".npy", "w", force_zip64=True) as fh:
+        np.lib.format.write_array(fh, A if A.flags.c_contiguous else A.copy(), allow_pickle=False)
+
+
+def _check_columns(cols: dict[str, np.ndarray], phases: int, count: int, where: str) -> None:
+    """Refuse columns that do not describe ``count`` entries (a damaged or foreign file)."""
+    n = count
+    if any(cols[c].ndim != 1 or cols[c].size != n for c in _ENTRY_COLUMNS) or (n and (
+            int((cols["vstart"] + cols["vlen"]).max()) > cols["val"].size
+            or int((cols["pstart"] + cols["plen"]).max()) > cols["pos"].size
+            or int(cols["vstart"].min()) < 0 or int(cols["pstart"].min()) < 0
+            or int(cols["phase"].max()) >= phases)):
+        raise InvalidEntryError(f"the transcript file {where} is inconsistent: its columns "
+                                "do not describe the same entries")
+
+
+def _ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
+    """The concatenation of arange(s, s + l) for each (s, l), vectorised."""
+    total = int(lens.sum())
+    if total == 0:
+        return np.empty(0, dtype=np.int64)
+    offsets = np.cumsum(lens) - lens
+    return np.repeat(starts - offsets, lens) + np.arange(total, dtype=np.int64)
+
+
+def _slice(cols: dict[str, np.ndarray], lo: int, hi: int) -> dict[str, np.ndarray]:
+    """Entries [lo, hi) of a chunk as a self-contained set of columns."""
+    out = {c: cols[c][lo:hi] for c in ("phase", "rows", "answer", "vlen", "plen")}
+    vidx = _ranges(cols["vstart"][lo:hi], cols["vlen"][lo:hi])
+    pidx = _ranges(cols["pstart"][lo:hi], cols["plen"][lo:hi])
+    out["val"], out["pos"] = cols["val"][vidx], cols["pos"][pidx]
+    out["vstart"] = np.cumsum(out["vlen"]) - out["vlen"]
+    out["pstart"] = np.cumsum(out["plen"]) - out["plen"]
+    return out
+
+
+def _concat(segs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Segments (each self-contained) as one set of columns, offsets shifted."""
+    vshift = np.cumsum([0] + [s["val"].size for s in segs[:-1]])
+    pshift = np.cumsum([0] + [s["pos"].size for s in segs[:-1]])
+    out = {c: np.concatenate([s[c] for s in segs]) for c in
+           ("phase", "rows", "answer", "vlen", "plen", "val", "pos")}
+    out["vstart"] = np.concatenate([s["vstart"] + k for s, k in zip(segs, vshift, strict=True)])
+    out["pstart"] = np.concatenate([s["pstart"] + k for s, k in zip(segs, pshift, strict=True)])
+    return out
+
+
+def _empty() -> dict[str, Any]:
+    ints = ("vstart", "vlen", "pstart", "plen", "pos")
+    return {"phase": np.empty(0, np.uint32), "rows": np.empty(0, np.int32),
+            "answer": np.empty(0), "val": np.empty(0), **{c: np.empty(0, np.int64) for c in ints}}
