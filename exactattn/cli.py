@@ -336,6 +336,10 @@ def _cmd_learn(args: argparse.Namespace) -> int:
             f"transcript), more than the {_human(have)} available; choose a smaller size")
     if args.save:
         _check_writable(args.save, "--save")
+    if args.instance:  # a user's own instance file (docs/instances.md)
+        from .cli_instance import learn_from_file
+
+        return learn_from_file(args)
     if args.label == "noisy_oracle":
         return _learn_noisy(args)
     if args.label == "single_head_exact":
@@ -570,13 +574,16 @@ def _load_saved(path: str) -> tuple[Any, dict[str, Any] | None]:
         raise bad(exc.strerror or str(exc)) from None
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, too deep, bad int literal
         raise bad(f"not valid JSON ({exc})") from None
+    if isinstance(saved, dict) and "recovery" not in saved and "params" in saved:
+        saved = {"recovery": saved}  # the file Recovery.save / Recovery.to_json writes
     if not isinstance(saved, dict) or not isinstance(saved.get("recovery"), dict):
         raise bad("expected an object with a 'recovery' object (written by 'exactattn learn "
                   "--save')")
     _check_numbers(saved, path)
     _check_shape_of_saved(saved["recovery"], bad)
     try:
-        rec = Recovery.from_json(saved["recovery"])
+        rec = Recovery.from_json(saved["recovery"],
+                                 base=os.path.dirname(os.path.abspath(path)))
     except KeyError as exc:
         raise bad(f"the recovery has no key {exc}") from None
     except (ExactattnError, ValueError, TypeError, ArithmeticError, AttributeError,
@@ -602,6 +609,10 @@ def _builtin_instance(inst: dict[str, Any], rec: Any, path: str) -> tuple[str, A
     from .fields import F64, field_by_name
     from .instances import single_head_instance
 
+    if "model" in inst:  # an instance file (docs/instances.md), saved by learn --instance
+        from .cli_instance import saved_instance
+
+        return saved_instance(inst, rec, path)
     kind = inst.get("kind")
     if kind == "single_head":
         d, seed, name = inst.get("d"), inst.get("seed"), inst.get("field")
@@ -741,6 +752,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="noisy_oracle: target 2-norm error of v (default 1/4)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--save", metavar="FILE", help="save the recovery (with transcript) as JSON")
+    p.add_argument("--instance", metavar="FILE",
+                   help="learn this instance file instead of a seeded one (docs/instances.md)")
     p.add_argument("--no-progress", action="store_true", help="no progress on stderr")
     p.set_defaults(run=_cmd_learn)
 

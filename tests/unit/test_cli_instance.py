@@ -1,0 +1,87 @@
+"""``exactattn learn LABEL --instance FILE``, ``--save`` and ``replay`` of every saved file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from exactattn.cli import main
+from exactattn.fields import EXP
+from exactattn.instance_files import parse_instance
+from exactattn.learners import learn_single_head
+from exactattn.models import SingleHeadAttention
+from exactattn.oracle import ValueOracle
+
+HEAD = {"model": "single_head", "field": "EXP", "W": [["1/3", "-2"], ["7", "0"]],
+        "v": ["0", "5/2"]}
+
+
+def _write(path: Path, obj: object) -> str:
+    path.write_text(json.dumps(obj), encoding="utf-8")
+    return str(path)
+
+
+def test_replay_accepts_the_file_recovery_save_writes(tmp_path: Path) -> None:
+    # regression: replay refused Recovery.to_json()'s own file with "error: 'recovery'"
+    rec = learn_single_head(ValueOracle(SingleHeadAttention([[1, 2], [0, 1]], [1, -1],
+                                                            field=EXP)))
+    path = tmp_path / "rec.json"
+    rec.save(str(path))
+    assert main(["replay", str(path)]) == 0
+
+
+def test_replay_of_a_tampered_recovery_save_file_fails(tmp_path: Path) -> None:
+    rec = learn_single_head(ValueOracle(SingleHeadAttention([[1, 2], [0, 1]], [1, -1],
+                                                            field=EXP)))
+    obj = rec.to_json()
+    obj["params"]["v"]["entries"][0] = "2"  # a wrong model: the replayed transcript rejects it
+    assert main(["replay", _write(tmp_path / "bad.json", obj)]) == 1
+
+
+def test_learn_instance_save_and_replay(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                        ) -> None:
+    inst = _write(tmp_path / "head.json", HEAD)
+    saved = str(tmp_path / "saved.json")
+    assert main(["learn", "single_head_exact", "--instance", inst, "--json",
+                 "--save", saved]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert (out["queries"], out["status"], out["matches_truth"]) == (6, "exact", True)
+    kept = json.loads(Path(saved).read_text(encoding="utf-8"))
+    assert parse_instance(kept["instance"]).source == parse_instance(HEAD).source
+    assert kept["recovery"]["status"] == "exact"
+    assert main(["replay", saved]) == 0
+    replayed = capsys.readouterr().out
+    assert "instance saved in the file: certificate (exact)" in replayed
+    assert "holds; 22 queries checked (6 replayed, 16 fresh)" in replayed
+
+
+def test_replay_requeries_the_saved_instance_and_catches_a_changed_one(tmp_path: Path) -> None:
+    inst = _write(tmp_path / "head.json", HEAD)
+    saved = tmp_path / "saved.json"
+    assert main(["learn", "single_head_exact", "--instance", inst, "--save", str(saved)]) == 0
+    obj = json.loads(saved.read_text(encoding="utf-8"))
+    obj["instance"]["W"][1][0] = "8"  # the hidden model differs from the recovered one
+    # replay of the transcript still holds; fresh queries to the saved instance must not
+    assert main(["replay", _write(tmp_path / "changed.json", obj),
+                 "--certificate-probes", "4"]) == 1
+
+
+@pytest.mark.parametrize(("obj", "label", "needle"), [
+    ({**HEAD, "v": [0.5, 1]}, "single_head_exact", "'v[0]'"),
+    ({**HEAD, "model": "relu"}, "single_head_exact", "'model'"),
+    (HEAD, "relu_ffn_exact", "learned by single_head_exact"),
+])
+def test_a_bad_instance_file_is_one_line_and_exit_2(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], obj: dict[str, object], label: str,
+        needle: str) -> None:
+    path = _write(tmp_path / "bad.json", obj)
+    assert main(["learn", label, "--instance", path]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and needle in captured.err and captured.err.count("\n") == 1
+
+
+def test_instance_with_field_flag_is_refused(tmp_path: Path) -> None:
+    path = _write(tmp_path / "head.json", HEAD)
+    assert main(["learn", "single_head_exact", "--instance", path, "--field", "F64"]) == 2
