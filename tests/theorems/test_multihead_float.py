@@ -120,6 +120,16 @@ def test_count_with_extra_scales() -> None:
     assert within_bounds(rec, model)
 
 
+def test_count_with_two_pair_directions() -> None:
+    model = random_float_multihead(3, 4, 9)
+    oracle = ValueOracle(model)
+    rec = learn_multihead_float(oracle, heads=3, seed=9, pair_directions=2)
+    # K_W = 3 (4 - 3 + 1) + 3 * 2 * 3 = 24 per base; d - 1 + 2 = 5 bases' worth
+    assert rec.queries == oracle.queries == float_query_count(3, 4, pair_directions=2)
+    assert rec.queries == 1 + 2 * 3 * 2 * 4 + 3 + 5 * 24 == 172
+    assert within_bounds(rec, model)
+
+
 def test_unknown_head_count_is_decided_with_margin() -> None:
     # heads=3 is only an upper bound; a zero-v head and a split head are not canonical
     zero = np.zeros(2)
@@ -196,6 +206,7 @@ def test_not_attention() -> None:
     {"heads": 0}, {"heads": True}, {"heads": 2, "max_relative_bound": -1.0},
     {"heads": 2, "direction_scale": float("nan")}, {"heads": 2, "families_per_dimension": 0},
     {"heads": 2, "extra_scales": (1.0, -2.0)}, {"heads": 2, "extra_scales": [2.0]},
+    {"heads": 2, "pair_directions": 0},
 ])
 def test_bad_arguments_before_any_query(kwargs: dict[str, object]) -> None:
     oracle = ValueOracle(random_float_multihead(2, 2, 0))
