@@ -14,8 +14,8 @@ d = 1024. :class:`F64QueryStore` keeps the same (query, answer) pairs
 * **columnar, in chunks**: appended batches are vectorised numpy segments;
   every :data:`CHUNK_ENTRIES` entries (or :data:`CHUNK_BYTES`) a chunk is
   sealed, and once the sealed chunks in memory exceed ``memory_limit`` bytes
-  they are **spilled to disk** as uncompressed ``.npz`` files in a private
-  temporary directory (removed when the store is garbage-collected).
+  they are **spilled to disk** as ``.npy`` files (one per column) in a
+  private temporary directory (removed when the store is garbage-collected).
 
 Why ``.npz``: it is numpy's own documented format (``numpy.lib.format``),
 needs no new dependency, stores each column with its dtype and shape exactly
@@ -64,6 +64,8 @@ FORMAT_VERSION = 1
 CHUNK_ENTRIES = 1 << 16
 #: at most this many bytes per sealed chunk (dense queries fill a chunk before its entries do)
 CHUNK_BYTES = 64 * 2**20
+#: a segment (one appended batch) of at least this many bytes is sealed alone, uncopied
+SEGMENT_ALONE = 1 << 20
 #: sealed chunks kept in memory up to this many bytes; older ones are spilled to disk
 DEFAULT_MEMORY_LIMIT = 256 * 2**20
 #: decoded dense queries per block of :meth:`F64QueryStore.iter_blocks`, in bytes
@@ -132,17 +134,24 @@ class F64QueryStore:
                                     f"and {len(answers)} answers")
         if B == 0:
             return
-        flat = Xs.reshape(B, N * d)
-        nz = (flat != 0) | np.signbit(flat)  # -0.0 is kept: decoding is bit-exact
-        counts = nz.sum(axis=1)
+        flat = np.ascontiguousarray(Xs, dtype=np.float64).reshape(B, N * d)
+        nz = flat.view(np.uint64) != 0  # by the bits: -0.0 is kept, decoding is bit-exact
+        counts = np.count_nonzero(nz, axis=1)
         dense = counts * 2 > N * d  # positions + values would cost more than the values
         vlen = np.where(dense, N * d, counts).astype(np.int64)
         plen = np.where(dense, 0, counts).astype(np.int64)
         sparse_rows = np.flatnonzero(~dense)
         dense_rows = np.flatnonzero(dense)
-        b_idx, p_idx = np.nonzero(nz[sparse_rows]) if sparse_rows.size else (
-            np.empty(0, np.int64), np.empty(0, np.int64))
+        # flat indices of the nonzeros of the sparse rows (one pass, no 2-D index pairs)
+        hits = np.flatnonzero(nz if not dense_rows.size else nz[sparse_rows])
+        b_idx, p_idx = np.divmod(hits, N * d)
         sparse_val = flat[sparse_rows[b_idx], p_idx]
+        if not sparse_rows.size:
+            values = flat.ravel().copy()  # all dense (random probes): one copy, no gather
+        elif not dense_rows.size:
+            values = sparse_val
+        else:
+            values = np.concatenate([sparse_val, flat[dense_rows].ravel()])
         # values: the sparse entries' values in row order, then the dense rows' values
         vstart = np.empty(B, dtype=np.int64)
         vstart[sparse_rows] = np.cumsum(counts[sparse_rows]) - counts[sparse_rows]
@@ -154,14 +163,18 @@ class F64QueryStore:
             "rows": np.full(B, N, dtype=np.int32),
             "answer": np.array(answers, dtype=np.float64),
             "vstart": vstart, "vlen": vlen, "pstart": pstart, "plen": plen,
-            "val": np.concatenate([sparse_val, flat[dense_rows].ravel()]),
+            "val": values,
             "pos": p_idx.astype(np.int64),
         }
+        nbytes = sum(a.nbytes for a in seg.values())
+        if nbytes >= SEGMENT_ALONE:
+            self._seal()  # a large segment is a chunk of its own: never copied again
         self._pending.append(seg)
         self._pending_count += B
-        self._pending_bytes += sum(a.nbytes for a in seg.values())
+        self._pending_bytes += nbytes
         self._count += B
-        if self._pending_count >= CHUNK_ENTRIES or self._pending_bytes >= self._chunk_bytes():
+        if (nbytes >= SEGMENT_ALONE or self._pending_count >= CHUNK_ENTRIES
+                or self._pending_bytes >= self._chunk_bytes()):
             self._seal()
 
     def _chunk_bytes(self) -> int:
@@ -172,7 +185,7 @@ class F64QueryStore:
         """Concatenate the pending segments into one chunk; spill old chunks past the limit."""
         if not self._pending:
             return
-        cols = _concat(self._pending)
+        cols = _concat(self._pending) if len(self._pending) > 1 else self._pending[0]
         count = self._pending_count
         self._pending, self._pending_count, self._pending_bytes = [], 0, 0
         nbytes = sum(a.nbytes for a in cols.values())
@@ -189,12 +202,14 @@ class F64QueryStore:
         if self._dir is None:
             self._dir = tempfile.mkdtemp(prefix="exactattn-transcript-")
             weakref.finalize(self, shutil.rmtree, self._dir, True)
-        path = os.path.join(self._dir, f"chunk{chunk.start}.npz")
+        # a private spill is a directory of .npy files (numpy's format, no zip checksum
+        # to compute); a saved transcript is one .npz file (see save)
+        path = os.path.join(self._dir, f"chunk{chunk.start}")
+        os.mkdir(path)
         assert chunk.cols is not None
-        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for name, A in chunk.cols.items():
-                _write_npy(zf, name, A)
-        self.disk_bytes += os.path.getsize(path)
+        for name, A in chunk.cols.items():
+            np.save(os.path.join(path, name + ".npy"), A, allow_pickle=False)
+            self.disk_bytes += A.nbytes
         chunk.cols, chunk.path = None, path
 
     @property
@@ -220,9 +235,14 @@ class F64QueryStore:
             return chunk.start, chunk.cols
         if self._cache is None or self._cache[0] != chunk.start:
             assert chunk.path is not None
+            names = (*_ENTRY_COLUMNS, *_DATA_COLUMNS)
             try:
-                with np.load(chunk.path, allow_pickle=False) as z:
-                    cols = {c: z[chunk.prefix + c] for c in (*_ENTRY_COLUMNS, *_DATA_COLUMNS)}
+                if os.path.isdir(chunk.path):  # a spilled chunk
+                    cols = {c: np.load(os.path.join(chunk.path, c + ".npy"), allow_pickle=False)
+                            for c in names}
+                else:  # a chunk of a saved .npz file
+                    with np.load(chunk.path, allow_pickle=False) as z:
+                        cols = {c: z[chunk.prefix + c] for c in names}
             except (OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
                 raise InvalidEntryError(f"cannot read transcript chunk {chunk.prefix or 0} "
                                         f"of {chunk.path}: {exc}") from None
