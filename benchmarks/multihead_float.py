@@ -72,12 +72,13 @@ from exactattn.oracle import ValueOracle  # noqa: E402
 #: (case, H, d, target max relative error or None for the near-equal case, learner options)
 Case = tuple[str, int, int, float | None, dict[str, Any]]
 CASES: tuple[Case, ...] = (
-    ("H2_d8", 2, 8, 1e-10, {"extra_scales": (2.0,)}),
-    ("H3_d8", 3, 8, 1e-10, {"extra_scales": (2.0,)}),
-    ("H4_d8", 4, 8, 1e-10, {"extra_scales": (2.0,)}),
+    ("H2_d8", 2, 8, 1e-10, {"pair_directions": 2}),
+    ("H3_d8", 3, 8, 1e-10, {"pair_directions": 2}),
+    ("H4_d8", 4, 8, 1e-10, {"pair_directions": 2}),
     ("H6_d8", 6, 8, 2.0**-45, {"families_per_dimension": 4, "direction_scale": 8.0,
                                 "extra_scales": (2.0,)}),
-    ("H4_d32", 4, 32, 1e-10, {"families_per_dimension": 3, "direction_scale": 5.0}),
+    ("H4_d32", 4, 32, 1e-10, {"families_per_dimension": 3, "direction_scale": 5.0,
+                              "pair_directions": 2}),
     ("near_equal", 4, 8, None, {}),
 )
 QUICK: tuple[Case, ...] = (("H2_d3", 2, 3, 1e-10, {}), ("near_equal", 3, 3, None, {}))

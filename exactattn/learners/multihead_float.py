@@ -750,11 +750,12 @@ def _finish(F: Field, span: QuerySpan, Ws: list[Array], vs: list[Array], bW: lis
         raise RecoveryFailedError(
             f"after refinement the {m}-head model leaves a residual ||y - f_hat||_2 = "
             f"{residual:.3e} > 2 x the answers' rounding bound {noise:.3e}: the answers are "
-            f"not those of {m} canonical heads in float64. If the head count (margin "
-            f"{count_report['margin_decades']:.2f} decades) merged two nearly equal heads "
-            f"(separation {report['min_head_separation']:.3e}), they cannot be told apart in "
-            "float64 from these queries; else the oracle has more heads than heads= or is "
-            "not multi-head attention")
+            f"not those of {m} canonical heads in float64. The copy families showed m = {m} "
+            f"(margin {count_report['margin_decades']:.2f} decades); two nearly equal heads "
+            "look like one head to them (their poles differ by less than float64 resolves), "
+            "and then no m-head model fits: the heads are not separable in float64 from "
+            "these queries. Otherwise the oracle has more heads than heads= or is not "
+            "multi-head attention")
     if m and report["max_relative_bound"] > max_relative_bound:
         raise IllConditionedError(
             f"the recovery is ill-conditioned: relative error bound "
