@@ -268,3 +268,21 @@ def test_streamed_replay_rejects_a_wrong_model_at_the_first_bad_query() -> None:
     assert first_col3 <= k < first_col3 + d and cert.replayed == k + 1
     # the first failure in transcript order: every earlier query replays within bounds
     assert verify(dataclasses.replace(bad, transcript=rec.transcript[:k]), None).holds
+
+
+def test_transcripts_benchmark_quick_rows() -> None:
+    """benchmarks/transcripts.py --quick: one JSON line per row, the transcript replayed and
+    round-tripped through its .npz file, the bookkeeping and the model timed separately."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "transcripts.py"
+    proc = subprocess.run([sys.executable, str(script), "--quick", "--rows", "full,exp"],
+                          capture_output=True, text=True, check=False, timeout=120)
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [r["case"] for r in rows] == ["full_rank_f64", "exp_exact"], proc.stderr
+    full, exp = rows
+    assert full["queries"] == full["expected_queries"] == 32 + 32 * 32
+    assert full["replay_holds"] and full["load_round_trip"] and full["rel_error_W"] < 1e-12
+    assert 0 < full["model_seconds"] <= full["oracle_seconds"]
+    assert exp["exact"] and exp["queries"] == 8 + 64
