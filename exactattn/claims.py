@@ -20,7 +20,8 @@ from typing import Any
 from .symbolic.recorder import collecting
 
 __all__ = ["Claim", "Outcome", "ClaimResult", "Result", "REGISTRY", "RESULTS", "claim",
-           "register_result", "run_claims", "labels", "first_failure", "ROUTE_EXP"]
+           "register_result", "run_claims", "labels", "first_failure", "ROUTE_EXP",
+           "PLUGIN_GROUP", "PLUGINS", "load_plugins"]
 
 ROUTE_EXP = "exact (EXP)"
 
@@ -97,6 +98,7 @@ class Result:
     paper_ref: str
     title: str  # LaTeX, the section title of the proof companion
     derivation: Callable[[], str] | None = None  # extra LaTeX (symbolic derivations)
+    source: str = "exactattn"  # or "plugin <entry point name>" (see load_plugins)
 
 
 REGISTRY: list[Claim] = []
@@ -108,7 +110,8 @@ def register_result(label: str, *, paper_ref: str, title: str,
     """Declare a result label before registering its claims."""
     if label in RESULTS:
         raise ValueError(f"result {label} registered twice")
-    RESULTS[label] = Result(label, paper_ref, title, derivation)
+    RESULTS[label] = Result(label, paper_ref, title, derivation,
+                            "exactattn" if _loading is None else f"plugin {_loading}")
     return RESULTS[label]
 
 
@@ -171,7 +174,62 @@ def first_failure(failures: list[str], checked: int, ok_detail: str) -> Outcome:
     return Outcome(True, checked, ok_detail)
 
 
+#: the entry point group of user claims: a package that declares
+#: ``[project.entry-points."exactattn.claims"] NAME = "package.module"`` has that module
+#: imported (or, if the entry point names a function, called) when the registry loads;
+#: it registers its results and claims with register_result and @claim
+PLUGIN_GROUP = "exactattn.claims"
+#: the plugins loaded: entry point name -> "package.module" (value of the entry point)
+PLUGINS: dict[str, str] = {}
+_loading: str | None = None  # the plugin being loaded (its results record it as their source)
+
+
+def load_plugins() -> list[str]:
+    """Load every ``exactattn.claims`` entry point not loaded yet; their names.
+
+    A plugin that fails to load (an import error, a label registered twice,
+    ...) does not stop the others: it becomes a result ``plugin_<name>`` with one
+    claim ``load`` that fails with the error, so ``exactattn verify`` reports it
+    and exits 1.
+    """
+    import re
+    from importlib.metadata import entry_points
+    from types import ModuleType
+
+    global _loading
+    loaded = []
+    for ep in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        if ep.name in PLUGINS:
+            continue
+        PLUGINS[ep.name] = ep.value
+        loaded.append(ep.name)
+        _loading = ep.name
+        try:
+            target = ep.load()
+            if callable(target) and not isinstance(target, ModuleType):
+                target()
+        except Exception as exc:  # reported as a failing claim, not a crash of the registry
+            reason = f"plugin {ep.name} ({ep.value}) failed to load: {type(exc).__name__}: {exc}"
+            label = "plugin_" + re.sub(r"\W", "_", ep.name)
+            if label not in RESULTS:
+                register_result(label, paper_ref=f"plugin {ep.name}",
+                                title=f"Plugin {ep.name}")
+
+            def failed(reason: str = reason) -> Outcome:
+                return Outcome(False, 0, reason)
+
+            claim(label, f"load_{len(REGISTRY)}", paper_ref=f"plugin {ep.name}",
+                  title=f"plugin {ep.name} loads",
+                  statement=rf"\text{{the plugin {re.sub(r'[^A-Za-z0-9 ]', ' ', ep.name)} "
+                            r"loads}", route="none")(failed)
+        finally:
+            _loading = None
+    return loaded
+
+
 # Every result's claims live in exactattn/checks/<label>.py; importing the
 # package registers them (after the definitions above, which they use).
 from . import checks  # noqa: E402,F401
 from .checks import bounds as _bounds  # noqa: E402,F401  (the blueprint's extra claims)
+
+load_plugins()  # user claims from installed packages, after the built-in ones

@@ -20,7 +20,11 @@ STABLE_LABELS = {
 
 def test_every_label_is_stable_and_has_its_test_file() -> None:
     assert labels(), "the registry is empty"
+    from exactattn.claims import RESULTS
+
     for label in labels():
+        if RESULTS[label].source != "exactattn":  # a user's plugin (tests/plugin_example)
+            continue
         assert label in STABLE_LABELS
         assert (ROOT / "tests" / "theorems" / f"test_{label}.py").exists(), label
 
