@@ -280,6 +280,7 @@ def test_concatenation_form_agrees_with_merged_form(H: int, dh: int, d: int) -> 
 
 
 def test_registered_claims_hold() -> None:
-    results = run_claims([LABEL])
+    # the exact claims; the float variant's four are tested in test_multihead_float.py
+    results = [r for r in run_claims([LABEL]) if ".float_" not in r.claim.id]
     assert len(results) == 4
     assert all(r.holds for r in results), [r.outcome.detail for r in results if not r.holds]
