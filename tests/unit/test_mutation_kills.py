@@ -1,0 +1,230 @@
+"""Tests that kill the mutants mutmut found surviving on exact decisions and
+proved bounds (issue 10, section 3; see docs/mutation.md).
+
+Each test pins a decision or a bound against an independent computation of
+what its docstring states: the precision bound of ``required_precision``
+against mpmath at 200 digits, the uniqueness test 2 r Q^2 < 1 of
+``reconstruct_rational`` against balls that hold two candidates or one, and
+the clustered evaluation of exponential sums (exact Taylor moments plus a
+Lagrange remainder) against arb at thousands of bits, on sums whose value is
+set by cancellations of orders 1 to 3 inside clusters whose gaps sit near
+CLUSTER_GAP. The comparison operators and the hash of EXP are pinned too.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import mpmath
+import pytest
+from flint import arb, ctx, fmpq
+
+from exactattn.fields import BALL, EXP
+from exactattn.fields import exponential as ex
+from exactattn.reconstruct import (
+    AmbiguousReconstructionError,
+    logit_slope_bound,
+    reconstruct_rational,
+    required_precision,
+)
+
+# -- reconstruct.py ------------------------------------------------------------
+
+
+def _bound_bits(M: Fraction, Q: int, rho: int) -> int:
+    """floor(log2(70 (4 rho + 3) A Q^3 K)) + 1 with A = max(3M, 1), K = 2 + 2 cosh(2M),
+    the docstring's statement evaluated independently in mpmath at 200 digits."""
+    with mpmath.workdps(200):
+        Mm = mpmath.mpf(M.numerator) / M.denominator
+        A = max(3 * Mm, mpmath.mpf(1))
+        K = 2 + 2 * mpmath.cosh(2 * Mm)
+        x = mpmath.log(70 * (4 * rho + 3) * A * mpmath.mpf(Q) ** 3 * K, 2)
+        return int(mpmath.floor(x)) + 1
+
+
+def _rho_just_above_power_of_two(k: int, Q: int) -> int:
+    """The least rho with 280 (4 rho + 3) Q^3 > 2^k: log2 of the bound at M = 0 is
+    then k + (a fraction below 1e-9), where a rounding slack pointing the wrong
+    way would lose a bit."""
+    rho = (2**k // (280 * Q**3) - 3) // 4
+    while 280 * (4 * rho + 3) * Q**3 <= 2**k:
+        rho += 1
+    return rho
+
+
+@pytest.mark.parametrize(("M", "Q", "rho"), [
+    (Fraction(0), 1, 1),            # A = 1, K = 4; the smallest valid answer radius
+    (Fraction(1, 7), 3, 1),         # 3M < 1: A = 1, not 3M (and not 3/M)
+    (Fraction(1, 2), 8, 16),        # M not an integer: its denominator matters
+    (Fraction(9), 8, 16),           # the docstring's example
+    (Fraction(5, 3), 1000, 2),
+    (Fraction(400), 7, 16),         # K ~ e^800: far beyond float64
+    (Fraction(0), 1, _rho_just_above_power_of_two(50, 1)),
+    (Fraction(0), 5, _rho_just_above_power_of_two(60, 5)),
+])
+def test_required_precision_is_the_proved_formula(M: Fraction, Q: int, rho: int) -> None:
+    bits = required_precision(3, M, Q, answer_radius=rho)
+    assert bits == _bound_bits(M, Q, rho)
+
+
+def test_the_slack_case_is_really_within_1e_9_above_an_integer() -> None:
+    # the two parametrised cases above are only a test of the rounding if log2 of
+    # the bound lies just above an integer (a wrong-way slack would lose the bit)
+    for k, Q in ((50, 1), (60, 5)):
+        rho = _rho_just_above_power_of_two(k, Q)
+        with mpmath.workdps(60):
+            x = mpmath.log(280 * (4 * rho + 3) * mpmath.mpf(Q) ** 3, 2)
+        frac = x - mpmath.floor(x)
+        assert 0 < frac < mpmath.mpf("1e-9")
+
+
+def test_required_precision_accepts_the_edges_of_its_domain() -> None:
+    # answer_radius = 1 and max_entry = 0 are valid (>= 1 and >= 0)
+    assert required_precision(1, 0, 1, answer_radius=1) == _bound_bits(Fraction(0), 1, 1)
+    assert required_precision(1, Fraction(1, 3), 1, answer_radius=1) == \
+        _bound_bits(Fraction(1, 3), 1, 1)
+
+
+def test_logit_slope_bound_encloses_2_plus_2_cosh() -> None:
+    for T in (fmpq(0), fmpq(1, 3), fmpq(7), fmpq(200)):
+        K = logit_slope_bound(T)
+        with mpmath.workdps(100):
+            exact = 2 + 2 * mpmath.cosh(mpmath.mpf(int(T.p)) / int(T.q))
+            with ctx.workprec(400):
+                assert K.contains(arb(mpmath.nstr(exact, 90)))
+
+
+def _ball(mid: Fraction, rad: Fraction) -> object:
+    return BALL(64).from_json({"mid": str(mid), "rad": str(rad)})
+
+
+def test_a_ball_holding_two_candidates_is_ambiguous() -> None:
+    # [0, 1] holds both 0 and 1 (Q = 1): 2 r Q^2 = 1 exactly, so no rational can be
+    # singled out; a strict inequality or a doubled threshold would pick one
+    F = BALL(64)
+    with pytest.raises(AmbiguousReconstructionError):
+        reconstruct_rational(F, _ball(Fraction(1, 2), Fraction(1, 2)), 1)
+    # [1/4, 3/4] (Q = 2) holds 1/2 only, but 2 r Q^2 = 2: two rationals of
+    # denominator <= 2 are 1/2 apart, so a ball this wide could have held two
+    with pytest.raises(AmbiguousReconstructionError):
+        reconstruct_rational(F, _ball(Fraction(1, 2), Fraction(1, 4)), 2)
+
+
+def test_a_ball_just_narrow_enough_reconstructs() -> None:
+    # 2 r Q^2 = 3/4 < 1 (while 3 r Q^2 >= 1): unique, must succeed
+    F = BALL(64)
+    rec = reconstruct_rational(F, _ball(Fraction(1, 4), Fraction(3, 8)), 1)
+    assert rec.value == 0
+    rec = reconstruct_rational(F, _ball(Fraction(9, 16), Fraction(3, 32)), 2)
+    assert rec.value == fmpq(1, 2)
+
+
+@pytest.mark.parametrize(("mid", "rad", "Q"), [
+    (Fraction(1, 2), Fraction(1, 2), 1),         # 2 r Q^2 = 1
+    (Fraction(1, 3), Fraction(1, 8), 3),         # r < 1, Q > 1
+    (Fraction(1, 3), Fraction(1, 2**10), 1000),
+    (Fraction(7, 3), Fraction(5), 4),            # r > 1
+    (Fraction(7, 3), Fraction(2**40), 1000),     # many bits missing
+])
+def test_the_named_precision_is_the_missing_bits(mid: Fraction, rad: Fraction, Q: int) -> None:
+    """needed_prec = prec + ceil(log2(2 r Q^2)) + 10: the radius shrinks like 2^-prec,
+    so log2(2 r Q^2) bits bring 2 r Q^2 to 1, and 10 more bits to below 2^-10."""
+    F = BALL(64)
+    x = _ball(mid, rad)
+    r = Fraction(str(F.radius(x)))
+    with pytest.raises(AmbiguousReconstructionError) as info:
+        reconstruct_rational(F, x, Q)
+    with mpmath.workdps(50):
+        missing = mpmath.log(2 * mpmath.mpf(r.numerator) / r.denominator * Q * Q, 2)
+    assert info.value.needed_prec == 64 + int(mpmath.ceil(missing)) + 10
+    # and that many bits do settle it: the radius scaled down by 2^-(needed - prec)
+    assert 2 * r * Q * Q / 2 ** (info.value.needed_prec - 64) < 1
+
+
+# -- fields/exponential.py: the clustered sign evaluation ---------------------
+
+G = fmpq(1, 2**32)  # CLUSTER_GAP
+h = fmpq(1, 2**35)
+
+#: (sum as (exponent, coefficient) pairs, relative accuracy slack in bits or None
+#: when clusters cancel each other, which may cost up to 32 bits by design)
+SUMS: list[tuple[list[tuple[fmpq, fmpq]], int | None]] = [
+    ([(fmpq(0), fmpq(1)), (-h, fmpq(-1))], 4),                            # order 1
+    ([(fmpq(0), fmpq(1)), (-h, fmpq(-2)), (-2 * h, fmpq(1))], 4),          # order 2
+    ([(fmpq(0), fmpq(1)), (-h, fmpq(-3)), (-2 * h, fmpq(3)), (-3 * h, fmpq(-1))], 4),
+    # three terms, gaps just below CLUSTER_GAP, far coefficient dominant, m_0 = 0:
+    # the remainder bound is tight here
+    ([(fmpq(0), fmpq(-1)), (-(G - fmpq(1, 2**70)), fmpq(-1000)),
+      (-(2 * G - fmpq(1, 2**69)), fmpq(1001))], 4),
+    # gaps of 0.6 G: a cluster only as a whole; order-2 cancellation
+    ([(fmpq(0), fmpq(1)), (-G * fmpq(3, 5), fmpq(-2)), (-G * fmpq(6, 5), fmpq(1))], 4),
+    # non-dyadic exponents and coefficients: common denominators L and G
+    ([(fmpq(1, 3), fmpq(1, 3)), (fmpq(1, 3) - fmpq(1, 5 * 2**33), fmpq(1, 5)),
+      (fmpq(1, 3) - fmpq(1, 7 * 2**33), fmpq(-8, 15))], 4),
+    # a positive exponent: splitting on the sum of exponents would cut it
+    ([(fmpq(5), fmpq(1)), (5 - h, fmpq(-1))], 4),
+    # far apart negative clusters
+    ([(fmpq(-1), fmpq(1)), (-1 - h, fmpq(-1)), (fmpq(-50), fmpq(3)), (-50 - h, fmpq(-3))], 4),
+    # the first gap is the split: e^3 dwarfs nothing here, the clusters are 5 apart
+    ([(fmpq(3), fmpq(1, 2**120)), (fmpq(-2), fmpq(5)), (-2 - h, fmpq(-5))], 4),
+    # two clusters exactly CLUSTER_GAP apart (split: up to 32 bits of cancellation)
+    ([(fmpq(0), fmpq(1)), (-G, fmpq(-1))], None),
+]
+
+
+def _truth(a: list[tuple[fmpq, fmpq]]) -> arb:
+    """The sum term by term in arb at 20000 bits (the cancellations above cost < 200)."""
+    with ctx.workprec(20000):
+        total = arb(0)
+        for e, c in a:
+            total += arb(c) * arb(e).exp()
+        return total
+
+
+@pytest.mark.parametrize("prec", [ex.CLUSTER_FROM_PREC, 300, 384, 448, 512, 1024])
+@pytest.mark.parametrize("case", range(len(SUMS)))
+def test_clustered_ball_encloses_the_value_and_is_accurate(case: int, prec: int) -> None:
+    terms, slack = SUMS[case]
+    a = ex._normalize(list(terms))
+    truth = _truth(terms)
+    ball = ex._sum_ball(a, prec)
+    with ctx.workprec(20000):
+        assert ball.contains(truth), (case, prec, ball, truth)
+        if slack is not None:
+            # rad <= 2^-(prec - slack) |value|: the Taylor loop stops when its bound
+            # is below 2^-prec |P_N| and works at prec + 16 bits
+            assert arb(ball.rad()) < abs(truth) * arb(2) ** (slack - prec), (case, prec)
+    assert ex._sum_sign(a) == (1 if truth > 0 else -1)
+
+
+def test_the_sign_of_tiny_cancellations_is_decided_and_right() -> None:
+    # signs decided only through clusters: e^{q} - e^{q - k} and third differences,
+    # flipped by a 2^-300 nudge of one coefficient
+    for s in (1, -1):
+        a = [(fmpq(0), fmpq(1)), (-h, fmpq(-3)), (-2 * h, fmpq(3)),
+             (-3 * h, fmpq(-1) + s * fmpq(1, 2**300))]
+        v = _truth(a)
+        assert EXP.sign(EXP.exp(0) - 3 * EXP.exp(-h) + 3 * EXP.exp(-2 * h)
+                        + EXP(a[3][1]) * EXP.exp(-3 * h)) == (1 if v > 0 else -1)
+
+
+# -- fields/exponential.py: comparisons and hash ---------------------------------
+
+def test_exp_comparisons_near_a_miss() -> None:
+    x = EXP.exp(fmpq(1, 2**40))  # 1 + 2^-40 + ...: a float says 1.0000000000009
+    one = EXP(1)
+    assert one <= x and not (x <= one) and x <= x
+    assert x >= one and not (one >= x) and x >= x
+    assert x > one and not (one > x) and not (x > x)
+    assert one < x and not (x < one)
+    assert abs(one - x) == x - one and abs(x - one) == x - one
+
+
+def test_exp_hash_agrees_with_equality_across_representations() -> None:
+    x = EXP.exp(1) / (1 + EXP.exp(2))
+    z = EXP.exp(1) * (1 + EXP.exp(1)) / ((1 + EXP.exp(1)) * (1 + EXP.exp(2)))
+    assert x == z
+    assert hash(x) == hash(z)
+    m1, m2 = 2 * EXP.exp(fmpq(1, 3)), EXP.exp(fmpq(1, 3)) + EXP.exp(fmpq(1, 3))
+    assert m1 == m2 and hash(m1) == hash(m2)
+    assert len({m1, m2, EXP.exp(fmpq(1, 2))}) == 2
