@@ -21,6 +21,7 @@ import numpy as np
 
 from . import __version__
 from .errors import ExactattnError
+from .progress import ProgressBar
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -167,24 +168,21 @@ def _human(n: float) -> str:
     return f"{n:.3g} EB"
 
 
-class _Progress:
-    """A one-line progress indicator on stderr for long runs."""
+class _Progress(ProgressBar):
+    """A learner's progress: a tqdm bar on stderr when it is a terminal, else nothing."""
 
-    def __init__(self, what: str, enabled: bool) -> None:
-        self.what, self.enabled, self.start = what, enabled, time.perf_counter()
-        self.last = 0.0
 
-    def __call__(self, done: int, total: int) -> None:
-        if not self.enabled:
-            return
-        now = time.perf_counter()
-        tty = sys.stderr.isatty()
-        if done < total and now - self.last < (0.5 if tty else 5.0):
-            return
-        self.last = now
-        end = "\n" if done >= total or not tty else "\r"
-        sys.stderr.write(f"{self.what}: {done}/{total} ({now - self.start:.1f} s){end}")
-        sys.stderr.flush()
+def _claims_progress(quiet: bool) -> tuple[Callable[[Any, int, int], None], ProgressBar]:
+    """The claims' progress: a bar on a terminal, else one log line per claim on stderr."""
+    bar = ProgressBar("claims", not quiet)
+
+    def progress(c: Any, k: int, n: int) -> None:
+        if bar.active:
+            bar(k, n, c.id)
+        elif not quiet:
+            _stderr(f"[{k + 1}/{n}] {c.id} ...")
+
+    return progress, bar
 
 
 # -- verify -------------------------------------------------------------------------
@@ -203,12 +201,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     if args.json:
         _check_writable(args.json, "--json")
 
-    def progress(c: Any, k: int, n: int) -> None:
-        if not args.quiet:
-            _stderr(f"[{k + 1}/{n}] {c.id} ...")
-
+    progress, bar = _claims_progress(args.quiet)
     start = time.perf_counter()
-    results = run_claims(select, progress=progress)
+    with bar:
+        results = run_claims(select, progress=progress)
     seconds = time.perf_counter() - start
     for r in results:
         print(claim_line(r))
@@ -241,9 +237,9 @@ def _cmd_latex(args: argparse.Namespace) -> int:
     from .report.latex import not_verified, write_companion
 
     _check_writable_dir(args.out, "--out")  # before the claims run, not after
-    results = [] if args.no_check else run_claims(
-        args.only or None,
-        progress=lambda c, k, n: None if args.quiet else _stderr(f"[{k + 1}/{n}] {c.id} ..."))
+    progress, bar = _claims_progress(args.quiet)
+    with bar:
+        results = [] if args.no_check else run_claims(args.only or None, progress=progress)
     out = Path(args.out)
     written = write_companion(out, results, args.figures or ())
     for path in written:
