@@ -46,7 +46,7 @@ def _rho_just_above_power_of_two(k: int, Q: int) -> int:
     """The least rho with 280 (4 rho + 3) Q^3 > 2^k: log2 of the bound at M = 0 is
     then k + (a fraction below 1e-9), where a rounding slack pointing the wrong
     way would lose a bit."""
-    rho = (2**k // (280 * Q**3) - 3) // 4
+    rho: int = (2**k // (280 * Q**3) - 3) // 4
     while 280 * (4 * rho + 3) * Q**3 <= 2**k:
         rho += 1
     return rho
