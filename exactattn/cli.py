@@ -307,7 +307,7 @@ def _learn_single_head(args: argparse.Namespace) -> int:
                                  "v": float(np.abs(rec.v - inst.model.v).max())}
         info["W_error_bound"] = float(rec.options["W_error_bound"])
     _save(args, rec, cert, {"kind": "single_head", "d": args.d, "seed": args.seed,
-                            "field": field.name})
+                            "field": field.name}, inst.model)
     print(json.dumps(info, indent=2) if args.json else learn_summary(info))
     ok = cert.holds and info.get("matches_truth", True) is True
     return EXIT_OK if ok else EXIT_FAILED
@@ -343,11 +343,22 @@ def _cmd_learn(args: argparse.Namespace) -> int:
     return _learn_other(args)
 
 
-def _save(args: argparse.Namespace, rec: Any, cert: Any, instance: dict[str, Any]) -> None:
-    """``--save``: the recovery with its transcript, the instance and the certificate."""
+#: --save writes the hidden model as an instance file ("hidden") up to this many entries
+MAX_SAVED_HIDDEN_ENTRIES = 100_000
+
+
+def _save(args: argparse.Namespace, rec: Any, cert: Any, instance: dict[str, Any],
+          model: Any = None) -> None:
+    """``--save``: the recovery with its transcript, the instance (how it was drawn), the
+    hidden model in the instance-file format (docs/instances.md) and the certificate."""
     if args.save:
-        _write_json_file({"recovery": rec.to_json(), "instance": instance,
-                          "certificate": cert.to_json()}, args.save, "--save")
+        saved = {"recovery": rec.to_json(), "instance": instance,
+                 "certificate": cert.to_json()}
+        if model is not None and rec.d * rec.d <= MAX_SAVED_HIDDEN_ENTRIES:
+            from .instance_files import instance_to_json
+
+            saved["hidden"] = instance_to_json(model)
+        _write_json_file(saved, args.save, "--save")
         _stderr(f"recovery saved to {args.save}")
 
 
@@ -410,7 +421,7 @@ def _learn_other(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     cert = verify(rec, oracle, probes=args.certificate_probes, seed=seed)
     _save(args, rec, cert, {"kind": label, "d": d, "seed": seed, "m": args.m,
-                            "rank": args.rank, "heads": args.heads})
+                            "rank": args.rank, "heads": args.heads}, target)
     info = {"label": label, "d": d, "seed": seed, "queries": rec.queries,
             "expected_queries": expected, "queries_by_phase": dict(rec.queries_by_phase),
             "status": rec.status, "hypotheses": list(rec.hypotheses),
@@ -470,7 +481,7 @@ def _learn_noisy(args: argparse.Namespace) -> int:
     cert = verify(rec, oracle, probes=args.certificate_probes, seed=args.seed)
     cert_seconds = time.perf_counter() - cstart
     _save(args, rec, cert, {"kind": "noisy_single_head", "d": args.d, "seed": args.seed,
-                            "adversary": args.adversary})
+                            "adversary": args.adversary}, inst.model)
     to_q = EXP.to_rational
     errors = [abs(Fraction(str(rec.W[i, j])) - Fraction(str(to_q(inst.model.W[i, j]))))
               for i in range(args.d) for j in range(args.d)]

@@ -85,3 +85,22 @@ def test_a_bad_instance_file_is_one_line_and_exit_2(
 def test_instance_with_field_flag_is_refused(tmp_path: Path) -> None:
     path = _write(tmp_path / "head.json", HEAD)
     assert main(["learn", "single_head_exact", "--instance", path, "--field", "F64"]) == 2
+
+
+@pytest.mark.parametrize("label", ["single_head_exact", "noisy_oracle", "relu_ffn_exact",
+                                   "one_layer_reduction", "low_rank_adaptive",
+                                   "multihead_canonical", "membership_queries"])
+def test_save_of_every_label_holds_the_hidden_instance_and_replays(
+        tmp_path: Path, label: str, capsys: pytest.CaptureFixture[str]) -> None:
+    saved = tmp_path / "saved.json"
+    assert main(["learn", label, "--d", "2", "--certificate-probes", "2",
+                 "--save", str(saved)]) == 0
+    obj = json.loads(saved.read_text(encoding="utf-8"))
+    assert {"recovery", "instance", "hidden", "certificate"} <= set(obj)
+    assert obj["recovery"]["status"] in ("exact", "exact_given", "approximate")
+    hidden = parse_instance(obj["hidden"])  # the hidden model, in the instance-file format
+    assert hidden.model.d == 2
+    if label == "single_head_exact":
+        assert [str(x) for x in obj["recovery"]["params"]["W"]["entries"]] == \
+            [str(x) for row in obj["hidden"]["W"] for x in row]
+    assert main(["replay", str(saved)]) == 0
