@@ -283,6 +283,10 @@ def _entry_from_json(F: Field, k: int, e: Any) -> TranscriptEntry:
         tol = parse_rational(e["tolerance"]) if "tolerance" in e else None
     except ExactattnError as exc:
         raise InvalidEntryError(f"{where}: {exc}") from None
+    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+        # untrusted JSON: a malformed element is named here, whatever the field's parser raised
+        raise InvalidEntryError(f"{where}: not the JSON form of a query and an answer over "
+                                f"{F.name} ({type(exc).__name__}: {exc})") from None
     return TranscriptEntry(index, phase, X, answer, tol)
 
 

@@ -244,9 +244,10 @@ class Field(ABC):
             raise IncompatibleFieldError(f"{what} is over {other.name}, expected {self.name}")
 
 
-#: the largest number of entries of an array built from a shape (zeros, eye, JSON): 2^28,
-#: 2 GiB of float64 and far more as objects; a larger shape is refused, not attempted
-MAX_ENTRIES = 2**28
+#: the largest number of entries of an array built from a shape (zeros, eye, JSON): 2^26
+#: (512 MiB of float64 or of object pointers, before the elements); a larger shape is
+#: refused with its size, not attempted
+MAX_ENTRIES = 2**26
 
 
 def checked_shape(shape: Any) -> tuple[int, ...]:
@@ -265,7 +266,7 @@ def checked_shape(shape: Any) -> tuple[int, ...]:
                for n in dims):
         raise ShapeError(f"a shape has integer sizes >= 0, got {describe(shape)}")
     out = tuple(int(n) for n in dims)
-    if math.prod(out) > MAX_ENTRIES:
+    if math.prod(out) > MAX_ENTRIES or any(n > MAX_ENTRIES for n in out):
         raise ShapeError(f"a shape of {math.prod(out)} entries ({out}) is beyond the "
                          f"{MAX_ENTRIES} entries exactattn builds at once")
     return out
