@@ -52,6 +52,12 @@ def _rho_just_above_power_of_two(k: int, Q: int) -> int:
     return rho
 
 
+def _rho_just_below_power_of_two(k: int, Q: int) -> int:
+    """The largest rho with 280 (4 rho + 3) Q^3 < 2^k: log2 of the bound at M = 0 is
+    then just below the integer k, so a constant 1.5 % too large (71 for 70) crosses it."""
+    return _rho_just_above_power_of_two(k, Q) - 1
+
+
 @pytest.mark.parametrize(("M", "Q", "rho"), [
     (Fraction(0), 1, 1),            # A = 1, K = 4; the smallest valid answer radius
     (Fraction(1, 7), 3, 1),         # 3M < 1: A = 1, not 3M (and not 3/M)
@@ -61,6 +67,8 @@ def _rho_just_above_power_of_two(k: int, Q: int) -> int:
     (Fraction(400), 7, 16),         # K ~ e^800: far beyond float64
     (Fraction(0), 1, _rho_just_above_power_of_two(50, 1)),
     (Fraction(0), 5, _rho_just_above_power_of_two(60, 5)),
+    (Fraction(0), 1, _rho_just_below_power_of_two(40, 1)),
+    (Fraction(0), 3, _rho_just_below_power_of_two(40, 3)),
 ])
 def test_required_precision_is_the_proved_formula(M: Fraction, Q: int, rho: int) -> None:
     bits = required_precision(3, M, Q, answer_radius=rho)
@@ -197,6 +205,21 @@ def test_clustered_ball_encloses_the_value_and_is_accurate(case: int, prec: int)
     assert ex._sum_sign(a) == (1 if truth > 0 else -1)
 
 
+@pytest.mark.parametrize("case", [i for i, (t, _) in enumerate(SUMS) if len(ex._clusters(
+    ex._normalize(list(t)))) == 1])
+def test_one_cluster_ball_keeps_its_remainder(case: int) -> None:
+    """:func:`_cluster_ball` alone: its Taylor remainder bound is part of the ball
+    (the rounding at prec + 16 bits is too small to stand in for it)."""
+    terms = ex._normalize(list(SUMS[case][0]))
+    z = terms[0][0]
+    shifted = [(e - z, c) for e, c in terms]
+    truth = _truth(shifted)
+    for prec in range(ex.CLUSTER_FROM_PREC, 1024, 8):
+        ball = ex._cluster_ball(terms, prec)
+        with ctx.workprec(20000):
+            assert ball.contains(truth), (case, prec, ball, truth)
+
+
 def test_the_sign_of_tiny_cancellations_is_decided_and_right() -> None:
     # signs decided only through clusters: e^{q} - e^{q - k} and third differences,
     # flipped by a 2^-300 nudge of one coefficient
@@ -218,6 +241,10 @@ def test_exp_comparisons_near_a_miss() -> None:
     assert x > one and not (one > x) and not (x > x)
     assert one < x and not (x < one)
     assert abs(one - x) == x - one and abs(x - one) == x - one
+    # against plain rationals (no reflected EXP operator to fall back on)
+    assert x <= 2 and not (x <= 1) and x <= Fraction(3, 2)
+    assert x >= 1 and not (x >= 2) and not (one >= Fraction(3, 2))
+    assert one <= 1 and one >= 1 and not (one < 1) and not (one > 1)
 
 
 def test_exp_hash_agrees_with_equality_across_representations() -> None:
