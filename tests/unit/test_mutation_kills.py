@@ -107,8 +107,9 @@ def _ball(mid: Fraction, rad: Fraction) -> object:
 
 
 def test_a_ball_holding_two_candidates_is_ambiguous() -> None:
-    # [0, 1] holds both 0 and 1 (Q = 1): 2 r Q^2 = 1 exactly, so no rational can be
-    # singled out; a strict inequality or a doubled threshold would pick one
+    # [0, 1] holds both 0 and 1 (Q = 1): 2 r Q^2 = 1 (plus the 2^-30 by which arb
+    # rounds every radius up), so no rational can be singled out; a doubled
+    # threshold (2 r Q^2 >= 2) would pick one
     F = BALL(64)
     with pytest.raises(AmbiguousReconstructionError):
         reconstruct_rational(F, _ball(Fraction(1, 2), Fraction(1, 2)), 1)
