@@ -16,6 +16,7 @@ from __future__ import annotations
 from fractions import Fraction
 
 import mpmath
+import numpy as np
 import pytest
 from flint import arb, ctx, fmpq
 
@@ -246,6 +247,13 @@ def test_exp_comparisons_near_a_miss() -> None:
     assert x <= 2 and not (x <= 1) and x <= Fraction(3, 2)
     assert x >= 1 and not (x >= 2) and not (one >= Fraction(3, 2))
     assert one <= 1 and one >= 1 and not (one < 1) and not (one > 1)
+    # against a numpy array: EXP returns NotImplemented and numpy compares elementwise
+    e = EXP.exp(1)
+    arr = np.array([EXP(2), EXP(3), e], dtype=object)
+    assert (e <= arr).tolist() == [False, True, True]
+    assert (e >= arr).tolist() == [True, False, True]
+    assert (e > arr).tolist() == [True, False, False]
+    assert (e < arr).tolist() == [False, True, False]
 
 
 def test_exp_hash_agrees_with_equality_across_representations() -> None:
