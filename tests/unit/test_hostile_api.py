@@ -735,8 +735,9 @@ _escape("learn_biased_low_rank", "field", "EXP", _FIELD)
 _escape("learn_biased_low_rank", "seed", -1, _SEED)
 _escape("learn_biased_low_rank", "confirm", 10**9, _HANG)
 _escape("learn_relu_ffn", "separation_bits", None, "separation_bits=None: TypeError (int * None)")
-_escape("learn_single_head_noisy", "epsilon_W", 10**400,
-        "epsilon_W = 10**400: OverflowError from fmpq -> float (integer division too large)")
+for _name in ("learn_single_head_noisy", "learn_single_head_noisy_adapted"):
+    _escape(_name, "epsilon_W", 10**400,
+            "epsilon_W = 10**400: OverflowError from fmpq -> float (integer division too large)")
 _escape("learn_multihead_float", "field", "EXP", _FIELD)
 _escape("learn_multihead_float", "seed", -1, _SEED)
 _escape("learn_multihead_float", "heads", 10**21,
