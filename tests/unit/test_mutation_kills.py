@@ -222,6 +222,11 @@ def test_one_cluster_ball_keeps_its_remainder(case: int) -> None:
             assert ball.contains(truth), (case, prec, ball, truth)
 
 
+def test_the_empty_sum_has_sign_zero() -> None:
+    assert ex._sum_sign(()) == 0
+    assert ex._sum_sign(ex._normalize([(fmpq(1), fmpq(2)), (fmpq(1), fmpq(-2))])) == 0
+
+
 def test_the_sign_of_tiny_cancellations_is_decided_and_right() -> None:
     # signs decided only through clusters: e^{q} - e^{q - k} and third differences,
     # flipped by a 2^-300 nudge of one coefficient
