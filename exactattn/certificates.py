@@ -48,6 +48,9 @@ from .oracle import NoisyOracle, ValueOracle
 __all__ = ["Certificate", "Failure", "verify", "rebuild", "register_model_builder",
            "MODEL_BUILDERS", "FLOAT_TOLERANCES"]
 
+#: the most fresh probes one call asks (a typo such as 10**9 would run for days)
+MAX_PROBES = 10**6
+
 #: query lengths of the fresh probes
 FRESH_LENGTHS = (1, 6)
 
@@ -252,6 +255,16 @@ def verify(
     >>> cert.holds, cert.kind, cert.checked
     (True, 'exact', 10)
     """
+    if not isinstance(recovery, Recovery):
+        raise InvalidEntryError(f"verify needs a Recovery, got {type(recovery).__name__}")
+    if oracle is not None and not isinstance(oracle, ValueOracle):
+        raise InvalidEntryError(f"verify needs an oracle (ValueOracle) or None, got "
+                                f"{type(oracle).__name__}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InvalidEntryError(f"seed must be a non-negative integer, got {seed!r}")
+    if isinstance(probes, bool) or not isinstance(probes, int) or not 0 <= probes <= MAX_PROBES:
+        raise InvalidEntryError(
+            f"probes must be an integer in [0, {MAX_PROBES}], got {probes!r}")
     F: Field = recovery.field
     answer_field = recovery.transcript.field  # differs from F after reconstruction from balls
     if oracle is not None:
@@ -260,8 +273,6 @@ def verify(
         if oracle.d != recovery.d:
             raise InvalidEntryError(
                 f"the oracle has d = {oracle.d}, the recovery d = {recovery.d}")
-    if not isinstance(probes, int) or probes < 0:
-        raise InvalidEntryError(f"probes must be a non-negative integer, got {probes!r}")
     approximate = recovery.approximate
     ball_recovery = isinstance(F, BallField)
     _check_certifiable(recovery)

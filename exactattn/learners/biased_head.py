@@ -100,6 +100,7 @@ from ..errors import (
 from ..fields import UNIT_ROUNDOFF, Array, Field
 from ..linalg import SingularMatrixError, solve
 from ..oracle import ValueOracle
+from .arguments import checked_arguments
 from .recovery import QuerySpan, Recovery
 from .single_head import PAPER_REF as SINGLE_HEAD_REF
 from .single_head import Probes, probe_logits, probe_matrix
@@ -125,6 +126,7 @@ def biased_query_count(d: int) -> int:
     return d * d + 2 * d + 1
 
 
+@checked_arguments()
 def learn_biased_head(
     oracle: ValueOracle,
     *,

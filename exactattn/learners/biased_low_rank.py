@@ -118,6 +118,7 @@ from ..fields import UNIT_ROUNDOFF, Array, Field
 from ..linalg import SingularMatrixError, det, solve
 from ..linalg import rank as matrix_rank
 from ..oracle import ValueOracle
+from .arguments import checked_arguments
 
 # the CUR machinery of the unbiased learner, shared (one implementation of (**))
 from .low_rank import (
@@ -245,6 +246,7 @@ class _Measurer:
 
 
 # -- the learner ---------------------------------------------------------------------
+@checked_arguments(counts={"confirm": (0, 10**4)})
 def learn_biased_low_rank(
     oracle: ValueOracle,
     *,

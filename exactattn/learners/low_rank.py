@@ -148,6 +148,7 @@ from ..errors import (
 from ..fields import EXP, QQ, Array, Field
 from ..linalg import SingularMatrixError, det, rank, solve, to_fmpq_mat
 from ..oracle import ValueOracle
+from .arguments import checked_arguments
 from .recovery import QuerySpan, Recovery
 from .single_head import probe_logits
 
@@ -349,6 +350,7 @@ class _Measurer:
 
 
 # -- the learner --------------------------------------------------------------------
+@checked_arguments(counts={"confirm": (0, 10**4)})
 def learn_low_rank(
     oracle: ValueOracle,
     *,

@@ -82,6 +82,7 @@ from ..errors import (
 from ..fields import EXP, F64, Array
 from ..fields.precision import arf_to_fmpq
 from ..oracle import SignOracle
+from .arguments import checked_arguments
 from .recovery import QuerySpan, Recovery
 
 __all__ = ["learn_single_head_membership", "query_count", "bisection_steps", "height_class_size",
@@ -257,6 +258,7 @@ def _certified_rational(lo: fmpq, hi: fmpq, Q: int, entry: str, first: int, last
         "the oracle is not a single head; raise max_abs / max_denominator or check the oracle")
 
 
+@checked_arguments()
 def learn_single_head_membership(
     oracle: SignOracle,
     *,

@@ -133,6 +133,7 @@ from ..errors import (
 from ..fields import EXP, Array, Field
 from ..linalg import SingularMatrixError, rank, solve
 from ..oracle import ValueOracle
+from .arguments import checked_arguments
 from .recovery import QuerySpan, Recovery
 from .single_head import learn_single_head
 
@@ -407,6 +408,7 @@ def _fit_known(values: list[Any], g0: Any, S: Any, rhos: list[Any], prec: int
 
 
 # -- the learner -----------------------------------------------------------------
+@checked_arguments(counts={"heads": (1, 1024)})
 def learn_multihead(
     oracle: ValueOracle,
     *,
@@ -652,6 +654,7 @@ def _good_residues(V: Array, directions: list[Array]) -> bool:
 
 
 # -- orthogonal heads ----------------------------------------------------------
+@checked_arguments()
 def learn_orthogonal_heads(
     oracle: ValueOracle, bases: Sequence[Any], *, field: Field | None = None
 ) -> Recovery:

@@ -118,6 +118,7 @@ from ..errors import (
 )
 from ..fields import F64, Array, Field
 from ..oracle import ValueOracle
+from .arguments import checked_arguments
 from .multihead import LABEL, PAPER_REF, published_bound
 from .recovery import QuerySpan, Recovery
 
@@ -360,6 +361,7 @@ def _known_family(r: Array, g: Array, g0: float, S: float, rho: Array, what: str
 
 
 # -- the learner ---------------------------------------------------------------------
+@checked_arguments(counts={"heads": (1, 1024)})
 def learn_multihead_float(
     oracle: ValueOracle,
     *,

@@ -77,6 +77,7 @@ from ..fields import EXP, QQ, Array, rational
 from ..fields.precision import arf_to_fmpq
 from ..fields.rational import sqrt_upper
 from ..oracle import NoisyOracle
+from .arguments import checked_arguments
 from .recovery import QuerySpan, Recovery
 
 __all__ = ["learn_single_head_noisy", "naive_inverse", "theorem_tolerances", "NoisyBounds",
@@ -440,6 +441,7 @@ def v_hypotheses(v_hat: Any, tau_v: fmpq) -> tuple[fmpq, fmpq]:
     return low, high
 
 
+@checked_arguments()
 def learn_single_head_noisy(
     oracle: NoisyOracle,
     *,

@@ -103,6 +103,7 @@ from ..fields import QQ, rational
 from ..fields.rational import sqrt_upper
 from ..linalg import solve
 from ..oracle import NoisyOracle
+from .arguments import checked_arguments
 from .noisy import (
     L_UPPER,
     ORACLE_HYPOTHESIS,
@@ -259,6 +260,7 @@ def probe_inverse(v_hat: Sequence[Any], rho: Any, s: Sequence[int]) -> list[list
             for i in range(d)]
 
 
+@checked_arguments()
 def learn_single_head_noisy_adapted(
     oracle: NoisyOracle,
     *,

@@ -71,6 +71,7 @@ from ..errors import (
 )
 from ..fields import EXP, Array, Field
 from ..oracle import ValueOracle
+from .arguments import checked_arguments
 from .recovery import QuerySpan, Recovery
 from .relu_ffn import learn_relu_ffn
 from .single_head import Probes, learn_single_head
@@ -180,6 +181,7 @@ def antisymmetrised(oracle: ValueOracle, *, phase: str = PHASE) -> ValueOracle:
     return AntisymmetrisedOracle(oracle, phase=phase)
 
 
+@checked_arguments()
 def learn_one_layer(
     oracle: ValueOracle,
     *,

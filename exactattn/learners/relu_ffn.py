@@ -221,6 +221,7 @@ from ..errors import (
 )
 from ..fields import Array, Field
 from ..oracle import ValueOracle
+from .arguments import checked_arguments
 from .recovery import QuerySpan, Recovery
 
 __all__ = ["learn_relu_ffn", "query_count", "LABEL", "PAPER_REF", "SEPARATION_BITS",
@@ -1030,6 +1031,9 @@ def _piece(t0: Any, y0: Any, t1: Any, y1: Any) -> _Sample:
     return _Sample(0, (t0 + t1) / 2, y0 - t0 * gamma, gamma)
 
 
+@checked_arguments(counts={"residual_probes": (0, 10**6), "max_lines": (1, 10**4),
+                           "max_kinks": (0, 10**9), "separation_bits": (8, 2**20),
+                           "resolution_bits": (16, 2**24)})
 def learn_relu_ffn(
     oracle: ValueOracle,
     *,

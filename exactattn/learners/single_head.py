@@ -61,6 +61,7 @@ from ..fields import EXP, F64, Array, BallField, Field, InsufficientPrecisionErr
 from ..linalg import SingularMatrixError, rank, solve
 from ..oracle import ValueOracle
 from ..reconstruct import reconstruct_rational
+from .arguments import checked_arguments
 from .recovery import QuerySpan, Recovery
 
 __all__ = ["learn_single_head", "probe_matrix", "probe_logits", "LABEL", "PAPER_REF",
@@ -127,6 +128,7 @@ def probe_matrix(
     raise InvalidEntryError(f"probes must be 'deterministic' or 'gaussian', got {probes!r}")
 
 
+@checked_arguments()
 def learn_single_head(
     oracle: ValueOracle,
     *,

@@ -54,6 +54,7 @@ from ..errors import NotIdentifiableError, NotRepresentableError, RecoveryFailed
 from ..fields import Array, Field
 from ..linalg import SingularMatrixError, solve
 from ..oracle import ValueOracle
+from .arguments import checked_arguments
 from .recovery import QuerySpan, Recovery
 from .single_head import Probes, probe_logits, probe_matrix
 
@@ -72,6 +73,7 @@ def query_count(d: int) -> int:
     return d * d + 2 * d
 
 
+@checked_arguments()
 def learn_skip_head(
     oracle: ValueOracle,
     *,
