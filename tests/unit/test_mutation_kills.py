@@ -227,6 +227,11 @@ def test_the_empty_sum_has_sign_zero() -> None:
     assert ex._sum_sign(ex._normalize([(fmpq(1), fmpq(2)), (fmpq(1), fmpq(-2))])) == 0
 
 
+def test_sign_of_a_quotient_is_an_int() -> None:
+    q = (EXP.exp(1) - 2) / (1 - EXP.exp(2))  # (e - 2) / (1 - e^2) < 0
+    assert q.sign() == -1 and type(q.sign()) is int
+
+
 def test_the_sign_of_tiny_cancellations_is_decided_and_right() -> None:
     # signs decided only through clusters: e^{q} - e^{q - k} and third differences,
     # flipped by a 2^-300 nudge of one coefficient
