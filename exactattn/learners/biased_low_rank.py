@@ -111,7 +111,6 @@ from ..errors import (
     HypothesisViolatedError,
     InvalidEntryError,
     NotIdentifiableError,
-    NotRepresentableError,
     RecoveryFailedError,
 )
 from ..fields import UNIT_ROUNDOFF, Array, Field
@@ -134,6 +133,7 @@ from .low_rank import (
     _inverse_norm_bound,
     _orthogonal,
     degrees_of_freedom,
+    measured_over,
 )
 from .recovery import QuerySpan, Recovery
 from .single_head import probe_logits
@@ -195,17 +195,7 @@ class _Measurer:
         self.v, self.beta = self.to_F(self.v_o), self.to_F(np.array([self.beta_o]))[0]
 
     def to_F(self, A: Array) -> Array:
-        if self.F == self.O:
-            return A
-        out = np.empty(A.shape, dtype=self.F.dtype)
-        for idx, x in np.ndenumerate(A):
-            try:
-                out[idx] = self.F(self.O.to_rational(x))
-            except NotRepresentableError as exc:
-                raise RecoveryFailedError(
-                    f"a measured value {x} is not rational ({exc}); for a biased head with "
-                    "rational parameters every measured logit is rational") from None
-        return out
+        return measured_over(self.F, self.O, A, "a biased head")
 
     def __call__(self, P: Array, X: Array, phase: str) -> Array:
         """m(p_k, x_k) = p_k^T (W x_k + c) for the rows of P and X (over O), over F."""

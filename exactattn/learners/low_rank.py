@@ -290,17 +290,7 @@ class _Measurer:
 
     def to_F(self, A: Array) -> Array:
         """An array over O as an array over F (identity unless O = EXP, F = QQ)."""
-        if self.F == self.O:
-            return A
-        out = np.empty(A.shape, dtype=self.F.dtype)
-        for idx, x in np.ndenumerate(A):
-            try:
-                out[idx] = self.F(self.O.to_rational(x))
-            except NotRepresentableError as exc:
-                raise RecoveryFailedError(
-                    f"a measured value {x} is not rational ({exc}); for a single head with "
-                    "rational parameters every measured logit is rational") from None
-        return out
+        return measured_over(self.F, self.O, A, "a single head")
 
     def __call__(self, U: Array, X: Array, phase: str) -> Array:
         """t_k = u_k^T W x_k for the rows u_k of U and x_k of X (over O): one query each."""
@@ -487,6 +477,25 @@ def learn_low_rank(
         seed=seed,
         options=options,
     )
+
+
+def measured_over(F: Field, O: Field, A: Array, model: str) -> Array:
+    """Measured values over the oracle's field O as an array over F (identity if F = O).
+
+    Over EXP with F = QQ every measured logit of ``model`` with rational parameters is
+    rational; an irrational one proves the oracle is not such a model.
+    """
+    if F == O:
+        return A
+    out = np.empty(A.shape, dtype=F.dtype)
+    for idx, x in np.ndenumerate(A):
+        try:
+            out[idx] = F(O.to_rational(x))
+        except NotRepresentableError as exc:
+            raise RecoveryFailedError(
+                f"a measured value {x} is not rational ({exc}); for {model} with "
+                "rational parameters every measured logit is rational") from None
+    return out
 
 
 def _computing_field(oracle: ValueOracle, field: Field | None) -> Field:
