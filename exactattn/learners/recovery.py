@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
+from ..errors import ExactattnError, InvalidEntryError
 from ..fields import Array, Field, field_by_name
 from ..oracle import Transcript, ValueOracle
 
@@ -43,6 +44,11 @@ def status_of(field_exact: bool, approximate: bool, hypotheses: tuple[str, ...])
     if not field_exact:
         return "float"
     return "exact_given" if hypotheses else "exact"
+
+
+#: the keys every saved recovery has (see :meth:`Recovery.to_json`)
+_REQUIRED_KEYS = ("label", "paper_ref", "field", "params", "queries", "queries_by_phase",
+                  "transcript", "seed")
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,8 +149,30 @@ class Recovery:
 
     @classmethod
     def from_json(cls, obj: dict[str, Any], *, base: str | None = None) -> Recovery:
-        """Inverse of :meth:`to_json`; ``base``: the directory of a transcript's ``.npz`` file."""
+        """Inverse of :meth:`to_json`; ``base``: the directory of a transcript's ``.npz`` file.
+
+        A malformed object raises InvalidEntryError naming the missing key or the bad value.
+        """
+        if not isinstance(obj, dict):
+            raise InvalidEntryError(f"a saved recovery is a JSON object, got {type(obj).__name__}")
+        missing = [k for k in _REQUIRED_KEYS if k not in obj]
+        if missing:
+            raise InvalidEntryError(f"a saved recovery needs the keys {', '.join(missing)}")
+        try:
+            return cls._from_json(obj, base)
+        except ExactattnError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            raise InvalidEntryError(f"a saved recovery is malformed: {type(exc).__name__}: "
+                                    f"{str(exc)[:200]}") from None
+
+    @classmethod
+    def _from_json(cls, obj: dict[str, Any], base: str | None) -> Recovery:
         F = field_by_name(obj["field"])
+        if not isinstance(obj["params"], dict) or not isinstance(obj["queries_by_phase"], dict):
+            raise InvalidEntryError("a saved recovery's params and queries_by_phase are objects")
+        if not all(isinstance(h, str) and h for h in obj.get("hypotheses", ())):
+            raise InvalidEntryError("a saved recovery's hypotheses are non-empty strings")
         return cls(
             label=obj["label"],
             paper_ref=obj["paper_ref"],
