@@ -66,11 +66,15 @@ def test_rank_over_balls_refuses_inexact_entries() -> None:
         rank(F, M)
 
 
-def test_solve_checks_both_arguments() -> None:
+def test_solve_det_and_rank_check_their_arguments() -> None:
     with pytest.raises(IncompatibleFieldError):
         solve(QQ, F64.array([[1.0, 0.0], [0.0, 1.0]]), QQ.array([1, 1]))
     with pytest.raises(IncompatibleFieldError):
         solve(QQ, QQ.array([[1, 0], [0, 1]]), F64.array([1.0, 1.0]))
+    with pytest.raises(IncompatibleFieldError):
+        det(QQ, F64.array([[1.0, 0.0], [0.0, 1.0]]))
+    with pytest.raises(IncompatibleFieldError):
+        rank(QQ, F64.array([[1.0, 0.0], [0.0, 1.0]]))
     with pytest.raises(ShapeError, match="solve needs a square matrix"):
         solve(QQ, QQ.array([[1, 0, 0], [0, 1, 0]]), QQ.array([1, 1]))
     with pytest.raises(ShapeError, match="det needs a square matrix"):
