@@ -159,33 +159,12 @@ class Recovery:
         if missing:
             raise InvalidEntryError(f"a saved recovery needs the keys {', '.join(missing)}")
         try:
-            return cls._from_json(obj, base)
+            return _parse(cls, obj, base)
         except ExactattnError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
             raise InvalidEntryError(f"a saved recovery is malformed: {type(exc).__name__}: "
                                     f"{str(exc)[:200]}") from None
-
-    @classmethod
-    def _from_json(cls, obj: dict[str, Any], base: str | None) -> Recovery:
-        F = field_by_name(obj["field"])
-        if not isinstance(obj["params"], dict) or not isinstance(obj["queries_by_phase"], dict):
-            raise InvalidEntryError("a saved recovery's params and queries_by_phase are objects")
-        if not all(isinstance(h, str) and h for h in obj.get("hypotheses", ())):
-            raise InvalidEntryError("a saved recovery's hypotheses are non-empty strings")
-        return cls(
-            label=obj["label"],
-            paper_ref=obj["paper_ref"],
-            field=F,
-            params={k: F.array_from_json(A) for k, A in obj["params"].items()},
-            queries=int(obj["queries"]),
-            queries_by_phase=obj["queries_by_phase"],
-            transcript=Transcript.from_json(obj["transcript"], base=base),
-            seed=int(obj["seed"]),
-            options=obj.get("options", {}),
-            approximate=bool(obj.get("approximate", False)),
-            hypotheses=tuple(obj.get("hypotheses", ())),
-        )
 
     def save(self, path: str) -> None:
         """JSON at ``path``; an F64 transcript of more than :data:`SIDECAR_ENTRIES` entries
@@ -201,6 +180,28 @@ class Recovery:
     def load(cls, path: str) -> Recovery:
         with open(path, encoding="utf-8") as fh:
             return cls.from_json(json.load(fh), base=os.path.dirname(os.path.abspath(path)))
+
+
+def _parse(cls: type[Recovery], obj: dict[str, Any], base: str | None) -> Recovery:
+    """The body of :meth:`Recovery.from_json` once the keys are known to be there."""
+    F = field_by_name(obj["field"])
+    if not isinstance(obj["params"], dict) or not isinstance(obj["queries_by_phase"], dict):
+        raise InvalidEntryError("a saved recovery's params and queries_by_phase are objects")
+    if not all(isinstance(h, str) and h for h in obj.get("hypotheses", ())):
+        raise InvalidEntryError("a saved recovery's hypotheses are non-empty strings")
+    return cls(
+        label=obj["label"],
+        paper_ref=obj["paper_ref"],
+        field=F,
+        params={k: F.array_from_json(A) for k, A in obj["params"].items()},
+        queries=int(obj["queries"]),
+        queries_by_phase=obj["queries_by_phase"],
+        transcript=Transcript.from_json(obj["transcript"], base=base),
+        seed=int(obj["seed"]),
+        options=obj.get("options", {}),
+        approximate=bool(obj.get("approximate", False)),
+        hypotheses=tuple(obj.get("hypotheses", ())),
+    )
 
 
 def phase_counts(oracle: ValueOracle, before: Mapping[str, int]) -> dict[str, int]:
