@@ -25,7 +25,8 @@ STATUSES: Mapping[str, str] = MappingProxyType({
              "learner accepts, decided with == in an exact field; no further hypothesis",
     "exact_given": "equal to the hidden parameters provided that every listed hypothesis "
                    "holds; no query can confirm them",
-    "float": "computed in floating point; within the stated error bounds, never exact",
+    "float": "computed in floating point, never exact; error figures are first-order "
+             "estimates of the rounding (Higham's gamma_n), not rigorous bounds",
     "approximate": "an estimate within a guaranteed bound (for example from a noisy oracle), "
                    "given the listed hypotheses",
 })
@@ -89,7 +90,8 @@ class Recovery:
     def __post_init__(self) -> None:
         if isinstance(self.hypotheses, str) or not all(
                 isinstance(h, str) and h for h in self.hypotheses):
-            raise TypeError("hypotheses must be a sequence of non-empty strings")
+            raise InvalidEntryError("hypotheses must be a sequence of non-empty strings, got "
+                                    f"{self.hypotheses!r}")
         object.__setattr__(self, "hypotheses", tuple(self.hypotheses))
         for A in self.params.values():
             A.flags.writeable = False
