@@ -44,13 +44,6 @@ def check_count(where: str, name: str, value: Any, lo: int, hi: int) -> int:
     return int(value)
 
 
-def _describe(value: Any) -> str:
-    try:
-        return describe(value)
-    except Exception:  # pragma: no cover - describe handles every object
-        return type(value).__name__
-
-
 def checked_arguments(*, counts: Mapping[str, tuple[int, int]] | None = None
                       ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Check a learner's shared arguments (see the module docstring) before it runs."""
@@ -75,13 +68,13 @@ def checked_arguments(*, counts: Mapping[str, tuple[int, int]] | None = None
                 if given.get(name) is not None and not isinstance(given[name], Field):
                     raise InvalidEntryError(
                         f"{where}: {name} must be a field (QQ, EXP, F64, BALL(p), MP(p)) or "
-                        f"None, got {_describe(given[name])}")
+                        f"None, got {describe(given[name])}")
             if "seed" in given and not (given["seed"] is None and
                                         signature.parameters["seed"].default is None):
                 check_count(where, "seed", given["seed"], 0, MAX_SEED)
             if given.get("progress") is not None and not callable(given["progress"]):
                 raise InvalidEntryError(f"{where}: progress must be None or a callable "
-                                        f"(done, total), got {_describe(given['progress'])}")
+                                        f"(done, total), got {describe(given['progress'])}")
             for name, (lo, hi) in limits.items():
                 if name in given and not (given[name] is None
                                           and signature.parameters[name].default is None):

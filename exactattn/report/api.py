@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["api_rows", "api_table"]
@@ -23,7 +24,7 @@ def _kind(obj: Any) -> str:
 
 
 def _summary(name: str, obj: Any) -> str:
-    if isinstance(obj, dict) or type(obj).__name__ == "mappingproxy":
+    if isinstance(obj, Mapping):
         return "the status words and their meanings (docs/status.md)"
     doc = inspect.getdoc(obj) if _kind(obj) != "field" else inspect.getdoc(type(obj))
     if not doc:

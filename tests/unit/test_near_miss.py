@@ -10,6 +10,7 @@ and the truth are indistinguishable.
 
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 
 import numpy as np
@@ -34,10 +35,7 @@ TINIER = Fraction(1, 10**30)
 
 def _with_params(rec: Recovery, **params: object) -> Recovery:
     """The same recovery (transcript included) with some parameters replaced."""
-    new = {**rec.params, **params}
-    return Recovery(rec.label, rec.paper_ref, rec.field, new, rec.queries,  # type: ignore[arg-type]
-                    rec.queries_by_phase, rec.transcript, rec.seed, rec.options,
-                    rec.approximate, rec.hypotheses)
+    return dataclasses.replace(rec, params={**rec.params, **params})
 
 
 def test_float_cannot_see_the_perturbations() -> None:
