@@ -147,9 +147,11 @@ def required_precision(d: int, max_entry: Any, max_denominator: int, *,
     rad(c_l) <= 1/(5Q) and rad(p) <= 1/(2K) used above (v's radii, <= rho eps A,
     are smaller still). Hence p = floor(log2(70 (4 rho + 3) A Q^3 K)) + 1 bits
     suffice; the logarithm is evaluated in arb (K grows like e^{2M}, far beyond
-    floats for large M). ``d`` does not enter: each entry's chain has bounded
-    length. The reconstruction itself does not rely on this bound: it checks every
-    ball a posteriori and reports an ambiguous one.
+    floats for large M) and p is floor(U) + 1 for U the exact upper end of its
+    ball, so p > log2(...) whatever the ball's width (no rounding the wrong way).
+    ``d`` does not enter: each entry's chain has bounded length. The reconstruction
+    itself does not rely on this bound: it checks every ball a posteriori and
+    reports an ambiguous one.
 
     >>> required_precision(4, 9, 8)
     52
@@ -172,5 +174,8 @@ def required_precision(d: int, max_entry: Any, max_denominator: int, *,
     K = logit_slope_bound(2 * M)
     with ctx.workprec(64):
         bits = (arb(70 * (4 * answer_radius + 3)) * arb(A) * arb(Q) ** 3 * K).log() / arb(2).log()
-        upper = float(bits.mid() + bits.rad())
-    return math.floor(upper + 1e-9) + 1
+        # floor(U) + 1 > U >= log2(...) for U the ball's exact upper end: no float step
+        top = bits.upper().floor().unique_fmpz()
+    if top is None:  # pragma: no cover - the floor of an exact (zero-radius) ball is exact
+        raise ArithmeticError(f"floor of the exact upper end {bits.upper()} is not unique")
+    return int(top) + 1

@@ -70,6 +70,9 @@ def _rho_just_below_power_of_two(k: int, Q: int) -> int:
     (Fraction(0), 5, _rho_just_above_power_of_two(60, 5)),
     (Fraction(0), 1, _rho_just_below_power_of_two(40, 1)),
     (Fraction(0), 3, _rho_just_below_power_of_two(40, 3)),
+    # log2 of the bound ~2e-15 below the integer 60: the formula gives 60 bits; a float
+    # step with a slack (floor(U + 1e-9) + 1) gave 61, not the proved formula
+    (Fraction(0), 1, _rho_just_below_power_of_two(60, 1)),
 ])
 def test_required_precision_is_the_proved_formula(M: Fraction, Q: int, rho: int) -> None:
     bits = required_precision(3, M, Q, answer_radius=rho)
@@ -78,7 +81,8 @@ def test_required_precision_is_the_proved_formula(M: Fraction, Q: int, rho: int)
 
 def test_the_slack_case_is_really_within_1e_9_above_an_integer() -> None:
     # the two parametrised cases above are only a test of the rounding if log2 of
-    # the bound lies just above an integer (a wrong-way slack would lose the bit)
+    # the bound lies just above an integer (rounding its upper end down, e.g. through
+    # a float, would lose the bit)
     for k, Q in ((50, 1), (60, 5)):
         rho = _rho_just_above_power_of_two(k, Q)
         with mpmath.workdps(60):
