@@ -3,7 +3,9 @@ proved bounds (issue 10, section 3; see docs/mutation.md).
 
 Each test pins a decision or a bound against an independent computation of
 what its docstring states: the precision bound of ``required_precision``
-against mpmath at 200 digits, the uniqueness test 2 r Q^2 < 1 of
+against its formula re-evaluated in mpmath at 200 digits (which pins the code to
+the formula, not the formula to the truth) and against exact reconstruction at
+that precision on a head at the proof's extreme steps, the uniqueness test 2 r Q^2 < 1 of
 ``reconstruct_rational`` against balls that hold two candidates or one, and
 the clustered evaluation of exponential sums (exact Taylor moments plus a
 Lagrange remainder) against arb at thousands of bits, on sums whose value is
@@ -22,6 +24,9 @@ from flint import arb, ctx, fmpq
 
 from exactattn.fields import BALL, EXP
 from exactattn.fields import exponential as ex
+from exactattn.learners import learn_single_head
+from exactattn.models import SingleHeadAttention
+from exactattn.oracle import enclosing_oracle
 from exactattn.reconstruct import (
     AmbiguousReconstructionError,
     logit_slope_bound,
@@ -77,6 +82,26 @@ def _rho_just_below_power_of_two(k: int, Q: int) -> int:
 def test_required_precision_is_the_proved_formula(M: Fraction, Q: int, rho: int) -> None:
     bits = required_precision(3, M, Q, answer_radius=rho)
     assert bits == _bound_bits(M, Q, rho)
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_the_required_precision_suffices_on_the_proofs_worst_steps(sign: int) -> None:
+    """The claim itself, not its formula: at required_precision(d, M, Q) bits a BALL
+    oracle's head is reconstructed exactly, on a head that hits the proof's extreme
+    steps (|c_l| = 1/Q through the pivot, logits u_l^T w_j = +-2M, entries of
+    denominator Q). The test above only compares the formula with itself."""
+    M, Q = 9, 8
+    W = [[9, -9, 9], [9, -9, 9], [Fraction(71, 8), Fraction(-71, 8), 9]]
+    W = [[sign * x for x in row] for row in W]
+    head = SingleHeadAttention(W, [Fraction(1, Q), 0, 0], field=EXP)
+    prec = required_precision(3, M, Q)
+    rec = learn_single_head(enclosing_oracle(head, BALL(prec)), max_denominator=Q)
+    assert rec.options["pivot"] == 0
+    assert sorted({abs(x) for x in head.W[0] + head.W[1]}) == [2 * M]  # t_1j = W_1j + W_0j
+    assert (rec.W == head.W).all() and (rec.v == head.v).all()
+    # the instance is sensitive to the precision: 22 bits below the bound it is ambiguous
+    with pytest.raises(AmbiguousReconstructionError):
+        learn_single_head(enclosing_oracle(head, BALL(prec - 22)), max_denominator=Q)
 
 
 def test_the_slack_case_is_really_within_1e_9_above_an_integer() -> None:
