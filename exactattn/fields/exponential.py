@@ -274,7 +274,7 @@ def _sum_sign(a: Sum) -> int:
         f"decided by rigorous balls at {prec // 2} bits (tiny exponent gaps already resolved "
         "by exact Taylor moments); it is nonzero, but its coefficients cancel to more than "
         f"{prec // 2} bits: the sign needs more than {prec // 2} bits of working precision",
-        prec=prec // 2, needed_prec=prec)
+        prec=prec // 2, needed_prec=prec // 2 + 1)  # a lower bound, as the message says
 
 
 def _sum_str(a: Sum) -> str:

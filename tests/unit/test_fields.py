@@ -478,6 +478,8 @@ def test_exp_sign_gives_up_with_the_bits_named(monkeypatch: pytest.MonkeyPatch) 
     with pytest.raises(InsufficientPrecisionError) as err:
         EXP.sign(e(Fraction(1, 3)) - conv)
     assert err.value.prec == 128 and "128 bits" in str(err.value)
+    # needed_prec is what the message knows: more than 128 bits (not the 256 never tried)
+    assert err.value.needed_prec == 129 and "more than 128 bits" in str(err.value)
     assert isinstance(err.value, ExactattnError)
 
 
