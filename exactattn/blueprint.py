@@ -34,7 +34,9 @@ class Statement:
     key : the LaTeX label (the stable result label where there is one).
     part : ``"paper"`` (Part I) or ``"ours"`` (Part II).
     kind : Theorem, Lemma, Proposition, Remark.
-    title : LaTeX (maths allowed); ``plain`` is the same title for PDF bookmarks.
+    title : LaTeX (maths allowed).
+    plain : the title for PDF bookmarks, only where dropping the ``$`` of ``title`` is
+        not plain text (see :attr:`bookmark`).
     v1, v2 : the paper's numbers (v2 only as reported by secondary summaries).
     credit : who the result is due to (Part II: ours, or the work it comes from).
     hypotheses, constants, queries : as the statement has them (LaTeX).
@@ -51,7 +53,7 @@ class Statement:
     part: str
     kind: str
     title: str
-    plain: str
+    plain: str = ""
     v1: str | None = None
     v2: str | None = None
     credit: str = ""
@@ -66,6 +68,15 @@ class Statement:
     proof: tuple[str, ...] = ()
     coverage: str = "checked"
     conclusion: str = ""
+
+    @property
+    def bookmark(self) -> str:
+        """The title for PDF bookmarks: ``plain``, else ``title`` without its ``$``.
+
+        >>> by_key()["single_head_exact"].bookmark
+        'Exact recovery of a single head with d + d^2 queries'
+        """
+        return self.plain or self.title.replace("$", "")
 
     @property
     def paper_ref(self) -> str:
@@ -86,7 +97,7 @@ STATEMENTS: tuple[Statement, ...] = (
     Statement(
         "single_head_exact", "paper", "Theorem",
         r"Exact recovery of a single head with $d + d^2$ queries",
-        "Exact recovery of a single head with d + d^2 queries", v1="Thm 4.1", v2="Thm 4.1",
+        v1="Thm 4.1", v2="Thm 4.1",
         hypotheses=(r"$W \in \mathbb{R}^{d \times d}$, $v \in \mathbb{R}^d$, $v \ne 0$",
                     r"exact value queries $\mathrm{VQ}(X) = f_{W,v}(X)$"),
         queries=r"exactly $d + d^2$: $d$ of length 1, $d^2$ of length 2, adaptive",
@@ -103,7 +114,6 @@ STATEMENTS: tuple[Statement, ...] = (
     Statement(
         "one_layer_reduction", "paper", "Theorem",
         r"A one-layer Transformer: an FFN learner plus the single-head learner",
-        "A one-layer Transformer: an FFN learner plus the single-head learner",
         v1=r"\S4.1", v2=r"\S4.1",
         hypotheses=(r"$TF(X) = w_o^\top \mathrm{ReLU}(\alpha(X, W)^\top X A)$, no biases, "
                     r"no residual, read-out at the last position", r"$A w_o \ne 0$",
@@ -123,7 +133,7 @@ STATEMENTS: tuple[Statement, ...] = (
     Statement(
         "low_rank_sensing", "paper", "Theorem",
         r"Low-rank $W$ from $d + C r (2d)$ rank-one measurements",
-        "Low-rank W from d + C r (2d) rank-one measurements", v1="Thm 5.2", v2="Thm 5.1",
+        v1="Thm 5.2", v2="Thm 5.1",
         hypotheses=(r"$v \ne 0$, $\operatorname{rank} W \le r$",
                     r"Gaussian $a_k, b_k \sim N(0, I_d)$"),
         constants=(r"$C$: not given by the paper; measured here (paper normalisation "
@@ -144,7 +154,7 @@ STATEMENTS: tuple[Statement, ...] = (
     Statement(
         "low_rank_floor", "paper", "Proposition",
         r"The degrees-of-freedom floor $r(2d - r) + d$",
-        "The degrees-of-freedom floor r(2d - r) + d", v1=r"\S5 (with Thm 5.2)",
+        v1=r"\S5 (with Thm 5.2)",
         hypotheses=(r"$\operatorname{rank} W \le r$, $v \ne 0$",
                     r"model of computation: a learner whose queries depend continuously on "
                     r"the previous answers on an open set of parameters"),
@@ -203,7 +213,6 @@ STATEMENTS: tuple[Statement, ...] = (
     Statement(
         "noisy_oracle", "paper", "Theorem",
         r"Learning from approximate value queries with the clipped inverse",
-        "Learning from approximate value queries with the clipped inverse",
         v1="Thm 6.2", v2="Thm 6.1",
         hypotheses=(_NORMS, r"margin: $\min_i |v_i| \ge \mu > 0$",
                     r"$\mathrm{AVQ}(X; \tau)$ returns any value in $[f(X) - \tau, f(X) + \tau]$, "
@@ -226,7 +235,7 @@ STATEMENTS: tuple[Statement, ...] = (
     Statement(
         "multihead_nonidentifiable", "paper", "Proposition",
         r"Multi-head attention is not identifiable",
-        "Multi-head attention is not identifiable", v1="Prop 7.1", v2="Prop 7.1",
+        v1="Prop 7.1", v2="Prop 7.1",
         hypotheses=(r"$H \ge 2$ heads, $f^H(X) = \sum_h \alpha(X, W_h)^\top X v_h$",),
         statement=r"Distinct parameters give the same function: heads sharing $W_h = A$ with "
                   r"$v_h = \lambda_h b$, $\sum_h \lambda_h = 1$; head permutations; a head with "
@@ -243,7 +252,6 @@ STATEMENTS: tuple[Statement, ...] = (
     Statement(
         "orthogonal_heads", "paper", "Remark",
         r"Heads in orthogonal subspaces are identifiable up to permutation",
-        "Heads in orthogonal subspaces are identifiable up to permutation",
         v1=r"\S7 (remark)",
         hypotheses=(r"heads act on mutually orthogonal subspaces with known bases",),
         queries=r"$\sum_h (d_h + d_h^2)$",
@@ -255,7 +263,6 @@ STATEMENTS: tuple[Statement, ...] = (
     Statement(
         "single_head_biased", "ours", "Theorem",
         r"A head with biases, and real attention modules",
-        "A head with biases, and real attention modules",
         credit="exactattn (extends Thm 4.1 to biased heads)",
         hypotheses=(r"scores $x_i^\top W x_N + c^\top x_i$ and values $v^\top x_i + \beta$, "
                     r"$v \ne 0$",),
@@ -266,7 +273,6 @@ STATEMENTS: tuple[Statement, ...] = (
     Statement(
         "relu_ffn_exact", "ours", "Theorem",
         r"Exact learning of a bias-free two-layer ReLU network",
-        "Exact learning of a bias-free two-layer ReLU network",
         credit=r"exactattn; the paper cites Milli et al.\ (2019) and Daniely \& Granot (2023), "
                r"whose hypotheses (independent columns, biases) do not fit",
         hypotheses=(r"$g(x) = w_o^\top \mathrm{ReLU}(A^\top x)$, no biases, rational answers",
@@ -285,7 +291,7 @@ STATEMENTS: tuple[Statement, ...] = (
     Statement(
         "low_rank_adaptive", "ours", "Theorem",
         r"Low-rank $W$ exactly at the floor $r(2d - r) + d$",
-        "Low-rank W exactly at the floor r(2d - r) + d", credit="exactattn",
+        credit="exactattn",
         hypotheses=(r"$v \ne 0$, $\operatorname{rank} W \le r$",),
         queries=r"$r(2d - r) + d$ (rank discovery: $+1$)",
         statement=r"Adaptive queries recover a rank-$r$ $W$ exactly with the floor number of "
@@ -295,7 +301,7 @@ STATEMENTS: tuple[Statement, ...] = (
     Statement(
         "noisy_oracle_adapted", "ours", "Theorem",
         r"Approximate queries without the margin hypothesis",
-        "Approximate queries without the margin hypothesis", credit="exactattn",
+        credit="exactattn",
         hypotheses=(_NORMS, r"no margin: adapted probes along $\hat v$"),
         statement=r"Adapted probes replace the margin $\mu$ by $\|\hat v\|$; the error bounds "
                   r"hold with the tolerances of the variant.",
@@ -304,7 +310,7 @@ STATEMENTS: tuple[Statement, ...] = (
     Statement(
         "relu_hidden_cancellation", "ours", "Proposition",
         r"No learner sees a hidden ReLU cancellation",
-        "No learner sees a hidden ReLU cancellation", credit="exactattn",
+        credit="exactattn",
         hypotheses=(r"bias-free two-layer ReLU networks $g_\theta(x) = \sum_k w_k "
                     r"\mathrm{ReLU}(a_k^\top x)$",
                     r"model of computation: any learner, adaptive or not, that sees only "
@@ -325,7 +331,6 @@ STATEMENTS: tuple[Statement, ...] = (
     Statement(
         "membership_queries", "ours", "Theorem",
         r"A single head from membership (label) queries",
-        "A single head from membership (label) queries",
         credit=r"exactattn; v2 adds an appendix on membership queries (reported; its "
                r"statements are unknown to us)",
         hypotheses=(r"label queries return only the sign of $f(X)$", r"$v \ne 0$",
@@ -357,7 +362,6 @@ STATEMENTS: tuple[Statement, ...] = (
     Statement(
         "multihead_canonical", "ours", "Theorem",
         r"Exact canonical multi-head attention",
-        "Exact canonical multi-head attention",
         credit=r"canonical form and copy-count queries: arXiv 2608.03294 (Kim, Kim and Guo, "
                r"2026); the learner with fewer queries than their $4Hd^2 - 2H + 1$: exactattn",
         hypotheses=(r"$H$ known (an upper bound)", r"rational parameters"),
@@ -379,7 +383,7 @@ def by_key() -> dict[str, Statement]:
     for label in labels():
         if label not in covered and label not in table:
             r = RESULTS[label]
-            table[label] = Statement(label, "ours", "Theorem", r.title, label,
+            table[label] = Statement(label, "ours", "Theorem", r.title, plain=label,
                                      credit=f"see the registry ({r.paper_ref})",
                                      labels=(label,),
                                      coverage="no blueprint statement yet: claims only")

@@ -230,7 +230,7 @@ def statement_section(statement: Statement, results: Sequence[ClaimResult] = ())
     ref = f"paper: {statement.paper_ref}" if statement.paper_ref else "exactattn"
     claims = claims_of(statement)
     status = statement_status(statement, results)
-    out = [f"\\chapter{{\\texorpdfstring{{{statement.title}}}{{{_plain(statement.plain)}}}}}"
+    out = [f"\\chapter{{\\texorpdfstring{{{statement.title}}}{{{_plain(statement.bookmark)}}}}}"
            f"\\label{{{statement.key}}}",
            f"\\begin{{{env}}}[{ref}]\\label{{thm:{statement.key}}}"]
     if statement.hypotheses:
