@@ -212,9 +212,9 @@ def learn_single_head(
         p = (y - v[j]) / c
         if F == F64 and rescale:
             for l in range(d):
-                p[l], S[l, j] = _rescale_probe(oracle, Z, c, v, j, l, float(p[l]), hint)
-                if S[l, j] != 1.0:
-                    hint = -math.frexp(S[l, j])[1] + 1  # S = 2^-k: the last k that worked
+                p[l], k = _rescale_probe(oracle, Z, c, v, j, l, float(p[l]), hint)
+                if k:
+                    S[l, j], hint = 2.0**-k, k
         t = probe_logits(F, p, where=f"column {j}", what="(y - v_j) / (u_l^T v)",
                          model="single-head attention model")
         T[:, j] = t / S[:, j] if F == F64 else t
@@ -277,13 +277,13 @@ MAX_RESCALE_QUERIES = 40
 
 
 def _rescale_probe(oracle: ValueOracle, Z: Array, c: Array, v: Array, j: int, l: int,
-                   p: float, hint: int = 0) -> tuple[float, float]:
-    """F64: (p, s) for probe l of column j, with |logit(p)| = |s t| in the safe window.
+                   p: float, hint: int = 0) -> tuple[float, int]:
+    """F64: (p, k) for probe l of column j, with |logit(p)| = |s t| in the safe window.
 
     ``p`` is the first measurement (s = 1), kept when |logit(p)| <= SAFE_LOGIT.
     Otherwise the probe is re-asked as X = [(u_l + s e_j)^T; (s e_j)^T] with
-    s = 2^-k, whose p = (y - s v_j) / c_l is sigma(s t) (module docstring). The
-    exponent k is searched: k_lo (largest k known to give |s t| > SAFE_LOGIT)
+    s = 2^-k, whose p = (y - s v_j) / c_l is sigma(s t) (module docstring); k = 0
+    when p is kept. The exponent k is searched: k_lo (largest k known to give |s t| > SAFE_LOGIT)
     and k_hi (smallest k known to give |s t| < RESCALE_LOW) bracket it; while
     sigma saturates k is doubled (or first set to ``hint``, the exponent that
     worked for the previous probe, when that is larger), otherwise k jumps to the estimate
@@ -295,16 +295,15 @@ def _rescale_probe(oracle: ValueOracle, Z: Array, c: Array, v: Array, j: int, l:
     d = v.shape[0]
     e_j = np.zeros(d)
     e_j[j] = 1.0
-    k, s = 0, 1.0
+    k = 0
     k_lo, k_hi = 0, MAX_SCALE_EXPONENT + 1
     seen: list[tuple[int, float]] = []
     for _ in range(MAX_RESCALE_QUERIES + 1):
-        x = float(np.log(p) - np.log1p(-p)) if 0.0 < p < 1.0 else (
-            math.inf if p >= 1.0 else -math.inf)
+        x = float(F64.logit(p)) if 0.0 < p < 1.0 else (math.inf if p >= 1.0 else -math.inf)
         ax = abs(x)
         seen.append((k, x))
         if ax <= SAFE_LOGIT and (k == 0 or ax >= RESCALE_LOW):
-            return p, s
+            return p, k
         if ax > SAFE_LOGIT:
             k_lo = k
         else:
