@@ -97,7 +97,6 @@ class Result:
     label: str
     paper_ref: str
     title: str  # LaTeX, the section title of the proof companion
-    derivation: Callable[[], str] | None = None  # extra LaTeX (symbolic derivations)
     source: str = "exactattn"  # or "plugin <entry point name>" (see load_plugins)
 
 
@@ -105,12 +104,11 @@ REGISTRY: list[Claim] = []
 RESULTS: dict[str, Result] = {}
 
 
-def register_result(label: str, *, paper_ref: str, title: str,
-                    derivation: Callable[[], str] | None = None) -> Result:
+def register_result(label: str, *, paper_ref: str, title: str) -> Result:
     """Declare a result label before registering its claims."""
     if label in RESULTS:
         raise ValueError(f"result {label} registered twice")
-    RESULTS[label] = Result(label, paper_ref, title, derivation,
+    RESULTS[label] = Result(label, paper_ref, title,
                             "exactattn" if _loading is None else f"plugin {_loading}")
     return RESULTS[label]
 

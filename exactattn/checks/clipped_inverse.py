@@ -19,48 +19,9 @@ LABEL = "clipped_inverse"
 PAPER_REF = "Lemma 6.1 (v1), Lemma A.1 (v2)"
 ROUTE_SYMBOLIC = "symbolic (sympy)"
 
-_NONNEG_NOTE = (
-    r"\paragraph{Inequalities.} A line ending in $\geq 0$ is an identity (checked as above) "
-    r"whose right-hand side is a quotient of polynomials with nonnegative rational "
-    r"coefficients in variables that are nonnegative (the denominator has a monomial in "
-    r"positive variables only), so it is $\geq 0$. Each case is parametrised by independent "
-    r"nonnegative slacks, so one line covers the whole case."
-)
-
-_CONCLUSION = (
-    r"\paragraph{Conclusion.} Let $\alpha \in [\tau_c, 1 - \tau_c]$ and $a \in \mathbb{R}$. "
-    r"By (i), $\operatorname{clip}(a)$ and $\alpha = \operatorname{clip}(\alpha)$ lie in "
-    r"$[\tau_c, 1 - \tau_c]$ and $|\operatorname{clip}(a) - \alpha| \le |a - \alpha|$. By (ii) "
-    r"$0 < \operatorname{logit}'(p) = 1/(p(1-p)) \le 1/(\tau_c(1 - \tau_c)) = L$ on "
-    r"$[\tau_c, 1 - \tau_c]$; by (iii), the mean value theorem, "
-    r"$|\operatorname{logit}(\operatorname{clip}(a)) - \operatorname{logit}(\alpha)| \le "
-    r"L\,|\operatorname{clip}(a) - \alpha| \le L\,|a - \alpha|$. Interval arithmetic "
-    r"(\texttt{arb}) gives $4.2552519 < L < 4.2552520$, so $L \le 5$."
-)
-
-
-def _derivation() -> str:
-    from ..report.latex import derivation_block
-    from ..symbolic import clipped_inverse as ci
-
-    return "\n".join([
-        derivation_block(r"The constants $\tau_c$ and $L$ (symbolic)", ci.constants_derivation()),
-        _NONNEG_NOTE,
-        derivation_block(r"(i) clip is nondecreasing, 1-Lipschitz and maps into "
-                         r"$[\tau, 1 - \tau]$, for any $\tau \le \tfrac12$, by cases $a \le b$; "
-                         r"slacks $r, r_2, s, s', u, m \ge 0$, $w = 1 - 2\tau \ge 0$",
-                         ci.clip_derivation()),
-        derivation_block(r"(ii) $\operatorname{logit}'$ is largest at the ends of "
-                         r"$[\tau, 1 - \tau]$", ci.logit_derivative_derivation()),
-        derivation_block("(iii) the mean value theorem", ci.mean_value_derivation()),
-        _CONCLUSION,
-    ])
-
-
 register_result(
     LABEL, paper_ref=PAPER_REF,
     title="The clipped inverse sigmoid is $L$-Lipschitz, $L = 2 + 2\\cosh\\frac12 \\le 5$",
-    derivation=_derivation,
 )
 
 

@@ -57,24 +57,8 @@ register_model_builder(LABEL, recovered_model)
 register_model_builder(NONID, recovered_model)
 
 
-def _nonid_derivation() -> str:
-    from ..report.latex import derivation_block
-    from ..symbolic.multihead import (
-        derivation_latex,
-        derive_equal_functions,
-        nonidentifiable_families,
-    )
-
-    return "\n".join([
-        derivation_block("The families of Prop 7.1 as identities ($N = 2$, $d = 2$, $H = 3$)",
-                         nonidentifiable_families(2, 2, 3)),
-        derivation_latex(derive_equal_functions(1)),
-    ])
-
-
 register_result(NONID, paper_ref=NONID_REF,
-                title="Multi-head attention is not identifiable; its canonical form is",
-                derivation=_nonid_derivation)
+                title="Multi-head attention is not identifiable; its canonical form is")
 register_result(LABEL, paper_ref=PAPER_REF,
                 title=r"Exact canonical multi-head attention with "
                       r"$1 + 2Hd + [H \ge 2](d-1) + (d-1)(Hd + (H-1)^2)$ queries")

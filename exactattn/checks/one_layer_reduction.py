@@ -153,19 +153,9 @@ register_model_builder(LABEL, build_model)
 
 
 # -- the result and its claims ------------------------------------------------------
-def _derivation() -> str:
-    from ..report.latex import derivation_block
-    from ..symbolic.one_layer import derivation
-
-    return derivation_block(
-        "Derivation (SymPy compares the fully expanded sides; tokens $x_1 = x$, $x_2 = y$ "
-        r"in $\mathbb{R}^2$, $m = 2$, ReLU by sign cases)", derivation(2, 2))
-
-
 register_result(
     LABEL, paper_ref=PAPER_REF,
     title="A one-layer Transformer: the FFN learner plus the single-head learner",
-    derivation=_derivation,
 )
 
 

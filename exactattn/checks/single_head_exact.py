@@ -24,17 +24,9 @@ from ..linalg import det
 from ..models import SingleHeadAttention
 from ..oracle import ValueOracle
 
-
-def _derivation() -> str:
-    from ..report.latex import derivation_block
-    from ..symbolic.single_head import derivation
-
-    return derivation_block("Derivation (symbolic, $d = 2$)", derivation(2))
-
-
 register_result(
     "single_head_exact", paper_ref=SINGLE_HEAD_REF,
-    title="Exact recovery of a single head with $d + d^2$ queries", derivation=_derivation,
+    title="Exact recovery of a single head with $d + d^2$ queries",
 )
 
 

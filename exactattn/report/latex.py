@@ -26,7 +26,7 @@ from typing import Any
 from ..blueprint import PARTS, Statement, by_key, statement_of
 from ..claims import REGISTRY, Claim, ClaimResult, run_claims
 
-__all__ = ["write_companion", "label_section", "derivation_block", "statement_section",
+__all__ = ["write_companion", "label_section", "statement_section",
            "statement_status", "coverage_rows", "not_verified", "inline_math", "template"]
 
 KIND_ENV = {"Theorem": "theorem", "Lemma": "lemma", "Proposition": "proposition",
@@ -156,12 +156,6 @@ def render_evidence(evidence: Sequence[Any]) -> str:
             detail = _escape(str(getattr(value, "detail", "")))
             parts.append(f"\\par\\noindent {_badge(status)} Evidence from {call}: {detail}.")
     return "\n".join(parts)
-
-
-def derivation_block(title: str, steps: Sequence[Any]) -> str:
-    """Steps under a heading, each rendered from its object with its status."""
-    return "\n".join([f"\\paragraph{{{title}.}}"] +
-                     [_render_step(k + 1, s) for k, s in enumerate(steps)])
 
 
 # -- claims and statements -------------------------------------------------------------------
