@@ -415,9 +415,11 @@ def f64_error_bounds(
 
     Propagated to first order through p = (y - s v_j)/c_l (v_j and c_l
     measured), x = logit(p) = s t (derivative 1/(p(1-p))), t = x / s (the
-    logit error is divided by s: the point of rescaling) and the solve
-    (||Z^{-1}||_2, plus the solve's backward error gamma_d |Z||W|). The
-    recovered W stands in for the hidden one in the |W| terms (first order).
+    logit error is divided by s: the point of rescaling) and W = Z^{-1} T
+    (||Z^{-1}||_2, plus the rounding of that step: u |W| for the deterministic
+    probes' W_lj = t_lj - a_l t_pj, the solve's backward error gamma_d |Z||W|
+    for Gaussian probes). The recovered W stands in for the hidden one in the
+    |W| terms (first order).
     Returned as ``W_error_bound`` (Frobenius) and ``v_error_bound`` (2-norm),
     labelled first-order: they are estimates of the float error, not proofs.
     """
@@ -436,14 +438,16 @@ def f64_error_bounds(
     dT = (dp / (P * (1.0 - P)) + e_gap) / S + _gamma(4) * np.abs(T)
     if pivot >= 0:
         # deterministic probes: Z = I + a e_p^T with a_p = 0, so Z^{-1} = I - a e_p^T
-        # and ||Z^{-1}||_2 <= 1 + ||a||_2 (O(d) instead of an inverse and an SVD)
+        # and ||Z^{-1}||_2 <= 1 + ||a||_2 (O(d) instead of an inverse and an SVD); the
+        # learner forms W_lj = t_lj - a_l t_pj (a_l in {0, +-1}): one rounding, u |W_lj|
         a = Z[:, pivot].copy()
         a[pivot] = 0.0
         Zinv = 1.0 + float(np.linalg.norm(a))
+        step_error = _gamma(1) * _norm(absW)
     else:
         Zinv = float(np.linalg.norm(np.linalg.inv(Z), 2))
-    solve_error = _gamma(d) * _norm(absZ @ absW)
-    dW = Zinv * (_norm(dT) + solve_error)
+        step_error = Zinv * _gamma(d) * _norm(absZ @ absW)  # the solve's backward error
+    dW = Zinv * _norm(dT) + step_error
     return {"W_error_bound": dW, "v_error_bound": e_v * np.sqrt(d), "answer_error_factor": g}
 
 
