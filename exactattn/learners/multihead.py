@@ -455,8 +455,6 @@ def learn_multihead(
     F.require_same(oracle.field, "the oracle")
     if F != EXP:
         raise InvalidEntryError(f"learn_multihead runs over EXP (exact route), not {F.name}")
-    if not isinstance(heads, int) or isinstance(heads, bool) or heads < 1:
-        raise InvalidEntryError(f"heads must be a positive integer, got {heads!r}")
     if (not isinstance(max_prec, int) or isinstance(max_prec, bool)
             or not START_PREC <= max_prec <= MAX_PREC_LIMIT):
         raise InvalidEntryError(
@@ -478,11 +476,18 @@ def learn_multihead(
         Xs = [np.stack([a] * c + [b1]) for c in range(1, 2 * H + 1)]
         ys = list(oracle.batch(Xs, phase="v"))
         families.append(_solve_free_family([g0, *ys], H, max_prec, f"family {k + 1} at b_1"))
-    m = len(families[0].logits)
-    if any(len(f.logits) != m for f in families):
+    shown = [len(f.logits) for f in families]
+    m = shown[0]
+    if any(k != m for k in shown):
+        # the family of direction delta_k shows the heads with delta_k . v_h != 0 and
+        # distinct logits delta_k^T W_h b_1: fewer poles mean a zero residue or a shared logit
+        fewer = [k + 1 for k, n in enumerate(shown) if n < max(shown)]
         raise RecoveryFailedError(
-            f"the copy families at b_1 show {[len(f.logits) for f in families]} heads: a "
-            "degenerate random draw or not multi-head attention (try another seed)")
+            f"the copy families at b_1 show {shown} heads: along delta_k for k in {fewer} a "
+            "head has residue delta_k . v_h = 0 or two heads share the logit "
+            "delta_k^T W_h b_1, so fewer poles show. A degenerate random draw (each such "
+            f"equation holds with probability at most 1/{2 * DIRECTION_DRAW[1] + 1} per head, "
+            "or pair of heads, and direction) or not multi-head attention (try another seed)")
     if m == 0:
         return _recovery(F, span, [], [], d, seed,
                          {"m": 0, "plan": "none", "heads": H})
