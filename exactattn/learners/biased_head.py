@@ -79,7 +79,7 @@ must be rational).
 Arithmetic. In EXP every step is exact: the logit of sigma(q) is the
 rational q. An answer that no biased head can give raises
 :class:`~exactattn.errors.RecoveryFailedError`, never a guess. Over F64 the
-recovery carries first-order error bounds (:func:`biased_f64_error_bounds`)
+recovery carries first-order error estimates (:func:`biased_f64_error_bounds`)
 for an oracle that rounds with unit roundoff ``roundoff`` (2^-53 for float64,
 2^-24 for a float32 module).
 """
@@ -257,7 +257,7 @@ def biased_f64_error_bounds(
     Z: Array, v: Array, beta: float, c: Array, W: Array, R: Array, *, pivot: int = -1,
     scale: float = 1.0, roundoff: float = UNIT_ROUNDOFF,
 ) -> dict[str, float]:
-    """First-order error bounds on the recovered (W, c, v, beta) over F64.
+    """First-order estimates of the F64 error on the recovered (W, c, v, beta).
 
     Rounding model: unit roundoff u (``roundoff``: 2^-53 for IEEE 754
     binary64, 2^-24 for binary32) and Higham's gamma_n = n u / (1 - n u)

@@ -397,7 +397,7 @@ def f64_error_bounds(
     Z: Array, v: Array, c: Array, W: Array, T: Array, *, pivot: int = -1,
     scales: Array | None = None,
 ) -> dict[str, float]:
-    """First-order float64 error bounds on the recovered W and v.
+    """First-order estimates of the float64 error on the recovered W and v.
 
     Rounding model: IEEE binary64 with unit roundoff u = 2^-53 and Higham's
     gamma_n = n u / (1 - n u) (Higham, *Accuracy and Stability of Numerical
@@ -421,7 +421,8 @@ def f64_error_bounds(
     for Gaussian probes). The recovered W stands in for the hidden one in the
     |W| terms (first order).
     Returned as ``W_error_bound`` (Frobenius) and ``v_error_bound`` (2-norm),
-    labelled first-order: they are estimates of the float error, not proofs.
+    labelled first-order: they are estimates of the float error, not proofs (the
+    "bound" in these names is kept for the JSON format and the callers).
     """
     d = v.shape[0]
     g = _gamma(4 * d + 16)
