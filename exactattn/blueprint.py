@@ -282,7 +282,8 @@ STATEMENTS: tuple[Statement, ...] = (
                     r"apart",
                     r"random probes: a set of directions of angular measure $\ge 1/100$ on "
                     r"which $g$ differs from the result is missed with probability at most "
-                    r"$L (1 - 1/100)^{P}$ ($P$ probes per round, $L$ rounds)"),
+                    r"$L (1 - 1/100)^{P}$ ($P$ probes per round, $L$ rounds), over a seed "
+                    r"chosen independently of $g$, the draws idealised as exact Gaussians"),
         statement=r"The learner returns a network with the same canonical form (hence the same "
                   r"function on $\mathbb{R}^d$); canonical forms decide equivalence exactly.",
         labels=("relu_ffn_exact",),

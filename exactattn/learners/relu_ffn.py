@@ -95,17 +95,24 @@ in probes, so (union bound over the rounds)
     P(return a network that differs from g on a set of measure >= delta)
         <= L (1 - delta)^R.
 
-This holds for every oracle, with or without assumption H. The defaults
-L = 4, R = 1513 are the least R with 4 (99/100)^R <= 10^-6
-(:func:`probes_needed`, decided in exact rationals; at R = 1512 the bound is
-1.0057e-6): a region of 1 % is missed with probability below 10^-6, one of
-3 % below 10^-19. Treating numpy's float64 Gaussian draws as exact: each
-probe is rounded to denominator 2^64, which moves it by less than
-sqrt(d) 2^-65, so it changes sides of S only within that distance of one of
-the N hyperplanes of g and g_hat, with probability at most
-eps = N sqrt(2 d / pi) 2^-65. The bound holds with 1 - delta + eps in place
-of 1 - delta; eps < 10^-15 for N, d <= 1000, which leaves the figures above
-unchanged at the precision printed. Why probes and not more lines: a line's end directions +-q
+The argument needs nothing about why g_hat is wrong (H, the resolution or
+G1 - G3 below failing); for an oracle that is not positively homogeneous,
+read delta as the Gaussian measure of S. The defaults L = 4, R = 1513 are
+the least R with 4 (99/100)^R <= 10^-6 (:func:`probes_needed`, decided in
+exact rationals; at R = 1512 the bound is 1.0057e-6): a region of 1 % is
+missed with probability below 10^-6, one of 3 % below 10^-19.
+
+What the probability is over, and what is idealised (a hypothesis of every
+result, not a proved fact): the probes are drawn from the seeded generator
+(numpy's PCG64), so the bound is about a seed chosen independently of g, with
+the generator's Gaussian draws treated as exact; a fixed seed (the default 0)
+and a g chosen after it carry no probability at all. The draws are float64
+and are rounded to denominator 2^64, which moves a probe by less than
+sqrt(d) 2^-65; that can change the answer "z in S" only for probes that close
+to the boundary of S (inside the hyperplanes of g and g_hat, or the zero set
+of g - g_hat on one of their common cells), an event estimated, not bounded,
+at about sqrt(2 d / pi) 2^-65 per such hyperplane, far below the figures
+printed. Why probes and not more lines: a line's end directions +-q
 are two correlated directions, the points it samples cluster where its
 pieces differ, and it costs (K + 1)(d + 4) queries, where a probe costs one
 independent direction. Regions of measure below delta can be missed, by
@@ -1063,7 +1070,8 @@ def learn_relu_ffn(
     residual_probes : R, random probes of the network of each round (default
         RESIDUAL_PROBES = 1513). With L = ``max_lines`` rounds at most, a
         network that differs from g on a set of directions of angular measure
-        >= delta is returned with probability <= L (1 - delta)^R
+        >= delta is returned with probability <= L (1 - delta)^R over a seed
+        chosen independently of g, the draws idealised as exact Gaussians
         (:func:`miss_probability`; <= 10^-6 at delta = 1/100 for the defaults).
     max_lines : lines tried before giving up (default 4; exact route; F64 uses one).
     max_kinks : refuse functions with more kinks than this (None: no limit).
@@ -1227,11 +1235,12 @@ def genericity_hypotheses(residual_probes: int, rounds: int, resolution_bits: in
         f"resolution: on the learner's lines, kinks of g lie at least 2^-{resolution_bits} "
         "(1 + |t|) apart, and as far from every point where two measured pieces meet (the "
         "learner raises 2^-R with the size of the answers)",
-        f"random probes: if H or the resolution fails, a set of directions of angular measure "
-        f">= {MISS_MEASURE} on which g differs from the result is missed with probability "
-        f"<= {rounds} (1 - {MISS_MEASURE})^{residual_probes} {shown} over the seed "
-        f"({residual_probes} probes per round, at most {rounds} rounds); a smaller set can be "
-        "missed, by any learner",
+        f"random probes: whatever makes the result wrong, a set of directions of angular "
+        f"measure >= {MISS_MEASURE} on which g differs from the result is missed with "
+        f"probability <= {rounds} (1 - {MISS_MEASURE})^{residual_probes} {shown} over the seed, "
+        "for a seed chosen independently of g and the generator's draws idealised as exact "
+        f"Gaussians ({residual_probes} probes per round, at most {rounds} rounds); a smaller "
+        "set can be missed, by any learner",
     )
     if resolution_bits is not None:
         return out
@@ -1239,7 +1248,8 @@ def genericity_hypotheses(residual_probes: int, rounds: int, resolution_bits: in
     # passes within F64_RESIDUAL_RTOL, so the bound is about larger differences
     return (out[0], out[2].replace("on which g differs from the result",
                                    "on which g differs from the result by more than "
-                                   "F64_RESIDUAL_RTOL (2^-16) of its size"))
+                                   "about F64_RESIDUAL_RTOL (2^-16) of its size (compared in "
+                                   "float64)"))
 
 
 def _ceil_figure(x: fmpq) -> str:
