@@ -195,8 +195,8 @@ def _pack(queries: list[Array], answers: list[float]) -> _Base:
     return _Base(X, mask, np.asarray(answers, dtype=np.float64))
 
 
-def _evaluate(base: _Base, V: Array, Uj: Array) -> tuple[Array, Array, Array, Array]:
-    """f, df/dv (n, m, d), df/du (n, m, d) and the noise bound eta (n,) at one base.
+def _heads(base: _Base, V: Array, Uj: Array) -> tuple[Array, Array, Array]:
+    """Weights alpha_ih, values c_ih and head outputs f_h (n, m) at one base.
 
     Scores s_ih = x_i . u_hj (u_hj = W_h b_j, b_j = x_N), values c_ih = x_i . v_h.
     """
@@ -208,6 +208,13 @@ def _evaluate(base: _Base, V: Array, Uj: Array) -> tuple[Array, Array, Array, Ar
     a = a / a.sum(axis=1, keepdims=True)
     c = np.einsum("nid,dh->nih", X, V)
     fh = np.einsum("nih,nih->nh", a, c)
+    return a, c, fh
+
+
+def _evaluate(base: _Base, V: Array, Uj: Array) -> tuple[Array, Array, Array, Array]:
+    """f, df/dv (n, m, d), df/du (n, m, d) and the noise estimate eta (n,) at one base."""
+    X = base.X
+    a, c, fh = _heads(base, V, Uj)
     f = fh.sum(axis=1)
     Jv = np.einsum("nih,nid->nhd", a, X)
     dev = a * (c - fh[:, None, :])
@@ -636,7 +643,7 @@ def _match(fam1: tuple[Array, Array, float], famk: tuple[Array, Array, float], g
 def _residual_norm(bases: list[_Base], V: Array, Ucols: list[Array]) -> float:
     total = 0.0
     for j, base in enumerate(bases):
-        total += float(((base.y - _evaluate(base, V, Ucols[j])[0]) ** 2).sum())
+        total += float(((base.y - _heads(base, V, Ucols[j])[2].sum(axis=1)) ** 2).sum())
     return math.sqrt(total) if math.isfinite(total) else math.inf
 
 
