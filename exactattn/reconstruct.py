@@ -79,9 +79,10 @@ def reconstruct_rational(field: BallField, x: Any, max_denominator: int, *,
     return Reconstruction(q, r)
 
 
-#: hypothesis on a BALL oracle (named by :func:`required_precision`): every answer is
-#: a ball of radius <= ANSWER_RADIUS * 2^-prec * A, A bounding the values x_i^T v of
-#: the query's tokens. :func:`exactattn.oracle.enclosing_oracle` measures below 6.
+#: hypothesis (H2) on a BALL oracle, assumed by :func:`required_precision`: every answer
+#: is a ball of radius <= ANSWER_RADIUS * 2^-prec * A, A bounding the values x_i^T v of
+#: the query's tokens. No query can confirm it; for :func:`exactattn.oracle.enclosing_oracle`
+#: it is measured (below 6 in tests/unit/test_precision.py), not proved.
 ANSWER_RADIUS = 16
 
 
@@ -114,7 +115,10 @@ def logit_slope_bound(max_logit: Any) -> arb:
 
 def required_precision(d: int, max_entry: Any, max_denominator: int, *,
                        answer_radius: int = ANSWER_RADIUS) -> int:
-    """Bits of BALL precision that provably suffice for reconstruction.
+    """Bits of BALL precision that suffice for reconstruction, given (H1)-(H3) below.
+
+    (H2), the oracle's answer radius ``answer_radius``, is an assumption about the
+    oracle, not something the learner checks; a wider oracle may need more bits.
 
     Setting: ``learn_single_head`` with deterministic probes over BALL(p) with
     ``max_denominator=Q``. Hypotheses: (H1) hidden W, v rational, |entries| <= M,

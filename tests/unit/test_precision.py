@@ -157,6 +157,7 @@ def test_oracle_balls_meet_the_answer_radius_hypothesis() -> None:
             for entry in oracle.transcript:
                 worst = max(worst, F.radius(entry.answer) * 2**prec / A)
     assert 0 < worst <= ANSWER_RADIUS
+    assert worst < 6  # the figure ANSWER_RADIUS's comment quotes
 
 
 @pytest.mark.parametrize("d, seed", [(1, 0), (4, 1), (7, 2)])
