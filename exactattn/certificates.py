@@ -321,6 +321,8 @@ def verify(
                            f"|difference| > bound {float(bound):.3e} (exact comparison)")
         if F.exact and isinstance(y, PrecisionElement) and isinstance(y.field, BallField):
             # a ball answer: the exact model value must lie in it (decided exactly)
+            if not y.value.is_finite():
+                return Failure(source, index, X, y, got, _UNBOUNDED_BALL)
             mid, rad = y.field.midpoint(y), y.field.radius(y)
             if EXP(mid - rad) <= EXP(got) <= EXP(mid + rad):
                 return None
@@ -392,6 +394,10 @@ APPROXIMATE_BOUNDS = ("W_frobenius_bound", "v_bound")
 F64_BOUNDS = ("W_error_bound", "v_error_bound", "answer_error_factor")
 
 
+#: the failure of a query whose oracle ball is infinite or NaN: it encloses every value
+_UNBOUNDED_BALL = "the oracle's ball is not finite: it encloses every value and checks nothing"
+
+
 def _check_certifiable(recovery: Recovery) -> None:
     """Refuse, with the reason, a recovery that no certificate can check."""
     F, label = recovery.field, recovery.label
@@ -450,6 +456,8 @@ def _compare_balls(F: BallField, recovery: Recovery, source: str, index: int, X:
         y = F(y)
     except ExactattnError as exc:
         return Failure(source, index, X, y, None, f"the recovered balls cannot answer: {exc}")
+    if not y.value.is_finite():  # it would overlap every enclosure: nothing is checked
+        return Failure(source, index, X, y, got, _UNBOUNDED_BALL)
     if not got.value.is_finite():
         return Failure(source, index, X, y, got, f"the enclosure is not finite at {F.prec} bits "
                        "(raise the precision)")

@@ -181,3 +181,25 @@ def test_a_certificate_that_checked_nothing_does_not_hold(field: Field) -> None:
     assert verify(empty, oracle, probes=2).holds  # fresh probes do check something
     with pytest.raises(InvalidEntryError, match="checked 0 queries cannot hold"):
         Certificate("x", "exact", True, 0, 0, 0, None)
+
+
+@pytest.mark.parametrize("max_denominator", [None, 100], ids=["ball", "reconstructed"])
+def test_an_unbounded_oracle_ball_checks_nothing_and_fails(max_denominator: int | None) -> None:
+    """Regression: an infinite or NaN oracle ball overlaps every enclosure, so a ball
+    recovery 'held' against it, and an exact recovery raised ValueError from its radius."""
+    from flint import arb
+
+    from exactattn.fields.precision import PrecisionElement
+    from exactattn.oracle import Transcript
+
+    head = SingleHeadAttention([[1, Fraction(-1, 3)], [2, 0]], [1, Fraction(1, 2)], field=EXP)
+    oracle = enclosing_oracle(head, BALL(128))
+    rec = learn_single_head(oracle, max_denominator=max_denominator)
+    assert verify(rec, None).holds
+    F = rec.transcript.field
+    for junk in ("[+/- inf]", "nan"):
+        answers = Transcript(F, [dataclasses.replace(e, answer=PrecisionElement(arb(junk), F))
+                                 for e in rec.transcript])
+        cert = verify(dataclasses.replace(rec, transcript=answers), None)
+        assert not cert.holds and cert.first_failure is not None
+        assert "not finite" in cert.first_failure.reason
