@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .symbolic.recorder import collecting
+from .symbolic.recorder import NOT_VERIFIED, collecting, status_of_step, steps_of
 
 __all__ = ["Claim", "Outcome", "ClaimResult", "Result", "REGISTRY", "RESULTS", "claim",
            "register_result", "run_claims", "labels", "first_failure", "ROUTE_EXP",
@@ -66,12 +66,8 @@ class ClaimResult:
         """One line per recorded step that did not verify (function, step number, why)."""
         out = []
         for rec in self.evidence:
-            value = rec.value
-            items = getattr(value, "steps", value)
-            if not isinstance(items, (list, tuple)):
-                items = [value]
-            for k, step in enumerate(items):
-                if getattr(step, "verified", True) is False and not _settled(step):
+            for k, step in enumerate(steps_of(rec.value)):
+                if status_of_step(step) == NOT_VERIFIED:
                     out.append(f"{rec.function}({rec.arguments}) step {k + 1}: "
                                f"{getattr(step, 'why', type(step).__name__)}")
         return out
@@ -127,12 +123,6 @@ def claim(label: str, name: str, *, paper_ref: str, title: str, statement: str,
         return check
 
     return register
-
-
-def _settled(step: Any) -> bool:
-    """An unverified step whose status still says it was checked (grid evidence)."""
-    status = getattr(step, "status", None)
-    return isinstance(status, str) and status != "NOT VERIFIED"
 
 
 def labels() -> list[str]:

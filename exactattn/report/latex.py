@@ -132,27 +132,29 @@ def _render_step(k: int, step: Any) -> str:
 
 
 def render_evidence(evidence: Sequence[Any]) -> str:
-    """The recorded evidence of one claim: each derivation's steps, from the checked objects."""
-    from ..symbolic.steps import NOT_VERIFIED
+    """The recorded evidence of one claim: each derivation's steps, from the checked objects.
+
+    Badges follow :func:`~exactattn.symbolic.recorder.status_of_step`, the rule
+    by which :attr:`~exactattn.claims.ClaimResult.unverified` fails a claim.
+    """
+    from ..symbolic.recorder import NOT_VERIFIED, status_of_step, steps_of
 
     parts = []
     for rec in evidence:
         value = rec.value
         call = _tt(f"{rec.function.removeprefix('exactattn.')}({rec.arguments})")
-        steps = getattr(value, "steps", value)
+        steps = steps_of(value)
         if hasattr(value, "cases"):  # a case derivation (multihead): its own table
-            status = getattr(value, "status", NOT_VERIFIED)
-            parts.append(f"\\par\\noindent {_badge(status)} Evidence from {call}:\n"
-                         f"{value.latex()}")
-            continue
-        if isinstance(steps, (list, tuple)) and steps and not isinstance(steps, str):
+            parts.append(f"\\par\\noindent {_badge(status_of_step(value))} Evidence from "
+                         f"{call}:\n{value.latex()}")
+        elif steps[0] is not value:
             parts.append(f"\\par\\noindent Evidence from {call}, {len(steps)} steps:")
             parts += [_render_step(k + 1, s) for k, s in enumerate(steps)]
-        else:
-            holds = getattr(value, "holds", None)
+        else:  # a finding without steps: decided by its route
             route = getattr(value, "route", "")
-            status = NOT_VERIFIED if holds is False else (
-                "interval" if "interval" in route else "exact instances")
+            status = status_of_step(value)
+            if status != NOT_VERIFIED:
+                status = "interval" if "interval" in route else "exact instances"
             detail = _escape(str(getattr(value, "detail", "")))
             parts.append(f"\\par\\noindent {_badge(status)} Evidence from {call}: {detail}.")
     return "\n".join(parts)

@@ -16,7 +16,11 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
-__all__ = ["Recorded", "recorded", "collecting"]
+__all__ = ["Recorded", "recorded", "collecting", "NOT_VERIFIED", "status_of_step",
+           "steps_of"]
+
+#: the status of a step whose check failed (the proof companion prints it; verify fails)
+NOT_VERIFIED = "NOT VERIFIED"
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,32 @@ def _short(value: Any) -> str:
         return text
     size = f"{len(value)} items" if hasattr(value, "__len__") else "..."
     return f"<{type(value).__name__}: {size}>"
+
+
+def status_of_step(step: Any) -> str:
+    """The status of a step-like object: its ``status``, else from ``verified`` (or ``holds``).
+
+    The one rule for both the printed badge and the verdict of a claim
+    (:attr:`exactattn.claims.ClaimResult.unverified`).
+
+    >>> from types import SimpleNamespace as S
+    >>> status_of_step(S(status="interval", verified=False)), status_of_step(S(holds=False))
+    ('interval', 'NOT VERIFIED')
+    """
+    status = getattr(step, "status", None)
+    if isinstance(status, str):
+        return status
+    ok = getattr(step, "verified", getattr(step, "holds", False))
+    return "symbolic" if ok is True else NOT_VERIFIED
+
+
+def steps_of(value: Any) -> list[Any]:
+    """The step-like items of a recorded value: its ``steps``, or the value itself when it is
+    a non-empty list or tuple, else ``[value]`` (a finding without steps, a case table)."""
+    items = getattr(value, "steps", value)
+    if isinstance(items, (list, tuple)) and items:
+        return list(items)
+    return [value]
 
 
 @contextmanager

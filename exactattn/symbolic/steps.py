@@ -26,7 +26,7 @@ from typing import Any
 
 import sympy as sp
 
-from .recorder import Recorded, collecting, recorded
+from .recorder import NOT_VERIFIED, Recorded, collecting, recorded, status_of_step
 
 __all__ = ["Step", "NamedStep", "NonnegStep", "Prose", "IntervalStep", "Recorded",
            "STEP_STATUSES", "NOT_VERIFIED", "recorded", "collecting", "status_of_step",
@@ -46,7 +46,6 @@ STEP_STATUSES: dict[str, str] = {
     "float": "checked in floating point against a named bound",
     "prose": "an argument written out for the reader and not machine-checked",
 }
-NOT_VERIFIED = "NOT VERIFIED"
 
 
 @dataclass(frozen=True)
@@ -283,17 +282,6 @@ def auto_names(*exprs: Any) -> list[tuple[Any, Any]]:
                     count += 1
                     names[arg] = sp.Symbol(f"{prefix}_{count}", real=True)
     return list(names.items())
-
-
-def status_of_step(step: Any) -> str:
-    """The status of a step-like object: its ``status``, else from ``verified``/``method``."""
-    status = getattr(step, "status", None)
-    if isinstance(status, str):
-        return status
-    if not getattr(step, "verified", False):
-        return NOT_VERIFIED
-    method = getattr(step, "method", "symbolic")
-    return "exact instances" if method == "grid" else "symbolic"
 
 
 # -- layout: long expressions -----------------------------------------------------------

@@ -67,3 +67,40 @@ def test_a_crashing_check_is_a_failed_claim() -> None:
         REGISTRY.pop()
     assert not result.holds
     assert "ZeroDivisionError" in result.outcome.detail
+
+
+def test_recorded_evidence_fails_a_claim_by_the_rule_the_companion_prints() -> None:
+    """One rule (status_of_step) for the badge and the verdict: a recorded finding without
+    steps that does not hold fails the claim even when the check itself says it holds; a
+    step with a status of its own (grid evidence) does not."""
+    from types import SimpleNamespace
+
+    from exactattn.report.latex import render_evidence
+    from exactattn.symbolic.recorder import recorded
+
+    @recorded
+    def finding(holds: bool) -> SimpleNamespace:
+        return SimpleNamespace(holds=holds, detail="a finding", route="exact", steps=())
+
+    @recorded
+    def grid_step() -> list[SimpleNamespace]:
+        return [SimpleNamespace(lhs=0, rhs=0, why="grid", verified=False,
+                                status="exact instances")]
+
+    def check(holds: bool) -> Outcome:
+        finding(holds)
+        grid_step()
+        return Outcome(True, 1, "the check itself holds")
+
+    for holds in (True, False):
+        REGISTRY.append(Claim("single_head_exact.evidence", "single_head_exact", "test",
+                              "evidence", "0 = 0", "none", lambda h=holds: check(h)))
+        try:
+            (result,) = run_claims(["single_head_exact.evidence"])
+        finally:
+            REGISTRY.pop()
+        assert result.holds is holds
+        assert len(result.unverified) == (0 if holds else 1)
+        assert all(".finding(False)" in line for line in result.unverified)
+        tex = render_evidence(result.evidence)
+        assert (r"\notverified" in tex) is (not holds)
