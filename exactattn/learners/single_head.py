@@ -379,8 +379,9 @@ def probe_logits(F: Field, p: Array, *, where: str, what: str, model: str) -> Ar
             raise InsufficientPrecisionError(
                 f"{where}, probe {l}: {what} is undecided: {exc}. For hidden W, v with "
                 "|entries| <= M and denominators <= Q, reconstruct.required_precision(d, M, Q) "
-                "bits suffice if the oracle's balls have radius <= ANSWER_RADIUS 2^-prec max(3M, 1) "
-                "(its hypothesis H2)", prec=exc.prec, needed_prec=exc.needed_prec) from None
+                "bits suffice if the oracle's balls have radius <= ANSWER_RADIUS 2^-prec "
+                "max(3M, 1) (its hypothesis H2)", prec=exc.prec, needed_prec=exc.needed_prec
+            ) from None
         except (NotRepresentableError, ZeroDivisionError) as exc:
             hint = ""
             if not F.exact and hasattr(F, "prec"):
