@@ -832,24 +832,23 @@ class SignOracle(ValueOracle):
         keep_transcript: bool = True,
         name: str | None = None,
     ) -> None:
-        # resolves and checks field and d exactly as a value oracle does (no query is asked)
-        values = ValueOracle(target, field=field, d=d)
-        F = values.field
+        # the value oracle's checks resolve field and d; then the target answers labels
+        super().__init__(target, field=field, d=d, budget=budget,
+                         keep_transcript=keep_transcript, name=name)
+        F = self.field
         try:
             theta = threshold if F.is_element(threshold) else F(threshold)
         except (InvalidEntryError, IncompatibleFieldError) as exc:
             raise InvalidEntryError(
                 f"threshold of a SignOracle over {F.name}: {exc}") from None
-        self._values = values
-        self._source = target
         self.threshold: Any = theta
-        super().__init__(self._label, field=F, d=values.d, budget=budget,
-                         keep_transcript=keep_transcript,
-                         name=name or f"Sign({values.name})")
+        self._source = target
+        self._target = self._label
+        self.name = name or f"Sign({self.name})"
 
     def _label(self, X: Array) -> Any:
         F = self.field
-        y = self._values._check_answer(self._source(X))
+        y = self._check_answer(self._source(X))
         return F(F.sign(y - self.threshold))
 
     def fork(self, name: str) -> ValueOracle:
