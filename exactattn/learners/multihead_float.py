@@ -143,6 +143,8 @@ REFINE_SCALES = (1.0, 2.0)
 #: candidate copy families per dimension in phase v (the d best-conditioned are used)
 FAMILIES_PER_DIMENSION = 2
 MAX_COPIES = 64
+#: the largest families_per_dimension and pair_directions accepted (each multiplies queries)
+MAX_OPTION_COUNT = 64
 U = 2.0**-53
 
 
@@ -368,7 +370,8 @@ def _known_family(r: Array, g: Array, g0: float, S: float, rho: Array, what: str
 
 
 # -- the learner ---------------------------------------------------------------------
-@checked_arguments(counts={"heads": (1, 1024)})
+@checked_arguments(counts={"heads": (1, 1024), "families_per_dimension": (1, MAX_OPTION_COUNT),
+                           "pair_directions": (1, MAX_OPTION_COUNT)})
 def learn_multihead_float(
     oracle: ValueOracle,
     *,
@@ -395,7 +398,8 @@ def learn_multihead_float(
     max_relative_bound : refuse (IllConditionedError) when an entry's error
         bound, relative to the largest entry of its head's W or v, exceeds this.
     direction_scale : size of the phase-v directions (spreads the poles).
-    families_per_dimension : f, candidate copy families per dimension in phase v.
+    families_per_dimension : f, candidate copy families per dimension in phase v
+        (1 to ``MAX_OPTION_COUNT`` = 64, like P).
     extra_scales : scales at which the phase-W design is repeated at every base
         (phase ``refine``; each adds (d - 1) K_W queries and conditions the W blocks).
     pair_directions : P, two-pole families per pair of heads and base (K_W grows
@@ -424,8 +428,6 @@ def learn_multihead_float(
     if F != F64:
         raise InvalidEntryError(
             f"learn_multihead_float runs over F64, not {F.name}; over EXP use learn_multihead")
-    if not isinstance(heads, int) or isinstance(heads, bool) or heads < 1:
-        raise InvalidEntryError(f"heads must be a positive integer, got {heads!r}")
     for name, val in (("max_relative_bound", max_relative_bound),
                       ("direction_scale", direction_scale)):
         if not isinstance(val, int | float) or isinstance(val, bool) or not (
@@ -436,10 +438,6 @@ def learn_multihead_float(
             for x in extra_scales):
         raise InvalidEntryError(f"extra_scales must be a tuple of positive finite numbers, got "
                                 f"{extra_scales!r}")
-    for name, count in (("families_per_dimension", families_per_dimension),
-                        ("pair_directions", pair_directions)):
-        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
-            raise InvalidEntryError(f"{name} must be a positive integer, got {count!r}")
     H, d = heads, oracle.d
     span = QuerySpan.begin(oracle)
     rng = np.random.default_rng([seed, d, H, 64])

@@ -206,7 +206,8 @@ def test_not_attention() -> None:
     {"heads": 0}, {"heads": True}, {"heads": 2, "max_relative_bound": -1.0},
     {"heads": 2, "direction_scale": float("nan")}, {"heads": 2, "families_per_dimension": 0},
     {"heads": 2, "extra_scales": (1.0, -2.0)}, {"heads": 2, "extra_scales": [2.0]},
-    {"heads": 2, "pair_directions": 0},
+    {"heads": 2, "pair_directions": 0}, {"heads": 2, "families_per_dimension": 65},
+    {"heads": 2, "pair_directions": 10**9}, {"heads": 2, "pair_directions": 2.0},
 ])
 def test_bad_arguments_before_any_query(kwargs: dict[str, object]) -> None:
     oracle = ValueOracle(random_float_multihead(2, 2, 0))
