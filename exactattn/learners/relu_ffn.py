@@ -372,6 +372,7 @@ class _LineResult:
     terms: list[tuple[Any, Any]]  # (normal key, beta)
     normals: list[Array]  # normals as arrays (for sign computations)
     counts: dict[str, int]
+    resolution: int  # R of this line (exact route; it only grows from line to line)
 
 
 class _Learner:
@@ -611,7 +612,8 @@ class _Learner:
                 raise RecoveryFailedError("internal error: pieces around a kink disagree")
         points = self.gradients(p, q, [t for t, _, _ in kinks], pieces, counts)
         terms, normals = self.hyperplanes(q, points)
-        return _LineResult(p, q, [t for t, _, _ in kinks], points, terms, normals, counts)
+        return _LineResult(p, q, [t for t, _, _ in kinks], points, terms, normals, counts,
+                           self.resolution)
 
     def ends(self, p: Array, q: Array, counts: dict[str, int]) -> tuple[_Sample, _Sample]:
         """The pieces at t -> -oo and +oo, from the cones of -q and q (homogeneity)."""
@@ -1147,6 +1149,9 @@ def learn_relu_ffn(
 
     counts = [ln.counts for ln in lines]
     ex = F.exact
+    # the resolution hypothesis must hold on every line at that line's R: the least R
+    # (the first line's) is the one stated
+    resolution = min(ln.resolution for ln in lines) if ex else None
     window, grad = (5, max(d - 2, 0) + 1) if ex else (7, d + 2)
     line_queries = [query_count(d, len(ln.kinks), residual_probes=0, exact=ex,
                                 extra=_extra(c, ex) + c["gradient_retries"] * grad
@@ -1160,7 +1165,8 @@ def learn_relu_ffn(
         "lines": len(lines),
         "kinks_per_line": [len(ln.kinks) for ln in lines],
         "separation_bits": separation_bits if ex else None,
-        "resolution_bits": L.resolution if ex else None,
+        "resolution_bits": resolution,
+        "resolution_bits_per_line": [ln.resolution for ln in lines] if ex else None,
         "miss_bound": {
             "measure": str(MISS_MEASURE), "probes_per_round": residual_probes,
             "rounds": max_lines if ex else 1,
@@ -1203,8 +1209,7 @@ def learn_relu_ffn(
         raise AssertionError(f"internal error: {used} queries, formula gives "
                              f"{sum(line_queries) + out['residual_used']}")
     return span.recovery(
-        hypotheses=genericity_hypotheses(residual_probes, max_lines if ex else 1,
-                                         L.resolution if ex else None),
+        hypotheses=genericity_hypotheses(residual_probes, max_lines if ex else 1, resolution),
         label=LABEL,
         paper_ref=PAPER_REF,
         field=F,

@@ -499,6 +499,20 @@ def test_a_probe_lands_in_a_cone_with_probability_its_measure() -> None:
     assert abs(inside - delta) < 4 * sd and abs(inside - 2 * delta) > 4 * sd
 
 
+def test_the_stated_resolution_is_the_least_over_the_lines() -> None:
+    """Each line raises R with the size of its own answers, and its kinks are separated
+    only at that R: the hypothesis states the least R over the lines (here the wedge,
+    times 10^200, plus a term that makes g(+-q) large: two lines, R = 2904 then 2908)."""
+    A = [row + [c] for row, c in zip(A_WEDGE, [0, 1], strict=True)]
+    g = ReluFFN(A, [10**200 * w for w in W_WEDGE + [1]])
+    rec = learn_relu_ffn(ValueOracle(g), seed=0)
+    assert canonical(recovered(rec)) == canonical(g)
+    per = rec.options["resolution_bits_per_line"]
+    assert len(per) == rec.options["lines"] >= 2 and per[0] < per[-1]
+    assert rec.options["resolution_bits"] == min(per) == per[0]
+    assert f"2^-{per[0]} " in rec.hypotheses[1] and f"2^-{per[-1]}" not in rec.hypotheses[1]
+
+
 # -- regression (issue 10, 2.5): a large weight ratio puts kinks close together -------
 # g(x) = ReLU(x_0) + ReLU(10^10 x_0 + x_1): the two kinks on a line lie about 10^-10 apart
 # and the point where the outer pieces meet lies about 10^-20 from one of them, inside the
