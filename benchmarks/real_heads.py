@@ -48,8 +48,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import resource
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -62,6 +60,8 @@ try:
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _children import rss_mb, run_rows  # benchmarks/_children.py, beside this script
+
 from exactattn.checkpoints import FactoredHead, load_layer, random_layer
 from exactattn.learners.biased_low_rank import (
     biased_degrees_of_freedom,
@@ -72,10 +72,6 @@ from exactattn.learners.biased_low_rank import (
 #: (d, r) -> (seconds, max RSS in MB) targets of issue 12
 TARGETS = {(384, 32): (30.0, 1024.0), (768, 64): (120.0, 2048.0), (2048, 64): (300.0, 4096.0)}
 REL_ERROR_TARGET = {"synthetic": 1e-9, "checkpoint": 1e-8}
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kB
 
 
 def _row(case: str, head: FactoredHead, r: int, bias: Any, scale: float,
@@ -105,7 +101,7 @@ def _row(case: str, head: FactoredHead, r: int, bias: Any, scale: float,
         "bound_rel_W": float(rec.options["W_error_bound"]) / float(np.linalg.norm(truth.W)),
         "status": rec.status, "scale": scale,
         "seconds": round(seconds, 3), "oracle_seconds": round(oracle.seconds, 3),
-        "max_rss_mb": round(_rss_mb(), 1),
+        "max_rss_mb": round(rss_mb(), 1),
     }
     met = (row["queries"] == row["expected_queries"] <= row["query_target"]
            and max(rel.values()) <= REL_ERROR_TARGET[case] and within)
@@ -171,18 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         specs += [{"case": "checkpoint", "source": str(args.checkpoint), "layer": args.layer,
                    "num_heads": layer.num_heads, "head": j, "scale": args.scale}
                   for j in range(layer.num_heads)]
-    ok = True
-    for spec in specs:
-        print(f"running {spec}", file=sys.stderr, flush=True)
-        proc = subprocess.run([sys.executable, __file__, "--row", json.dumps(spec)],
-                              capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            print(proc.stderr, file=sys.stderr)
-            ok = False
-            continue
-        line = proc.stdout.strip().splitlines()[-1]
-        print(line, flush=True)
-        ok = ok and bool(json.loads(line)["targets_met"])
+    ok = run_rows(__file__, specs)
     return 0 if ok else 1
 
 

@@ -40,8 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -55,6 +53,8 @@ try:
     import exactattn  # noqa: F401
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from _children import rss_mb, run_rows  # benchmarks/_children.py, beside this script
 
 from exactattn.certificates import verify
 from exactattn.fields import EXP, F64
@@ -70,10 +70,6 @@ TARGETS: dict[str, tuple[float | None, float]] = {
 REL_ERROR_TARGET = 1e-12
 #: the bookkeeping target: oracle time beyond the model's own, relative to it (issue 12)
 BOOKKEEPING_TARGET = 0.25
-
-
-def _rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: kB
 
 
 class Timed:
@@ -157,10 +153,10 @@ def _full_rank(d: int, keep: bool, spill_mb: float | None) -> dict[str, Any]:
     _common(row, oracle, timed, seconds)
     row["rel_error_W"] = float(np.linalg.norm(rec.W - W) / np.linalg.norm(W))
     row["rel_error_v"] = float(np.linalg.norm(rec.v - v) / np.linalg.norm(v))
-    row["rss_before_replay_mb"] = round(_rss_mb(), 1)
+    row["rss_before_replay_mb"] = round(rss_mb(), 1)
     if keep:
         _replay_and_save(rec, row)
-    row["max_rss_mb"] = round(_rss_mb(), 1)
+    row["max_rss_mb"] = round(rss_mb(), 1)
     met = (row["queries"] == row["expected_queries"] and row["rel_error_W"] <= REL_ERROR_TARGET
            and row["max_rss_mb"] < TARGETS["full_rank_f64"][1]
            and (row["bookkeeping_ratio"] or 0) <= BOOKKEEPING_TARGET
@@ -188,7 +184,7 @@ def _biased(d: int, r: int, keep: bool, spill_mb: float | None) -> dict[str, Any
                                / np.linalg.norm(truth.W))
     if keep:
         _replay_and_save(rec, row)
-    row["max_rss_mb"] = round(_rss_mb(), 1)
+    row["max_rss_mb"] = round(rss_mb(), 1)
     t_sec, t_rss = TARGETS["biased_low_rank_f64"]
     row["targets"] = {"seconds": t_sec, "max_rss_mb": t_rss, "rel_error_W": 1e-9,
                       "bookkeeping_ratio": BOOKKEEPING_TARGET}
@@ -218,7 +214,7 @@ def _exp(d: int, keep: bool) -> dict[str, Any]:
                            "expected_queries": d + d * d}
     _common(row, oracle, timed, seconds)
     row["exact"] = bool((rec.W == head.W).all() and (rec.v == head.v).all())
-    row["max_rss_mb"] = round(_rss_mb(), 1)
+    row["max_rss_mb"] = round(rss_mb(), 1)
     t_sec, _ = TARGETS["exp_exact"]
     row["targets"] = {"seconds": t_sec}
     row["targets_met"] = bool(row["exact"] and seconds < (t_sec or float("inf"))
@@ -274,19 +270,9 @@ def main(argv: list[str] | None = None) -> int:
             specs.append({"case": "biased_low_rank_f64", "d": d, "rank": rank})
         else:
             specs.append({"case": "exp_exact", "d": 8 if args.quick else 128})
-    ok = True
     for spec in specs:
         spec.update(transcript=keep, spill_mb=args.spill_mb)
-        print(f"running {spec}", file=sys.stderr, flush=True)
-        proc = subprocess.run([sys.executable, __file__, "--row", json.dumps(spec)],
-                              capture_output=True, text=True, check=False)
-        if proc.returncode != 0:
-            print(proc.stderr, file=sys.stderr)
-            ok = False
-            continue
-        line = proc.stdout.strip().splitlines()[-1]
-        print(line, flush=True)
-        ok = ok and bool(json.loads(line)["targets_met"])
+    ok = run_rows(__file__, specs)
     return 0 if ok else 1
 
 
