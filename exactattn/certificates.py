@@ -8,9 +8,10 @@ learner's count and budget are untouched) and compares.
 * ``kind="exact"``: exact fields; every comparison is ``==`` (in EXP decided
   by coefficient comparison, see :mod:`exactattn.fields.exponential`).
 * ``kind="tolerance"``: F64; a comparison passes when the difference is
-  within the first-order float64 bound of the recovery
+  within the first-order float64 estimate of the recovery's error
   (:func:`exactattn.learners.single_head.f64_error_bounds`) propagated to
-  the query, named in ``Certificate.tolerance``.
+  the query, named in ``Certificate.tolerance``. It is an estimate, not a
+  rigorous bound: passing it is evidence, not proof.
 
 * ``kind="enclosure"``: the answers are rigorous balls (BALL(prec)); a
   query passes when the exact value of the recovered model lies in the
@@ -153,7 +154,7 @@ def register_model_builder(label: str, builder: Callable[[Recovery], Any], *,
     """Declare how a recovery of ``label`` is turned back into a model to replay.
 
     ``float_tolerance`` bounds |f_hat(X) - f(X)| for F64 recoveries of this label
-    (default: the single head's first-order bound, :func:`_tolerances`);
+    (default: the single head's first-order estimate, :func:`_tolerances`);
     ``tolerance_text`` names it in the certificate.
     """
     if label in MODEL_BUILDERS:
@@ -214,7 +215,7 @@ def rebuild(recovery: Recovery) -> Any:
 
 
 def _tolerances(recovery: Recovery, Xs: Array) -> Array:
-    """First-order float64 bounds on |f_hat(X) - f(X)| for a (B, N, d) batch.
+    """First-order float64 estimates of |f_hat(X) - f(X)| for a (B, N, d) batch.
 
     |df| <= ||dW||_F max_i ||x_i|| ||x_N|| (max_i c_i - min_i c_i) + ||dv|| max_i ||x_i||
     (f is a convex combination of the c_i = v . x_i, and |d f / d s_i| sums to at most
@@ -289,8 +290,8 @@ def verify(
         tolerance = ("the recovery's guaranteed bounds propagated to the query, plus the "
                      "oracle's tolerance; compared exactly in EXP")
     registered_tol, tol_text = FLOAT_TOLERANCES.get(recovery.label, (_tolerances, (
-        "first-order float64 bound: recovery error bounds (Higham gamma_n) propagated to "
-        "the query")))
+        "first-order float64 estimate (not a rigorous bound): the recovery's error "
+        "estimates (Higham gamma_n) propagated to the query")))
 
     def tol_fn(rec: Recovery, Xs: Array) -> Array:
         try:

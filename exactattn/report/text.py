@@ -35,8 +35,8 @@ def learn_summary(info: dict[str, Any]) -> str:
         lines.append(f"  truth        {'recovered exactly' if truth is True else truth}")
     if info.get("max_abs_error") is not None:
         err = info["max_abs_error"]
-        lines.append(f"  max error    W {err['W']:.3e}, v {err['v']:.3e} (first-order bound "
-                     f"on ||W error||_F: {info['W_error_bound']:.3e})")
+        lines.append(f"  max error    W {err['W']:.3e}, v {err['v']:.3e} (first-order estimate "
+                     f"of ||W error||_F: {info['W_error_bound']:.3e}, not a rigorous bound)")
     lines.append(f"  certificate  {info['certificate']['text']}")
     lines.append(f"  seconds      {info['seconds']['total']:.3f} total, "
                  f"{info['seconds']['oracle']:.3f} in the oracle, "
