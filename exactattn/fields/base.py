@@ -34,6 +34,12 @@ Array = np.ndarray[Any, Any]
 _PLAIN_ERRORS = (NotRepresentableError, InvalidEntryError, IncompatibleFieldError)
 
 
+def _at(where: str, exc: Exception) -> Exception:
+    """``exc`` with ``where`` before its message; a subclass of the plain errors, which
+    may carry more than a message, is returned as it is."""
+    return type(exc)(f"{where}: {exc}") if type(exc) in _PLAIN_ERRORS else exc
+
+
 class Field(ABC):
     """A number domain: element conversion, exp/log, signs, random draws.
 
@@ -185,10 +191,8 @@ class Field(ABC):
             for idx, entry in np.ndenumerate(A):
                 try:
                     out[idx] = fn(entry)
-                except (NotRepresentableError, InvalidEntryError, IncompatibleFieldError) as exc:
-                    if type(exc) not in _PLAIN_ERRORS:
-                        raise  # a subclass may carry more than a message: keep it as it is
-                    raise type(exc)(f"entry {list(idx)}: {exc}") from None
+                except _PLAIN_ERRORS as exc:
+                    raise _at(f"entry {list(idx)}", exc) from None
             return out
         return fn(A)
 
@@ -225,7 +229,7 @@ class Field(ABC):
             try:
                 out[i] = self.from_json(x)
             except _PLAIN_ERRORS as exc:
-                raise type(exc)(f"entry {i}: {exc}") from None
+                raise _at(f"entry {i}", exc) from None
         return out.reshape(dims)
 
     # -- identity ----------------------------------------------------------
