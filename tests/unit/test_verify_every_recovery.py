@@ -83,6 +83,19 @@ def test_verify_certifies_or_refuses(name: str, learn: Learner, exact_model: Any
         assert isinstance(cert, Certificate)
         assert cert.holds, str(cert)
         assert cert.checked >= 1
+        # the same certificate can fail: every parameter moved by 1 is rejected
+        wrong = verify(_perturbed(rec), against, probes=3, seed=1)
+        assert not wrong.holds and wrong.first_failure is not None, str(wrong)
+
+
+def _perturbed(rec: Recovery) -> Recovery:
+    """The recovery with the first entry of every parameter array moved by 1."""
+    params = {}
+    for key, A in rec.params.items():
+        B = np.array(A, copy=True)
+        B.flat[0] = B.flat[0] + rec.field(1)
+        params[key] = B
+    return dataclasses.replace(rec, params=params)
 
 
 def test_ball_recovery_gets_an_enclosure_certificate() -> None:
