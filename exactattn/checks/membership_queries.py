@@ -469,8 +469,10 @@ def _huge_height(rng: np.random.Generator, seed: int) -> Fraction:
     statement=r"|W_{ij}|,\ |v_i / v_p| \le M \implies W_{ij} \in [\ell_{ij}, h_{ij}],\ "
               r"h_{ij} - \ell_{ij} \le \varepsilon, \text{ after } d^2 \lceil \log_2(64 M / "
               r"\varepsilon) \rceil \text{ labels for } W \text{ (status approximate; "
-              r"over float64 labels, given the named float error of the oracle).}",
-    route="enclosure (arb balls for the cuts; rational intervals compared exactly)",
+              r"over float64 labels only given the named float-error model of the "
+              r"oracle, a first-order assumption, not a proved bound).}",
+    route="enclosure over EXP labels (arb balls for the cuts; rational intervals compared "
+          "exactly); over F64 labels, given the first-order float-error model",
 )
 def _check_interval_route() -> Outcome:
     from ..learners.membership import interval_steps

@@ -45,12 +45,15 @@ The learner (exact route, rationals of bounded height (M, Q)):
    interval and its queries.
 
 Without a height bound (``epsilon=``, only |W_ij|, |v_i / v_p| <= M): the
-same probes, every cut an ``arb`` ball, and each entry returned with a
-rigorous interval of width <= epsilon after ceil(log2(64 M / epsilon))
-labels (status ``approximate``; :func:`_learn_intervals` gives the bound).
+same probes, every cut an ``arb`` ball, and each entry returned with an
+interval of width <= epsilon after ceil(log2(64 M / epsilon)) labels
+(status ``approximate``; :func:`_learn_intervals` gives the bound). Over
+EXP labels the intervals are enclosures (arb balls, exact comparisons).
 Over float64 (interval route only) the cuts are computed from the float
 tokens actually sent and widened by the band where a float label can be
-wrong (first-order float error of the oracle, named as a hypothesis).
+wrong under an assumed float error of the oracle (the rounding model of
+``f64_error_bounds``, a first-order estimate, not a proved bound): the
+intervals hold given that named hypothesis, not rigorously.
 
 Query count (closed form, :func:`query_count`): with
 L(w) = min{L : w 2^-L + 2 eta < 1/Q^2} = floor(log2(512 w Q^2 / 511)) + 1
@@ -284,8 +287,9 @@ def learn_single_head_membership(
         (default (M, Q)); entries of v of height (M, Q) give ratios of height
         (M Q, Q^2).
     epsilon : instead of ``max_denominator``: no height bound, only |W_ij| <= M and
-        |v_i / v_p| <= M; every entry is returned with a rigorous interval of width
-        <= epsilon (status ``approximate``; see :func:`_learn_intervals`).
+        |v_i / v_p| <= M; every entry is returned with an interval of width
+        <= epsilon (status ``approximate``; see :func:`_learn_intervals`): an
+        enclosure over EXP labels, over F64 one given the assumed float error.
     progress : called as ``progress(k, d*d)`` after the k-th entry of W.
 
     Returns
@@ -520,7 +524,7 @@ def _learn_intervals(oracle: SignOracle, span: QuerySpan, ask: Callable[[Any, st
                      sent: Callable[[list[list[fmpq]]], list[list[fmpq]]],
                      signs: list[int], p: int, M: int, eps: fmpq,
                      progress: Callable[[int, int], None] | None) -> Recovery:
-    """Every entry in a rigorous interval of width <= eps, from labels (no height bound).
+    """Every entry in an interval of width <= eps, from labels (no height bound).
 
     The same probes as the exact route. What changes: v_i / v_p and the entries
     in kappa are known only as intervals, so each cut sigma (logit(A) - kappa) is
@@ -538,13 +542,19 @@ def _learn_intervals(oracle: SignOracle, span: QuerySpan, ask: Callable[[Any, st
     eps / 8, the rest (kappa: three entries) within 3 eps / 8. The widths are
     then measured exactly and an entry wider than eps is an error, never returned.
 
-    Over F64 the cuts are computed from the tokens actually sent (the float64
-    queries, as exact dyadic rationals): x = lambda' u exactly, y - x = z / lambda'
-    + e with a known e, whose score term lambda' e^T W u is at most
-    lambda' ||e||_1 2M. A float label can be wrong only where |f(X)| is within the
-    oracle's float error gamma_(4d+16) ||v||_1 max|X| (the assumption of
-    ``f64_error_bounds``): each cut is widened by that much in g (first order,
-    a factor 2.02 for the logarithm), and the assumption is named in the result.
+    Over EXP labels the intervals are enclosures: every cut is an arb ball and
+    every comparison exact. Over F64 the cuts are computed from the tokens
+    actually sent (the float64 queries, as exact dyadic rationals): x = lambda' u
+    exactly, y - x = z / lambda' + e with a known e, whose score term
+    lambda' e^T W u is at most lambda' ||e||_1 2M. The oracle's own rounding is
+    not known; it is assumed to be what ``f64_error_bounds`` assumes (a
+    first-order rounding model, not a proved bound for the oracle's code): the
+    scores off by at most gamma_(4d+16) M (||x||_1 + ||y||_1) ||x||_1, which
+    moves g by that much, and the value off by at most gamma_(4d+16) ||v||_1
+    max|X|, so a label can be wrong only where |f(X)| is that small, a band of
+    2.02 E (1/c1 + 1/c2) in g (the logarithm bounded for bands <= 1/4). Each cut
+    is widened by both, and the assumption is named in the result: the
+    intervals hold given it, not rigorously.
     """
     d = oracle.d
     sp = signs[p]
@@ -633,7 +643,11 @@ def _learn_intervals(oracle: SignOracle, span: QuerySpan, ask: Callable[[Any, st
                         raise RecoveryFailedError(
                             f"W[{i}][{j}]: float64 labels cannot place the cut (their "
                             f"doubt in g is {float(band):.2e}); learn over EXP")
-                    doubt += arb(0, band)
+                    # plus the rounding of the scores y^T W x, x^T W x themselves (the
+                    # second term of the assumption, |W_ab| <= M): it shifts g directly
+                    x1 = sum((abs(t) for t in x), fmpq(0))
+                    y1 = sum((abs(t) for t in y), fmpq(0))
+                    doubt += arb(0, band + gamma * M * (x1 + y1) * x1)
                 cut = sigma * ((c1 / c2).log() - kappa + doubt)
                 label = ask([y, x], "W")
                 below = label * sign_u[j] > 0  # g < log(|x.v| / |y.v|)
@@ -675,9 +689,11 @@ def _learn_intervals(oracle: SignOracle, span: QuerySpan, ask: Callable[[Any, st
             "(W: width_W_max is the widest; v ratios to relative width "
             f"2^-{delta_bits} where labels allow)",
         ) + ((
-            "float64 labels: the oracle's value is within gamma_(4d+16) ||v||_1 max|x| of "
-            "f(X) (first-order, as in f64_error_bounds); every cut was widened by the band "
-            "where such a label can be wrong",) if floats else ()),
+            "float64 labels: the oracle rounds as f64_error_bounds assumes (a first-order "
+            "model, not a proved bound): scores within gamma_(4d+16) M ||x||_1 (||x||_1 + "
+            "||y||_1) and the value within gamma_(4d+16) ||v||_1 max|X| of the exact ones; "
+            "every cut was widened by the band where such a label can be wrong, so the "
+            "intervals hold given this assumption",) if floats else ()),
         options={"labels": oracle.field.name, "pivot": p, "max_abs": M, "epsilon": str(eps),
                  "steps_W": L,
                  "width_W_max": str(width_W), "ratio_relative_width": f"2^-{delta_bits}",

@@ -465,6 +465,8 @@ def test_f64_interval_route_contains_the_truth(d: int, seed: int) -> None:
     rec = learn_single_head_membership(oracle, max_abs=3, epsilon=eps)
     assert rec.status == "approximate" and rec.options["labels"] == "F64"
     assert any(h.startswith("float64 labels") for h in rec.hypotheses)
+    # the float-error model is named as an assumption (both of its terms), not as a bound
+    assert any("not a proved bound" in h and "scores within" in h for h in rec.hypotheses)
     assert rec.queries == oracle.queries
     for i in range(d):
         for j in range(d):
