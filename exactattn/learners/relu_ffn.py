@@ -21,16 +21,19 @@ per hyperplane. A *piece* is the affine function alpha + gamma t =
 G^T p + t G^T q of one cone. Steps are relative to a local width w (1 + |t|,
 or less when neighbouring samples are closer): the first step is 2^-B w
 (B = ``separation_bits`` = 64), the finest 2^-R w (R = ``resolution_bits``,
-at least 1024, raised to 4 b + 4 B when the answers at +-q have b bits).
+at least 1024, raised to 4 b + 4 B when the answers at +-q have b bits). The
+raise is a heuristic: large weights make both large answers and close
+kinks, but nothing bounds the spacing of g's kinks by the size of two
+answers, so the resolution stays a hypothesis (G2 below).
 
 *Straight segments* (used everywhere below). A piece next to a point s0 is
 measured from three values f(s0), f(s0 + 2^-R w), f(s0 + 2^-e w): if they are
 collinear, f is taken to be linear on [s0, s0 + 2^-e w]; if not, a kink lies
 between the two steps, and e grows along 64, 128, 256, 512, 768, 896, 960
 (R = 1024; one query each) until they are. A single kink between the steps
-always bends them; only several kinks whose slope changes cancel exactly,
-or a kink within 2^-R w of s0, can fool the test (the resolution
-hypothesis). Bending at every scale is refused with the slope differences
+always bends them; only several kinks whose slope changes cancel exactly
+at the coarse step (G3), or a kink within 2^-R w of s0 (G2), can fool the
+test. Bending at every scale is refused with the slope differences
 seen (a curved oracle does that). Why the fine point: the point t* where two
 outer pieces meet lies structurally close to a kink when weights differ in
 size (about 10^-20 from one for the weight ratio 10^10: the old fixed step
@@ -152,11 +155,15 @@ G2. Resolution: on the line no two kinks, and no kink and a point t* where
     two measured pieces meet, lie within 2^-R w of each other; no hyperplane
     within 2^-R w of a gradient probe's point. Kinks closer than the first
     step are found by the straight-segment test; closer than 2^-R they are
-    merged. R grows with the bits of the answers, so large weights (which
-    put kinks close) raise it; a listed hypothesis of every result.
+    merged. R grows with the bits of the answers (the heuristic above; each
+    line has its own R, and the least is stated); a listed hypothesis of
+    every result.
 G3. No coincidence between the line and the model: a difference of two
-    distinct cone gradients orthogonal to both p and q (probability 0 over
-    real p, q; about 2^-20 per event with denominators 2^20).
+    distinct cone gradients orthogonal to both p and q, or several kinks
+    c_i between the two steps h_fine < c_i < h of a straight-segment test
+    whose slope changes Delta_i cancel there, sum_i Delta_i (h - c_i) = 0
+    (probability 0 over real p, q; about 2^-20 per event with denominators
+    2^20, an estimate). Not checkable by queries; listed with G2.
 Model assumption H (no hidden cancellation): no nonempty set S of canonical
 hyperplanes and signs s_k with sum_{k in S} s_k beta_k n_k = 0. It holds for
 generic weights and fails for special ones, e.g. ReLU(x_1) + ReLU(x_2) -
@@ -169,8 +176,8 @@ wedge {(n^T x)((n + eps u)^T x) < 0}, which shrinks to the empty set as
 eps -> 0, so a learner asking finitely many (random) queries misses it with
 probability -> 1 and answers as for g = 0. What H does not exclude, the
 residual probes bound: the result's status is ``exact_given`` with three
-hypotheses (:func:`genericity_hypotheses`): H, the resolution, and the miss
-bound L (1 - 1/100)^R with the run's figures.
+hypotheses (:func:`genericity_hypotheses`): H, the resolution with G3, and
+the miss bound L (1 - 1/100)^R with the run's figures.
 
 Bad oracles. A function that is not positively homogeneous fails the end
 checks; one that is not piecewise linear bends a straight segment at every
@@ -645,7 +652,8 @@ class _Learner:
             "ends")
         self.check_homogeneity(yq, ymq, y2q, ym2q)
         # large weights put kinks close together: the resolution grows with the size of
-        # the answers (the bits of their numerators and denominators), and the two
+        # the answers (the bits of their numerators and denominators; a heuristic, no
+        # bound on the kinks' spacing, so the resolution stays a hypothesis), and the two
         # fine-step values are asked again if it did (4 queries, in retry_queries)
         size = max(max(int(y.p).bit_length(), int(y.q).bit_length()) for y in (yq, ymq))
         wanted = 4 * size + 4 * self.bits
@@ -1238,8 +1246,11 @@ def genericity_hypotheses(residual_probes: int, rounds: int, resolution_bits: in
         "(sum_{k in S} s_k beta_k n_k != 0 for every nonempty S and signs s_k = +-1); with it "
         "one generic line shows every hyperplane of g as a kink",
         f"resolution: on the learner's lines, kinks of g lie at least 2^-{resolution_bits} "
-        "(1 + |t|) apart, and as far from every point where two measured pieces meet (the "
-        "learner raises 2^-R with the size of the answers)",
+        "(1 + |t|) apart, and as far from every point where two measured pieces meet (R is "
+        "raised with the size of the answers, a heuristic that does not bound the kinks' "
+        "spacing); and the lines are generic (G3): no two cone gradients of g differ by a "
+        "vector orthogonal to both p and q, and no several kinks cancel in a straightness "
+        "test (probability 0 for real p, q; the seeded draws have denominator 2^20)",
         f"random probes: whatever makes the result wrong, a set of directions of angular "
         f"measure >= {MISS_MEASURE} on which g differs from the result is missed with "
         f"probability <= {rounds} (1 - {MISS_MEASURE})^{residual_probes} {shown} over the seed, "
