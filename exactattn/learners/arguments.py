@@ -22,12 +22,12 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any, ParamSpec, TypeVar
 
-from ..errors import InvalidEntryError
+from ..errors import ExactattnError, InvalidEntryError
 from ..fields import Field
 from ..fields.base import describe
 from ..oracle import ValueOracle
 
-__all__ = ["checked_arguments", "check_count", "MAX_SEED"]
+__all__ = ["checked_arguments", "check_count", "checked_scale", "MAX_SEED"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -42,6 +42,24 @@ def check_count(where: str, name: str, value: Any, lo: int, hi: int) -> int:
         raise InvalidEntryError(f"{where}: {name} must be an integer in [{lo}, {hi}], got "
                                 f"{describe(value)}")
     return int(value)
+
+
+def checked_scale(field: Field, scale: Any, roundoff: Any) -> Any:
+    """The probe scale a = field(scale) > 0 of a learner with a ``roundoff`` (F64 bounds).
+
+    ``roundoff`` must be a unit roundoff in (0, 1); ``scale`` an element of
+    ``field`` (a rational in an exact field), positive. Otherwise an
+    InvalidEntryError (or the field's own error, prefixed with ``scale:``).
+    """
+    if not (isinstance(roundoff, float | int) and 0 < roundoff < 1):
+        raise InvalidEntryError(f"roundoff must be a unit roundoff in (0, 1), got {roundoff!r}")
+    try:
+        a = field(scale)
+    except ExactattnError as exc:
+        raise type(exc)(f"scale: {exc}") from None
+    if field.sign(a) <= 0:
+        raise InvalidEntryError(f"scale must be positive, got {scale!r}")
+    return a
 
 
 def checked_arguments(*, counts: Mapping[str, tuple[int, int]] | None = None

@@ -92,15 +92,13 @@ from typing import Any
 import numpy as np
 
 from ..errors import (
-    ExactattnError,
-    InvalidEntryError,
     NotIdentifiableError,
     RecoveryFailedError,
 )
 from ..fields import UNIT_ROUNDOFF, Array, Field
 from ..linalg import SingularMatrixError, solve
 from ..oracle import ValueOracle
-from .arguments import checked_arguments
+from .arguments import checked_arguments, checked_scale
 from .recovery import QuerySpan, Recovery
 from .single_head import PAPER_REF as SINGLE_HEAD_REF
 from .single_head import Probes, probe_logits, probe_matrix
@@ -179,14 +177,7 @@ def learn_biased_head(
     """
     F = oracle.field if field is None else field
     F.require_same(oracle.field, "the oracle")
-    if not (isinstance(roundoff, float | int) and 0 < roundoff < 1):
-        raise InvalidEntryError(f"roundoff must be a unit roundoff in (0, 1), got {roundoff!r}")
-    try:
-        a = F(scale)
-    except ExactattnError as exc:
-        raise type(exc)(f"scale: {exc}") from None
-    if F.sign(a) <= 0:
-        raise InvalidEntryError(f"scale must be positive, got {scale!r}")
+    a = checked_scale(F, scale, roundoff)
     d = oracle.d
     span = QuerySpan.begin(oracle)
 

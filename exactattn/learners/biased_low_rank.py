@@ -107,7 +107,6 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import (
-    ExactattnError,
     HypothesisViolatedError,
     InvalidEntryError,
     NotIdentifiableError,
@@ -117,7 +116,7 @@ from ..fields import UNIT_ROUNDOFF, Array, Field
 from ..linalg import SingularMatrixError, det, solve
 from ..linalg import rank as matrix_rank
 from ..oracle import ValueOracle
-from .arguments import checked_arguments
+from .arguments import checked_arguments, checked_scale
 
 # the CUR machinery of the unbiased learner, shared (one implementation of (**))
 from .low_rank import (
@@ -305,22 +304,13 @@ def learn_biased_low_rank(
     if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int | np.integer)
                              or not 0 <= rank <= d):
         raise InvalidEntryError(f"rank must be an integer in [0, d] = [0, {d}], got {rank!r}")
-    if isinstance(confirm, bool) or not isinstance(confirm, int) or confirm < 0:
-        raise InvalidEntryError(f"confirm must be a non-negative integer, got {confirm!r}")
     if not O.exact and rank is None:
         raise InvalidEntryError("over F64 give rank=r: discovering the rank needs exact "
                                 "singularity tests (use an EXP oracle)")
     if not O.exact and confirm:
         raise InvalidEntryError("confirm= needs an exact field; over F64 certify with "
                                 "exactattn.certificates.verify (tolerance certificate)")
-    if not (isinstance(roundoff, float | int) and 0 < roundoff < 1):
-        raise InvalidEntryError(f"roundoff must be a unit roundoff in (0, 1), got {roundoff!r}")
-    try:
-        a = O(scale)
-    except ExactattnError as exc:
-        raise type(exc)(f"scale: {exc}") from None
-    if O.sign(a) <= 0:
-        raise InvalidEntryError(f"scale must be positive, got {scale!r}")
+    a = checked_scale(O, scale, roundoff)
 
     span = QuerySpan.begin(oracle)
     rng = np.random.default_rng(seed)

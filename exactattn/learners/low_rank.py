@@ -402,8 +402,6 @@ def learn_low_rank(
     if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int | np.integer)
                              or not 0 <= rank <= d):
         raise InvalidEntryError(f"rank must be an integer in [0, d] = [0, {d}], got {rank!r}")
-    if not isinstance(confirm, int) or confirm < 0:
-        raise InvalidEntryError(f"confirm must be a non-negative integer, got {confirm!r}")
     if method == "sensing":
         if rank is None:
             raise InvalidEntryError("method='sensing' needs rank=r (the nuclear-norm and ALS "
