@@ -500,20 +500,22 @@ class ExpElement:
 
     # conversion ----------------------------------------------------------
     def arb(self, prec: int) -> arb:
-        """A rigorous ball containing the value, computed at ``prec`` bits."""
+        """A rigorous ball containing the value, computed at ``prec`` bits.
+
+        From CLUSTER_FROM_PREC bits on, tiny exponent gaps are summed by exact
+        Taylor moments (:func:`_sum_ball`), so e^(2^-1000) - 1 gets a narrow ball.
+        """
         n, d = self._parts()
         with ctx.workprec(prec):
-            return _sum_arb(n, prec) / _sum_arb(d, prec)
+            return _sum_ball(n, prec) / _sum_ball(d, prec)
 
     def __float__(self) -> float:
         """The nearest-ish float64: the ball is refined until it has 53 correct bits."""
         if self._q is not None:
             return int(self._q.p) / int(self._q.q)
-        n, d = self._parts()
         prec = SIGN_START_PREC
         while True:
-            with ctx.workprec(prec):
-                ball = _sum_ball(n, prec) / _sum_ball(d, prec)
+            ball = self.arb(prec)
             if ball.rel_accuracy_bits() >= 60 or prec > SIGN_MAX_PREC:
                 return float(ball.mid())
             prec *= 2

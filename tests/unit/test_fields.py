@@ -415,6 +415,17 @@ def test_exp_sign_past_four_million_bits_is_decided() -> None:
     assert EXP.sign(cube) == 1 and EXP.sign(-cube) == -1
 
 
+def test_exp_arb_ball_of_a_tiny_gap_is_narrow_and_encloses() -> None:
+    # arb() (what enclosing_oracle answers with) sums tiny gaps by exact moments, as
+    # the sign does: at 300 bits e^(2^-1000) - 1 was [+/- 3.7e-301], a ball holding 0
+    x = EXP.exp(EXP(fmpq(1, 2**1000))) - 1
+    ball = x.arb(300)
+    with ctx.workprec(4000):
+        truth = fraction_to_arb(Fraction(1, 2**1000)).exp() - 1
+        assert ball.contains(truth)
+    assert ball > 0 and ball.rel_accuracy_bits() >= 280
+
+
 def test_exp_sign_with_two_tiny_clusters_far_apart() -> None:
     # (1 - e^x) + (e - e^{1-x}) = x (e - 1) + O(x^2) > 0, and twice the second
     # cluster minus three times the first: x (2e + 3) > 0; swapped: < 0
