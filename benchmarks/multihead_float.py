@@ -8,7 +8,7 @@ stderr. Exit code 0 when every row meets its target, 1 otherwise.
 Cases (issue 15): ``H6_d8`` (the ePrint 2026/1678 setting: target max
 relative error on the canonical parameters <= 2^-45), ``H4_d32`` (<= 1e-10),
 ``near_equal`` (H = 4, d = 8, two heads with ||W_1 - W_2||_max ~ 1e-6: target
-a refusal naming the measured figures, or a recovery within its bounds --
+a refusal naming the measured figures, or a recovery within its estimates --
 never a silent wrong merge), plus context rows H = 2, 3, 4 at d = 8 (target
 1e-10: ours, not the issue's).
 ``--quick`` runs H = 2, d = 3 and a near-equal pair at d = 3 only (a smoke test).
@@ -19,8 +19,8 @@ Instances: W_h entries N(0, 1/d), v_h entries N(0, 1), seeded
 (4 H d^2 - 2 H + 1, arXiv 2608.03294), ``max_rel_error`` (max over heads of
 the largest entry error of W_h or v_h over the largest entry of the hidden
 W_h or v_h; heads paired with the hidden canonical ones),
-``log2_max_rel_error``, ``within_bounds`` (every entry within its computed
-first-order bound), ``max_relative_bound`` (the learner's own bound, same
+``log2_max_rel_error``, ``within_bounds`` (every entry within its first-order
+error estimate), ``max_relative_bound`` (the learner's own estimate, same
 normalisation), ``margin_decades`` (head-count decision), ``cond_projected_v``,
 ``cond_W_blocks_max``, ``certificate_holds`` (``verify(..., probes=16)``),
 ``seconds`` (the learner, oracle included), ``refused`` with ``error`` and

@@ -1,7 +1,7 @@
 """Claims of ``multihead_canonical``, float variant (exactattn's own; cf. arXiv 2608.03294).
 
 :func:`exactattn.learners.multihead_float.learn_multihead_float` learns the
-canonical heads from a float64 oracle with first-order error bounds per
+canonical heads from a float64 oracle with first-order error estimates per
 entry. The checks here run it on built-in float64 instances and compare with
 the hidden canonical heads; they are float checks (route "float64
 (tolerance)"), never called exact. This module also registers the float64
@@ -34,9 +34,9 @@ from ..models.multihead import MultiHeadAttention, canonical
 from ..oracle import ValueOracle
 
 ROUTE = "float64 (tolerance)"
-TOLERANCE_TEXT = ("first-order float64 bound: the recovery's per-entry error bounds (W_h, v_h) "
-                  "propagated to the query head by head, plus the rounding of both evaluations "
-                  "(Higham gamma_{4d+16})")
+TOLERANCE_TEXT = ("first-order float64 estimate: the recovery's per-entry error estimates "
+                  "(W_h, v_h) propagated to the query head by head, plus the rounding of both "
+                  "evaluations (Higham gamma_{4d+16})")
 
 # the model builder of the label is already registered; the float tolerance is added here
 FLOAT_TOLERANCES.setdefault(LABEL, (f64_multihead_tolerance, TOLERANCE_TEXT))
@@ -77,16 +77,16 @@ def recovery_errors(rec: Recovery, model: MultiHeadAttention) -> tuple[Array, Ar
 
 
 def within_bounds(rec: Recovery, model: MultiHeadAttention) -> bool:
-    """Every recovered entry lies within its computed bound of the hidden one."""
+    """Every recovered entry lies within its first-order error estimate of the hidden one."""
     eW, ev, _ = recovery_errors(rec, model)
     return bool((eW <= rec.params["W_error_bound"]).all()
                 and (ev <= rec.params["v_error_bound"]).all())
 
 
 @claim(LABEL, "float_recovery", paper_ref=PAPER_REF,
-       title="From a float64 oracle: the canonical heads within their computed bounds",
+       title="From a float64 oracle: the canonical heads within their first-order estimates",
        statement=r"|\hat W_h - W_h| \le \epsilon_{W_h},\ |\hat v_h - v_h| \le \epsilon_{v_h} "
-                 r"\text{ entrywise (first-order bounds), with } Q = 1 + 2Hfd + [m \ge 2](d-1) "
+                 r"\text{ entrywise (first-order estimates), with } Q = 1 + 2Hfd + [m \ge 2](d-1) "
                  r"+ (d + 1) K_W \text{ queries}",
        route=ROUTE)
 def _check_float_recovery() -> Outcome:
@@ -97,7 +97,7 @@ def _check_float_recovery() -> Outcome:
         rec = learn_multihead_float(oracle, heads=H, seed=seed)
         checked += 1
         if rec.options["m"] != H or not within_bounds(rec, model):
-            failures.append(f"H={H}, d={d}: a recovered entry is outside its bound")
+            failures.append(f"H={H}, d={d}: a recovered entry is outside its estimate")
         if not rec.queries == oracle.queries == float_query_count(H, d):
             failures.append(f"H={H}, d={d}: {rec.queries} queries, proved "
                             f"{float_query_count(H, d)}")
@@ -105,7 +105,7 @@ def _check_float_recovery() -> Outcome:
             failures.append(f"H={H}, d={d}: status {rec.status}, expected float")
         if not certify(rec, oracle, probes=8, seed=seed).holds:
             failures.append(f"H={H}, d={d}: the float certificate fails")
-    return first_failure(failures, checked, "within bounds, count as proved, certificate holds")
+    return first_failure(failures, checked, "within estimates, count as proved, certificate holds")
 
 
 @claim(LABEL, "float_head_count", paper_ref=PAPER_REF,
@@ -161,8 +161,9 @@ def _check_ill_conditioning() -> Outcome:
             continue
         if rec.options["m"] != 3 or not within_bounds(rec, model):
             failures.append(f"d={d}: a recovery of {rec.options['m']} heads returned outside "
-                            "its bounds (a silent wrong merge)")
-    return first_failure(failures, checked, "refused with the measured figures, or within bounds")
+                            "its estimates (a silent wrong merge)")
+    return first_failure(failures, checked,
+                         "refused with the measured figures, or within estimates")
 
 
 @claim(LABEL, "float_certificate_soundness", paper_ref=PAPER_REF,

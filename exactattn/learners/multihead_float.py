@@ -1,4 +1,4 @@
-"""Canonical multi-head attention from a float64 oracle, with computed error bounds.
+"""Canonical multi-head attention from a float64 oracle, with first-order error estimates.
 
 Label ``multihead_canonical`` (float variant; exactattn's own, cf. arXiv
 2608.03294). The exact learner (:mod:`exactattn.learners.multihead`) decides
@@ -22,13 +22,15 @@ Steps
    (g(r) - g(0)) / r = sum_h rho_h / (r + 1/t_h) is strictly proper of
    McMillan degree m, so its Loewner matrix has rank m (Mayo and Antoulas
    2007). Per family, the rank is the number of singular values above the
-   noise level tau (the answers' rounding bound propagated to L, below);
-   its margin is min(sigma_k / tau, tau / sigma_{k+1}) in decades. A family
-   never shows more heads than there are, so m = the largest rank decided
-   by ``MIN_MARGIN`` decades; the d families of rank m with the best margins
-   and independent directions are used (IllConditionedError if there are
-   not d). Per family: poles from the compressed Loewner pencil (numpy
-   ``svd``, ``eigvals``), residues by ``lstsq``, Gauss-Newton on (l_h, rho_h, S).
+   noise level tau (an estimate: the answers' rounding estimate propagated
+   to L, below); its margin is min(sigma_k / tau, tau / sigma_{k+1}) in
+   decades. In exact arithmetic a family never shows more heads than there
+   are; in float64 only the margin guards that (tau is not a proved bound),
+   so m = the largest rank decided by ``MIN_MARGIN`` decades; the d
+   families of rank m with the best margins and independent directions are
+   used (IllConditionedError if there are not d). Per family: poles from
+   the compressed Loewner pencil (numpy ``svd``, ``eigvals``), residues by
+   ``lstsq``, Gauss-Newton on (l_h, rho_h, S).
 2. Phase ``match`` (m >= 2): one query [b_1 + delta_1; b_1 + delta_k; b_1]
    per k >= 2 picks the pairing of heads with the smallest residual (the
    ratio of the second smallest to it is ``match_margin``). Then v_h and u_h1.
@@ -49,26 +51,28 @@ Steps
    each step eliminates u_.j by a QR per base and solves for v in the
    projected system (variable projection); numpy ``qr`` and ``lstsq``.
 
-Error bounds (first order, computed). Rounding model: IEEE binary64, unit
-roundoff u = 2^-53, Higham's gamma_n = n u / (1 - n u); the oracle evaluates
-f by the usual formula, so an answer is off by at most
+Error estimates (first order, computed; named ``*_error_bound`` in the
+params). Rounding model: IEEE binary64, unit roundoff u = 2^-53, Higham's
+gamma_n = n u / (1 - n u); if the oracle evaluates f by the usual formula,
+an answer is off by at most
 eta = gamma_{4d+16} sum_h sum_i alpha_ih |x_i . v_h| (values and weights)
 + gamma_{2d} sum_h sum_i alpha_ih |c_ih - f_h| |x_i|^T |u_hj| (scores),
-evaluated at the recovered parameters. The learner's own evaluation adds
-the same again: 2 eta per answer. To first order the polished parameters
-are a linear image of the answer errors, theta_hat - theta = L e (L from the
-projected solves), so entry p is bounded by sum_q |L_pq| 2 eta_q, plus 2u
-|p|; W_h = U_h B adds |.| |B| (triangle inequality). These are first-order
-estimates of the float error, not proofs; the status is ``float``. The
-residual ||y - f_hat||_2 must be at most twice the norm of the noise bound,
-else the answers are not those of m heads in float64 (for example two
-nearly equal heads read as one) and the learner refuses.
+here evaluated at the recovered parameters, not the hidden ones (so eta is
+itself an estimate). The learner's own evaluation adds the same again: 2 eta
+per answer. To first order the polished parameters are a linear image of
+the answer errors, theta_hat - theta = L e (L from the projected solves), so
+entry p is estimated by sum_q |L_pq| 2 eta_q, plus 2u |p|; W_h = U_h B adds
+|.| |B| (triangle inequality). These are first-order estimates of the float
+error, not proofs (the second-order terms are dropped); the status is
+``float``. The residual ||y - f_hat||_2 must be at most twice the norm of
+the noise estimate, else the answers are not those of m heads in float64
+(for example two nearly equal heads read as one) and the learner refuses.
 
 Ill-conditioning. Near-equal heads (close W) or a head with tiny v make the
 poles or residues hard to separate: the Loewner margins drop, the projected
-systems' condition numbers grow, so do the bounds. Every figure is in
+systems' condition numbers grow, so do the estimates. Every figure is in
 ``options["conditioning"]`` and ``options["head_count"]``; when the largest
-relative bound exceeds ``max_relative_bound`` the learner raises
+relative estimate exceeds ``max_relative_bound`` the learner raises
 IllConditionedError with that report, never a silent poor estimate.
 
 Query count (proof). Every query is asked in one of the batches above, each
@@ -127,7 +131,7 @@ __all__ = ["learn_multihead_float", "float_query_count", "f64_multihead_toleranc
 
 #: the head-count decision needs sigma_m and sigma_{m+1} this many decades away from tau
 MIN_MARGIN = 1.0
-#: default refusal threshold: the largest relative error bound of a returned recovery
+#: default refusal threshold: the largest relative error estimate of a returned recovery
 MAX_RELATIVE_BOUND = 1e-6
 #: Gauss-Newton iterations (each one a projected solve; 3 to 6 are typical)
 MAX_ITERATIONS = 30
@@ -222,7 +226,7 @@ def _evaluate(base: _Base, V: Array, Uj: Array) -> tuple[Array, Array, Array, Ar
     dev = a * (c - fh[:, None, :])
     Ju = np.einsum("nih,nid->nhd", dev, X)
     d = X.shape[2]
-    # rounding bound of one float64 evaluation (module docstring)
+    # rounding estimate of one float64 evaluation (module docstring)
     values = np.einsum("nih,nih->n", a, np.abs(c))
     score_scale = np.einsum("nid,dh->nih", np.abs(X), np.abs(Uj))
     scores = np.einsum("nih,nih->n", np.abs(dev), score_scale)
@@ -384,11 +388,13 @@ def learn_multihead_float(
     extra_scales: tuple[float, ...] = (),
     pair_directions: int = 1,
 ) -> Recovery:
-    """Recover the canonical heads from a float64 oracle, with first-order error bounds.
+    """Recover the canonical heads from a float64 oracle, with first-order error estimates.
 
     Label ``multihead_canonical`` (float variant); see the module docstring
-    for the steps, the rounding model, the bounds and the proved count
-    ``query_count(heads, d, m=m, plan="isolating")`` <= 4 H d^2 - 2 H + 1.
+    for the steps, the rounding model, the estimates and the proved count
+    :func:`float_query_count`, which is below 4 H d^2 - 2 H + 1 when d >= 3
+    with f = 2, P = 1 and no extra scales (at d = 2 it can exceed it: 33 > 29
+    at H = 2).
 
     Parameters
     ----------
@@ -396,7 +402,7 @@ def learn_multihead_float(
     heads : H, an upper bound on the number of canonical heads.
     seed : seed of the random bases and directions.
     max_relative_bound : refuse (IllConditionedError) when an entry's error
-        bound, relative to the largest entry of its head's W or v, exceeds this.
+        estimate, relative to the largest entry of its head's W or v, exceeds this.
     direction_scale : size of the phase-v directions (spreads the poles).
     families_per_dimension : f, candidate copy families per dimension in phase v
         (1 to ``MAX_OPTION_COUNT`` = 64, like P).
@@ -410,15 +416,16 @@ def learn_multihead_float(
     Recovery over F64, status ``float``: ``params["W"]`` (m, d, d),
     ``params["v"]`` (d, m) (column h is v_h), sorted by W row-major, and
     ``params["W_error_bound"]``, ``params["v_error_bound"]`` of the same
-    shapes (first-order bounds per entry). ``options``: ``m``,
+    shapes (first-order error estimates per entry, not proved bounds). ``options``: ``m``,
     ``head_count`` (singular values, tau, margin in decades),
-    ``conditioning`` (condition numbers, head separation, relative bounds),
-    ``residual`` and ``noise_bound`` (2-norms), ``iterations``.
+    ``conditioning`` (condition numbers, head separation, relative estimates),
+    ``residual`` and ``noise_bound`` (2-norms; the latter a rounding estimate),
+    ``iterations``.
 
     Raises
     ------
     InvalidEntryError : not an F64 oracle, or a bad argument (before any query).
-    IllConditionedError : the head count is undecided, or a bound exceeds
+    IllConditionedError : the head count is undecided, or an estimate exceeds
         ``max_relative_bound``; the report names the measured figures.
     HypothesisViolatedError : more canonical heads than d, or dependent v_h.
     RecoveryFailedError : the answers are not those of <= H heads in float64.
@@ -592,9 +599,9 @@ def _head_count(r: Array, fams: list[Array], H: int, d: int
     for g in fams:
         L, _, E = _loewner(r, g)
         sv = np.linalg.svd(L, compute_uv=False)
-        # noise: every answer off by <= eta = gamma_{4d+16} (H + 1) max|g| (heads cancelling
-        # by at most H + 1); tau = the Frobenius norm of the entrywise bound on the
-        # perturbation of L (:func:`_loewner`), >= its 2-norm
+        # noise estimate: every answer off by about eta = gamma_{4d+16} (H + 1) max|g| (a
+        # heuristic: the heads' terms assumed to cancel by at most a factor H + 1); tau = the
+        # Frobenius norm of the entrywise estimate of the perturbation of L (:func:`_loewner`)
         eta = _gamma(4 * d + 16) * (H + 1) * float(np.abs(g).max())
         tau = eta * float(np.linalg.norm(E))
         k = int((sv > tau).sum())
@@ -692,7 +699,7 @@ def _refine(bases: list[_Base], V: Array, Ucols: list[Array]
 
 def _bounds(bases: list[_Base], V: Array, Ucols: list[Array]
             ) -> tuple[Array, list[Array], float, float, dict[str, Any]]:
-    """First-order bounds |L| (2 eta) on v and every u_.j (module docstring)."""
+    """First-order error estimates |L| (2 eta) of v and every u_.j (module docstring)."""
     d, m = V.shape
     etas, parts, Gs = [], [], []
     residual2 = 0.0
@@ -756,7 +763,7 @@ def _finish(F: Field, span: QuerySpan, Ws: list[Array], vs: list[Array], bW: lis
     if m and residual > 2 * noise:
         raise RecoveryFailedError(
             f"after refinement the {m}-head model leaves a residual ||y - f_hat||_2 = "
-            f"{residual:.3e} > 2 x the answers' rounding bound {noise:.3e}: the answers are "
+            f"{residual:.3e} > 2 x the answers' rounding estimate {noise:.3e}: the answers are "
             f"not those of {m} canonical heads in float64. The copy families showed m = {m} "
             f"(margin {count_report['margin_decades']:.2f} decades); two nearly equal heads "
             "look like one head to them (their poles differ by less than float64 resolves), "
@@ -765,13 +772,13 @@ def _finish(F: Field, span: QuerySpan, Ws: list[Array], vs: list[Array], bW: lis
             "multi-head attention")
     if m and report["max_relative_bound"] > max_relative_bound:
         raise IllConditionedError(
-            f"the recovery is ill-conditioned: relative error bound "
+            f"the recovery is ill-conditioned: first-order relative error estimate "
             f"{report['max_relative_bound']:.3e} > {max_relative_bound:.1e} (per head "
             f"{[f'{r:.1e}' for r in rel]}); condition of the projected v system "
             f"{report['cond_projected_v']:.3e}, of the W blocks {report['cond_W_blocks_max']:.3e}"
             f", closest heads {report['min_head_separation']:.3e} apart (relative), smallest "
             f"||v_h|| / max ||v|| = {report['min_v_norm_ratio']:.3e}. Pass a larger "
-            "max_relative_bound to accept these bounds", report=report,
+            "max_relative_bound to accept these estimates", report=report,
             recovered={"W": W, "v": v, "W_error_bound": eW, "v_error_bound": ev})
     report = {k: (None if isinstance(x, float) and math.isinf(x) else x)
               for k, x in report.items()}
@@ -786,15 +793,16 @@ def _finish(F: Field, span: QuerySpan, Ws: list[Array], vs: list[Array], bW: lis
                  "answer_error_factor": _gamma(4 * d + 16)},
         hypotheses=(f"f has at most H = {H} canonical heads",
                     "the oracle evaluates f in float64 by the usual formula (rounding "
-                    "model of the error bounds); the bounds are first order"))
+                    "model of the error estimates); the estimates are first order, not "
+                    "proved bounds"))
 
 
 def f64_multihead_tolerance(rec: Recovery, Xs: Array) -> Array:
-    """A first-order bound on |f_hat(X) - f(X)| per query of a (B, N, d) batch.
+    """A first-order estimate of |f_hat(X) - f(X)| per query of a (B, N, d) batch.
 
     Per head, as for a single head: ||dW_h||_F max_i ||x_i|| ||x_N|| (spread of the
     c_i = x_i . v_h) + ||dv_h||_2 max_i ||x_i||, with the recovery's per-entry
-    bounds; plus the rounding of both evaluations, 2 gamma_{4d+16} ||v_h||_1 max|x|.
+    estimates; plus the rounding of both evaluations, 2 gamma_{4d+16} ||v_h||_1 max|x|.
     """
     W, v = rec.params["W"], rec.params["v"]
     eW, ev = rec.params["W_error_bound"], rec.params["v_error_bound"]
