@@ -287,9 +287,10 @@ def _coverage_table(results: Sequence[ClaimResult]) -> str:
     rows = coverage_rows(results)
     lines = [r"\section*{Coverage of the paper}\addcontentsline{toc}{section}{Coverage}",
              r"Every checkable statement of the paper is a node of the blueprint. "
-             r"\emph{checked}: every claim holds and every step is machine-checked; "
-             r"\emph{partly}: the claims hold but a step is prose (said why); "
-             r"\emph{prose}: no machine check yet.",
+             r"\emph{checked}: every claim holds and every step of the proof has a machine "
+             r"check (a symbolic step in the dimension printed with it); \emph{partly}: the "
+             r"claims hold but a step is prose or the statement is checked on exact instances "
+             r"only (said why); \emph{prose}: no machine check yet.",
              r"\begin{longtable}{@{}p{0.34\linewidth}p{0.16\linewidth}p{0.1\linewidth}"
              r"p{0.32\linewidth}@{}}", r"\toprule statement & paper & status & why \\ \midrule"]
     for s, status in rows:

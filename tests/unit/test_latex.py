@@ -193,3 +193,15 @@ def test_a_printed_step_changes_with_the_checked_object() -> None:
     for step in single_head.derivation(2):  # named steps too: the names cannot hide a change
         changed = dataclasses.replace(step, rhs=step.rhs + delta)
         assert any("delta" in row for row in step_rows(changed)), step.why
+
+
+def test_no_statement_is_checked_by_default(all_results: list[ClaimResult]) -> None:
+    """coverage is required: a statement checked on exact instances only, or with a prose
+    step, says so and is 'partly' although all its claims hold."""
+    from exactattn.blueprint import Statement
+
+    with pytest.raises(TypeError, match="coverage"):
+        Statement("x", "paper", "Theorem", "x")  # type: ignore[call-arg]
+    status = {s.key: st for s, st in coverage_rows(all_results)}
+    assert status["orthogonal_heads"] == status["output_bound"] == "partly"
+    assert status["single_head_exact"] == status["noisy_oracle"] == "checked"
