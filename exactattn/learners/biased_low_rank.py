@@ -132,6 +132,7 @@ from .low_rank import (
     _inverse_norm_bound,
     _orthogonal,
     degrees_of_freedom,
+    logit_error_estimates,
     measured_over,
 )
 from .recovery import QuerySpan, Recovery
@@ -690,24 +691,13 @@ def _f64_input_bounds(m: _Measurer, roundoff: float) -> dict[str, Any]:
 
 
 def _logit_errors(ctx: dict[str, Any], P: Array, X: Array, L: Array) -> Array:
-    """First-order bounds on the logits L[i, j] = m(p_i, x_j) of (*) over F64.
+    """First-order estimates of the errors of the logits L[i, j] = m(p_i, x_j) of (*) over F64.
 
-    Rounding model of :func:`exactattn.learners.biased_head.biased_f64_error_bounds`:
-    an answer is off by at most g (||v||_1 max|x| + |beta|), g = gamma_{4d+16};
-    carried, with the errors of beta, x^T v and p^T v, through
-    p = (y - beta - x^T v) / (p^T v) and t = logit(p) (derivative 1 / (p (1 - p))).
+    The rounding model of :func:`exactattn.learners.biased_head.biased_f64_error_bounds`,
+    carried by :func:`~exactattn.learners.low_rank.logit_error_estimates`.
     """
-    d, v, g, v1 = ctx["d"], ctx["v"], ctx["g"], ctx["v1"]
-    e_beta, e_v, beta = ctx["e_beta"], ctx["e_v"], ctx["beta"]
-    px = np.abs(P).max(axis=1)[:, None] + np.abs(X).max(axis=1)[None, :]
-    e_y = g * (v1 * px + abs(beta)) + e_beta
-    e_base = np.abs(X) @ e_v + _gamma(d) * (np.abs(X) @ np.abs(v))
-    gains = np.abs(P @ v)[:, None]
-    e_gain = (np.abs(P) @ e_v + _gamma(d) * (np.abs(P) @ np.abs(v)))[:, None]
-    p = 1.0 / (1.0 + np.exp(-L))
-    dp = (e_y + e_base[None, :]) / gains + p * e_gain / gains
-    out: Array = dp / (p * (1.0 - p)) + _gamma(4) * np.abs(L)
-    return out
+    return logit_error_estimates(P, X, L, ctx["v"], ctx["g"], ctx["e_v"], beta=ctx["beta"],
+                                 e_beta=ctx["e_beta"])
 
 
 def _confirm(m: _Measurer, W: Array, c: Array, r: int, k: int, rng: np.random.Generator,

@@ -542,10 +542,7 @@ def _adaptive_given(measure: _Measurer, v: Array, r: int,
     if r == 0:
         zero: dict[str, Any] = {"rank": 0, "rank_given": True, "rank_of_core": 0}
         if not O.exact:  # W = 0 is exact given the rank; v carries the answers' rounding
-            g = _gamma(4 * d + 16)
-            zero.update({"W_error_bound": 0.0, "answer_error_factor": g,
-                         "v_error_bound": g * float(np.abs(measure.v_oracle).sum()) * math.sqrt(d),
-                         "bounds": "first-order float64 estimates"})
+            zero.update({"W_error_bound": 0.0, **_f64_v_bounds(measure.v_oracle)})
         return F.zeros((d, d)), zero
     if O.exact:
         Zo = _exact_probes(O, measure.v_oracle, d, rng)
@@ -776,6 +773,44 @@ def _inverse_norm_bound(Q: Array) -> float:
     return 1.0 / (1.0 - e)
 
 
+def _f64_v_bounds(v: Array) -> dict[str, Any]:
+    """First-order estimates for v over F64: each v_i = f([e_i^T]) is off by g ||v||_1.
+
+    g = gamma_{4d+16} is the rounding factor of one answer
+    (:func:`exactattn.learners.single_head.f64_error_bounds`).
+    """
+    d = v.shape[0]
+    g = _gamma(4 * d + 16)
+    return {"v_error_bound": g * float(np.abs(v).sum()) * math.sqrt(d),
+            "answer_error_factor": g, "bounds": "first-order float64 estimates"}
+
+
+def logit_error_estimates(P: Array, X: Array, L: Array, v: Array, g: float, e_v: Any, *,
+                          beta: float = 0.0, e_beta: float = 0.0) -> Array:
+    """First-order estimates of the errors of F64 logits L[i, j] = m(p_i, x_j), per entry.
+
+    The measurement of a logit from the query [(p + x)^T; x^T] (unbiased:
+    beta = 0): an answer is off by at most g (||v||_1 max|x| + |beta|)
+    (g = gamma_{4d+16} times the oracle's roundoff over 2^-53); with the
+    errors e_beta of beta and e_v of v (a number or one per coordinate) it is
+    carried through p = (y - beta - x^T v) / (p^T v) and t = logit(p)
+    (derivative 1 / (p (1 - p))), to first order. Shared by
+    :func:`learn_low_rank` and :mod:`exactattn.learners.biased_low_rank`.
+    """
+    d = v.shape[0]
+    v1 = float(np.abs(v).sum())
+    e_vi = np.broadcast_to(np.asarray(e_v, dtype=np.float64), (d,))
+    px = np.abs(P).max(axis=1)[:, None] + np.abs(X).max(axis=1)[None, :]
+    e_y = g * (v1 * px + abs(beta)) + e_beta
+    e_base = np.abs(X) @ e_vi + _gamma(d) * (np.abs(X) @ np.abs(v))
+    gains = np.abs(P @ v)[:, None]
+    e_gain = (np.abs(P) @ e_vi + _gamma(d) * (np.abs(P) @ np.abs(v)))[:, None]
+    p = 1.0 / (1.0 + np.exp(-L))
+    dp = (e_y + e_base[None, :]) / gains + p * e_gain / gains
+    out: Array = dp / (p * (1.0 - p)) + _gamma(4) * np.abs(L)
+    return out
+
+
 def _f64_recover(Z: Array, Y: Array, v: Array, M: Array, rows: Array, cols: Array,
                  WB: Array, AW: Array, r: int) -> tuple[Array, int, dict[str, Any]]:
     """(**) over F64, with first-order error bounds (estimates, not proofs).
@@ -792,19 +827,13 @@ def _f64_recover(Z: Array, Y: Array, v: Array, M: Array, rows: Array, cols: Arra
     ||Y^{-1}||_2 <= 1 / (1 - ||Q^T Q - I||_F)) and (**) to first order.
     """
     d = v.shape[0]
-    g = _gamma(4 * d + 16)
-    v1 = float(np.abs(v).sum())
-    e_v = g * v1
+    v_bounds = _f64_v_bounds(v)
+    g = v_bounds["answer_error_factor"]
+    e_v = g * float(np.abs(v).sum())
 
     def logit_errors(P: Array, T: Array, L: Array) -> float:
-        """Frobenius norm of the bounds on the logits L[i, j] = p_i^T W t_j."""
-        e_y = g * v1 * (np.abs(P).max(axis=1)[:, None] + np.abs(T).max(axis=1)[None, :])
-        e_base = np.abs(T).sum(axis=1) * e_v + _gamma(d) * (np.abs(T) @ np.abs(v))
-        gains = np.abs(P @ v)[:, None]
-        e_gain = (np.abs(P).sum(axis=1) * e_v + _gamma(d) * (np.abs(P) @ np.abs(v)))[:, None]
-        p = 1.0 / (1.0 + np.exp(-L))
-        dp = (e_y + e_base[None, :]) / gains + p * e_gain / gains
-        return float(np.linalg.norm(dp / (p * (1.0 - p)) + _gamma(4) * np.abs(L)))
+        """Frobenius norm of the estimates for the logits L[i, j] = p_i^T W t_j."""
+        return float(np.linalg.norm(logit_error_estimates(P, T, L, v, g, e_v)))
 
     nM = logit_errors(Z[:r], Y[:, :r].T, M)
     nrows = logit_errors(Z[r:], Y[:, :r].T, rows)
@@ -823,8 +852,7 @@ def _f64_recover(Z: Array, Y: Array, v: Array, M: Array, rows: Array, cols: Arra
     b = float(np.linalg.norm(WB @ Minv, 2))
     rounding = _gamma(2 * r) * float(np.linalg.norm(np.abs(WB) @ np.abs(Minv_AW)))
     dW = dWB * a + b * dAW + b * nM * a + rounding
-    return W, k, {"W_error_bound": dW, "v_error_bound": e_v * math.sqrt(d),
-                  "answer_error_factor": g, "bounds": "first-order float64 estimates",
+    return W, k, {"W_error_bound": dW, **v_bounds,
                   "bound_terms": {"logits_M": nM, "logits_WB": nrows, "logits_AW": ncols,
                                   "norm_Minv_AW": a, "norm_WB_Minv": b}}
 
