@@ -192,8 +192,12 @@ def lower_bound(d: int, max_abs: int, max_denominator: int, *, answers: int = 3)
 
     The class holds F^(d^2) matrices W times F^(d - 1) rays v = (1, r_2, ..., r_d),
     every pair with different label functions (W and the ray of v are determined
-    by the labels when v != 0). A learner that asks q queries with ``answers``
-    possible labels each (3 for sign labels) reaches at most answers^q leaves.
+    by the labels when v != 0: the identifiability argument of the module
+    docstring, checked on whole small classes by the claim ``lower_bound``). A
+    learner that asks q queries with ``answers`` possible labels each (3 for
+    sign labels) is a decision tree with at most answers^q leaves, one output
+    per leaf (a prose step). The result is the least q with answers^q >= F^k,
+    found in integers (the float logarithm only picks where to start).
 
     >>> lower_bound(1, 1, 1)        # F(1, 1) = 3 matrices [-1], [0], [1]: one ternary label
     1
@@ -208,6 +212,8 @@ def lower_bound(d: int, max_abs: int, max_denominator: int, *, answers: int = 3)
     q = max(0, math.floor(k * math.log(F) / math.log(answers)) - 2)
     while answers**q < N:
         q += 1
+    while q > 0 and answers ** (q - 1) >= N:  # a float start above the least q
+        q -= 1
     return q
 
 

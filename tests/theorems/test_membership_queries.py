@@ -199,6 +199,9 @@ def test_lower_bound() -> None:
     assert 3**q >= Fq**k > 3 ** (q - 1)
     for d in (1, 2, 3):
         assert lower_bound(d, 7, 10) <= query_count(d, d, 7, 10)
+        # the least q with 3^q >= F^(d^2 + d - 1), in integers
+        q, N = lower_bound(d, 7, 10), Fq ** (d * d + d - 1)
+        assert 3**q >= N > 3 ** (q - 1)
     inst = membership_instance(3, 0, max_abs=9, max_denominator=8)
     rec = learn_single_head_membership(SignOracle(inst.model), max_abs=9, max_denominator=8)
     assert lower_bound(3, 9, 8) <= lower_bound(3, 9, 8, answers=2) <= rec.queries
