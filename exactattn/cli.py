@@ -362,6 +362,14 @@ def _save(args: argparse.Namespace, rec: Any, cert: Any, instance: dict[str, Any
         _stderr(f"recovery saved to {args.save}")
 
 
+def _print_learned(as_json: bool, info: dict[str, Any], header: str,
+                   rows: Sequence[tuple[str, str]]) -> None:
+    """A learn result on stdout: ``info`` as JSON (``--json``), else the header and one
+    aligned line per (name, text) row."""
+    print(json.dumps(info, indent=2) if as_json
+          else "\n".join([header, *(f"  {name:<12} {text}" for name, text in rows)]))
+
+
 def _learn_other(args: argparse.Namespace) -> int:
     """The exact results on a seeded instance: learn, compare with the truth, certify."""
     from . import claims  # noqa: F401  (registers every result's certificate builder)
@@ -428,17 +436,13 @@ def _learn_other(args: argparse.Namespace) -> int:
             "matches_truth": bool(truth),
             "certificate": {**cert.to_json(), "text": str(cert)},
             "seconds": {"total": seconds, "oracle": oracle.seconds}}
-    if args.json:
-        print(json.dumps(info, indent=2))
-    else:
-        print(f"{label} on a seeded instance (d = {d}, seed = {seed})\n"
-              f"  queries      {rec.queries}"
-              + (f" (expected {expected})" if expected is not None else "")
-              + f"  by phase {dict(rec.queries_by_phase)}\n"
-              f"  status       {rec.status_text()}\n"
-              f"  truth        {'recovered exactly' if truth else 'DIFFERS'}\n"
-              f"  certificate  {cert}\n"
-              f"  seconds      {seconds:.3f} total, {oracle.seconds:.3f} in the oracle")
+    _print_learned(args.json, info, f"{label} on a seeded instance (d = {d}, seed = {seed})", [
+        ("queries", f"{rec.queries}" + (f" (expected {expected})" if expected is not None
+                                        else "") + f"  by phase {dict(rec.queries_by_phase)}"),
+        ("status", rec.status_text()),
+        ("truth", "recovered exactly" if truth else "DIFFERS"),
+        ("certificate", str(cert)),
+        ("seconds", f"{seconds:.3f} total, {oracle.seconds:.3f} in the oracle")])
     return EXIT_OK if cert.holds and truth else EXIT_FAILED
 
 
@@ -500,18 +504,15 @@ def _learn_noisy(args: argparse.Namespace) -> int:
         "certificate": {**cert.to_json(), "text": str(cert)},
         "seconds": {"total": seconds, "oracle": oracle.seconds, "certificate": cert_seconds},
     }
-    if args.json:
-        print(json.dumps(info, indent=2))
-    else:
-        print(f"{rec.label} on {inst.name}, adversary {args.adversary}\n"
-              f"  tolerances   tau_f = {info['tolerances']['tau_f']}, "
-              f"tau_v = {info['tolerances']['tau_v']}\n"
-              f"  queries      {rec.queries} (expected d + d^2 = {args.d + args.d**2})\n"
-              f"  status       {rec.status_text()}\n"
-              f"  max error    {info['max_entry_error']:.3e} <= bound {float(bound):.3e}: "
-              f"{'yes' if info['within_bound'] else 'NO'} (exact comparison)\n"
-              f"  certificate  {cert}\n"
-              f"  seconds      {seconds:.3f} total, {oracle.seconds:.3f} in the oracle")
+    _print_learned(args.json, info, f"{rec.label} on {inst.name}, adversary {args.adversary}", [
+        ("tolerances", f"tau_f = {info['tolerances']['tau_f']}, "
+                       f"tau_v = {info['tolerances']['tau_v']}"),
+        ("queries", f"{rec.queries} (expected d + d^2 = {args.d + args.d**2})"),
+        ("status", rec.status_text()),
+        ("max error", f"{info['max_entry_error']:.3e} <= bound {float(bound):.3e}: "
+                      f"{'yes' if info['within_bound'] else 'NO'} (exact comparison)"),
+        ("certificate", str(cert)),
+        ("seconds", f"{seconds:.3f} total, {oracle.seconds:.3f} in the oracle")])
     return EXIT_OK if cert.holds and info["within_bound"] else EXIT_FAILED
 
 

@@ -12,14 +12,11 @@ prints as one line and exit 2.
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 import time
 from typing import Any
 
+from .cli import EXIT_FAILED, EXIT_OK, _print_learned, _save
 from .errors import InvalidEntryError
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def learn_from_file(args: argparse.Namespace) -> int:
@@ -38,28 +35,20 @@ def learn_from_file(args: argparse.Namespace) -> int:
                             certificate_probes=args.certificate_probes)
     seconds = time.perf_counter() - start
     rec, cert = result.recovery, result.certificate
-    if args.save:
-        with open(args.save, "w", encoding="utf-8") as fh:
-            json.dump({"recovery": rec.to_json(), "instance": dict(spec.source),
-                       "certificate": cert.to_json()}, fh, indent=2)
-            fh.write("\n")
-        print(f"recovery saved to {args.save}", file=sys.stderr)
+    _save(args, rec, cert, dict(spec.source))
     info = {"label": rec.label, "instance": args.instance, "model": spec.model_kind,
             "field": spec.field.name, "d": rec.d, "seed": args.seed, "queries": rec.queries,
             "queries_by_phase": dict(rec.queries_by_phase), "status": rec.status,
             "hypotheses": list(rec.hypotheses), "matches_truth": result.matches_truth,
             "certificate": {**cert.to_json(), "text": str(cert)},
             "seconds": {"total": seconds}}
-    if args.json:
-        print(json.dumps(info, indent=2))
-    else:
-        print(f"{rec.label} on {args.instance} ({spec.model_kind} over {spec.field.name}, "
-              f"d = {rec.d})\n"
-              f"  queries      {rec.queries}  by phase {dict(rec.queries_by_phase)}\n"
-              f"  status       {rec.status_text()}\n"
-              f"  truth        {'recovered' if result.matches_truth else 'DIFFERS'}\n"
-              f"  certificate  {cert}\n"
-              f"  seconds      {seconds:.3f}")
+    _print_learned(args.json, info, f"{rec.label} on {args.instance} ({spec.model_kind} over "
+                                    f"{spec.field.name}, d = {rec.d})", [
+        ("queries", f"{rec.queries}  by phase {dict(rec.queries_by_phase)}"),
+        ("status", rec.status_text()),
+        ("truth", "recovered" if result.matches_truth else "DIFFERS"),
+        ("certificate", str(cert)),
+        ("seconds", f"{seconds:.3f}")])
     return EXIT_OK if result.holds else EXIT_FAILED
 
 
