@@ -156,6 +156,31 @@ def test_certificate_holds_and_rejects_a_perturbed_recovery() -> None:
     assert not verify(bad, oracle, probes=8).holds
 
 
+@pytest.mark.parametrize(("H", "d", "seed"), [(2, 3, 5), (3, 4, 9)])
+def test_certificate_rejects_every_entry_off_by_1000_estimates(H: int, d: int, seed: int) -> None:
+    # the tolerance is not vacuous: one entry of W_h (v_h) moved by 1000 times the Frobenius
+    # (2-) norm of its head's error estimates is rejected, for every entry (measured: 100
+    # times suffices on these instances, 10 to 30 times for most entries)
+    model = random_float_multihead(H, d, seed)
+    oracle = ValueOracle(model)
+    rec = learn_multihead_float(oracle, heads=H, seed=seed)
+    assert verify(rec, oracle, probes=8).holds
+    for h in range(H):
+        eW = float(np.linalg.norm(rec.params["W_error_bound"][h]))
+        ev = float(np.linalg.norm(rec.params["v_error_bound"][:, h]))
+        assert 0 < eW < 1e-7 and 0 < ev < 1e-7
+        for i in range(d):
+            v = rec.params["v"].copy()
+            v[i, h] += 1000 * ev
+            assert not verify(dataclasses.replace(rec, params={**rec.params, "v": v}),
+                              oracle, probes=8).holds, ("v", h, i)
+            for j in range(d):
+                W = rec.params["W"].copy()
+                W[h, i, j] -= 1000 * eW
+                assert not verify(dataclasses.replace(rec, params={**rec.params, "W": W}),
+                                  oracle, probes=8).holds, ("W", h, i, j)
+
+
 def test_certificate_rejects_another_oracle() -> None:
     model = random_float_multihead(2, 3, 6)
     rec = learn_multihead_float(ValueOracle(model), heads=2, seed=6)
