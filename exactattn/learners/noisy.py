@@ -432,12 +432,24 @@ def clipped_logits(oracle: NoisyOracle, rows: Array, gains: Any, v: Any, *, W_bo
 def v_hypotheses(v_hat: Any, tau_v: fmpq) -> tuple[fmpq, fmpq]:
     """(smallest, largest) ||v||^2 over the box v_hat +- tau_v that the answers allow.
 
+    Raises HypothesisViolatedError (``||v|| <= 1``) when the smallest is above 1:
+    no v consistent with the answers is in the unit ball. Shared by both learners.
+
     >>> v_hypotheses([fmpq(1, 2), fmpq(-1, 4)], fmpq(1, 4))
     (1/16, 13/16)
+    >>> try:
+    ...     v_hypotheses([fmpq(3, 4), fmpq(3, 4)], fmpq(1, 100))
+    ... except HypothesisViolatedError as exc:
+    ...     print(exc.hypothesis, str(exc).endswith("||v||^2 >= 1.0952 > 1"))
+    ||v|| <= 1 True
     """
     vq = [abs(rational(x)) for x in v_hat]
     low = sum((max(x - tau_v, fmpq(0)) ** 2 for x in vq), fmpq(0))
     high = sum(((x + tau_v) ** 2 for x in vq), fmpq(0))
+    if low > 1:
+        raise HypothesisViolatedError(
+            f"||v|| <= 1 is violated: every v within tau_v = {tau_v} of the answers has "
+            f"||v||^2 >= {_dec(low)} > 1", hypothesis="||v|| <= 1")
     return low, high
 
 
@@ -512,11 +524,7 @@ def learn_single_head_noisy(
             f"within tau_v = {tau_v} of v_{i}, so |v_{i}| <= {_dec(abs(v[i]) + tau_v)} < margin "
             "(the paper's algorithm needs every coordinate of v bounded away from 0; the "
             "adapted variant needs only ||v|| >= norm_lower)", hypothesis="min |v_i| >= margin")
-    v_low, v_high = v_hypotheses(v, tau_v)
-    if v_low > 1:
-        raise HypothesisViolatedError(
-            f"||v|| <= 1 is violated: every v within tau_v = {tau_v} of the answers has "
-            f"||v||^2 >= {_dec(v_low)} > 1", hypothesis="||v|| <= 1")
+    _, v_high = v_hypotheses(v, tau_v)
     (confirmed if v_high <= 1 else unconfirmed).append("||v|| <= 1")
     (confirmed if all(abs(x) - tau_v >= mu for x in v) else unconfirmed).append(
         f"min |v_i| >= margin = {mu}")

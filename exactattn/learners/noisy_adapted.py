@@ -333,16 +333,12 @@ def learn_single_head_noisy_adapted(
     v = oracle.batch(I[:, None, :], phase="v", tolerance=bounds.tau_v)
     vq = [rational(x) for x in v]
     S = sum((x * x for x in vq), fmpq(0))
-    v_low, v_high = v_hypotheses(vq, bounds.tau_v)
+    v_low, v_high = v_hypotheses(vq, bounds.tau_v)  # raises when ||v|| > 1 on the whole box
     if v_high < nu * nu:
         raise HypothesisViolatedError(
             f"||v||_2 >= norm_lower = {nu} is violated: every v within tau_v = {bounds.tau_v} "
             f"of the answers has ||v||^2 <= {_dec(v_high)} < norm_lower^2 = {_dec(nu * nu)}",
             hypothesis="||v||_2 >= norm_lower")
-    if v_low > 1:
-        raise HypothesisViolatedError(
-            f"||v|| <= 1 is violated: every v within tau_v = {bounds.tau_v} of the answers has "
-            f"||v||^2 >= {_dec(v_low)} > 1", hypothesis="||v|| <= 1")
     floor = nu - bounds.v_2  # >= 3 nu / 4 > 0
     if S < floor * floor:  # pragma: no cover - implied by v_high >= nu^2 (sqrt(d) <= r)
         raise AssertionError("internal error: ||v_hat|| < norm_lower - r tau_v")

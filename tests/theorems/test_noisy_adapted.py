@@ -353,6 +353,16 @@ def test_v_norm_below_norm_lower_is_proved_on_the_box() -> None:
     assert info.value.hypothesis == "||v||_2 >= norm_lower"
 
 
+def test_v_norm_above_one_is_proved_on_the_box() -> None:
+    # ||v||^2 = 9/8 > 1: the "max" adversary answers v_i + tau_v, every v consistent with the
+    # answers has ||v||^2 >= 9/8 > 1 (the same box test as the paper's learner, shared)
+    oracle = oracle_for(W_EXAMPLE, [F(3, 4), F(3, 4), 0], "max")
+    with pytest.raises(HypothesisViolatedError, match=r"every v within tau_v") as info:
+        learn_single_head_noisy_adapted(oracle, W_bound=2, norm_lower=F(1, 2), **KW)
+    assert info.value.hypothesis == "||v|| <= 1"
+    assert oracle.queries == 3  # stopped after the v phase
+
+
 def test_unconfirmed_hypotheses_are_listed() -> None:
     # regression (issue 10, 2.2): the bounds rest on hypotheses the answers cannot confirm;
     # before, hypotheses = () read as an unconditional bound
