@@ -73,7 +73,7 @@ class Transcript(Sequence[TranscriptEntry]):
 
     An F64 oracle's transcript is backed by an
     :class:`~exactattn.transcript_store.F64QueryStore` (``store``): queries
-    kept sparse where they are sparse, spilled to ``.npz`` chunks on disk
+    kept sparse where they are sparse, spilled to ``.npy`` chunks on disk
     past its memory limit, entries decoded bit-exactly when read. A slice is
     then a view of a fixed range of the store (it never changes: the store is
     append-only). :meth:`iter_blocks` streams (indices, queries, answers) for
@@ -116,10 +116,9 @@ class Transcript(Sequence[TranscriptEntry]):
         """Entry k (0-based within this view) decoded from the store."""
         assert self.store is not None
         g = self._start + k
-        X = self.store.query(g)
+        phase, X, answer = self.store.entry(g)
         X.flags.writeable = False
-        return TranscriptEntry(self.store.first_index + g, self.store.phase(g), X,
-                               self.store.answer(g))
+        return TranscriptEntry(self.store.first_index + g, phase, X, answer)
 
     def __getitem__(self, i: Any) -> Any:
         if self.store is None:

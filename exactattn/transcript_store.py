@@ -50,7 +50,6 @@ import weakref
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -96,7 +95,7 @@ class F64QueryStore:
     ----------
     d : the token width.
     memory_limit : bytes of sealed chunks kept in memory before the oldest are
-        spilled to ``.npz`` files in a temporary directory.
+        spilled to ``.npy`` files in a private temporary directory.
     """
 
     def __init__(self, d: int, *, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> None:
@@ -267,18 +266,15 @@ class F64QueryStore:
 
     def query(self, k: int) -> np.ndarray:
         """Entry k's query as a new N x d float64 array (bit-exact)."""
+        return self.entry(k)[1]
+
+    def entry(self, k: int) -> tuple[str, np.ndarray, np.float64]:
+        """Entry k as (phase, query, answer), with one lookup of its chunk."""
         k = self._check_index(k)
         start, cols = self._columns(k)
         i = k - start
-        N = int(cols["rows"][i])
-        out = np.zeros(N * self.d, dtype=np.float64)
-        vs, vl = int(cols["vstart"][i]), int(cols["vlen"][i])
-        ps, pl = int(cols["pstart"][i]), int(cols["plen"][i])
-        if pl == 0 and vl > 0:
-            out[:] = cols["val"][vs:vs + vl]
-        else:
-            out[cols["pos"][ps:ps + pl]] = cols["val"][vs:vs + vl]
-        return out.reshape(N, self.d)
+        X = self._decode(cols, np.array([i]), int(cols["rows"][i]))[0]
+        return self._phases[int(cols["phase"][i])], X, np.float64(cols["answer"][i])
 
     def iter_blocks(self, start: int = 0, stop: int | None = None, *,
                     max_bytes: int = DEFAULT_BLOCK_BYTES
@@ -440,8 +436,3 @@ def _concat(segs: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
     out["pstart"] = np.concatenate([s["pstart"] + k for s, k in zip(segs, pshift, strict=True)])
     return out
 
-
-def _empty() -> dict[str, Any]:
-    ints = ("vstart", "vlen", "pstart", "plen", "pos")
-    return {"phase": np.empty(0, np.uint32), "rows": np.empty(0, np.int32),
-            "answer": np.empty(0), "val": np.empty(0), **{c: np.empty(0, np.int64) for c in ints}}
