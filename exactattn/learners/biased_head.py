@@ -101,7 +101,7 @@ from ..oracle import ValueOracle
 from .arguments import checked_arguments, checked_scale
 from .recovery import QuerySpan, Recovery
 from .single_head import PAPER_REF as SINGLE_HEAD_REF
-from .single_head import Probes, probe_logits, probe_matrix
+from .single_head import Probes, probe_inverse_norm, probe_logits, probe_matrix
 
 __all__ = ["learn_biased_head", "biased_query_count", "biased_f64_error_bounds", "LABEL",
            "PAPER_REF"]
@@ -286,13 +286,7 @@ def biased_f64_error_bounds(
     e_y[:, 1:] = g * (a * v1 * (zmax + 1.0) + abs(beta)) + e_beta + a * e_v[None, :]
     dp = e_y / (a * gains[:, None]) + P * (e_gain / gains)[:, None]
     dR = dp / (P * (1.0 - P)) + _gamma(4, u64) * np.abs(R)
-    if pivot >= 0:
-        # deterministic probes: Z = I + b e_p^T with b_p = 0, so Z^{-1} = I - b e_p^T
-        b = Z[:, pivot].copy()
-        b[pivot] = 0.0
-        Zinv = 1.0 + float(np.linalg.norm(b))
-    else:
-        Zinv = float(np.linalg.norm(np.linalg.inv(Z), 2))
+    Zinv = probe_inverse_norm(Z, pivot)
     S = a * np.concatenate([c[:, None], a * W + c[:, None]], axis=1)
     solve_error = _gamma(d, u64) * np.linalg.norm(np.abs(Z) @ np.abs(S), axis=0)
     dS = Zinv * (np.linalg.norm(dR, axis=0) + solve_error)  # per right-hand side

@@ -439,19 +439,29 @@ def f64_error_bounds(
     abs_c = np.abs(c)[:, None]
     dp = (e_y + S * e_v) / abs_c + P * e_c[:, None] / abs_c
     dT = (dp / (P * (1.0 - P)) + e_gap) / S + _gamma(4) * np.abs(T)
+    Zinv = probe_inverse_norm(Z, pivot)
     if pivot >= 0:
-        # deterministic probes: Z = I + a e_p^T with a_p = 0, so Z^{-1} = I - a e_p^T
-        # and ||Z^{-1}||_2 <= 1 + ||a||_2 (O(d) instead of an inverse and an SVD); the
-        # learner forms W_lj = t_lj - a_l t_pj (a_l in {0, +-1}): one rounding, u |W_lj|
-        a = Z[:, pivot].copy()
-        a[pivot] = 0.0
-        Zinv = 1.0 + float(np.linalg.norm(a))
+        # the learner forms W_lj = t_lj - a_l t_pj (a_l in {0, +-1}): one rounding, u |W_lj|
         step_error = _gamma(1) * _norm(absW)
     else:
-        Zinv = float(np.linalg.norm(np.linalg.inv(Z), 2))
         step_error = Zinv * _gamma(d) * _norm(absZ @ absW)  # the solve's backward error
     dW = Zinv * _norm(dT) + step_error
     return {"W_error_bound": dW, "v_error_bound": e_v * np.sqrt(d), "answer_error_factor": g}
+
+
+def probe_inverse_norm(Z: Array, pivot: int) -> float:
+    """||Z^{-1}||_2 for a float64 probe matrix of :func:`probe_matrix`.
+
+    Deterministic probes (``pivot`` >= 0): Z = I + a e_p^T with a_p = 0, so
+    Z^{-1} = I - a e_p^T and ||Z^{-1}||_2 <= 1 + ||a||_2 (O(d), no inverse, no
+    SVD; an upper bound, as the first-order estimates want). Gaussian probes: the
+    2-norm of the inverse.
+    """
+    if pivot >= 0:
+        a = np.array(Z[:, pivot], dtype=np.float64)
+        a[pivot] = 0.0
+        return 1.0 + float(np.linalg.norm(a))
+    return float(np.linalg.norm(np.linalg.inv(Z), 2))
 
 
 def _norm(A: Array) -> float:
