@@ -11,6 +11,7 @@ NOT VERIFIED, never dropped.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import sympy as sp
 
@@ -52,6 +53,8 @@ def derivation(d: int = 3) -> list[Step]:
 
     1. One token: f([x^T]) = v . x (the definition with N = 1).
     2. Two tokens: f([u^T; x^T]) = x^T v + sigma(u^T W x - x^T W x)(u^T v - x^T v).
+       The left sides of 1 and 2, printed with the scores and values named, must
+       equal :func:`attention` of the tokens once written out, or the step is not verified.
     3. With u -> u + e_j and x = e_j the score gap is u^T w_j (W_jj cancels), one step per j.
     4. Hence logit((y - v_j) / (u^T v)) = u^T w_j when u^T v != 0.
 
@@ -74,6 +77,10 @@ def derivation(d: int = 3) -> list[Step]:
         softmax_average([s_u, s_x], [a, b]), b + sigma(s_u - s_x) * (a - b),
         r"the definition with $N = 2$ (the last token queries); divide by $e^{s_x}$, "
         r"$\sigma(z) = 1/(1 + e^{-z})$", names))
+    # the named left sides, written out, are the head itself: f([x^T]) and f([u^T; x^T])
+    for k, tokens in ((0, [x]), (1, [u, x])):
+        if sp.expand(steps[k].lhs - attention(tokens, W, v)) != 0:
+            steps[k] = replace(steps[k], verified=False)
     for j in range(d):
         e = sp.Matrix(d, 1, lambda i, _, j=j: 1 if i == j else 0)
         steps.append(identity_step(bilinear(u + e, e) - bilinear(e, e), (u.T * W[:, j])[0],

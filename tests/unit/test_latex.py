@@ -205,3 +205,14 @@ def test_no_statement_is_checked_by_default(all_results: list[ClaimResult]) -> N
     status = {s.key: st for s, st in coverage_rows(all_results)}
     assert status["orthogonal_heads"] == status["output_bound"] == "partly"
     assert status["single_head_exact"] == status["noisy_oracle"] == "checked"
+
+
+def test_the_single_head_steps_start_from_the_head_itself(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Steps 1 and 2 print a named softmax average; it must be attention() written out."""
+    assert all(s.verified for s in single_head.derivation(2))
+    original = single_head.attention
+    delta = sp.Symbol("delta", real=True)
+    monkeypatch.setattr(single_head, "attention",
+                        lambda tokens, W, v: original(tokens, W, v) + delta)
+    assert [s.verified for s in single_head.derivation(2)][:3] == [False, False, True]
