@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from flint import arb, fmpq
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -88,6 +89,10 @@ def test_worked_example_first_W_query() -> None:
     assert X[0, 1] == 0 and X[1, 1] == 0
     assert X[0, 0] == lam - 1 / lam
     assert abs(float(lam * lam) - 0.5) < 1e-6
+    # the cut -logit(A), A = lambda^2 |u.v| / |z.v| = lambda^2, is within eta = 1/(1024 Q^2)
+    # of the middle 0, decided with arb balls (the learner's own criterion)
+    A = arb(EXP.to_rational(lam * lam))
+    assert bool(abs((A / (1 - A)).log()) < arb(fmpq(1, 1024 * Q_EX**2)))
     assert first_W.answer == 1
 
 
