@@ -749,12 +749,14 @@ class _Learner:
               counts: dict[str, int], y_t: Any = None, checked: bool = True) -> _Sample:
         """The piece of phi at t, from t and t + direction eta (``y_t``: phi(t) if known).
 
-        ``checked``: a third point t + 2 direction eta must be collinear (exact route:
-        else RecoveryFailedError). The exact route's random splits skip it: every
-        later candidate next to them is checked, and MAX_STALL bounds the rest. F64
-        always checks: the two slopes must agree (within F64_RTOL), otherwise a kink
-        lies within 2 eta of t and the step is divided by 16, at most twice (each
-        retry's new queries are counted in retry_queries).
+        Exact route, ``checked``: a straight segment from t (:meth:`linear_step`, steps
+        2^-R and 2^-e of the width eta / 2^-B, e shrinking while they bend), else
+        RecoveryFailedError. The exact route's random splits (``checked=False``) use
+        the two points t, t + direction eta only: every later candidate next to them
+        is checked, and MAX_STALL + 3 R bounds the rest. F64 always checks: the two
+        slopes must agree (within F64_RTOL), otherwise a kink lies within 2 eta of t
+        and the step is divided by 16, at most twice (each retry's new queries are
+        counted in retry_queries).
         """
         if self.exact and not checked:
             y0, y1 = self.phi(p, q, [t, t + direction * eta], phase)
@@ -945,42 +947,35 @@ class _Learner:
             l = l - (beta * s) * n
         return l
 
-    def evaluate(self, x: Array, l: Array, terms: dict[Any, Any],
-                 normals: dict[Any, Array]) -> Any:
-        total = sum((a * b for a, b in zip(l, x, strict=True)), 0 * x[0])
-        for key, beta in terms.items():
-            z = sum((a * b for a, b in zip(normals[key], x, strict=True)), 0 * x[0])
-            total = total + beta * abs(z)
-        return total
-
-    def evaluate_batch(self, Z: Array, l: Array, terms: dict[Any, Any],
-                       normals: dict[Any, Array]) -> list[Any]:
-        """Exact route: g_hat at the rows of Z, by one flint matrix product Z [N | l]."""
+    def first_mismatch(self, Z: Array, ys: list[Any], l: Array, terms: dict[Any, Any],
+                       normals: dict[Any, Array]) -> int | None:
+        """The first row z of Z whose answer differs from g_hat(z) = l^T z +
+        sum_k beta_k |n_k^T z| (one matrix product Z [N | l]), or None. Exact route:
+        ``==``; F64: beyond F64_RESIDUAL_RTOL of the magnitude |l|^T |z| +
+        sum_k |beta_k| |n_k^T z| of the evaluation."""
         keys = list(terms)
-        n, d = Z.shape
-        M = fmpq_mat(d, len(keys) + 1, [x for i in range(d) for x in
-                                         [normals[k][i] for k in keys] + [l[i]]])
-        P = fmpq_mat(n, d, list(Z.flat)) * M
-        K = len(keys)
-        betas = [terms[k] for k in keys]
-        out = []
-        for b in range(n):
-            total = P[b, K]
-            for k in range(K):
-                total += betas[k] * abs(P[b, k])
-            out.append(total)
-        return out
-
-    def residual_ok(self, y: Any, z: Array, l: Array, terms: dict[Any, Any],
-                    normals: dict[Any, Array]) -> bool:
-        """Exact: g(z) == g_hat(z). F64: within F64_RESIDUAL_RTOL of the magnitude
-        |l|^T |z| + sum_k |beta_k| |n_k^T z| of the evaluation."""
-        value = self.evaluate(z, l, terms, normals)
+        K, (n, d) = len(keys), Z.shape
         if self.exact:
-            return bool(y == value)
-        size = float(np.abs(l) @ np.abs(z)) + sum(
-            abs(beta) * abs(float(normals[key] @ z)) for key, beta in terms.items())
-        return bool(abs(y - value) <= F64_RESIDUAL_RTOL * size)
+            M = fmpq_mat(d, K + 1, [x for i in range(d) for x in
+                                    [normals[k][i] for k in keys] + [l[i]]])
+            P = fmpq_mat(n, d, list(Z.flat)) * M
+            betas = [terms[k] for k in keys]
+            for b in range(n):
+                value = P[b, K]
+                for k in range(K):
+                    value += betas[k] * abs(P[b, k])
+                if ys[b] != value:
+                    return b
+            return None
+        Zf = np.asarray(Z, dtype=np.float64)
+        N = np.array([normals[k] for k in keys], dtype=np.float64).reshape(K, d)
+        beta = np.array([terms[k] for k in keys], dtype=np.float64)
+        lf = np.asarray(l, dtype=np.float64)
+        kinks = np.abs(Zf @ N.T)
+        g_hat = Zf @ lf + kinks @ beta
+        size = np.abs(Zf) @ np.abs(lf) + kinks @ np.abs(beta)
+        bad = np.abs(np.asarray(ys, dtype=np.float64) - g_hat) > F64_RESIDUAL_RTOL * size
+        return int(np.argmax(bad)) if bad.any() else None
 
     def run(self) -> dict[str, Any]:
         terms: dict[Any, Any] = {}
@@ -1020,15 +1015,13 @@ class _Learner:
                 asked += len(zs)
                 residual_used += len(zs)
                 batch = min(2 * batch, 256)
-                values = self.evaluate_batch(Z, l, terms, normals) if self.exact else None
-                for b, (z, y) in enumerate(zip(zs, ys, strict=True)):
-                    if not (bool(y == values[b]) if values is not None
-                            else self.residual_ok(y, z, l, terms, normals)):
-                        through = z
-                        shown = ", ".join(str(v) for v in z[:4]) + (", ..." if self.d > 4 else "")
-                        failure = ("the recovered network differs from the oracle at a residual "
-                                   f"probe z = ({shown})")
-                        break
+                bad = self.first_mismatch(Z, ys, l, terms, normals)
+                if bad is not None:
+                    through = zs[bad]
+                    shown = ", ".join(str(v) for v in through[:4]) + (", ..." if self.d > 4
+                                                                      else "")
+                    failure = ("the recovered network differs from the oracle at a residual "
+                               f"probe z = ({shown})")
             if through is None:
                 return {"terms": terms, "normals": normals, "l": l, "lines": lines,
                         "residual_used": residual_used}

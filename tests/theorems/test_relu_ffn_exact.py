@@ -609,6 +609,14 @@ def test_f64_route(d: int, m: int, seed: int) -> None:
     assert not verify(perturbed(rec, 0, 1e-3), oracle).holds
 
 
+def test_f64_residual_probes_reject_the_wedge() -> None:
+    """F64 has one round: its line sees g = 0 outside the 3.2 % wedge, and a residual
+    probe (compared within F64_RESIDUAL_RTOL) finds the difference and refuses."""
+    g = ReluFFN(np.array(A_WEDGE, dtype=float), np.array(W_WEDGE, dtype=float), field=F64)
+    with pytest.raises(RecoveryFailedError, match="differs from the oracle at a residual probe"):
+        learn_relu_ffn(ValueOracle(g), seed=0)
+
+
 def test_recovery_json_round_trip(tmp_path: Any) -> None:
     g = relu_ffn_instance(3, 4, 2)
     rec = learn_relu_ffn(ValueOracle(g))
