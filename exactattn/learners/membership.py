@@ -409,21 +409,19 @@ def learn_single_head_membership(
     def dot(a: list[fmpq], b: list[fmpq]) -> fmpq:
         return sum((x * y for x, y in zip(a, b, strict=True)), fmpq(0))
 
-    U = [e(j) for j in range(d)]
-    B = [e(i) for i in range(d)]
+    # the probe directions: z_i = +-U[i], u_j = U[j], U[k] = e_k or e_k + e_p (v_k = 0)
+    U = [e(k) for k in range(d)]
     for k in range(d):
         if signs[k] == 0:
             U[k][p] = fmpq(1)
-            B[k][p] = fmpq(1)
-    cu = [dot(U[j], v_hat) for j in range(d)]
-    cb = [dot(B[i], v_hat) for i in range(d)]
+    cu = [dot(U[k], v_hat) for k in range(d)]  # U[k] . v / |v_p|, never 0
     W: list[list[fmpq | None]] = [[None] * d for _ in range(d)]
     order = sorted(((i, j) for i in range(d) for j in range(d)),
                    key=lambda ij: (signs[ij[0]] == 0) + (signs[ij[1]] == 0))
     steps_W = bisection_steps(2 * M, Q)
     for done, (i, j) in enumerate(order, start=1):
-        sigma = -1 if (cu[j] > 0) == (cb[i] > 0) else 1  # z_i . v opposite to u_j . v
-        z = [sigma * x for x in B[i]]
+        sigma = -1 if (cu[j] > 0) == (cu[i] > 0) else 1  # z_i . v opposite to u_j . v
+        z = [sigma * x for x in U[i]]
         u = U[j]
         kappa = fmpq(0)
         for a in range(d):
@@ -432,7 +430,7 @@ def learn_single_head_membership(
                     known = W[a][b]
                     assert known is not None, "entries are learned in dependency order"
                     kappa += z[a] * known * u[b]
-        ratio = abs(cu[j]) / abs(sigma * cb[i])
+        ratio = abs(cu[j]) / abs(cu[i])
         sx = 1 if cu[j] > 0 else -1
         lo, hi = fmpq(-M), fmpq(M)
         first = oracle.queries - span.total
@@ -469,8 +467,8 @@ def learn_single_head_membership(
         label=LABEL, paper_ref=PAPER_REF, field=EXP, params={"W": W_exact, "v": v_exact},
         seed=0, hypotheses=hypotheses,
         options={"pivot": p, "max_abs": M, "max_denominator": Q, "ratio_bound": [Mr, Qr],
-                 "nonzero_v": sum(
-            1 for s in signs if s != 0), "steps_v": steps_v, "steps_W": steps_W,
+                 "nonzero_v": sum(1 for s in signs if s != 0), "steps_v": steps_v,
+                 "steps_W": steps_W,
             "v_normalisation": f"v / |v_{p}|", "eta": str(eta)},
     )
 
