@@ -680,6 +680,34 @@ def test_the_minimum_prec_keeps_the_bound() -> None:
                                 prec=p - 1)
 
 
+def test_the_radius_estimate_behind_minimum_prec_holds_on_arb() -> None:
+    # minimum_prec assumes arb's ball for logit(p), p in [tau_c, 1 - tau_c], has radius
+    # <= 2^(3 - prec); arb's radius is not derived, so check it on rationals with large
+    # denominators (like alpha_hat) and at the ends of the interval. Measured: <= 6.4 * 2^-prec.
+    import random
+
+    from exactattn.fields.precision import arf_to_fmpq
+    from exactattn.learners.noisy import _bits_for, logit_ball
+
+    rng = random.Random(3)
+    tau_lo, tau_hi = fmpq(3775406687, 10**10), fmpq(6224593313, 10**10)
+    assert EXP(tau_lo) < TAU_C and EXP(tau_hi) > 1 - TAU_C  # the whole clip interval
+    worst = fmpq(0)
+    for prec in (8, 9, 10, 11, 12, 16, 24, 53, 64, 128, 300):
+        points = [tau_lo, tau_hi, fmpq(1, 2)]
+        for _ in range(150):
+            den = rng.randrange(10**20, 10**30)
+            points.append(tau_lo + (tau_hi - tau_lo) * fmpq(rng.randrange(den + 1), den))
+        for p in points:
+            ratio = arf_to_fmpq(logit_ball(p, prec).rad()) * 2**prec
+            worst = max(worst, ratio)
+    assert 0 < worst <= 8, float(worst)
+    # and the minimum is the smallest prec the estimate allows, never below 8 bits
+    for budget in (fmpq(1), fmpq(1, 32), fmpq(1, 33), fmpq(3, 2**40)):
+        p = _bits_for(budget)
+        assert p >= 8 and fmpq(8, 2**p) <= budget and (p == 8 or fmpq(8, 2 ** (p - 1)) > budget)
+
+
 # -- verify runs the shipped learner: it fails when the learner loses its clip or tau_f ----
 def _error_chain_claim() -> Any:
     from exactattn.claims import run_claims
