@@ -9,7 +9,10 @@ evaluated from its factors, learns it with
 satisfies), compares with the merged parameters computed from the file and
 certifies the recovery on fresh probes. Results on stdout (text, or
 ``--json``), progress on stderr. Exit codes: 0 every error within the
-recovery's bounds and the certificate holds, 1 otherwise, 2 bad input.
+recovery's first-order error estimates (``W_error_bound``, ... in its options:
+estimates, not rigorous bounds) and the certificate holds, 1 otherwise, 2 bad
+input. ``proved_queries`` is the closed-form count of the learner
+(:func:`~exactattn.learners.biased_low_rank.biased_low_rank_query_count`).
 
 Reached through :func:`exactattn.cli.main`, which hands ``learn checkpoint``
 over to :func:`main` here.
@@ -114,6 +117,13 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _relative(e: dict[str, Any]) -> str:
+    """A relative error for the text output; a zero truth (e.g. c = 0 when b_q = 0) has none."""
+    if e["relative"] is None:
+        return f"(absolute {e['error']:.2e}, the truth is 0)"
+    return f"{e['relative']:.2e}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``exactattn learn checkpoint ...``; returns the exit code."""
     try:
@@ -132,12 +142,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         e = out["errors"]
         print(f"{out['file']}, layer {out['layer']}, head {out['head']}: d = {out['d']}, "
               f"head dimension {out['head_dim']}, rank {out['rank']} ({out['bias']})")
-        print(f"queries: {out['queries']} (proved {out['proved_queries']}; the full biased "
-              f"learner: {out['full_biased_queries']}), {out['seconds']} s")
+        print(f"queries: {out['queries']} (closed form {out['proved_queries']}; the full "
+              f"biased learner: {out['full_biased_queries']}), {out['seconds']} s")
         print(f"status: {out['status']}")
         print("relative errors vs the merged parameters of the file: "
-              + ", ".join(f"{k} {e[k]['relative']:.2e}" for k in ("W", "c", "v"))
-              + f"; within the first-order bounds: {out['within_bounds']}")
+              + ", ".join(f"{k} {_relative(e[k])}" for k in ("W", "c", "v"))
+              + f"; within the first-order error estimates: {out['within_bounds']}")
         c = out["certificate"]
         print(f"certificate ({c['kind']}): {'holds' if c['holds'] else 'FAILS'}, "
               f"{c['checked']} queries checked")

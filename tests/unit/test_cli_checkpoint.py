@@ -64,3 +64,19 @@ def test_missing_arguments_and_files(tmp_path: Path, capsys: pytest.CaptureFixtu
                  "--head", "0", "--num-heads", "2"]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["learn", "checkpoint", "x.safetensors", "--head", "0"]) == 2  # no --layer
+
+
+def test_zero_query_bias_text_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # regression: with b_q = 0 (as in a freshly initialised BERT layer) c = 0 has no relative
+    # error, and the text output failed formatting None
+    L = random_layer(16, 2, seed=4)
+    names = BERT_NAMES.resolve(prefix="", layer=0)
+    path = tmp_path / "zero_bq.safetensors"
+    st_numpy.save_file(dict(zip(names.values(), (L.Wq, 0 * L.bq, L.Wk, L.bk, L.Wv, L.bv, L.Wo,
+                                                 L.bo), strict=True)), str(path))
+    argv = ["learn", "checkpoint", str(path), "--layer", "0", "--head", "0", "--num-heads", "2"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "c (absolute " in out and "the truth is 0)" in out
+    assert main([*argv, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["errors"]["c"]["relative"] is None
