@@ -18,7 +18,8 @@ from itertools import product
 
 import sympy as sp
 
-from .steps import ROW_WIDTH, Step, auto_names, named_step, recorded, visible_width
+from .single_head import sigma
+from .steps import ROW_WIDTH, Step, auto_names, is_zero, named_step, recorded, visible_width
 
 __all__ = ["derivation", "verified", "relu"]
 
@@ -65,13 +66,8 @@ def verified(lhs: sp.Expr, rhs: sp.Expr) -> bool:
     """
     diff = sp.expand((lhs - rhs).doit())
     if not diff.atoms(sp.Max):
-        return _is_zero(diff)
-    return all(_is_zero(sp.expand(diff.xreplace(case))) for case in _cases(diff))
-
-
-def _is_zero(e: sp.Expr) -> bool:
-    """An expanded e is 0: most steps cancel on expansion; simplify only what is left."""
-    return e == 0 or bool(sp.simplify(e) == 0)
+        return is_zero(diff)
+    return all(is_zero(diff.xreplace(case)) for case in _cases(diff))
 
 
 def _step(lhs: sp.Expr, rhs: sp.Expr, why: str) -> Step:
@@ -188,14 +184,11 @@ def derivation(d: int = 2, m: int = 2) -> tuple[Step, ...]:
         return sum((ai * (x.T * vs)[0] for ai, x in zip(a, X, strict=True)),
                    sp.Integer(0)) + (X[-1].T * us)[0]
 
-    def sig(t: sp.Expr) -> sp.Expr:
-        return 1 / (1 + sp.exp(-t))
-
     for j in range(d):
         e = sp.Matrix(d, 1, lambda i, _, j=j: 1 if i == j else 0)
         steps.append(_step(skip_head([e, sp.zeros(d, 1)]), vs[j] / 2,
                            "both scores are $0$"))
         steps.append(_step(skip_head([zs + e, e]),
-                           vs[j] + us[j] + sig((zs.T * W[:, j])[0]) * (zs.T * vs)[0],
+                           vs[j] + us[j] + sigma((zs.T * W[:, j])[0]) * (zs.T * vs)[0],
                            f"score gap $z^\\top w_{j + 1}$"))
     return tuple(steps)

@@ -30,7 +30,7 @@ from .recorder import NOT_VERIFIED, Recorded, collecting, recorded, status_of_st
 
 __all__ = ["Step", "NamedStep", "NonnegStep", "Prose", "IntervalStep", "Recorded",
            "STEP_STATUSES", "NOT_VERIFIED", "recorded", "collecting", "status_of_step",
-           "equation_rows", "identity_step", "named_step", "auto_names",
+           "equation_rows", "identity_step", "named_step", "auto_names", "is_zero",
            "step_rows"]
 
 #: the status of a proof step, each with one meaning (the PDF prints the key)
@@ -164,6 +164,17 @@ def _ball_latex(ball: str) -> str:
     return text.replace("+/-", r"\pm").replace("[", r"\left[").replace("]", r"\right]")
 
 
+def is_zero(expr: Any) -> bool:
+    """``expr`` is 0: after ``doit`` and expansion (where most steps cancel), else simplified.
+
+    >>> x = sp.Symbol("x")
+    >>> is_zero((x + 1)**2 - x**2 - 2*x - 1), is_zero(sp.sin(x)**2 + sp.cos(x)**2 - 1)
+    (True, True)
+    """
+    diff = sp.expand(sp.sympify(expr).doit())
+    return diff == 0 or bool(sp.simplify(diff) == 0)
+
+
 def identity_step(lhs: Any, rhs: Any, why: str,
                   defs: Sequence[tuple[Any, Any]] = ()) -> Step:
     """The step ``lhs = rhs``, verified when ``expand(lhs - rhs)`` simplifies to 0.
@@ -188,8 +199,7 @@ def identity_step(lhs: Any, rhs: Any, why: str,
         full_lhs, full_rhs = sp.sympify(lhs).xreplace(table), sp.sympify(rhs).xreplace(table)
     else:
         full_lhs, full_rhs = lhs, rhs
-    diff = sp.expand((sp.sympify(full_lhs) - sp.sympify(full_rhs)).doit())
-    verified = diff == 0 or bool(sp.simplify(diff) == 0)
+    verified = is_zero(sp.sympify(full_lhs) - sp.sympify(full_rhs))
     if defs:
         return NamedStep(full_lhs, full_rhs, why, verified, lhs, rhs, tuple(defs))
     return Step(lhs, rhs, why, verified)
@@ -211,11 +221,7 @@ def named_step(lhs: Any, rhs: Any, why: str, names: Sequence[tuple[Any, Any]],
     >>> st.verified, st.shown_lhs, st.defs
     (True, 2*exp(s), ((s, x**2 + 1),))
     """
-    if verify is None:
-        diff = sp.expand((sp.sympify(lhs) - sp.sympify(rhs)).doit())
-        ok = diff == 0 or bool(sp.simplify(diff) == 0)
-    else:
-        ok = verify(lhs, rhs)
+    ok = is_zero(sp.sympify(lhs) - sp.sympify(rhs)) if verify is None else verify(lhs, rhs)
     forward = {expr: name for expr, name in names}
     shown_lhs = sp.sympify(lhs).xreplace(forward)
     shown_rhs = sp.sympify(rhs).xreplace(forward)
