@@ -536,6 +536,8 @@ def test_kinks_closer_than_the_old_step_are_separated(k: int, w: list[int]) -> N
         assert canonical(recovered(rec)) == canonical(g), (k, w, seed)
     # 10^400: the answers have about 1350 bits, so the resolution rose to about 2^-5600
     assert k < 400 or "2^-" in rec.hypotheses[1] and "2^-1024" not in rec.hypotheses[1]
+    R_run = rec.options["resolution_bits"]
+    assert f"2^-{R_run} " in rec.hypotheses[1] and (k < 400 or R_run > 5000)
 
 
 def test_near_miss_kinks_2_to_the_minus_800_apart() -> None:
@@ -548,6 +550,11 @@ def test_near_miss_kinks_2_to_the_minus_800_apart() -> None:
     assert canonical(recovered(rec)) == canonical(g) and canonical(g).size == 2
     t0, t1 = (F(t) for t in rec.options["line"]["kinks"])
     assert 0 < t1 - t0 < F(1, 2**790)
+    # exactly the kinks -n^T p / n^T q of the two hyperplanes on the learner's line
+    p, q = ([F(x) for x in rec.options["line"][k]] for k in ("p", "q"))
+    true = sorted(-(n0 * p[0] + n1 * p[1]) / (n0 * q[0] + n1 * q[1])
+                  for n0, n1 in ((1, 0), (1, F(1, 2**800))))
+    assert [t0, t1] == true
     assert float(t0) == float(t1)  # the near miss: equal as floats
 
 
