@@ -15,6 +15,7 @@ scale |v_p| != 1, and large heights (Q = 10^6, M = 1000).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
 from fractions import Fraction
@@ -170,9 +171,7 @@ def off_by_one_unit(rec: Recovery, entry: tuple[str, int, int], Q: int, M: int) 
     where = (i, j) if name == "W" else (i,)
     step = EXP(Fraction(1, Q))
     A[where] = A[where] + step if A[where] + step <= M else A[where] - step
-    return Recovery(rec.label, rec.paper_ref, rec.field, params, rec.queries,
-                    rec.queries_by_phase, rec.transcript, rec.seed, rec.options,
-                    rec.approximate, rec.hypotheses)
+    return dataclasses.replace(rec, params=params)
 
 
 # -- identifiability ---------------------------------------------------------------------------
