@@ -95,7 +95,7 @@ from ..errors import (
     NotIdentifiableError,
     RecoveryFailedError,
 )
-from ..fields import UNIT_ROUNDOFF, Array, Field
+from ..fields import F64, UNIT_ROUNDOFF, Array, Field
 from ..linalg import SingularMatrixError, solve
 from ..oracle import ValueOracle
 from .arguments import checked_arguments, checked_scale
@@ -230,7 +230,7 @@ def learn_biased_head(
     beta_arr[()] = beta
     options: dict[str, object] = {"probes": probes, "pivot": pivot, "variant": "biased",
                                   "scale": F.to_json(a)}
-    if not F.exact:
+    if F == F64:  # the estimates model float64 arithmetic (BALL/MP results are not float64)
         options["roundoff"] = float(roundoff)
         options.update(biased_f64_error_bounds(Z, v, float(beta), c, W, R, pivot=pivot,
                                                scale=float(a), roundoff=float(roundoff)))

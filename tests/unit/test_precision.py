@@ -25,6 +25,7 @@ from exactattn.fields import (
     EXP,
     F64,
     MP,
+    BallField,
     InsufficientPrecisionError,
     PrecisionElement,
     field_by_name,
@@ -225,6 +226,23 @@ def test_mp_learner_is_accurate_but_not_exact() -> None:
     err = max(abs(MP(120).exact_value(rec.W[i, j]) - EXP.to_rational(inst.model.W[i, j]))
               for i in range(5) for j in range(5))
     assert err < fmpq(1, 2**90)
+
+
+@pytest.mark.parametrize("F", [BALL(128), MP(128)])
+def test_biased_head_over_balls_and_mpmath(F: Any) -> None:
+    # was IncompatibleFieldError: the F64 error estimates ran on every inexact field
+    from exactattn.learners.biased_head import learn_biased_head
+    from exactattn.models import BiasedSingleHeadAttention
+
+    head = BiasedSingleHeadAttention([[1, -2], [3, 0]], [1, 0], [0, 5], -1, field=EXP)
+    rec = learn_biased_head(enclosing_oracle(head, F))
+    assert rec.status == "float" and "W_error_bound" not in rec.options
+    for got, truth in zip(rec.W.flat, head.W.flat, strict=True):
+        exact = EXP.to_rational(truth)
+        if isinstance(F, BallField):  # a rigorous enclosure of the hidden entry
+            assert abs(F.midpoint(got) - exact) <= F.radius(got) < fmpq(1, 2**100)
+        else:
+            assert abs(F.exact_value(got) - exact) < fmpq(1, 2**100)
 
 
 def test_enclosing_oracle_needs_exact_model_and_precision_field() -> None:
