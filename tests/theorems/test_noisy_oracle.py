@@ -619,6 +619,28 @@ def test_frobenius_violation_with_every_entry_inside_is_proved(adversary: str) -
     assert oracle.queries == 6
 
 
+class LyingOracle(NoisyOracle):
+    """Answers the W probes ``shift`` away from f, far outside the tolerance asked for."""
+
+    shift = F(3)
+
+    def batch(self, Xs: Any, *, phase: str = "query", tolerance: Any = None) -> Any:
+        y = super().batch(Xs, phase=phase, tolerance=tolerance)
+        return y + QQ(self.shift) if phase == "W" else y
+
+
+@pytest.mark.parametrize("shift", [F(3), F(-3)])
+def test_an_oracle_beyond_its_tolerance_is_named(shift: Fraction) -> None:
+    # alpha_hat = (y - a v_hat_j) / (b v_hat_i) = 1/2 +- 12: its enclosure misses (0, 1), which
+    # no single head explains; the learner names the oracle contract, not ||W||_F <= W_bound
+    oracle = LyingOracle(head([[0]], [F(1, 2)]), tolerance=0, adversary="worst")
+    oracle.shift = shift
+    with pytest.raises(HypothesisViolatedError, match=r"outside \(0, 1\)") as info:
+        learn_single_head_noisy(oracle, **{**OK_PARAMS, "margin": F(1, 4)})
+    assert info.value.hypothesis == ORACLE_HYP
+    assert oracle.queries == 2
+
+
 def test_v_norm_just_above_one_is_proved() -> None:
     # ||v|| = 1.0000045 > 1; the "max" adversary answers v_i + tau_v, so every v consistent
     # with the answers has |v_i| >= v_hat_i - tau_v: the violation is proved. Before: the
