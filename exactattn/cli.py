@@ -609,7 +609,8 @@ _REBUILT_KINDS = ("relu_ffn_exact", "one_layer_reduction", "low_rank_adaptive",
 
 
 def _builtin_instance(inst: dict[str, Any], rec: Any, path: str) -> tuple[str, Any] | None:
-    """(name, hidden model) of the built-in instance a saved recovery names, or None.
+    """("the built-in instance NAME", hidden model) of the instance a saved recovery names
+    (or of the instance file saved beside it), or None.
 
     Every value of the instance block is checked (types, sizes, the recovery's d and
     label, the memory the model needs) before the model is built.
@@ -635,7 +636,7 @@ def _builtin_instance(inst: dict[str, Any], rec: Any, path: str) -> tuple[str, A
             raise UsageError(f"{path}: the instance is over {name}, the recovery over "
                              f"{rec.field.name}")
         single = single_head_instance(d, seed, field=field)
-        return single.name, single.model
+        return f"the built-in instance {single.name}", single.model
     if kind not in _REBUILT_KINDS:
         return None
     if kind != rec.label:
@@ -655,43 +656,64 @@ def _builtin_instance(inst: dict[str, Any], rec: Any, path: str) -> tuple[str, A
     if kind == "relu_ffn_exact":
         from .checks.relu_ffn_exact import relu_ffn_instance
 
-        return f"{kind}(d={d}, m={m}, seed={seed})", relu_ffn_instance(d, m, seed)
+        return f"the built-in instance {kind}(d={d}, m={m}, seed={seed})", \
+            relu_ffn_instance(d, m, seed)
     if kind == "one_layer_reduction":
         from .checks.one_layer_reduction import one_layer_instance
 
-        return f"{kind}(d={d}, m={m}, seed={seed})", one_layer_instance(d, m, seed)
+        return f"the built-in instance {kind}(d={d}, m={m}, seed={seed})", \
+            one_layer_instance(d, m, seed)
     if kind == "low_rank_adaptive":
         from .checks.low_rank import low_rank_head
 
-        return f"{kind}(d={d}, rank={r}, seed={seed})", low_rank_head(d, r, seed)
+        return f"the built-in instance {kind}(d={d}, rank={r}, seed={seed})", \
+            low_rank_head(d, r, seed)
     from .models.multihead import random_multihead
 
-    return f"{kind}(d={d}, heads={heads}, seed={seed})", random_multihead(heads, d, seed)
+    return f"the built-in instance {kind}(d={d}, heads={heads}, seed={seed})", \
+        random_multihead(heads, d, seed)
 
 
-def _cmd_replay(args: argparse.Namespace) -> int:
+def replay_saved(path: str, *, certificate_probes: int = 16, seed: int = 1
+                 ) -> tuple[Any, list[tuple[str, Any]]]:
+    """Re-check a file written by ``learn --save`` or ``Recovery.save``.
+
+    Returns the recovery and its certificates, each with what it checked: the
+    transcript replayed offline, then (when the file names its hidden instance
+    and ``certificate_probes > 0``) ``certificate_probes`` fresh queries of that
+    instance. A bad file raises :class:`UsageError` or an ``ExactattnError``.
+    The replay holds when :func:`replay_holds` says so.
+    """
     from .certificates import verify
     from .oracle import ValueOracle
 
-    rec, inst_info = _load_saved(args.file)
-    inst = _builtin_instance(inst_info, rec, args.file) if inst_info else None
-    cert = verify(rec, None)
-    print(f"transcript replay: {cert}")
-    if len(rec.transcript) < rec.queries:
-        print(f"  note: the transcript holds {len(rec.transcript)} of the {rec.queries} "
-              "queries the learner spent")
-    certs = [cert]
-    if inst is not None and args.certificate_probes > 0:
+    rec, inst_info = _load_saved(path)
+    inst = _builtin_instance(inst_info, rec, path) if inst_info else None
+    certs = [("transcript replay", verify(rec, None))]
+    if inst is not None and certificate_probes > 0:
         name, model = inst
-        fresh = verify(rec, ValueOracle(model), probes=args.certificate_probes, seed=args.seed)
-        print(f"against the built-in instance {name}: {fresh}")
-        certs.append(fresh)
-    # every certificate that checked something holds, and something was checked
+        certs.append((f"against {name}", verify(rec, ValueOracle(model),
+                                                 probes=certificate_probes, seed=seed)))
+    return rec, certs
+
+
+def replay_holds(certs: Sequence[Any]) -> bool:
+    """Something was checked, and every certificate that checked something holds."""
     checked = [c for c in certs if c.checked > 0]
-    ok = bool(checked) and all(c.holds for c in checked)
-    if not checked:
+    return bool(checked) and all(c.holds for c in checked)
+
+
+def _cmd_replay(args: argparse.Namespace) -> int:
+    rec, certs = replay_saved(args.file, certificate_probes=args.certificate_probes,
+                              seed=args.seed)
+    for k, (what, cert) in enumerate(certs):
+        print(f"{what}: {cert}")
+        if k == 0 and len(rec.transcript) < rec.queries:
+            print(f"  note: the transcript holds {len(rec.transcript)} of the {rec.queries} "
+                  "queries the learner spent")
+    if not any(c.checked for _, c in certs):
         print("nothing was checked: the replay does not hold")
-    return EXIT_OK if ok else EXIT_FAILED
+    return EXIT_OK if replay_holds([c for _, c in certs]) else EXIT_FAILED
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -63,4 +63,4 @@ def saved_instance(inst: dict[str, Any], rec: Any, path: str) -> tuple[str, Any]
     if spec.model.d != rec.d:
         raise InvalidEntryError(f"{path}: the saved instance has d = {spec.model.d}, the "
                                 f"recovery d = {rec.d}")
-    return f"{spec.model_kind} instance saved in the file", spec.model
+    return f"the {spec.model_kind} instance saved in the file", spec.model

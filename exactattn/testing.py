@@ -134,24 +134,17 @@ def assert_replays(saved_file: str | os.PathLike[str], *, certificate_probes: in
     writes (the same reading as ``exactattn replay``). Fails when a check
     fails or when nothing at all was checked. Returns the certificates.
     """
-    from .certificates import verify
-    from .cli import UsageError, _builtin_instance, _load_saved
+    from .cli import UsageError, replay_holds, replay_saved
     from .errors import ExactattnError
-    from .oracle import ValueOracle
 
     path = os.fspath(saved_file)
     try:
-        rec, inst_info = _load_saved(path)
-        inst = _builtin_instance(inst_info, rec, path) if inst_info else None
+        _, pairs = replay_saved(path, certificate_probes=certificate_probes, seed=seed)
     except (UsageError, ExactattnError) as exc:
         raise AssertionError(str(exc)) from None
-    certs = [verify(rec, None)]
-    if inst is not None and certificate_probes > 0:
-        certs.append(verify(rec, ValueOracle(inst[1]), probes=certificate_probes, seed=seed))
-    checked = [c for c in certs if c.checked > 0]
-    if not checked:
-        raise AssertionError(f"{path}: nothing was checked (no transcript, no instance)")
-    failed = [c for c in checked if not c.holds]
-    if failed:
-        raise AssertionError(f"{path}: {failed[0]}")
+    certs = [c for _, c in pairs]
+    if not replay_holds(certs):
+        failed = [c for c in certs if c.checked > 0 and not c.holds]
+        raise AssertionError(f"{path}: {failed[0]}" if failed else
+                             f"{path}: nothing was checked (no transcript, no instance)")
     return certs
