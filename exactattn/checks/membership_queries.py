@@ -538,5 +538,8 @@ def _check_interval_route() -> Outcome:
                 lo, hi = (Fraction(t) for t in rec.options["W_intervals"][i][j])
                 if not (lo <= Fraction(Wf[i, j]) <= hi and hi - lo <= eps):
                     failures.append(f"F64 d = {d}: W[{i}][{j}] not in [{lo}, {hi}]")
+            lo, hi = (Fraction(t) for t in rec.options["v_intervals"][i])
+            if not lo <= Fraction(vf[i]) / Fraction(vf[0]) <= hi:
+                failures.append(f"F64 d = {d}: v_{i} / |v_0| not in [{lo}, {hi}]")
     return first_failure(failures, checked, "every hidden entry inside its interval, widths "
                                             "<= 1/1000 (== on rationals); EXP and F64 labels")
