@@ -49,6 +49,7 @@ from flint import arb, ctx, fmpq
 from ..errors import NotRepresentableError
 from ..fields import EXP
 from ..fields.rational import sqrt_upper
+from ..learners import noisy as _learner
 from ..models import SingleHeadAttention
 from .steps import IntervalStep, NonnegStep, Step, recorded
 
@@ -584,12 +585,14 @@ def _certified(name: str, lo: fmpq, hi: fmpq) -> tuple[fmpq, fmpq]:
 #: proven rational bounds: TAU_C_LOWER < tau_c < TAU_C_UPPER (checked by arb on import)
 TAU_C_LOWER, TAU_C_UPPER = _certified("tau_c", fmpq(3775406687, 10**10),
                                       fmpq(3775406688, 10**10))
-#: proven rational bounds: L_LOWER < L < L_UPPER <= 5 (checked by arb on import)
-L_LOWER, L_UPPER = _certified("L", fmpq(42552519304, 10**10), fmpq(42553, 10000))
+#: proven rational bounds: L_LOWER < L < L_UPPER <= 5 (checked by arb on import); L_UPPER
+#: is the learners' constant (exactattn.learners.noisy.L_UPPER), so the bound certified is
+#: the one they use
+L_LOWER, L_UPPER = _certified("L", fmpq(42552519304, 10**10), _learner.L_UPPER)
 #: L's decimal value to seven places, proven: 4.2552519 < L < 4.2552520
 L_DECIMAL = _certified("L", fmpq(42552519, 10**7), fmpq(42552520, 10**7))
 #: tau_c = sigma(-1/2) and L = 1/(tau_c (1 - tau_c)) as exact elements of EXP
-TAU_C = EXP.sigmoid(EXP(-HALF))
+TAU_C = _learner.TAU_C
 L_EXACT = 1 / (TAU_C * (1 - TAU_C))
 
 
