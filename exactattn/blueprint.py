@@ -408,9 +408,12 @@ def by_key() -> dict[str, Statement]:
     return table
 
 
-def statement_of(claim_id: str) -> Statement:
-    """The statement a claim id belongs to: the longest ``include`` prefix, else its label."""
-    table = by_key()
+def statement_of(claim_id: str, table: dict[str, Statement] | None = None) -> Statement:
+    """The statement a claim id belongs to: the longest ``include`` prefix, else its label.
+
+    ``table``: :func:`by_key`, when the caller already built it (one per claim otherwise).
+    """
+    table = by_key() if table is None else table
     best: tuple[int, Statement] | None = None
     for s in table.values():
         for prefix in s.include:

@@ -199,7 +199,8 @@ def _claim_block(c: Claim, result: ClaimResult | None) -> str:
 
 def claims_of(statement: Statement) -> list[Claim]:
     """The registered claims that check a statement."""
-    return [c for c in REGISTRY if statement_of(c.id).key == statement.key]
+    table = by_key()
+    return [c for c in REGISTRY if statement_of(c.id, table).key == statement.key]
 
 
 def statement_status(statement: Statement, results: Sequence[ClaimResult]) -> str:
@@ -298,12 +299,15 @@ def _coverage_table(results: Sequence[ClaimResult]) -> str:
         if status == "prose" and s.coverage == "checked":
             why = "no claim registered"
         lines.append(f"{_ref(s.key)} & {s.paper_ref} & {status} & {why} \\\\")
-    totals = {k: sum(1 for _, st in rows if st == k) for k in ("checked", "partly", "prose",
-                                                              "failed", "not run")}
-    total_text = ", ".join(f"{v} {k}" for k, v in totals.items() if v)
-    lines += [r"\bottomrule", r"\end{longtable}", f"Totals: {total_text} "
+    lines += [r"\bottomrule", r"\end{longtable}", f"Totals: {_totals(rows)} "
               f"(of {len(rows)} statements of the paper)."]
     return "\n".join(lines)
+
+
+def _totals(rows: Sequence[tuple[Statement, str]]) -> str:
+    """'2 checked, 7 partly': how many statements have each status (of STATUS_COLOUR)."""
+    counts = {k: sum(1 for _, st in rows if st == k) for k in STATUS_COLOUR}
+    return ", ".join(f"{v} {k}" for k, v in counts.items() if v)
 
 
 def _depths(table: dict[str, Statement]) -> dict[str, int]:
@@ -417,10 +421,7 @@ def _appendix(results: Sequence[ClaimResult]) -> str:
         r"\texttt{exactattn latex --out DIR --pdf} (writes and builds this document; exits 1 "
         r"if a step is NOT VERIFIED) or \texttt{exactattn verify}.",
         r"\paragraph{Closing note.} This document has \pageref*{LastPage} pages; coverage of "
-        r"the paper: " + ", ".join(
-            f"{sum(1 for _, st in coverage_rows(results) if st == k)} {k}"
-            for k in ("checked", "partly", "prose", "failed", "not run")
-            if any(st == k for _, st in coverage_rows(results))) + ".",
+        r"the paper: " + _totals(coverage_rows(results)) + ".",
     ])
 
 
