@@ -408,7 +408,7 @@ def _fit_known(values: list[Any], g0: Any, S: Any, rhos: list[Any], prec: int
 
 
 # -- the learner -----------------------------------------------------------------
-@checked_arguments(counts={"heads": (1, 1024)})
+@checked_arguments(counts={"heads": (1, 1024), "max_prec": (START_PREC, MAX_PREC_LIMIT)})
 def learn_multihead(
     oracle: ValueOracle,
     *,
@@ -455,12 +455,6 @@ def learn_multihead(
     F.require_same(oracle.field, "the oracle")
     if F != EXP:
         raise InvalidEntryError(f"learn_multihead runs over EXP (exact route), not {F.name}")
-    if (not isinstance(max_prec, int) or isinstance(max_prec, bool)
-            or not START_PREC <= max_prec <= MAX_PREC_LIMIT):
-        raise InvalidEntryError(
-            f"max_prec must be an integer number of bits from {START_PREC} (the precision of "
-            f"the first ball fit) to {MAX_PREC_LIMIT}, got {max_prec!r}; the default is "
-            f"{MAX_PREC}")
     H, d = heads, oracle.d
     span = QuerySpan.begin(oracle)
     rng = np.random.default_rng([seed, d, H])
