@@ -129,7 +129,7 @@ Query count (one line; the oracle's counter; asserted in the tests)
 with E = 5 F_p + 3 F_f + 2 S the queries of the 1-D samples that are not
 kinks (F_p windows that found no kink, F_f candidates refused at t*, S
 random splits; ``query_terms["extra"]``) plus those of the finer steps (one
-per segment retry, 4 when the resolution is raised: ``sample_retries``;
+per segment retry: ``sample_retries``;
 max(d - 2, 0) + 1 per gradient retry: ``gradient_retries``); E = 0 when
 every candidate is a kink and no segment bends. E depends on where the kinks fall
 on the line (two kinks close together, with slope changes of opposite
@@ -643,25 +643,22 @@ class _Learner:
         return lo, hi
 
     def ends_exact(self, p: Array, q: Array, counts: dict[str, int]) -> tuple[_Sample, _Sample]:
-        """Exact route: g(+-q), g(+-q + 2^-R p), g(+-q + 2^-B p), g(+-2q) (8 queries), then
-        the slopes along p by :meth:`linear_step` (retries only if a kink is that close)."""
+        """Exact route: g(+-q), g(+-2q), g(+-q + 2^-B p), then (once R is set from the
+        size of g(+-q)) g(+-q + 2^-R p): 8 queries in two batches; the slopes along p by
+        :meth:`linear_step` (retries only if a kink is that close)."""
         one = self.num(1)
-        fine, eta = self.two_pow(self.resolution), self.small()
-        yq, yqf, yqe, ymq, ymqf, ymqe, y2q, ym2q = self.ask(
-            [q, q + fine * p, q + eta * p, -q, -q + fine * p, -q + eta * p, 2 * q, -2 * q],
-            "ends")
+        eta = self.small()
+        yq, ymq, y2q, ym2q, yqe, ymqe = self.ask(
+            [q, -q, 2 * q, -2 * q, q + eta * p, -q + eta * p], "ends")
         self.check_homogeneity(yq, ymq, y2q, ym2q)
         # large weights put kinks close together: the resolution grows with the size of
         # the answers (the bits of their numerators and denominators; a heuristic, no
-        # bound on the kinks' spacing, so the resolution stays a hypothesis), and the two
-        # fine-step values are asked again if it did (4 queries, in retry_queries)
+        # bound on the kinks' spacing, so the resolution stays a hypothesis)
         size = max(max(int(y.p).bit_length(), int(y.q).bit_length()) for y in (yq, ymq))
-        wanted = 4 * size + 4 * self.bits
-        first: list[tuple[Any, Any] | None] = [(yqf, yqe), (ymqf, ymqe)]
-        if wanted > self.resolution:
-            self.resolution = wanted
-            first = [None, None]
-            counts["retry_queries"] += 4
+        self.resolution = max(self.resolution, 4 * size + 4 * self.bits)
+        fine = self.two_pow(self.resolution)
+        yqf, ymqf = self.ask([q + fine * p, -q + fine * p], "ends")
+        first = [(yqf, yqe), (ymqf, ymqe)]
         slopes = []
         for (name, x, y0), ask_first in zip((("q", q, yq), ("-q", -q, ymq)), first, strict=True):
             def along_p(s: Any, x: Array = x) -> Array:
