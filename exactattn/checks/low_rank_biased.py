@@ -11,7 +11,7 @@ biased head, replayed as :class:`~exactattn.models.BiasedSingleHeadAttention`).
 Instances: seeded rank-r rational heads (:func:`biased_low_rank_head`) with
 seeded rational c (arbitrary, or in the column space of W) and beta; every
 comparison of parameters is ``==`` in EXP or QQ, except the F64 claim
-(tolerance, the first-order bound named).
+(tolerance: the learner's first-order error estimates, named).
 """
 
 from __future__ import annotations
@@ -231,7 +231,7 @@ F64_D, F64_HEADS = 64, 8
               + f"{biased_low_rank_query_count(F64_D, F64_D // F64_HEADS, bias='column_space')}"
               + r" \text{ queries per head instead of } (d + 1)^2 = " + f"{(F64_D + 1) ** 2}"
               + r";\ \text{relative errors on } W, c, v < 10^{-9} \text{ and within the "
-              r"first-order bounds.}",
+              r"first-order error estimates.}",
     route="float64 (tolerance)",
 )
 def _check_f64() -> Outcome:

@@ -46,6 +46,8 @@ argument of :mod:`exactattn.learners.biased_head` (a learner asking fewer
 queries than the dimension of a connected parameter manifold on which the
 answers are real-analytic leaves a positive-dimensional set of parameters
 with the same transcript), no learner uses fewer: the count is the floor.
+(That argument is prose; the claims check the count from the oracle's
+counter, not its optimality.)
 
 ``bias="column_space"``: hypothesis rank([W | c]) <= r, which every head of
 a real layer satisfies with r = h (above). Then K = [W | gamma c] (d x
@@ -93,9 +95,12 @@ recovery over EXP to certify it), F64 (rank given; orthogonal probes with
 equal gains, orthogonal tokens, batched queries; the r probes of the last
 block are adapted to the measured column space of K, which removes the
 inverse of a random r x r core from (**) at no query cost, see
-``_Setup.f64_adaptive``; first-order error bounds in ``options``:
+``_Setup.f64_adaptive``; first-order error estimates in ``options``:
 ``W_error_bound``, ``c_error_bound``, ``v_error_bound``,
-``beta_error_bound``, ``answer_error_factor``; never called exact).
+``beta_error_bound``, ``answer_error_factor``: worst-case rounding carried to
+first order, not rigorous bounds, and far above the error (about 10^4 to 10^7
+times it on the heads of ``tests/theorems/test_low_rank_biased.py``);
+never called exact).
 """
 
 from __future__ import annotations
@@ -271,7 +276,7 @@ def learn_biased_low_rank(
     scale : probe scale a > 0 multiplying every probe and token (F64: put
         score gaps at O(1) for heads with small W, e.g. sqrt(d) for real
         layers; exact fields: a rational).
-    roundoff : F64: the oracle's unit roundoff, for the error bounds.
+    roundoff : F64: the oracle's unit roundoff, for the first-order error estimates.
     progress : called as ``progress(done, total)`` between measurement blocks.
 
     Returns
@@ -541,7 +546,7 @@ class _Setup:
         Falls back to the random probes Z[:r] (plain (**)) if v is nearly
         orthogonal to col(K) (||Q^T v|| < 10^-3 ||v|| sqrt(r / d)).
 
-        First-order bounds: dKB = ||Z^{-1}|| (||d[M; rows]|| + solve rounding);
+        First-order estimates: dKB = ||Z^{-1}|| (||d[M; rows]|| + solve rounding);
         the subspace error of Q is sin(theta) <= dKB / (sigma_k(KB) - dKB)
         (Wedin), k = #{sigma_i(KB) > 2 dKB}; dPK = ||T^{-1}|| (||P|| dKB +
         ||dL|| + rounding); dK = dPK / a + sin(theta) ||K|| + rounding.
@@ -604,14 +609,14 @@ class _Setup:
         return K, {"rank": r, "rank_given": True, "rank_of_core": k}
 
     def c_error(self, Z: Array) -> float:
-        """Bound on ||c_hat - c|| for c = Z^{-1} (m(p_l, 0))_l (general route, F64)."""
+        """First-order estimate of ||c_hat - c||, c = Z^{-1} (m(p_l, 0))_l (general route, F64)."""
         a = float(self.a)
         return _inverse_norm_bound(Z / a) / a * (
             float(np.linalg.norm(self.tc_errors()))
             + _gamma(self.d) * float(np.linalg.norm(np.abs(Z) @ np.abs(self.c))))
 
     def tc_errors(self) -> Array:
-        """Bounds on the measured m(p_l, 0) = p_l^T c (general route, F64)."""
+        """First-order error estimates of the measured m(p_l, 0) = p_l^T c (general, F64)."""
         ctx = _f64_context(self.m, self.roundoff)
         out: Array = _logit_errors(ctx, self.Z, np.zeros((1, self.d)),
                                    np.asarray(self.tc)[:, None])[:, 0]
@@ -619,11 +624,11 @@ class _Setup:
 
     def K_errors(self, P: Array, T: Array, L: Array, pi: Array | None,
                  sub: Array | None = None, e_sub: Array | None = None) -> Array:
-        """Bounds on the F64 values L[i, j] = p_i^T K t_j, per entry.
+        """First-order error estimates of the F64 values L[i, j] = p_i^T K t_j, per entry.
 
         Column-space route: L is a measured logit. General route: L is a
         logit minus p_i^T c, either measured (probe ids ``pi`` of Z) or
-        computed (``sub`` with error bounds ``e_sub``).
+        computed (``sub`` with error estimates ``e_sub``).
         """
         ctx = _f64_context(self.m, self.roundoff)
         X = self.token_queries(T)

@@ -1,8 +1,9 @@
 """Smoke test: ``benchmarks/real_heads.py --quick`` runs and prints valid rows.
 
 Every stdout line must be a JSON object with the documented keys; the
-oracle's query count must equal the proved count and stay within the
-issue's target (degrees of freedom + d); errors within the learner's bounds.
+oracle's query count must equal the closed-form count and stay within the
+issue's target (degrees of freedom + d); errors within the learner's
+first-order error estimates.
 """
 
 from __future__ import annotations
