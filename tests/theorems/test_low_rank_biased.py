@@ -305,6 +305,7 @@ def test_f64_factored_head_within_its_bound(bias: Any) -> None:
         assert err <= rec.options[bound], name
         assert err <= 1e-9 * float(np.linalg.norm(truth)), name
     assert abs(float(rec.params["beta"]) - p.beta) <= 1e-12
+    assert abs(float(rec.params["beta"]) - p.beta) <= rec.options["beta_error_bound"]
 
 
 def test_f64_adaptive_probes_avoid_an_ill_conditioned_core() -> None:
@@ -334,4 +335,7 @@ def test_f64_saturated_sigmoid_is_an_error_not_a_wrong_answer() -> None:
 def test_claims_hold() -> None:
     results = [r for r in run_claims(["low_rank_adaptive"]) if ".biased_" in r.claim.id]
     assert len(results) >= 4
+    assert sorted(r.claim.id.split(".biased_")[1] for r in results) == [
+        "certificate_soundness", "exact_recovery_at_floor", "measurement_identity",
+        "rank_discovery", "real_heads_f64", "violation_detected"]
     assert all(r.holds for r in results), [(r.claim.id, r.outcome.detail) for r in results]

@@ -1,7 +1,7 @@
 """Memory-bounded F64 transcripts (exactattn/transcript_store.py, issue 12 part 3).
 
 The store keeps queries sparse where they are sparse and dense where they
-are dense, spills sealed chunks to ``.npz`` files past its memory limit, and
+are dense, spills sealed chunks to ``.npy`` files past its memory limit, and
 decodes every query bit-exactly (``-0.0`` included). Transcripts over F64
 are backed by it; slices are fixed views; replay streams it; files carry a
 format version and old JSON transcripts still load.
