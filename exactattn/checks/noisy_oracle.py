@@ -374,9 +374,13 @@ def _check_adapted_sparse() -> Outcome:
             rec = learn_single_head_noisy_adapted(oracle, epsilon_W=EPS_W, epsilon_v=EPS_V,
                                                   W_bound=2, norm_lower=Fraction(1, 2))
             checked += 1
-            _, frob_sq, v_sq = _errors(rec, inst.model)
-            if not (frob_sq <= QQ(EPS_W) ** 2 and v_sq <= QQ(EPS_V) ** 2):
-                failures.append(f"{adversary}, d = {d}: adapted error above epsilon")
+            entry, frob_sq, v_sq = _errors(rec, inst.model)
+            b_entry, b_frob, b_v = (rational(Fraction(rec.options[k])) for k in
+                                    ("W_entry_bound", "W_frobenius_bound", "v_bound"))
+            if not (frob_sq <= b_frob**2 and entry <= b_entry and v_sq <= b_v**2):
+                failures.append(f"{adversary}, d = {d}: adapted error above its reported bound")
+            if not (b_frob <= QQ(EPS_W) and b_v <= QQ(EPS_V)):
+                failures.append(f"{adversary}, d = {d}: adapted bound above epsilon")
             # the tolerances the shipped learner asked (its transcript) against the theorem's
             # caps: tau_f <= nu eps_W / (80 K_d W_bound^2 d), K_d = 3 + 3 r / 2, r = ceil(sqrt d);
             # r tau_v <= min(nu / 4, eps_v) and (2 r + 3 W_bound / 2) tau_v <= 3 W_bound tau_f

@@ -387,3 +387,24 @@ def test_bad_prec_is_refused_before_any_query(prec: Any) -> None:
     with pytest.raises(InvalidEntryError, match="prec"):
         learn_single_head_noisy_adapted(oracle, W_bound=2, norm_lower=F(1, 2), prec=prec, **KW)
     assert oracle.queries == 0
+
+
+def test_sparse_v_claim_checks_the_reported_bounds(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the claim noisy_oracle.adapted_sparse_v compares the errors with the bounds the learner
+    # reports, not only with epsilon: a learner that reports an entry bound of 0 fails it
+    import dataclasses
+
+    import exactattn.learners.noisy_adapted as na
+    from exactattn.claims import run_claims
+
+    (ok,) = run_claims(["noisy_oracle.adapted_sparse_v"])
+    assert ok.holds, ok.outcome.detail
+    shipped = na.learn_single_head_noisy_adapted
+
+    def overclaiming(*args: Any, **kwargs: Any) -> Any:
+        rec = shipped(*args, **kwargs)
+        return dataclasses.replace(rec, options={**rec.options, "W_entry_bound": "0"})
+
+    monkeypatch.setattr(na, "learn_single_head_noisy_adapted", overclaiming)
+    (bad,) = run_claims(["noisy_oracle.adapted_sparse_v"])
+    assert not bad.holds and "above its reported bound" in bad.outcome.detail
