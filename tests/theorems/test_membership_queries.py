@@ -22,7 +22,7 @@ from flint import arb, fmpq
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exactattn.certificates import verify
+from exactattn.certificates import rebuild, verify
 from exactattn.checks.membership_queries import (
     SignModel,
     membership_instance,
@@ -366,6 +366,8 @@ def test_sign_oracle_near_miss_float_gets_wrong() -> None:
 
     assert SignOracle(tiny, field=EXP, d=1)([[1]]) == 1
     assert float(np.exp(1e-20) - 1.0) == 0.0
+    # the same function evaluated in float64: the F64 sign oracle answers the wrong label 0
+    assert SignOracle(lambda X: np.exp(1e-20 * X[0, 0]) - 1.0, field=F64, d=1)([[1.0]]) == 0
 
 
 def test_recovery_json_round_trip(tmp_path: Any) -> None:
@@ -436,6 +438,9 @@ def test_interval_route_is_not_certified_as_exact() -> None:
     # refused (by the bounds check, or by the label model), never replayed as exact
     with pytest.raises(InvalidEntryError, match="W_frobenius_bound|not certified by replaying"):
         verify(rec, oracle)
+    # verify stops at the missing bounds; the label model itself refuses with the reason
+    with pytest.raises(InvalidEntryError, match="not certified by replaying labels"):
+        rebuild(rec)
 
 
 @pytest.mark.parametrize("bad", [0, F(-1, 2), "0.1", 0.1, None])
