@@ -216,7 +216,8 @@ def learn_single_head(
                 if k:
                     S[l, j], hint = 2.0**-k, k
         t = probe_logits(F, p, where=f"column {j}", what="(y - v_j) / (u_l^T v)",
-                         model="single-head attention model")
+                         model="single-head attention model",
+                         precision_note=_SINGLE_HEAD_PRECISION)
         T[:, j] = t / S[:, j] if F == F64 else t
         if progress is not None:
             progress(j + 1, d)
@@ -350,13 +351,23 @@ def _reconstruct(F: BallField, W: Array, v: Array, Q: int) -> tuple[Array, Array
     return W_exact, v_exact, radius
 
 
-def probe_logits(F: Field, p: Array, *, where: str, what: str, model: str) -> Array:
+#: what an undecided BALL logit of ``learn_single_head`` says about the bits that suffice
+#: (the bound of exactattn.reconstruct is proved for this learner's probes only)
+_SINGLE_HEAD_PRECISION = (
+    "For hidden W, v with |entries| <= M and denominators <= Q, "
+    "reconstruct.required_precision(d, M, Q) bits suffice if the oracle's balls have "
+    "radius <= ANSWER_RADIUS 2^-prec max(3M, 1) (its hypothesis H2)")
+
+
+def probe_logits(F: Field, p: Array, *, where: str, what: str, model: str,
+                 precision_note: str = "") -> Array:
     """logit(p) elementwise, for the sigmoids a probe measures; shared by the learners.
 
     For a head of the class ``model`` every entry of ``p`` (named ``what``) is a
     sigmoid: in (0, 1) with an exact logit in exact fields. Anything else is a
     :class:`~exactattn.errors.RecoveryFailedError` naming ``where`` and the probe,
-    never a guess.
+    never a guess. ``precision_note`` is added to an InsufficientPrecisionError (a
+    learner with a proved precision bound names it there).
     """
     why = (f"the oracle is not a {model} (or not exact): for such a head this quantity "
            "is a sigmoid, in (0, 1) with an exact logit")
@@ -376,12 +387,10 @@ def probe_logits(F: Field, p: Array, *, where: str, what: str, model: str) -> Ar
             out[l] = F.logit(pl)
         except InsufficientPrecisionError as exc:
             # a finite-precision oracle too coarse for this logit: say where, and the bits
+            note = f". {precision_note}" if precision_note else ""
             raise InsufficientPrecisionError(
-                f"{where}, probe {l}: {what} is undecided: {exc}. For hidden W, v with "
-                "|entries| <= M and denominators <= Q, reconstruct.required_precision(d, M, Q) "
-                "bits suffice if the oracle's balls have radius <= ANSWER_RADIUS 2^-prec "
-                "max(3M, 1) (its hypothesis H2)", prec=exc.prec, needed_prec=exc.needed_prec
-            ) from None
+                f"{where}, probe {l}: {what} is undecided: {exc}{note}", prec=exc.prec,
+                needed_prec=exc.needed_prec) from None
         except (NotRepresentableError, ZeroDivisionError) as exc:
             hint = ""
             if not F.exact and hasattr(F, "prec"):

@@ -426,3 +426,16 @@ def test_ball_learner_on_a_large_logit_names_the_probe_and_the_bits() -> None:
     prec = required_precision(1, 30, 1)
     rec = learn_single_head(enclosing_oracle(head, BALL(prec)), max_denominator=1)
     assert rec.W.tolist() == [[30]]
+
+
+def test_other_learners_do_not_advertise_the_single_head_precision_bound() -> None:
+    # required_precision is proved for learn_single_head's probes only; the shared
+    # probe_logits used to name it for every learner (here a biased head)
+    from exactattn.learners.biased_head import learn_biased_head
+    from exactattn.models import BiasedSingleHeadAttention
+
+    head = BiasedSingleHeadAttention([[30]], [0], [1], 0, field=EXP)
+    with pytest.raises(InsufficientPrecisionError) as err:
+        learn_biased_head(enclosing_oracle(head, BALL(32)))
+    assert "W column 0, probe 0" in str(err.value) and "32 bits" in str(err.value)
+    assert "required_precision" not in str(err.value)
