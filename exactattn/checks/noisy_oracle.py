@@ -334,7 +334,8 @@ def _check_naive() -> Outcome:
     statement=r"\tau_f = \tfrac{\nu\varepsilon_W}{80 K_d \bar W^2 d},\ K_d = 3 + \tfrac32"
               r"\lceil\sqrt d\rceil \implies \|\hat W - W\|_F \le \tfrac{18 L}{80}"
               r"\varepsilon_W < \varepsilon_W,\ \|\hat v - v\|_2 \le \varepsilon_v "
-              r"\text{ whenever } \nu \le \|v\|_2 \le 1.",
+              r"\text{ whenever } \nu \le \|v\|_2 \le 1,\ \|W\|_F \le \bar W "
+              r"\text{ and every answer is within its tolerance.}",
     route="symbolic (sympy: identities and inequalities), exact probe instances",
 )
 def _check_adapted_bound() -> Outcome:

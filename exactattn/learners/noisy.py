@@ -111,7 +111,7 @@ DEFAULT_PREC = 128
 
 @dataclass(frozen=True)
 class NoisyBounds:
-    """The theorem's tolerances and the guaranteed error bounds (exact rationals)."""
+    """The theorem's tolerances and the error bounds it gives under its hypotheses (rationals)."""
 
     tau_f: fmpq
     tau_v: fmpq
@@ -133,7 +133,7 @@ def ceil_sqrt(d: int) -> int:
 
 def theorem_tolerances(d: int, *, epsilon_W: Any, epsilon_v: Any, W_bound: Any,
                        margin: Any) -> NoisyBounds:
-    """The tolerances of the theorem and the bounds they guarantee, exactly.
+    """The tolerances of the theorem and the bounds they give under its hypotheses, exactly.
 
     >>> b = theorem_tolerances(4, epsilon_W=1, epsilon_v=1, W_bound=2, margin=1)
     >>> b.tau_f, b.tau_v, b.alpha <= fmpq(1, 20 * 2 * 4), b.W_entry <= fmpq(1, 4)
@@ -476,8 +476,8 @@ def learn_single_head_noisy(
     docstring. The recovery is over QQ with status ``approximate``; its
     ``hypotheses`` name every hypothesis of the theorem that the answers did
     not confirm (the bounds are conditional on them) and the oracle contract;
-    its options hold the tolerances asked for, the guaranteed bounds and the
-    hypotheses checked or confirmed.
+    its options hold the tolerances asked for, the bounds (which hold given
+    those hypotheses) and the hypotheses checked or confirmed.
 
     Parameters
     ----------

@@ -152,7 +152,7 @@ def z_inverse_bound(d: int) -> fmpq:
 
 @dataclass(frozen=True)
 class AdaptedBounds:
-    """The theorem's tolerances and the error bounds they guarantee (exact rationals)."""
+    """The theorem's tolerances and the error bounds it gives under its hypotheses (rationals)."""
 
     d: int
     tau_f: fmpq
@@ -199,7 +199,7 @@ def adapted_error_bounds(d: int, *, W_bound: Any, norm_lower: Any, tau_f: Any,
 
 def adapted_tolerances(d: int, *, epsilon_W: Any, epsilon_v: Any, W_bound: Any,
                        norm_lower: Any) -> AdaptedBounds:
-    """The tolerances of the theorem and the bounds they guarantee, exactly.
+    """The tolerances of the theorem and the bounds they give under its hypotheses, exactly.
 
     tau_f = nu eps_W / (80 K_d W_bound^2 d),
     tau_v = min(nu / (4 r), eps_v / r, 6 W_bound tau_f / (4 r + 3 W_bound)).
@@ -280,7 +280,7 @@ def learn_single_head_noisy_adapted(
     ``approximate``; its ``hypotheses`` name every hypothesis that the
     answers did not confirm (||W||_F <= W_bound, ||v|| <= 1,
     ||v||_2 >= norm_lower; the bounds are conditional on them) and the oracle
-    contract; its options hold the tolerances, the guaranteed bounds
+    contract; its options hold the tolerances, the bounds (given those hypotheses)
     (``W_frobenius_bound``, ``W_entry_bound``, ``v_bound``, read by the
     certificate) and the hypotheses checked or confirmed. Which violations
     the answers prove: as for the paper's learner (:mod:`exactattn.learners.noisy`),
