@@ -535,16 +535,18 @@ def _learn_intervals(oracle: SignOracle, span: QuerySpan, ask: Callable[[Any, st
     a ball (python-flint ``arb`` from the rational intervals), and the interval
     of W_ij shrinks to the side of the ball the label names.
 
-    Bound (why the widths are <= eps): with each cut ball's radius plus its
-    distance to the middle at most tau, an interval of width w leaves at most
-    w / 2 + tau. The ratios are bisected to relative width
-    delta = eps e^-(4M+1) / 512, so A = lambda^2 R (R a ratio of two of them)
-    moves logit(A) by at most 2 delta / (A (1 - A)) <= eps / 64 (|logit A| <=
-    4M + 1 here, A (1 - A) >= e^-(4M+1) / 4). With L = ceil(log2(64 M / eps))
-    steps per entry (2M 2^-L <= eps / 32): entries with v_i v_j != 0 end within
-    eps / 16, entries with one v coordinate 0 (kappa: one such entry) within
-    eps / 8, the rest (kappa: three entries) within 3 eps / 8. The widths are
-    then measured exactly and an entry wider than eps is an error, never returned.
+    Sizing (why the widths should come out <= eps; a first-order prose argument,
+    not what guarantees them): with each cut ball's radius plus its distance to
+    the middle at most tau, an interval of width w leaves at most w / 2 + tau.
+    The ratios are bisected to relative width delta = eps e^-(4M+1) / 512, so
+    A = lambda^2 R (R a ratio of two of them) moves logit(A) by about
+    2 delta / (A (1 - A)) <= eps / 64 (|logit A| <= 4M + 1 here,
+    A (1 - A) >= e^-(4M+1) / 4). With L = ceil(log2(64 M / eps)) steps per entry
+    (2M 2^-L <= eps / 32): entries with v_i v_j != 0 end within eps / 16, entries
+    with one v coordinate 0 (kappa: one such entry) within eps / 8, the rest
+    (kappa: three entries) within 3 eps / 8. The guarantee is the check that
+    follows: the widths are measured exactly and an entry wider than eps is an
+    error, never returned.
 
     Over EXP labels the intervals are enclosures: every cut is an arb ball and
     every comparison exact. Over F64 the cuts are computed from the tokens
