@@ -62,7 +62,6 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +70,7 @@ from flint import fmpq, fmpq_mat
 
 from .errors import InvalidEntryError, NotRepresentableError, ShapeError
 from .fields import EXP, F64, QQ, Array, Field
+from .linalg import from_fmpq_mat
 from .models.attention import softmax_average
 from .oracle import ValueOracle
 from .queries import as_query, as_query_batch
@@ -328,15 +328,11 @@ class FactoredHead:
 def _qmat(A: Array) -> Any:
     """A float64 matrix as the exact rationals its entries are (flint fmpq_mat)."""
     rows, cols = A.shape
-    return fmpq_mat(rows, cols, [fmpq(*Fraction(float(x)).as_integer_ratio()) for x in A.flat])
+    return fmpq_mat(rows, cols, [fmpq(*float(x).as_integer_ratio()) for x in A.flat])
 
 
 def _from_qmat(M: Any) -> Array:
-    out = np.empty((M.nrows(), M.ncols()), dtype=object)
-    for i in range(M.nrows()):
-        for j in range(M.ncols()):
-            out[i, j] = QQ(M[i, j])
-    return out
+    return from_fmpq_mat(QQ, M)
 
 
 # -- loading -----------------------------------------------------------------------------
@@ -371,6 +367,18 @@ def _detect_prefix(keys: list[str], names: TensorNames, layer: int) -> str:
             f"tensors mentioning attention/query: {close}. Pass names=TensorNames(...) with "
             "this checkpoint's names, or another layer")
     return found[0]
+
+
+def _layer_tensors(keys: list[str], get: Any, names: TensorNames, layer: int,
+                   where: str) -> dict[str, Array]:
+    """The eight tensors of ``layer`` (by role, float64) from a source listing ``keys``."""
+    prefix = names.prefix if names.prefix is not None else _detect_prefix(keys, names, layer)
+    wanted = names.resolve(prefix=prefix, layer=layer)
+    have = set(keys)
+    missing = [n for n in wanted.values() if n not in have]
+    if missing:
+        raise InvalidEntryError(f"{where}: missing tensors {missing}")
+    return {role: _as_float64(get(n), n) for role, n in wanted.items()}
 
 
 def _num_heads_from_config(path: Path) -> int | None:
@@ -411,15 +419,9 @@ def load_layer(source: str | Path | Mapping[str, Any] | Any, *, layer: int,
             raise InvalidEntryError(f"checkpoint file {str(path)!r} does not exist")
         st = _safetensors()
         with st.safe_open(str(path), framework="numpy") as fh:
-            keys = list(fh.keys())
-            prefix = names.prefix if names.prefix is not None else \
-                _detect_prefix(keys, names, layer)
-            wanted = names.resolve(prefix=prefix, layer=layer)
-            missing = [n for n in wanted.values() if n not in keys]
-            if missing:
-                raise InvalidEntryError(f"{path.name}: missing tensors {missing}")
             try:
-                tensors = {role: _as_float64(fh.get_tensor(n), n) for role, n in wanted.items()}
+                tensors = _layer_tensors(list(fh.keys()), fh.get_tensor, names, layer,
+                                         path.name)
             except TypeError as exc:  # e.g. bfloat16, which numpy has no dtype for
                 raise InvalidEntryError(f"{path.name}: cannot read a tensor with numpy "
                                         f"({exc}); convert the checkpoint to float32") from None
@@ -427,14 +429,8 @@ def load_layer(source: str | Path | Mapping[str, Any] | Any, *, layer: int,
         if num_heads is None:
             num_heads = _num_heads_from_config(path)
     else:
-        keys = list(source.keys())
-        prefix = names.prefix if names.prefix is not None else \
-            _detect_prefix(keys, names, layer)
-        wanted = names.resolve(prefix=prefix, layer=layer)
-        missing = [n for n in wanted.values() if n not in source]
-        if missing:
-            raise InvalidEntryError(f"state dict: missing tensors {missing}")
-        tensors = {role: _as_float64(source[n], n) for role, n in wanted.items()}
+        tensors = _layer_tensors(list(source.keys()), source.__getitem__, names, layer,
+                                 "state dict")
         label = f"state dict, layer {layer}"
     if num_heads is None:
         raise InvalidEntryError("num_heads is not stored with the weights: pass num_heads= "
