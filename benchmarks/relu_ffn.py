@@ -90,10 +90,9 @@ def run(route: str, g: ReluFFN, seed: int, *, keep_transcript: bool = True) -> d
     total = time.perf_counter() - start
     terms = rec.options["query_terms"]
     K = int(rec.options["canonical_terms"])
-    E = int(terms["extra"])
+    E = int(rec.options["extra_queries"])
     exact_route = rec.field.exact
-    expected = query_count(g.d, K, extra=E + terms["gradient_retries"] + terms["sample_retries"],
-                           exact=exact_route)
+    expected = query_count(g.d, K, extra=E, exact=exact_route)
     row: dict[str, Any] = {
         "route": route, "d": g.d, "m": g.m, "K": K, "seed": seed,
         "queries": rec.queries, "expected_queries": expected,

@@ -249,11 +249,6 @@ def _recovered(name: str, g: ReluFFN) -> tuple[ValueOracle, Recovery, int]:
     return _RECOVERIES[name]
 
 
-def _E(rec: Recovery) -> int:
-    terms = rec.options["query_terms"]
-    return int(terms["extra"] + terms["sample_retries"] + terms["gradient_retries"])
-
-
 @claim(
     LABEL, "exact_recovery",
     paper_ref=PAPER_REF, title="Exact recovery with the stated query count",
@@ -270,7 +265,7 @@ def _check_exact_recovery() -> Outcome:
         K = canonical(g).size
         if not equivalent(ReluFFN(rec.params["A"], rec.params["w"]), g):
             failures.append(f"{name}: the recovered network is not equivalent")
-        E = _E(rec)
+        E = int(rec.options["extra_queries"])
         extra += E
         expected = query_count(g.d, K, extra=E)
         if not (rec.queries == asked == expected and rec.options["lines"] == 1

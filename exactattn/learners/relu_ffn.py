@@ -1084,7 +1084,8 @@ def learn_relu_ffn(
     Recovery with params ``A`` (d x m_hat) and ``w`` (m_hat) such that
     w^T ReLU(A^T x) = g(x) for every x, m_hat = K + 2 or K (canonical shape);
     options: ``canonical_terms`` (K), ``hidden_units``, ``lines``,
-    ``query_terms`` (the terms of the count), ``genericity_checks``,
+    ``query_terms`` (the terms of the count), ``extra_queries`` (E, summed over
+    the lines), ``genericity_checks``,
     ``miss_bound`` (delta, R, L and the bound) and more. The status is
     ``exact_given`` (``float`` for F64) with the hypotheses of
     :func:`genericity_hypotheses`: H, the resolution and the miss bound.
@@ -1151,10 +1152,10 @@ def learn_relu_ffn(
     # (the first line's) is the one stated
     resolution = min(ln.resolution for ln in lines) if ex else None
     window, grad = (5, max(d - 2, 0) + 1) if ex else (7, d + 2)
-    line_queries = [query_count(d, len(ln.kinks), residual_probes=0, exact=ex,
-                                extra=_extra(c, ex) + c["gradient_retries"] * grad
-                                + c["retry_queries"])
-                    for ln, c in zip(lines, counts, strict=True)]
+    # E of each line: the samples that are not kinks plus the retries at finer steps
+    extras = [_extra(c, ex) + c["gradient_retries"] * grad + c["retry_queries"] for c in counts]
+    line_queries = [query_count(d, len(ln.kinks), residual_probes=0, exact=ex, extra=E)
+                    for ln, E in zip(lines, extras, strict=True)]
     used = span.queries
     bound = miss_probability(MISS_MEASURE, residual_probes, max_lines if ex else 1)
     options: dict[str, Any] = {
@@ -1187,6 +1188,7 @@ def learn_relu_ffn(
         "query_formula": ("per line: 8 + 5K + (K + 1)(max(d - 2, 0) + 1) + R + E" if ex else
                           "per line: 8 + 7K + (K + 1)(d + 2) + R + E"),
         "line_queries": line_queries,
+        "extra_queries": sum(extras),
         "extra_samples": {k: sum(c[k] for c in counts)
                           for k in ("fooled_windows", "refused_candidates", "random_splits")},
         "genericity_checks": {

@@ -307,6 +307,7 @@ def test_query_count_against_m_and_d(d: int, m: int) -> None:
     oracle = ValueOracle(g)
     rec = learn_relu_ffn(oracle, seed=1)
     E = E_of(rec)
+    assert E == rec.options["extra_queries"]
     # the closed form, exactly; and (K + 1)(d + 4) + 3 + R + E for d >= 2
     assert rec.queries == oracle.queries == query_count(d, K, extra=E)
     assert rec.queries == (K + 1) * (d + 4) + 3 + R + E
