@@ -47,7 +47,7 @@ The learner (exact route, rationals of bounded height (M, Q)):
 Without a height bound (``epsilon=``, only |W_ij|, |v_i / v_p| <= M): the
 same probes, every cut an ``arb`` ball, and each entry returned with an
 interval of width <= epsilon after ceil(log2(64 M / epsilon)) labels
-(status ``approximate``; :func:`_learn_intervals` gives the bound). Over
+(status ``approximate``; :func:`_learn_intervals` explains the sizing). Over
 EXP labels the intervals are enclosures (arb balls, exact comparisons).
 Over float64 (interval route only) the cuts are computed from the float
 tokens actually sent and widened by the band where a float label can be
@@ -125,7 +125,7 @@ def bisection_steps(width: Any, max_denominator: int) -> int:
 
     An interval of width w_k cut within eta = 1/(1024 Q^2) of its middle
     leaves at most w_k / 2 + eta, so after L steps w_L < w 2^-L + 2 eta, which is
-    < 1/Q^2 exactly when 2^L >= 512 w Q^2 / 511:
+    < 1/Q^2 exactly when 2^L > 512 w Q^2 / 511:
     L = floor(log2(512 w Q^2 / 511)) + 1 (0 when that is below 1).
 
     >>> bisection_steps(1, 1), bisection_steps(2, 1000), bisection_steps(20, 1000)
