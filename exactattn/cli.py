@@ -370,20 +370,37 @@ def _print_learned(as_json: bool, info: dict[str, Any], header: str,
           else "\n".join([header, *(f"  {name:<12} {text}" for name, text in rows)]))
 
 
+def _seeded_instance(label: str, d: int, seed: int, *, m: int, rank: int,
+                     heads: int) -> tuple[str, Any]:
+    """(name, hidden model) of the seeded instance ``learn LABEL`` draws and replay rebuilds
+    (relu_ffn_exact, one_layer_reduction, low_rank_adaptive, multihead_canonical)."""
+    if label == "relu_ffn_exact":
+        from .checks.relu_ffn_exact import relu_ffn_instance
+
+        return f"{label}(d={d}, m={m}, seed={seed})", relu_ffn_instance(d, m, seed)
+    if label == "one_layer_reduction":
+        from .checks.one_layer_reduction import one_layer_instance
+
+        return f"{label}(d={d}, m={m}, seed={seed})", one_layer_instance(d, m, seed)
+    if label == "low_rank_adaptive":
+        from .checks.low_rank import low_rank_head
+
+        return f"{label}(d={d}, rank={rank}, seed={seed})", low_rank_head(d, rank, seed)
+    from .models.multihead import random_multihead
+
+    return f"{label}(d={d}, heads={heads}, seed={seed})", random_multihead(heads, d, seed)
+
+
 def _learn_other(args: argparse.Namespace) -> int:
-    """The exact results on a seeded instance: learn, compare with the truth, certify."""
-    from . import claims  # noqa: F401  (registers every result's certificate builder)
+    """The exact results on a seeded instance: learn, compare with the truth, certify.
+
+    Every label but membership_queries is learned as an instance file would be
+    (:func:`exactattn.instance_files.learn_instance`, the same learner, comparison
+    with the truth and certificate).
+    """
     from .certificates import verify
-    from .checks.low_rank import low_rank_head
-    from .checks.multihead import recovered_model
-    from .checks.one_layer_reduction import one_layer_instance
-    from .checks.relu_ffn_exact import relu_ffn_instance
-    from .fields import EXP, QQ
-    from .learners import learn_low_rank, learn_multihead, learn_one_layer, learn_relu_ffn
+    from .instance_files import instance_spec, learn_instance
     from .learners.low_rank import adaptive_query_count
-    from .models import ReluFFN, canonical, relu_equivalent
-    from .models.multihead import random_multihead, same_heads
-    from .oracle import ValueOracle
 
     if args.field != "EXP":
         _stderr(f"exactattn learn: error: {args.label} runs exactly; omit --field")
@@ -391,23 +408,7 @@ def _learn_other(args: argparse.Namespace) -> int:
     d, seed, label = args.d, args.seed, args.label
     expected: int | None = None
     start = time.perf_counter()
-    if label == "relu_ffn_exact":
-        target: Any = relu_ffn_instance(d, args.m, seed, field=QQ)
-        oracle = ValueOracle(target)
-        rec = learn_relu_ffn(oracle, seed=seed)
-        truth = relu_equivalent(ReluFFN(rec.params["A"], rec.params["w"], field=QQ), target)
-    elif label == "one_layer_reduction":
-        target = one_layer_instance(d, args.m, seed)
-        oracle = ValueOracle(target)
-        rec = learn_one_layer(oracle, seed=seed)
-        truth = bool((rec.W == target.W).all())
-    elif label == "low_rank_adaptive":
-        target = low_rank_head(d, args.rank, seed, field=EXP)
-        oracle = ValueOracle(target)
-        rec = learn_low_rank(oracle, rank=args.rank, method="adaptive", seed=seed)
-        expected = adaptive_query_count(d, args.rank)
-        truth = bool((rec.W == target.W).all() and (rec.v == target.v).all())
-    elif label == "membership_queries":  # labels sign(f(X)); W exact, v up to scale
+    if label == "membership_queries":  # labels sign(f(X)); W exact, v up to scale
         from .checks.membership_queries import membership_instance
         from .learners import learn_single_head_membership
         from .learners.membership import query_count
@@ -421,13 +422,17 @@ def _learn_other(args: argparse.Namespace) -> int:
                                inst.max_denominator)
         truth = bool((rec.W == target.W).all()
                      and (rec.v == target.v / abs(target.v[inst.pivot])).all())
-    else:  # multihead_canonical
-        target = random_multihead(args.heads, d, seed)
-        oracle = ValueOracle(target)
-        rec = learn_multihead(oracle, heads=args.heads, seed=seed)
-        truth = same_heads(canonical(recovered_model(rec)), canonical(target))
+        cert = verify(rec, oracle, probes=args.certificate_probes, seed=seed)
+    else:
+        _, target = _seeded_instance(label, d, seed, m=args.m, rank=args.rank, heads=args.heads)
+        rank = args.rank if label == "low_rank_adaptive" else None
+        result = learn_instance(instance_spec(target, rank=rank), label, seed=seed,
+                                certificate_probes=args.certificate_probes)
+        rec, cert, truth, oracle = (result.recovery, result.certificate,
+                                    result.matches_truth, result.oracle)
+        if rank is not None:
+            expected = adaptive_query_count(d, rank)
     seconds = time.perf_counter() - start
-    cert = verify(rec, oracle, probes=args.certificate_probes, seed=seed)
     _save(args, rec, cert, {"kind": label, "d": d, "seed": seed, "m": args.m,
                             "rank": args.rank, "heads": args.heads}, target)
     info = {"label": label, "d": d, "seed": seed, "queries": rec.queries,
@@ -653,25 +658,8 @@ def _builtin_instance(inst: dict[str, Any], rec: Any, path: str) -> tuple[str, A
     if need > have:
         raise UsageError(f"{path}: rebuilding the instance needs at least {_human(need)}, "
                          f"more than the {_human(have)} available")
-    if kind == "relu_ffn_exact":
-        from .checks.relu_ffn_exact import relu_ffn_instance
-
-        return f"the built-in instance {kind}(d={d}, m={m}, seed={seed})", \
-            relu_ffn_instance(d, m, seed)
-    if kind == "one_layer_reduction":
-        from .checks.one_layer_reduction import one_layer_instance
-
-        return f"the built-in instance {kind}(d={d}, m={m}, seed={seed})", \
-            one_layer_instance(d, m, seed)
-    if kind == "low_rank_adaptive":
-        from .checks.low_rank import low_rank_head
-
-        return f"the built-in instance {kind}(d={d}, rank={r}, seed={seed})", \
-            low_rank_head(d, r, seed)
-    from .models.multihead import random_multihead
-
-    return f"the built-in instance {kind}(d={d}, heads={heads}, seed={seed})", \
-        random_multihead(heads, d, seed)
+    name, model = _seeded_instance(kind, d, seed, m=m, rank=r, heads=heads)
+    return f"the built-in instance {name}", model
 
 
 def replay_saved(path: str, *, certificate_probes: int = 16, seed: int = 1

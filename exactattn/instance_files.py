@@ -44,7 +44,7 @@ from .errors import ExactattnError, InvalidEntryError, ShapeError
 from .fields import EXP, F64, QQ, Field
 
 __all__ = ["MODELS", "FIELDS", "LABELS", "InstanceSpec", "LearnedInstance", "parse_instance",
-           "load_instance", "instance_to_json", "learn_instance"]
+           "load_instance", "instance_to_json", "instance_spec", "learn_instance"]
 
 #: the model kinds and the parameter keys each needs (besides ``model`` and ``field``)
 MODELS: Mapping[str, tuple[str, ...]] = {
@@ -364,14 +364,33 @@ def instance_to_json(model: Any, *, rank: int | None = None) -> dict[str, Any]:
     return {"model": out.pop("model"), **out}
 
 
+def instance_spec(model: Any, *, rank: int | None = None) -> InstanceSpec:
+    """The :class:`InstanceSpec` of a model built in code (a seeded instance, say).
+
+    ``rank``: a single head declared as a ``low_rank_head`` of that rank.
+
+    >>> from exactattn.models import ReluFFN
+    >>> spec = instance_spec(ReluFFN([[1], [0]], [-3]))
+    >>> spec.model_kind, spec.label, spec.field.name
+    ('relu_ffn', 'relu_ffn_exact', 'QQ')
+    """
+    source = instance_to_json(model, rank=rank)
+    kind = source["model"]
+    return InstanceSpec(kind, model.field, model, LABELS[kind][0], rank, source)
+
+
 @dataclass(frozen=True)
 class LearnedInstance:
-    """The outcome of :func:`learn_instance`: recovery, certificate, comparison with the truth."""
+    """The outcome of :func:`learn_instance`: recovery, certificate, comparison with the truth.
+
+    ``oracle`` is the oracle the learner held (its ``queries`` and ``seconds``).
+    """
 
     spec: InstanceSpec
     recovery: Any
     certificate: Any
     matches_truth: bool
+    oracle: Any = None
 
     @property
     def holds(self) -> bool:
@@ -442,4 +461,4 @@ def learn_instance(spec: InstanceSpec, label: str | None = None, *, seed: int = 
             truth = bool(np.abs(rec.W - model.W).max() <= float(rec.options["W_error_bound"])
                          and np.abs(rec.v - model.v).max() <= float(rec.options["v_error_bound"]))
     cert = verify(rec, oracle, probes=certificate_probes, seed=seed)
-    return LearnedInstance(spec, rec, cert, truth)
+    return LearnedInstance(spec, rec, cert, truth, oracle)
