@@ -161,7 +161,14 @@ def render_evidence(evidence: Sequence[Any]) -> str:
 
 
 # -- claims and statements -------------------------------------------------------------------
+#: the words of a claim's route -> the step statuses they name
+_ROUTE_STATUS = (("symbolic", "symbolic"), ("interval", "interval"), ("exact", "exact instances"),
+                 ("float", "float"), ("prose", "prose"))
+
+
 def _claim_status(c: Claim, result: ClaimResult | None) -> str:
+    """Every status the claim's route names ('symbolic + exact instances'), not only the
+    strongest: a symbolic identity with the inequality checked on instances says both."""
     from ..symbolic.steps import NOT_VERIFIED
 
     if result is None:
@@ -169,13 +176,7 @@ def _claim_status(c: Claim, result: ClaimResult | None) -> str:
     if not result.holds:
         return NOT_VERIFIED
     route = c.route.lower()
-    if "symbolic" in route:
-        return "symbolic"
-    if "interval" in route:
-        return "interval"
-    if "float" in route:
-        return "float"
-    return "exact instances"
+    return " + ".join(st for word, st in _ROUTE_STATUS if word in route) or "exact instances"
 
 
 def _claim_block(c: Claim, result: ClaimResult | None) -> str:

@@ -216,3 +216,13 @@ def test_the_single_head_steps_start_from_the_head_itself(
     monkeypatch.setattr(single_head, "attention",
                         lambda tokens, W, v: original(tokens, W, v) + delta)
     assert [s.verified for s in single_head.derivation(2)][:3] == [False, False, True]
+
+
+def test_a_claim_badge_names_every_route_it_rests_on() -> None:
+    """output_bound: symbolic identities, but the bound itself on exact instances."""
+    from exactattn.claims import Outcome
+
+    (c,) = [c for c in REGISTRY if c.id == "noisy_oracle.output_bound"]
+    tex = statement_section(by_key()["output_bound"], [ClaimResult(c, Outcome(True, 1), 0.0)])
+    assert r"\stepstatus{symbolic + exact instances}" in tex
+    assert r"\stepstatus{symbolic}" not in tex
