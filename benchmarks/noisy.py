@@ -63,7 +63,12 @@ from exactattn.certificates import verify
 from exactattn.errors import ExactattnError, HypothesisViolatedError
 from exactattn.fields import EXP
 from exactattn.learners import learn_single_head
-from exactattn.learners.noisy import learn_single_head_noisy, naive_inverse, theorem_tolerances
+from exactattn.learners.noisy import (
+    ceil_sqrt,
+    learn_single_head_noisy,
+    naive_inverse,
+    theorem_tolerances,
+)
 from exactattn.models import SingleHeadAttention
 from exactattn.oracle import ADVERSARIES, NoisyOracle, ValueOracle
 
@@ -106,12 +111,19 @@ def q(x: Any) -> fmpq:
     return fmpq(x.numerator, x.denominator)
 
 
-def ceil_sqrt(d: int) -> int:
-    r = math.isqrt(d)
-    return r if r * r == d else r + 1
-
-
 # -- instances ---------------------------------------------------------------------
+def random_direction(rng: np.random.Generator, d: int) -> tuple[list[list[Fraction]], Fraction]:
+    """(raw, s): a d x d matrix of entries p/q (|p| <= 9, 1 <= q <= 8), not zero, and a
+    rational s >= ||raw||_F (s - 1/1024 < ||raw||_F), so raw * c / s has norm <= c."""
+    raw = [[Fraction(int(rng.integers(-9, 10)), int(rng.integers(1, 9))) for _ in range(d)]
+           for _ in range(d)]
+    sq = sum((x * x for row in raw for x in row), Fraction(0))
+    if sq == 0:
+        raw[0][0], sq = Fraction(1), Fraction(1)
+    D = 1024
+    return raw, Fraction(math.isqrt(sq.numerator * D * D // sq.denominator) + 1, D)
+
+
 def instance(d: int, seed: int, *, W_bound: Fraction | None = None) -> dict[str, Any]:
     """A seeded instance meeting the theorem's hypotheses, with its parameters.
 
@@ -123,13 +135,7 @@ def instance(d: int, seed: int, *, W_bound: Fraction | None = None) -> dict[str,
     """
     rng = np.random.default_rng([seed, d, 61])
     Wb = W_bound if W_bound is not None else W_BOUNDS[int(rng.integers(0, len(W_BOUNDS)))]
-    raw = [[Fraction(int(rng.integers(-9, 10)), int(rng.integers(1, 9))) for _ in range(d)]
-           for _ in range(d)]
-    sq = sum((x * x for row in raw for x in row), Fraction(0))
-    if sq == 0:
-        raw[0][0], sq = Fraction(1), Fraction(1)
-    D = 1024
-    s = Fraction(math.isqrt(sq.numerator * D * D // sq.denominator) + 1, D)
+    raw, s = random_direction(rng, d)
     t = Fraction(int(rng.integers(1, 5)), 4)
     W = [[x * t * Wb / s for x in row] for row in raw]
     r = ceil_sqrt(d)
@@ -503,13 +509,7 @@ def violation_instance(d: int, seed: int, t: Fraction, kind: str) -> dict[str, A
         W = [[t * Wb if (k, m) == (i, j) else Fraction(0) for m in range(d)] for k in range(d)]
         W[i][j] *= 1 if rng.integers(0, 2) else -1
     else:
-        raw = [[Fraction(int(rng.integers(-9, 10)), int(rng.integers(1, 9))) for _ in range(d)]
-               for _ in range(d)]
-        sq = sum((x * x for row in raw for x in row), Fraction(0)) or Fraction(1)
-        if not any(x for row in raw for x in row):
-            raw[0][0] = Fraction(1)
-        D = 1024
-        s = Fraction(math.isqrt(sq.numerator * D * D // sq.denominator) + 1, D)
+        raw, s = random_direction(rng, d)
         W = [[x * t * Wb / s for x in row] for row in raw]
     return {**base, "W": W, "Wq": [[q(x) for x in row] for row in W],
             "epsilon_W": Fraction(1, 2), "epsilon_v": Fraction(1, 10)}
