@@ -533,6 +533,8 @@ def _check_interval_route() -> Outcome:
         checked += 1
         if rec.options["labels"] != "F64" or not rec.hypotheses[-1].startswith("float64"):
             failures.append(f"F64 d = {d}: the float-label hypothesis is not named")
+        if rec.queries_by_phase["W"] != d * d * interval_steps(3, eps):
+            failures.append(f"F64 d = {d}: {dict(rec.queries_by_phase)}")
         for i in range(d):
             for j in range(d):
                 lo, hi = (Fraction(t) for t in rec.options["W_intervals"][i][j])
