@@ -63,8 +63,8 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     import exactattn
 
-import exactattn.checks.relu_ffn_exact  # noqa: F401  (registers the label's certificate)
 from exactattn.certificates import verify
+from exactattn.checks.relu_ffn_exact import WEDGE  # (also registers the label's certificate)
 from exactattn.errors import ExactattnError
 from exactattn.fields import F64, QQ
 from exactattn.learners.relu_ffn import learn_relu_ffn, query_count
@@ -129,8 +129,7 @@ def run(route: str, g: ReluFFN, seed: int, *, keep_transcript: bool = True) -> d
 
 
 HARD = {
-    "hidden_cancellation": ([[1, -1, 10, -10, 20, -20], [0, 0, 1, -1, 1, -1]],
-                            [10, 10, 1, 1, -1, -1]),
+    "hidden_cancellation": WEDGE,
     "weight_ratio_1e10": ([[1, 10**10], [0, 1]], [1, 1]),
 }
 

@@ -32,6 +32,7 @@ import exactattn.checks.relu_ffn_exact  # noqa: F401  (registers the label and i
 from exactattn.certificates import verify
 from exactattn.checks.relu_ffn_exact import (
     SYMMETRIES,
+    WEDGE,
     relu_ffn_instance,
     symmetry_variant,
 )
@@ -446,8 +447,8 @@ def test_no_learner_without_H_the_wedge() -> None:
 # Every line's two ends lie outside it for most seeds, so the line sees g = 0; the 8
 # residual probes of the old default missed the wedge on 28 of 40 seeds and the learner
 # returned g = 0.
-A_WEDGE = [[1, -1, 10, -10, 20, -20], [0, 0, 1, -1, 1, -1]]
-W_WEDGE = [10, 10, 1, 1, -1, -1]
+A_WEDGE, W_WEDGE = WEDGE  # columns (1, 0), (-1, 0), (10, 1), (-10, -1), (20, 1), (-20, -1)
+assert W_WEDGE == [10, 10, 1, 1, -1, -1]
 
 
 def test_hidden_cancellation_that_is_not_thin_is_found() -> None:
