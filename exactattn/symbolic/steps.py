@@ -3,9 +3,10 @@
 A *step* is one checkable line of a proof: an identity ``lhs = rhs``
 (:class:`Step`, checked by SymPy), an inequality ``lhs = rhs >= 0``
 (:class:`NonnegStep`, certified by nonnegative coefficients or, failing
-that, evaluated on an exact rational grid), or a line of prose that no
-machine checks (:class:`Prose`). Every step knows its *status* (one of
-:data:`STEP_STATUSES`) and its LaTeX, and the LaTeX is printed from the very
+that, evaluated on an exact rational grid), or ``lo < quantity < hi`` decided
+by ball arithmetic (:class:`IntervalStep`); the prose between them is the
+blueprint's (:mod:`exactattn.blueprint`). Every step knows its *status* (one
+of :data:`STEP_STATUSES`) and its LaTeX, and the LaTeX is printed from the very
 SymPy objects that were compared, never from a retyped string.
 
 The recorder ties the proof companion to the checks: while a claim of
@@ -28,7 +29,7 @@ import sympy as sp
 
 from .recorder import NOT_VERIFIED, Recorded, collecting, recorded, status_of_step
 
-__all__ = ["Step", "NamedStep", "NonnegStep", "Prose", "IntervalStep", "Recorded",
+__all__ = ["Step", "NamedStep", "NonnegStep", "IntervalStep", "Recorded",
            "STEP_STATUSES", "NOT_VERIFIED", "recorded", "collecting", "status_of_step",
            "equation_rows", "identity_step", "named_step", "auto_names", "is_zero",
            "step_rows"]
@@ -37,7 +38,8 @@ __all__ = ["Step", "NamedStep", "NonnegStep", "Prose", "IntervalStep", "Recorded
 STEP_STATUSES: dict[str, str] = {
     "symbolic": "an identity or inequality between SymPy expressions in symbolic "
                 "variables, verified by SymPy (difference simplifies to 0; or a quotient of "
-                "polynomials with nonnegative coefficients in nonnegative variables)",
+                "polynomials with nonnegative coefficients in nonnegative variables), in the "
+                "dimension of the call printed with the evidence",
     "interval": "a strict inequality between real numbers decided by rigorous ball "
                 "arithmetic (arb) at a stated precision",
     "exact instances": "checked with == in an exact field (EXP, QQ) on the stated number "
@@ -123,15 +125,6 @@ class NamedStep(Step):
         printing time: a step whose ``lhs``/``rhs`` changed is printed in full instead)."""
         return (_same(_substitute(sp.sympify(self.shown_lhs), self.defs), self.lhs)
                 and _same(_substitute(sp.sympify(self.shown_rhs), self.defs), self.rhs))
-
-
-@dataclass(frozen=True)
-class Prose:
-    """A step of an argument that no machine checks; printed as prose, shown as such."""
-
-    text: str  # LaTeX text mode
-    verified: bool = True
-    status: str = "prose"
 
 
 @dataclass(frozen=True)
@@ -376,8 +369,3 @@ def step_rows(step: Any) -> list[str]:
     rel = {"<=": r"\le", "=": "="}.get(relation, relation)
     return equation_rows(step.lhs, step.rhs, rel)
 
-
-def is_sequence_of_steps(value: Any) -> bool:
-    """True for a non-empty list or tuple whose items all have ``lhs`` and ``rhs``."""
-    return (isinstance(value, Sequence) and not isinstance(value, str) and len(value) > 0
-            and all(hasattr(s, "lhs") and hasattr(s, "rhs") for s in value))
