@@ -115,10 +115,9 @@ from ..errors import (
     HypothesisViolatedError,
     InvalidEntryError,
     NotIdentifiableError,
-    RecoveryFailedError,
 )
 from ..fields import UNIT_ROUNDOFF, Array, Field
-from ..linalg import SingularMatrixError, det, solve
+from ..linalg import det
 from ..linalg import rank as matrix_rank
 from ..oracle import ValueOracle
 from .arguments import checked_arguments, checked_scale
@@ -126,16 +125,17 @@ from .arguments import checked_arguments, checked_scale
 # the CUR machinery of the unbiased learner, shared (one implementation of (**))
 from .low_rank import (
     F64_CHUNK,
-    MAX_DRAWS,
     PAPER_REF_ADAPTIVE,
     _computing_field,
     _cur,
+    _draw_independent,
     _exact_probes,
     _f64_probes_and_tokens,
-    _gain_ok,
     _gamma,
     _inverse_norm_bound,
+    _invertible,
     _orthogonal,
+    _solve,
     degrees_of_freedom,
     logit_error_estimates,
     measured_over,
@@ -417,7 +417,7 @@ class _Setup:
         a = self.a
         if O.exact:
             Z = _exact_probes(O, self.m.v_o, d, rng) * a
-            T = self.exact_tokens(rng, n)
+            T = _invertible(O, lambda: self.draw_tokens(rng, n))
         else:
             Zu, Yu = _f64_probes_and_tokens(self.m.v_o, d, r, rng)
             Z = Zu * a
@@ -455,15 +455,6 @@ class _Setup:
     def tick(self, done: int, total: int) -> None:
         if self.progress is not None:
             self.progress(done, total)
-
-    def exact_tokens(self, rng: np.random.Generator, n: int) -> Array:
-        O = self.O
-        for _ in range(MAX_DRAWS):
-            T = self.draw_tokens(rng, n)
-            if matrix_rank(O, T) == n:
-                return T
-        raise RecoveryFailedError(  # pragma: no cover - probability ~0
-            f"no invertible token matrix in {MAX_DRAWS} draws")
 
     def draw_tokens(self, rng: np.random.Generator, k: int) -> Array:
         """k seeded Gaussian K-space tokens (rows): a x, with [.; 1/gamma] when homogeneous."""
@@ -638,27 +629,6 @@ class _Setup:
             sub, e_sub = np.asarray(self.tc)[pi], self.tc_errors()[pi]
         assert sub is not None and e_sub is not None
         return _logit_errors(ctx, P, X, L + sub[:, None]) + e_sub[:, None]
-
-
-def _solve(F: Field, A: Array, B: Array) -> Array:
-    try:
-        return solve(F, A, B)
-    except SingularMatrixError as exc:  # pragma: no cover - invertible by construction
-        raise RecoveryFailedError(f"a probe or token matrix is singular: {exc}") from None
-
-
-def _draw_independent(F: Field, have: list[Array], draw: Callable[[], Array],
-                      v: Array | None) -> Array:
-    """A seeded random vector independent of ``have`` (with x^T v != 0 if v is given)."""
-    for _ in range(MAX_DRAWS):
-        x = draw()
-        if v is not None and not _gain_ok(F, x, v):
-            continue
-        if have and matrix_rank(F, np.stack(have + [x])) < len(have) + 1:
-            continue
-        return x
-    raise RecoveryFailedError(  # pragma: no cover - probability ~0
-        f"no independent random vector in {MAX_DRAWS} draws")
 
 
 def _f64_homogeneous_tokens(rng: np.random.Generator, d: int, r: int) -> Array:

@@ -546,7 +546,7 @@ def _adaptive_given(measure: _Measurer, v: Array, r: int,
         return F.zeros((d, d)), zero
     if O.exact:
         Zo = _exact_probes(O, measure.v_oracle, d, rng)
-        Yo = _exact_tokens(O, d, rng)
+        Yo = _invertible(O, lambda: O.gaussian(rng, (d, d)))   # tokens (columns)
     else:
         Zo, Yo = _f64_probes_and_tokens(measure.v_oracle, d, r, rng)
     # core M[i, j] = u_i^T W y_j, i, j < r (r^2 queries)
@@ -634,11 +634,11 @@ def _exact_probes(F: Field, v: Array, d: int, rng: np.random.Generator) -> Array
         f"no valid probe matrix in {MAX_DRAWS} draws")
 
 
-def _exact_tokens(F: Field, d: int, rng: np.random.Generator) -> Array:
-    """d x d seeded Gaussian rational tokens (columns), invertible."""
+def _invertible(F: Field, draw: Callable[[], Array]) -> Array:
+    """The first invertible square matrix ``draw()`` gives (seeded tokens; exact rank test)."""
     for _ in range(MAX_DRAWS):
-        Y = F.gaussian(rng, (d, d))
-        if rank(F, Y) == d:
+        Y = draw()
+        if rank(F, Y) == Y.shape[0]:
             return Y
     raise RecoveryFailedError(  # pragma: no cover - probability ~0
         f"no invertible token matrix in {MAX_DRAWS} draws")
@@ -690,8 +690,8 @@ def _adaptive_discover(measure: _Measurer, v: Array,
     G = F.zeros((d, d))        # G[i, j] = a_i^T W b_j for the measured block
     k = 0
     while k < d:
-        a = _draw_independent(O, rng, probes, d, vo)
-        b = _draw_independent(O, rng, tokens, d, None)
+        a = _draw_independent(O, probes, lambda: O.gaussian(rng, d), vo)
+        b = _draw_independent(O, tokens, lambda: O.gaussian(rng, d), None)
         U = np.stack([a] * k + list(probes) + [a]) if k else a[None, :]
         X = np.stack(list(tokens) + [b] * k + [b]) if k else b[None, :]
         t = measure(U, X, "grow")
@@ -710,9 +710,9 @@ def _adaptive_discover(measure: _Measurer, v: Array,
     # complete the probes (rows) and tokens (columns); no query is spent on a draw
     n_have = len(probes)  # r + 1 if r < d, else d
     while len(probes) < d:
-        probes.append(_draw_independent(O, rng, probes, d, vo))
+        probes.append(_draw_independent(O, probes, lambda: O.gaussian(rng, d), vo))
     while len(tokens) < d:
-        tokens.append(_draw_independent(O, rng, tokens, d, None))
+        tokens.append(_draw_independent(O, tokens, lambda: O.gaussian(rng, d), None))
     Zo, Yo = np.stack(probes), np.stack(tokens).T
     rows = measure.block(Zo[n_have:], Yo[:, :r].T, "WB")
     cols = measure.block(Zo[:r], Yo[:, n_have:].T, "AW")
@@ -727,11 +727,11 @@ def _adaptive_discover(measure: _Measurer, v: Array,
                "rank_tests": r + (1 if r < d else 0)}
 
 
-def _draw_independent(F: Field, rng: np.random.Generator, have: list[Array], d: int,
+def _draw_independent(F: Field, have: list[Array], draw: Callable[[], Array],
                       v: Array | None) -> Array:
-    """A seeded Gaussian vector independent of ``have`` (and with x^T v != 0 if v given)."""
+    """A seeded vector ``draw()`` independent of ``have`` (with x^T v != 0 if v is given)."""
     for _ in range(MAX_DRAWS):
-        x = F.gaussian(rng, d)
+        x = draw()
         if v is not None and not _gain_ok(F, x, v):
             continue
         if have and rank(F, np.stack(have + [x])) < len(have) + 1:
@@ -745,7 +745,8 @@ def _confirm(measure: _Measurer, v: Array, W: Array, r: int, n: int,
              rng: np.random.Generator) -> None:
     """n extra random measurements a^T W b compared exactly with a^T W_hat b."""
     O, d = measure.O, measure.d
-    A = np.stack([_draw_independent(O, rng, [], d, measure.v_oracle) for _ in range(n)])
+    A = np.stack([_draw_independent(O, [], lambda: O.gaussian(rng, d), measure.v_oracle)
+                  for _ in range(n)])
     B = O.gaussian(rng, (n, d))
     t = measure(A, B, "confirm")
     Af, Bf = measure.to_F(A), measure.to_F(B)
