@@ -218,6 +218,5 @@ def load_plugins() -> list[str]:
 # Every result's claims live in exactattn/checks/<label>.py; importing the
 # package registers them (after the definitions above, which they use).
 from . import checks  # noqa: E402,F401
-from .checks import bounds as _bounds  # noqa: E402,F401  (the blueprint's extra claims)
 
 load_plugins()  # user claims from installed packages, after the built-in ones

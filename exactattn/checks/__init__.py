@@ -3,6 +3,8 @@
 Importing this package registers every claim with :mod:`exactattn.claims`.
 To add a result: write ``<label>.py`` here (``register_result`` then
 ``@claim`` checks), import it below, add ``tests/theorems/test_<label>.py``.
+``bounds`` is the one module that is not a label: claims of blueprint
+statements registered under existing labels.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from . import noisy_oracle
 from . import multihead
 from . import multihead_float
 from . import membership_queries
+from . import bounds  # the blueprint's extra claims, under the labels above
 # isort: on
 
 __all__ = ["single_head_exact", "single_head_biased", "relu_ffn_exact", "one_layer_reduction",
            "low_rank", "low_rank_biased", "clipped_inverse", "noisy_oracle", "multihead",
-           "multihead_float", "membership_queries"]
+           "multihead_float", "membership_queries", "bounds"]
