@@ -10,7 +10,10 @@ Step 1 (the FFN). On one token alpha = 1, so TF([x^T]) = w_o^T ReLU(A^T x)
 = g(x): a bias-free two-layer ReLU network, learned by
 :func:`exactattn.learners.relu_ffn.learn_relu_ffn` from length-1 queries
 (label ``relu_ffn_exact``; it returns a canonical network (A_hat, w_hat)
-function-equivalent to g on all of R^d).
+function-equivalent to g on all of R^d given its hypotheses: no hidden
+cancellation (H), the resolution and genericity of its lines, and its
+residual-probe bound; status ``exact_given``). The reduction's result
+carries those hypotheses, each prefixed "(FFN)".
 
 Step 2 (attention), the antisymmetrisation identity:
 
@@ -210,7 +213,9 @@ def learn_one_layer(
     -------
     Recovery with params ``W``; ``A``, ``w`` (the FFN's canonical network,
     TF([x^T]) = w^T ReLU(A^T x)); ``v`` (= A w_o, or V^T W_1^T w_o) and,
-    residual, ``u`` (= W_1^T w_o). ``options["ffn_queries"]`` is Q_FFN.
+    residual, ``u`` (= W_1^T w_o). ``options["ffn_queries"]`` is Q_FFN. The
+    status is the FFN learner's (``exact_given`` over exact fields, with its
+    hypotheses prefixed "(FFN)"): W and v do not depend on them, A and w do.
 
     Raises
     ------
