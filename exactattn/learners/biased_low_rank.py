@@ -124,7 +124,6 @@ from .arguments import checked_arguments, checked_scale
 
 # the CUR machinery of the unbiased learner, shared (one implementation of (**))
 from .low_rank import (
-    F64_CHUNK,
     PAPER_REF_ADAPTIVE,
     _computing_field,
     _cur,
@@ -140,6 +139,7 @@ from .low_rank import (
     logit_error_estimates,
     measured_over,
 )
+from .low_rank import _Measurer as _UnbiasedMeasurer
 from .recovery import QuerySpan, Recovery
 from .single_head import probe_logits
 
@@ -185,11 +185,13 @@ def biased_low_rank_query_count(d: int, r: int, *, bias: Bias = "general",
 
 
 # -- measurements --------------------------------------------------------------------
-class _Measurer:
+class _Measurer(_UnbiasedMeasurer):
     """beta, v, and the biased rank-one measurements (*) of one oracle.
 
     Queries are built over the oracle's field O; logits are converted to the
-    computing field F (QQ from EXP, exactly).
+    computing field F (QQ from EXP, exactly). Chunking and grids are the
+    unbiased measurer's (``m(P, X, phase)``, ``m.block(P, X, phase)``); only
+    the measurement itself (:meth:`ask`, with beta) differs.
     """
 
     def __init__(self, oracle: ValueOracle, F: Field) -> None:
@@ -197,38 +199,14 @@ class _Measurer:
         O, d = self.O, self.d
         self.beta_o = oracle.batch(O.zeros((1, 1, d)), phase="beta")[0]
         self.v_o = oracle.batch(O.eye(d)[:, None, :], phase="v") - self.beta_o
+        self.v_oracle = self.v_o
         self.v, self.beta = self.to_F(self.v_o), self.to_F(np.array([self.beta_o]))[0]
 
     def to_F(self, A: Array) -> Array:
         return measured_over(self.F, self.O, A, "a biased head")
 
-    def __call__(self, P: Array, X: Array, phase: str) -> Array:
-        """m(p_k, x_k) = p_k^T (W x_k + c) for the rows of P and X (over O), over F."""
-        n = P.shape[0]
-        if n == 0:
-            return self.F.zeros(0)
-        if self.O.exact:
-            return self.ask(P, X, phase)
-        out = np.empty(n, dtype=np.float64)
-        for s in range(0, n, F64_CHUNK):
-            out[s:s + F64_CHUNK] = self.ask(P[s:s + F64_CHUNK], X[s:s + F64_CHUNK], phase)
-        return out
-
-    def grid(self, P: Array, X: Array, phase: str) -> Array:
-        """L[i, j] = m(p_i, x_j), row-major; over F64 built chunk by chunk (no big copies)."""
-        n_p, n_x = P.shape[0], X.shape[0]
-        if n_p * n_x == 0:
-            return self.F.zeros((n_p, n_x))
-        if self.O.exact:
-            ii, jj = np.divmod(np.arange(n_p * n_x), n_x)
-            return self.ask(P[ii], X[jj], phase).reshape(n_p, n_x)
-        out = np.empty(n_p * n_x, dtype=np.float64)
-        for s in range(0, n_p * n_x, F64_CHUNK):
-            ii, jj = np.divmod(np.arange(s, min(s + F64_CHUNK, n_p * n_x)), n_x)
-            out[s:s + len(ii)] = self.ask(P[ii], X[jj], phase)
-        return out.reshape(n_p, n_x)
-
     def ask(self, P: Array, X: Array, phase: str) -> Array:
+        """One oracle batch: the queries [(p_k + x_k)^T; x_k^T] and their logits (*)."""
         O, d = self.O, self.d
         Xs = np.empty((P.shape[0], 2, d), dtype=O.dtype)
         Xs[:, 0, :] = P + X
@@ -406,7 +384,7 @@ class _Setup:
 
     def K_grid(self, P: Array, T: Array, pi: Array, phase: str) -> Array:
         """p_i^T K t_j for probes P (rows, over O), tokens T (rows, over O); pi: probe ids."""
-        L = self.m.grid(P, self.token_queries(T), phase)
+        L = self.m.block(P, self.token_queries(T), phase)
         if self.bias == "general":
             L = L - self.tc[pi][:, None]
         return L
@@ -564,7 +542,7 @@ class _Setup:
             P = (R @ Q.T) * a                 # rows: orthonormal, equal gains, scaled
         else:
             P = Z[:r]
-        L = self.m.grid(P, self.token_queries(T[r:]), "AW")
+        L = self.m.block(P, self.token_queries(T[r:]), "AW")
         e_sub = np.zeros(0)
         if self.bias == "general":
             Pc = P @ self.c                   # p^T c for the new probes: computed from c
