@@ -152,15 +152,25 @@ def _check_floor_dimension() -> Outcome:
 def check_hidden_cancellation() -> Outcome:
     """Networks differing by cancelling units are one function (ReLU by sign cases).
 
+    The sign-case checker must also reject a pair that does not cancel:
+    (a, 1), (-a, 1) is |a.x|, not the linear a.x.
+
     >>> check_hidden_cancellation().holds
     True
     """
+    import sympy as sp
+
     from ..symbolic.bounds import hidden_cancellation_derivation
+    from ..symbolic.one_layer import relu, verified
 
     steps = hidden_cancellation_derivation()
     failures = [f"step {k + 1} ({s.why}) not verified" for k, s in enumerate(steps)
                 if not s.verified]
-    return first_failure(failures, len(steps), "every step verified by sign cases")
+    ax = sp.Symbol("a_1", real=True) * sp.Symbol("x_1", real=True)
+    if verified(relu(ax) + relu(-ax), ax):
+        failures.append("the sign cases accepted |a.x| = a.x (a pair that does not cancel)")
+    return first_failure(failures, len(steps) + 1, "every step verified by sign cases; the "
+                         "non-cancelling pair (a, 1), (-a, 1) rejected")
 
 
 @claim("relu_ffn_exact", "hidden_cancellation",
