@@ -33,8 +33,9 @@ c_hat = u_l . v_hat (u_l = e_i here),
     alpha* = sigma(a b u_l^T W e_j)  lies in  alpha_hat +- e_l,
     e_l = (tau_f + a tau_v + b tau_v ||u_l||_1) / (b |c_hat|)
 
-(from alpha_hat - alpha* = (alpha* (c - c_hat) + (y - f) + a (v_j - v_hat_j)) / c_hat,
-0 < alpha* < 1), and v lies in the box v_hat +- tau_v. Under
+(from alpha_hat - alpha* = (alpha* b (c - c_hat) + (y - f) + a (v_j - v_hat_j)) / (b c_hat),
+c = u_l . v, |c - c_hat| <= tau_v ||u_l||_1, 0 < alpha* < 1), and v lies in the box
+v_hat +- tau_v. Under
 ||W||_F <= W_bound every logit a b u_l^T W e_j has |.| <= ||u_l|| / 2 and their
 squares sum to at most ||Z||_2^2 / 4 (Z the probe rows). The learner proves a
 hypothesis false, and raises HypothesisViolatedError with the figures, when
