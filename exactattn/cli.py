@@ -160,6 +160,18 @@ def memory_estimate(label: str, d: int, *, m: int = 1, rank: int = 0, heads: int
     return per_param * params + (8 * 2 * d * queries if keep else 0)
 
 
+def _check_memory(label: str, size: str, d: int, *, m: int, rank: int, heads: int,
+                  field: str) -> None:
+    """Refuse, with the estimate, a run that needs more memory than is available."""
+    need = memory_estimate(label, d, m=m, rank=rank, heads=heads, field=field)
+    have = available_memory()
+    if need > have:
+        raise UsageError(
+            f"{label} at {size} needs at least {_human(need)} of memory (lower estimate: "
+            f"matrices and transcript), more than the {_human(have)} available; choose a "
+            "smaller size")
+
+
 def _human(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
         if n < 1024:
@@ -320,22 +332,17 @@ def _cmd_learn(args: argparse.Namespace) -> int:
     if args.label == "low_rank_adaptive" and args.rank > args.d:
         raise UsageError(f"--rank {args.rank} exceeds --d {args.d}: a d x d matrix W has "
                          "rank(W) <= d")
-    need = memory_estimate(args.label, args.d, m=args.m, rank=args.rank, heads=args.heads,
-                           field=args.field)
-    have = available_memory()
-    if need > have:
-        raise UsageError(
-            f"{args.label} at --d {args.d}"
-            + (f" --m {args.m}" if args.label in ("relu_ffn_exact", "one_layer_reduction")
-               else f" --heads {args.heads}" if args.label == "multihead_canonical" else "")
-            + f" needs at least {_human(need)} of memory (lower estimate: matrices and "
-            f"transcript), more than the {_human(have)} available; choose a smaller size")
     if args.save:
         _check_writable(args.save, "--save")
-    if args.instance:  # a user's own instance file (docs/instances.md)
+    if args.instance:  # a user's own instance file (docs/instances.md): its own sizes
         from .cli_instance import learn_from_file
 
         return learn_from_file(args)
+    size = f"--d {args.d}" + (
+        f" --m {args.m}" if args.label in ("relu_ffn_exact", "one_layer_reduction")
+        else f" --heads {args.heads}" if args.label == "multihead_canonical" else "")
+    _check_memory(args.label, size, args.d, m=args.m, rank=args.rank, heads=args.heads,
+                  field=args.field)
     if args.label == "noisy_oracle":
         return _learn_noisy(args)
     if args.label == "single_head_exact":

@@ -15,7 +15,7 @@ import argparse
 import time
 from typing import Any
 
-from .cli import EXIT_FAILED, EXIT_OK, _print_learned, _save
+from .cli import EXIT_FAILED, EXIT_OK, _check_memory, _print_learned, _save
 from .errors import InvalidEntryError
 
 
@@ -30,6 +30,10 @@ def learn_from_file(args: argparse.Namespace) -> int:
     if args.label not in LABELS[spec.model_kind]:
         raise InvalidEntryError(f"{args.instance} holds a {spec.model_kind} instance, learned "
                                 f"by {' or '.join(LABELS[spec.model_kind])}, not {args.label}")
+    model = spec.model  # the file's sizes, not --d, --m, --heads
+    _check_memory(args.label, f"d = {model.d} ({args.instance})", model.d,
+                  m=getattr(model, "m", 1), rank=spec.rank or 0, heads=getattr(model, "H", 1),
+                  field=spec.field.name)
     start = time.perf_counter()
     result = learn_instance(spec, args.label, seed=args.seed,
                             certificate_probes=args.certificate_probes)

@@ -104,3 +104,21 @@ def test_save_of_every_label_holds_the_hidden_instance_and_replays(
         assert [str(x) for x in obj["recovery"]["params"]["W"]["entries"]] == \
             [str(x) for row in obj["hidden"]["W"] for x in row]
     assert main(["replay", str(saved)]) == 0
+
+
+def test_instance_file_memory_is_estimated_at_the_files_size(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression: the memory check of learn --instance used --d (default 8), not the file's d."""
+    from exactattn import cli
+
+    d = 12
+    big = {"model": "single_head", "W": [[1] * d for _ in range(d)], "v": [1] * d}
+    path = _write(tmp_path / "big.json", big)
+    # enough for the default --d 8, not for the file's d = 12
+    monkeypatch.setattr(cli, "available_memory",
+                        lambda: cli.memory_estimate("single_head_exact", d) - 1)
+    assert cli.memory_estimate("single_head_exact", 8) < cli.available_memory()
+    assert main(["learn", "single_head_exact", "--instance", path]) == 2
+    err = capsys.readouterr().err
+    assert f"at d = {d} ({path}) needs at least" in err and len(err.splitlines()) == 1
