@@ -374,7 +374,8 @@ STATEMENTS: tuple[Statement, ...] = (
                r"interval narrower than $1/Q^2$ holds at most one rational of denominator "
                r"$\le Q$, found by continued fractions. The lower bound counts "
                r"$F(M,Q)^{d^2 + d - 1}$ heads with distinct labels against $3^q$ leaves.",),
-        coverage=r"claims hold; the denominator bound is a named hypothesis",
+        coverage=r"the denominator bound is a named hypothesis; the lower bound's count of "
+                 r"decision-tree leaves is prose",
     ),
     Statement(
         "multihead_canonical", "ours", "Theorem",

@@ -177,8 +177,8 @@ def load_plugins() -> list[str]:
 
     A plugin that fails to load (an import error, a label registered twice,
     ...) does not stop the others: it becomes a result ``plugin_<name>`` with one
-    claim ``load`` that fails with the error, so ``exactattn verify`` reports it
-    and exits 1.
+    claim ``load_<n>`` (n: a registry count, unique) that fails with the error, so
+    ``exactattn verify`` reports it and exits 1.
     """
     import re
     from importlib.metadata import entry_points
