@@ -1269,6 +1269,10 @@ def check_error_chain_on_instances(tau_f_factor: Any = 1, tau_v_factor: Any = 1,
 
     Label ``noisy_oracle``, paper Thm 6.2 (v1) = Thm 6.1 (v2); paper.md §5.
 
+    The algorithm's arithmetic is written again here (alpha_hat, the clip), not
+    the shipped learner: no claim uses this; the claim ``noisy_oracle.error_chain``
+    runs :func:`exactattn.checks.noisy_oracle.learner_error_chain` on the learner.
+
     For every instance (margin mu = min |v_i|), tolerances tau_f = mu
     eps_W / (80 W_bar^2 d), tau_v = min(mu/2, tau_f, eps_v/ceil(sqrt d))
     (times the factors), every sign pattern of v_hat = v +- tau_v and every
