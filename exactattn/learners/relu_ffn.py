@@ -67,7 +67,8 @@ ratio 10^20, merged two kinks into one false hyperplane).
    cone), eta = 2^-e w with w at most half the piece's length; G_0, G_1 from
    the 2 x 2 system in p, q (p_0 q_1 - p_1 q_0 != 0 by the choice of the
    line). Check: g(x_j + eta v) = g(x_j) + eta G^T v at a random v; a wrong
-   G fails it with probability 1, and eta shrinks along the same scales
+   G fails it with probability 1 over real v (G3 for the seeded v), and eta
+   shrinks along the same scales
    (d - 1 queries each), then the learner refuses with the differences seen.
 4. Hyperplanes. J_k = G_k - G_{k-1} = 2 beta_k s_k n_k, s_k = sign(n_k^T q):
    n_k is the primitive integer vector on the line of J_k, J_k = lambda_k n_k,
@@ -161,9 +162,10 @@ G2. Resolution: on the line no two kinks, and no kink and a point t* where
 G3. No coincidence between the line and the model: a difference of two
     distinct cone gradients orthogonal to both p and q, or several kinks
     c_i between the two steps h_fine < c_i < h of a straight-segment test
-    whose slope changes Delta_i cancel there, sum_i Delta_i (h - c_i) = 0
-    (probability 0 over real p, q; about 2^-20 per event with denominators
-    2^20, an estimate). Not checkable by queries; listed with G2.
+    whose slope changes Delta_i cancel there, sum_i Delta_i (h - c_i) = 0,
+    or a gradient check's direction v orthogonal to the error of a wrong
+    gradient (probability 0 over real p, q, v; about 2^-20 per event with
+    denominators 2^20, an estimate). Not checkable by queries; listed with G2.
 Model assumption H (no hidden cancellation): no nonempty set S of canonical
 hyperplanes and signs s_k with sum_{k in S} s_k beta_k n_k = 0. It holds for
 generic weights and fails for special ones, e.g. ReLU(x_1) + ReLU(x_2) -
@@ -1240,9 +1242,10 @@ def genericity_hypotheses(residual_probes: int, rounds: int, resolution_bits: in
         f"resolution: on the learner's lines, kinks of g lie at least 2^-{resolution_bits} "
         "(1 + |t|) apart, and as far from every point where two measured pieces meet (R is "
         "raised with the size of the answers, a heuristic that does not bound the kinks' "
-        "spacing); and the lines are generic (G3): no two cone gradients of g differ by a "
-        "vector orthogonal to both p and q, and no several kinks cancel in a straightness "
-        "test (probability 0 for real p, q; the seeded draws have denominator 2^20)",
+        "spacing); and the seeded draws (denominator 2^20) meet none of the coincidences G3 "
+        "of probability 0 for real draws: two cone gradients of g differing by a vector "
+        "orthogonal to both p and q, kinks cancelling in a straightness test, a gradient "
+        "check's direction orthogonal to the error of a wrong gradient",
         f"random probes: whatever makes the result wrong, a set of directions of angular "
         f"measure >= {MISS_MEASURE} on which g differs from the result is missed with "
         f"probability <= {rounds} (1 - {MISS_MEASURE})^{residual_probes} {shown} over the seed, "
