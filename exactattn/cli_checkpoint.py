@@ -29,16 +29,10 @@ from typing import Any
 
 import numpy as np
 
+from .cli import MAX_CERTIFICATE_PROBES, _int_at_least
 from .errors import ExactattnError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-
-
-def _nonnegative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 def _positive_float(text: str) -> float:
@@ -54,20 +48,21 @@ def build_parser() -> argparse.ArgumentParser:
         description="Learn one attention head of a BERT-style .safetensors checkpoint from "
                     "value queries, compare with its merged parameters, certify.")
     p.add_argument("file", help="the .safetensors file (BERT tensor names; prefix detected)")
-    p.add_argument("--layer", type=_nonnegative, required=True, help="layer index (0-based)")
-    p.add_argument("--head", type=_nonnegative, required=True, help="head index (0-based)")
-    p.add_argument("--rank", type=_nonnegative, default=None,
+    p.add_argument("--layer", type=_int_at_least(0), required=True, help="layer index (0-based)")
+    p.add_argument("--head", type=_int_at_least(0), required=True, help="head index (0-based)")
+    p.add_argument("--rank", type=_int_at_least(0), default=None,
                    help="rank bound r (default: the head dimension)")
-    p.add_argument("--num-heads", type=_nonnegative, default=None,
+    p.add_argument("--num-heads", type=_int_at_least(1), default=None,
                    help="heads of the layer (default: num_attention_heads in config.json)")
     p.add_argument("--bias", choices=["column_space", "general"], default="column_space",
                    help="column_space: rank [W | c] <= r (real heads); general: rank W <= r")
-    p.add_argument("--readout", type=_nonnegative, default=0, metavar="I",
+    p.add_argument("--readout", type=_int_at_least(0), default=0, metavar="I",
                    help="read out output coordinate I (rho = e_I; default 0)")
     p.add_argument("--scale", type=_positive_float, default=4.0,
                    help="probe scale (default 4, see docs/real_heads.md)")
-    p.add_argument("--seed", type=_nonnegative, default=0)
-    p.add_argument("--certificate-probes", type=_nonnegative, default=16, metavar="K")
+    p.add_argument("--seed", type=_int_at_least(0), default=0)
+    p.add_argument("--certificate-probes", type=_int_at_least(0, MAX_CERTIFICATE_PROBES),
+                   default=16, metavar="K")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     return p
 

@@ -64,6 +64,11 @@ def test_missing_arguments_and_files(tmp_path: Path, capsys: pytest.CaptureFixtu
                  "--head", "0", "--num-heads", "2"]) == 2
     assert "does not exist" in capsys.readouterr().err
     assert main(["learn", "checkpoint", "x.safetensors", "--head", "0"]) == 2  # no --layer
+    capsys.readouterr()
+    # counts are checked before anything is read: probes bounded as in the other commands
+    assert main(["learn", "checkpoint", "x.safetensors", "--layer", "0", "--head", "0",
+                 "--certificate-probes", "1000000000"]) == 2
+    assert "must be an integer in [0, 100000]" in capsys.readouterr().err
 
 
 def test_zero_query_bias_text_output(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
