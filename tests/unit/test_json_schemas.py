@@ -47,6 +47,14 @@ def test_learn_instance_json_matches_and_a_broken_output_does_not(
     assert validator.is_valid(out)
     assert not validator.is_valid({**out, "status": "exactly"})  # not a status word
     assert not validator.is_valid({k: x for k, x in out.items() if k != "certificate"})
+    # a certificate that checked nothing, or that failed, cannot hold
+    cert = out["certificate"]
+    for broken in ({"checked": 0}, {"verdict": "nothing checked"}, {"verdict": "probably"},
+                   {"first_failure": {"source": "fresh", "index": 0, "N": 1, "reason": "x",
+                                      "oracle_answer": "1", "model_answer": "2"}}):
+        assert not validator.is_valid({**out, "certificate": {**cert, **broken}}), broken
+    assert validator.is_valid({**out, "certificate": {**cert, "holds": False, "checked": 0,
+                                                      "verdict": "nothing checked"}})
 
 
 def test_claims_and_verify_json_match_their_schemas(
