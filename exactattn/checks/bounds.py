@@ -28,6 +28,7 @@ import numpy as np
 
 from ..claims import Outcome, claim, first_failure
 from ..fields import EXP, QQ
+from ..instances import random_rational
 from ..linalg import rank
 from ..models import SingleHeadAttention
 from . import low_rank, noisy_oracle, relu_ffn_exact  # noqa: F401  (their results first)
@@ -37,7 +38,7 @@ __all__ = ["check_output_bound", "check_floor_dimension", "check_hidden_cancella
 
 def _unit_ball_point(rng: np.random.Generator, d: int) -> list[Fraction]:
     """A seeded rational point with ||x||_2 <= 1 (entries p/q scaled into the ball)."""
-    x = [Fraction(int(rng.integers(-9, 10)), int(rng.integers(1, 9))) for _ in range(d)]
+    x = [random_rational(rng) for _ in range(d)]
     norm2 = sum(t * t for t in x)
     scale = Fraction(1) if norm2 <= 1 else Fraction(1, int(norm2) + 1)
     return [t * scale for t in x]  # ||scale x||^2 = scale^2 norm2 <= norm2/(int(norm2)+1)^2 < 1
@@ -62,8 +63,7 @@ def check_output_bound(v_scale: Fraction = Fraction(1)) -> Outcome:
     for d in (1, 2, 3):
         for seed in range(4):
             rng = np.random.default_rng(1000 * d + seed)
-            W = [[Fraction(int(rng.integers(-9, 10)), int(rng.integers(1, 4)))
-                  for _ in range(d)] for _ in range(d)]
+            W = [[random_rational(rng, max_den=3) for _ in range(d)] for _ in range(d)]
             head = SingleHeadAttention(W, _unit_ball_point(rng, d), field=EXP)
             for N in (1, 2, 4):
                 X = EXP.array([_unit_ball_point(rng, d) for _ in range(N)])
@@ -110,10 +110,8 @@ def check_floor_dimension(floor: Callable[[int, int], int] | None = None) -> Out
     failures, checked = [], 0
     for d, r in ((2, 1), (3, 1), (3, 2), (4, 2), (4, 4), (5, 3)):
         rng = np.random.default_rng(10 * d + r)
-        U = [[Fraction(int(rng.integers(-5, 6)), int(rng.integers(1, 4))) for _ in range(r)]
-             for _ in range(d)]
-        V = [[Fraction(int(rng.integers(-5, 6)), int(rng.integers(1, 4))) for _ in range(r)]
-             for _ in range(d)]
+        U, V = ([[random_rational(rng, max_num=5, max_den=3) for _ in range(r)]
+                 for _ in range(d)] for _ in range(2))
         # d(UV^T)_{ij} = sum_k dU_ik V_jk + U_ik dV_jk: one row per (i, j), one column per
         # entry of U then of V
         rows = []
