@@ -61,6 +61,7 @@ from exactattn.checks.multihead_float import (  # noqa: E402
     within_bounds,
 )
 from exactattn.errors import IllConditionedError, RecoveryFailedError  # noqa: E402
+from exactattn.fields import F64  # noqa: E402
 from exactattn.learners.multihead_float import (  # noqa: E402
     float_query_count,
     learn_multihead_float,
@@ -92,7 +93,7 @@ def _model(case: str, H: int, d: int, seed: int) -> MultiHeadAttention:
     rng = np.random.default_rng([seed, 99])
     near = heads[0][0] + 1e-6 * rng.uniform(-1, 1, size=(d, d))
     heads[1] = (near, heads[1][1])
-    return random_float_multihead(H, d, seed, heads=heads)
+    return MultiHeadAttention(heads, field=F64, d=d)
 
 
 def run_case(case: str, H: int, d: int, target: float | None, opts: dict[str, Any],

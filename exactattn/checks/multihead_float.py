@@ -45,18 +45,15 @@ FLOAT_TOLERANCES.setdefault(LABEL, (f64_multihead_tolerance, TOLERANCE_TEXT))
 FLOAT_INSTANCES = ((1, 3, 0), (2, 3, 1), (2, 4, 2))
 
 
-def random_float_multihead(H: int, d: int, seed: int, *,
-                           heads: list[tuple[Array, Array]] | None = None
-                           ) -> MultiHeadAttention:
+def random_float_multihead(H: int, d: int, seed: int) -> MultiHeadAttention:
     """A seeded float64 H-head model: W_h entries N(0, 1/d), v_h entries N(0, 1).
 
     >>> random_float_multihead(2, 3, 0).H
     2
     """
     rng = np.random.default_rng([seed, H, d, 64])
-    pairs = heads if heads is not None else [
-        (rng.standard_normal((d, d)) / np.sqrt(d), rng.standard_normal(d)) for _ in range(H)]
-    return MultiHeadAttention(pairs, field=F64, d=d)
+    return MultiHeadAttention([(rng.standard_normal((d, d)) / np.sqrt(d), rng.standard_normal(d))
+                               for _ in range(H)], field=F64, d=d)
 
 
 def recovery_errors(rec: Recovery, model: MultiHeadAttention) -> tuple[Array, Array, float]:
@@ -126,7 +123,7 @@ def _check_head_count() -> Outcome:
         ("one head, heads=3", [(W1, v1)], 1),
     )
     for name, heads, m in cases:
-        model = random_float_multihead(len(heads), d, 0, heads=heads)
+        model = MultiHeadAttention(heads, field=F64, d=d)
         rec = learn_multihead_float(ValueOracle(model), heads=3)
         checked += 1
         report = rec.options["head_count"]
@@ -146,8 +143,8 @@ def _check_ill_conditioning() -> Outcome:
         base = random_float_multihead(2, d, seed)
         W1, v1 = base.Ws[0], base.vs[0]
         near = W1 + 1e-6 * np.eye(d)
-        model = random_float_multihead(3, d, seed, heads=[(W1, v1), (near, base.vs[1]),
-                                                           (base.Ws[1], v1 - base.vs[1])])
+        model = MultiHeadAttention([(W1, v1), (near, base.vs[1]), (base.Ws[1], v1 - base.vs[1])],
+                                   field=F64, d=d)
         checked += 1
         try:
             rec = learn_multihead_float(ValueOracle(model), heads=3, seed=seed)
