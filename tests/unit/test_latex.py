@@ -226,3 +226,12 @@ def test_a_claim_badge_names_every_route_it_rests_on() -> None:
     tex = statement_section(by_key()["output_bound"], [ClaimResult(c, Outcome(True, 1), 0.0)])
     assert r"\stepstatus{symbolic + exact instances}" in tex
     assert r"\stepstatus{symbolic}" not in tex
+
+
+def test_a_checked_statement_has_no_claim_resting_on_prose_or_floats() -> None:
+    from exactattn.report.latex import claims_of
+
+    for s in by_key().values():
+        if s.coverage == "checked":
+            for c in claims_of(s):
+                assert "prose" not in c.route and "float" not in c.route, (s.key, c.id)
