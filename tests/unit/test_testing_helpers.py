@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -75,3 +76,26 @@ def test_assert_replays_refuses_a_file_with_nothing_to_check(head_file: Path,
     (tmp_path / "empty.json").write_text(json.dumps(obj), encoding="utf-8")
     with pytest.raises(AssertionError, match="nothing was checked"):
         assert_replays(tmp_path / "empty.json")
+
+
+def test_a_recovery_that_differs_fails_the_truth_and_the_certificate(
+        head_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The comparison with the hidden model and the certificate can both say no."""
+    import dataclasses
+
+    import exactattn.learners as lrn
+    from exactattn.instance_files import learn_instance, load_instance
+
+    real = lrn.learn_single_head
+
+    def off_by_one(oracle: Any, **kwargs: Any) -> Any:
+        rec = real(oracle, **kwargs)
+        W = rec.W.copy()
+        W[0, 0] = W[0, 0] + 1
+        return dataclasses.replace(rec, params={**rec.params, "W": W})
+
+    monkeypatch.setattr(lrn, "learn_single_head", off_by_one)
+    result = learn_instance(load_instance(head_file))
+    assert not result.matches_truth and not result.certificate.holds and not result.holds
+    with pytest.raises(AssertionError, match="DIFFERS from the hidden model"):
+        assert_recovers(head_file)
