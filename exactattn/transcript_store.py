@@ -245,7 +245,7 @@ class F64QueryStore:
             except (OSError, ValueError, zipfile.BadZipFile, KeyError) as exc:
                 raise InvalidEntryError(f"cannot read transcript chunk {chunk.prefix or 0} "
                                         f"of {chunk.path}: {exc}") from None
-            _check_columns(cols, len(self._phases), chunk.count, chunk.path)
+            _check_columns(cols, len(self._phases), chunk.count, self.d, chunk.path)
             self._cache = (chunk.start, cols)
         return chunk.start, self._cache[1]
 
@@ -394,14 +394,25 @@ def _write_npy(zf: zipfile.ZipFile, name: str, A: np.ndarray) -> None:
         np.lib.format.write_array(fh, A if A.flags.c_contiguous else A.copy(), allow_pickle=False)
 
 
-def _check_columns(cols: dict[str, np.ndarray], phases: int, count: int, where: str) -> None:
-    """Refuse columns that do not describe ``count`` entries (a damaged or foreign file)."""
+def _check_columns(cols: dict[str, np.ndarray], phases: int, count: int, d: int,
+                   where: str) -> None:
+    """Refuse columns that do not describe ``count`` entries of width d (a damaged or
+    foreign file), so that decoding them cannot index out of range."""
     n = count
-    if any(cols[c].ndim != 1 or cols[c].size != n for c in _ENTRY_COLUMNS) or (n and (
-            int((cols["vstart"] + cols["vlen"]).max()) > cols["val"].size
-            or int((cols["pstart"] + cols["plen"]).max()) > cols["pos"].size
-            or int(cols["vstart"].min()) < 0 or int(cols["pstart"].min()) < 0
-            or int(cols["phase"].max()) >= phases)):
+    bad = any(cols[c].ndim != 1 or cols[c].size != n for c in _ENTRY_COLUMNS)
+    if not bad and n:
+        size = cols["rows"].astype(np.int64) * d            # entries of each query
+        plen, vlen = cols["plen"], cols["vlen"]
+        bad = (int((cols["vstart"] + vlen).max()) > cols["val"].size
+               or int((cols["pstart"] + plen).max()) > cols["pos"].size
+               or int(cols["vstart"].min()) < 0 or int(cols["pstart"].min()) < 0
+               or int(cols["phase"].max()) >= phases or int(size.min()) < 1
+               # sparse: one value per position; dense (no positions): all or nothing
+               or bool(np.any(np.where(plen > 0, vlen != plen, (vlen != 0) & (vlen != size)))))
+        if not bad:
+            pos = cols["pos"][_ranges(cols["pstart"], plen)]
+            bad = bool(np.any((pos < 0) | (pos >= np.repeat(size, plen))))
+    if bad:
         raise InvalidEntryError(f"the transcript file {where} is inconsistent: its columns "
                                 "do not describe the same entries")
 

@@ -211,6 +211,13 @@ def test_npz_of_a_newer_version_or_another_file_is_refused(tmp_path: Path) -> No
     np.savez(broken, **{**arrays_, "c0.vlen": arrays_["c0.vlen"] + 10**6})
     with pytest.raises(InvalidEntryError, match="inconsistent"):
         list(Transcript.load_npz(broken))
+    # damaged positions or lengths: refused by name, not an IndexError while decoding
+    for name, value in (("c0.pos", arrays_["c0.pos"] + 100), ("c0.rows", 0 * arrays_["c0.rows"]),
+                        ("c0.vlen", arrays_["c0.vlen"] + 1)):
+        damaged = str(tmp_path / "damaged.npz")
+        np.savez(damaged, **{**arrays_, name: value})
+        with pytest.raises(InvalidEntryError, match="inconsistent"):
+            list(Transcript.load_npz(damaged))
     with pytest.raises(IncompatibleFieldError, match="over EXP"):
         Transcript(EXP).save_npz(str(tmp_path / "exp.npz"))
     assert zipfile.is_zipfile(path)
