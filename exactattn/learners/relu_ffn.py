@@ -223,7 +223,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -235,7 +234,7 @@ from ..errors import (
     NotRepresentableError,
     RecoveryFailedError,
 )
-from ..fields import Array, Field
+from ..fields import Array, Field, rational
 from ..oracle import ValueOracle
 from .arguments import checked_arguments
 from .recovery import QuerySpan, Recovery
@@ -286,16 +285,6 @@ PROBE_DENOMINATOR = 2**64
 MAX_LINE_DRAWS = 32
 
 
-def _rational(x: Any, name: str) -> fmpq:
-    """An exact rational from an int, Fraction, fmpq or exact field element."""
-    if isinstance(x, Fraction):
-        return fmpq(x.numerator, x.denominator)
-    try:
-        return fmpq(x)
-    except (TypeError, ValueError):
-        raise InvalidEntryError(f"{name} must be an exact rational, got {x!r}") from None
-
-
 def miss_probability(delta: Any, residual_probes: int, rounds: int) -> fmpq:
     """The bound rounds (1 - delta)^R on returning a network that differs from g on a set
     of directions of angular measure >= delta (exact rational; see the module docstring).
@@ -309,7 +298,7 @@ def miss_probability(delta: Any, residual_probes: int, rounds: int) -> fmpq:
     >>> miss_probability(MISS_MEASURE, RESIDUAL_PROBES, MAX_LINES) <= MISS_PROBABILITY
     True
     """
-    d = _rational(delta, "delta")
+    d = rational(delta)
     if not 0 < d <= 1:
         raise InvalidEntryError(f"the angular measure delta must lie in (0, 1], got {delta}")
     out: fmpq = rounds * (1 - d) ** residual_probes
@@ -324,7 +313,7 @@ def probes_needed(delta: Any, probability: Any, rounds: int) -> int:
     >>> probes_needed(MISS_MEASURE, MISS_PROBABILITY, MAX_LINES) == RESIDUAL_PROBES
     True
     """
-    d, p = _rational(delta, "delta"), _rational(probability, "probability")
+    d, p = rational(delta), rational(probability)
     if not (0 < d < 1 and 0 < p and isinstance(rounds, int) and rounds >= 1):
         raise InvalidEntryError(
             f"probes_needed takes 0 < delta < 1, probability > 0 and rounds >= 1, got "
