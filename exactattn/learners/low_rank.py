@@ -121,8 +121,10 @@ matrix (Z, Y, M, W B, A^T W, W, v) and all linear algebra is over QQ. The
 returned W, v are QQ arrays; :func:`over_field` re-expresses the recovery
 over EXP to certify it against the oracle. ``field=F64`` (float64 oracle;
 adaptive only, rank given): orthogonal Z with equal gains u_l^T v and
-orthogonal Y (well conditioned), batched queries, first-order error bounds
-in ``options`` (never called exact).
+orthogonal Y (well conditioned), batched queries, first-order error
+estimates in ``options`` (``W_error_bound``, ...: worst-case rounding carried
+to first order, not rigorous bounds, and far above the error; never called
+exact).
 """
 
 from __future__ import annotations
@@ -814,17 +816,17 @@ def logit_error_estimates(P: Array, X: Array, L: Array, v: Array, g: float, e_v:
 
 def _f64_recover(Z: Array, Y: Array, v: Array, M: Array, rows: Array, cols: Array,
                  WB: Array, AW: Array, r: int) -> tuple[Array, int, dict[str, Any]]:
-    """(**) over F64, with first-order error bounds (estimates, not proofs).
+    """(**) over F64, with first-order error estimates (not rigorous bounds).
 
     Rounding model as :func:`exactattn.learners.single_head.f64_error_bounds`:
     every answer is off by at most gamma_{4d+16} ||v||_1 max|x|; that error
     and the errors of x^T v and u^T v are carried through p = (y - x^T v) /
-    (u^T v) and t = logit(p) (derivative 1 / (p(1 - p))), giving a bound e_M
-    on ||dM||_F and likewise for the other logits. Numerical rank: by Weyl's
-    inequality a singular value of the measured M at most e_M may be 0 in the
-    exact M, so k = #{sigma_i(M) > e_M} and M^{-1} is replaced by the rank-k
+    (u^T v) and t = logit(p) (derivative 1 / (p(1 - p))), giving an estimate
+    e_M of ||dM||_F and likewise for the other logits. Numerical rank: by
+    Weyl's inequality a singular value of the measured M at most ||dM||_2 may
+    be 0 in the exact M, so k = #{sigma_i(M) > e_M} (e_M in place of ||dM||) and M^{-1} is replaced by the rank-k
     truncated pseudo-inverse M_k^+ (W = W B M^+ A^T W holds when rank M =
-    rank W). The bounds go through the two solves (||Z^{-1}||_2,
+    rank W). The estimates go through the two solves (||Z^{-1}||_2,
     ||Y^{-1}||_2 <= 1 / (1 - ||Q^T Q - I||_F)) and (**) to first order.
     """
     d = v.shape[0]
