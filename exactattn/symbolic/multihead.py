@@ -93,11 +93,13 @@ def nonidentifiable_families(N: int = 2, d: int = 2, H: int = 3) -> list[Step]:
     f12 = _head(X, Ws[0], vs[0]) + _head(X, Ws[1], vs[1])
     f21 = sp.Add(_head(X, Ws[1], vs[1]), _head(X, Ws[0], vs[0]), evaluate=False)
     steps.append(_verified(f21, f12, "head permutation: the sum does not depend on the order"))
-    Wz = _matrix("U", d)
-    zero_head = _head(X, Wz, sp.zeros(d, 1))
+    # a head (U, 0) is 0 as soon as it is built (its values v.x_i are 0), whatever U: the
+    # step is immediate, and its printed sides coincide
+    zero_head = _head(X, _matrix("U", d), sp.zeros(d, 1))
     steps.append(_verified(sp.Add(_head(X, Ws[0], vs[0]), zero_head, evaluate=False),
                            _head(X, Ws[0], vs[0]),
-                           r"a head with $v = 0$ adds $0$, whatever its $W = U$"))
+                           r"a head with $v = 0$ adds $0$, whatever its $W = U$: its values "
+                           r"$v^\top x_i$ vanish, so SymPy builds it as $0$ (immediate)"))
     return steps
 
 
