@@ -826,8 +826,9 @@ def _f64_recover(Z: Array, Y: Array, v: Array, M: Array, rows: Array, cols: Arra
     Weyl's inequality a singular value of the measured M at most ||dM||_2 may
     be 0 in the exact M, so k = #{sigma_i(M) > e_M} (e_M in place of ||dM||)
     and M^{-1} is replaced by the rank-k truncated pseudo-inverse M_k^+
-    (W = W B M^+ A^T W holds when rank M = rank W). The estimates go through the two solves (||Z^{-1}||_2,
-    ||Y^{-1}||_2 <= 1 / (1 - ||Q^T Q - I||_F)) and (**) to first order.
+    (W = W B M^+ A^T W holds when rank M = rank W). The estimates go through
+    the two solves (||Z^{-1}||_2, ||Y^{-1}||_2 <= 1 / (1 - ||Q^T Q - I||_F))
+    and (**) to first order.
     """
     d = v.shape[0]
     v_bounds = _f64_v_bounds(v)
