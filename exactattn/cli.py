@@ -458,10 +458,15 @@ def _learn_other(args: argparse.Namespace) -> int:
     return EXIT_OK if cert.holds and truth else EXIT_FAILED
 
 
+def _huge_exponent(text: str) -> bool:
+    """Does ``text`` hold a decimal exponent beyond MAX_EXPONENT_DIGITS? (Fraction("1e999999999")
+    would build a billion-digit integer: such text is refused at once.)"""
+    return any(len(m.group(1)) > 4 or int(m.group(1)) > MAX_EXPONENT_DIGITS
+               for m in _EXPONENT.finditer(text))
+
+
 def _rational_arg(text: str) -> Fraction:
-    match = _EXPONENT.search(text)
-    if match and (len(match.group(1)) > 4 or int(match.group(1)) > MAX_EXPONENT_DIGITS):
-        # Fraction("1e999999999") would build a billion-digit integer: refuse at once
+    if _huge_exponent(text):
         raise argparse.ArgumentTypeError(f"{text[:40]!r} has a decimal exponent beyond "
                                          f"{MAX_EXPONENT_DIGITS}")
     if len(text) > MAX_EXPONENT_DIGITS:
@@ -538,11 +543,9 @@ def _check_numbers(obj: Any, where: str = "file") -> None:
             stack.extend((v, f"{at}.{k}") for k, v in x.items())
         elif isinstance(x, list):
             stack.extend((v, f"{at}[{k}]") for k, v in enumerate(x))
-        elif isinstance(x, str):
-            for match in _EXPONENT.finditer(x):
-                if len(match.group(1)) > 4 or int(match.group(1)) > MAX_EXPONENT_DIGITS:
-                    raise UsageError(f"{at} = {x[:40]!r} has a decimal exponent beyond "
-                                     f"{MAX_EXPONENT_DIGITS}; not a number a recovery holds")
+        elif isinstance(x, str) and _huge_exponent(x):
+            raise UsageError(f"{at} = {x[:40]!r} has a decimal exponent beyond "
+                             f"{MAX_EXPONENT_DIGITS}; not a number a recovery holds")
 
 
 #: the keys of a saved recovery and the JSON types they must have
