@@ -15,6 +15,7 @@ module also holds what the claims, the tests and the benchmark share:
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any
 
@@ -322,21 +323,25 @@ def _check_certificate_soundness() -> Outcome:
 )
 def _check_bad_oracles() -> Outcome:
     failures, checked = [], 0
-    bad = {
-        "(sum x)^2": lambda X: sum(X[0], QQ(0)) ** 2,
-        "ReLU(x_1 + 1)": lambda X: max(X[0][0] + 1, QQ(0)),
+    # each oracle with the check its refusal must name
+    bad: dict[str, tuple[Callable[[Any], Any], str]] = {
+        "(sum x)^2": (lambda X: sum(X[0], QQ(0)) ** 2, "not positively homogeneous"),
+        "ReLU(x_1 + 1)": (lambda X: max(X[0][0] + 1, QQ(0)), "not positively homogeneous"),
         "x_1^2 / (|x_1| + |x_2|) (homogeneous, not piecewise linear)":
-            lambda X: X[0][0] ** 2 / (abs(X[0][0]) + abs(X[0][1])),
+            (lambda X: X[0][0] ** 2 / (abs(X[0][0]) + abs(X[0][1])), "not piecewise linear"),
     }
-    for what, fn in bad.items():
+    for what, (fn, named) in bad.items():
         for seed in range(3):
             checked += 1
             try:
                 learn_relu_ffn(ValueOracle(fn, field=QQ, d=3), seed=seed)
                 failures.append(f"{what}: the learner returned a network")
-            except RecoveryFailedError:
-                pass
-    return first_failure(failures, checked, "RecoveryFailedError every time")
+            except RecoveryFailedError as exc:
+                if named not in str(exc):
+                    failures.append(f"{what}, seed {seed}: the refusal does not say "
+                                    f"{named!r}: {exc}")
+    return first_failure(failures, checked, "RecoveryFailedError naming the failed check "
+                                            "every time")
 
 
 @claim(
