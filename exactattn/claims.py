@@ -80,7 +80,7 @@ class ClaimResult:
         c = self.claim
         return {
             "id": c.id, "label": c.label, "paper_ref": c.paper_ref, "title": c.title,
-            "statement": c.statement, "route": c.route, "holds": self.outcome.holds,
+            "statement": c.statement, "route": c.route, "holds": self.holds,
             "instances": self.outcome.instances, "detail": self.outcome.detail,
             "seconds": round(self.seconds, 4), "not_verified": self.unverified,
         }

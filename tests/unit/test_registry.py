@@ -100,6 +100,7 @@ def test_recorded_evidence_fails_a_claim_by_the_rule_the_companion_prints() -> N
         finally:
             REGISTRY.pop()
         assert result.holds is holds
+        assert result.to_json()["holds"] is holds  # as the report's count of failures
         assert len(result.unverified) == (0 if holds else 1)
         assert all(".finding(False)" in line for line in result.unverified)
         tex = render_evidence(result.evidence)
