@@ -180,10 +180,6 @@ def _human(n: float) -> str:
     return f"{n:.3g} EB"
 
 
-class _Progress(ProgressBar):
-    """A learner's progress: a tqdm bar on stderr when it is a terminal, else nothing."""
-
-
 def _claims_progress(quiet: bool) -> tuple[Callable[[Any, int, int], None], ProgressBar]:
     """The claims' progress: a bar on a terminal, else one log line per claim on stderr."""
     bar = ProgressBar("claims", not quiet)
@@ -293,7 +289,7 @@ def _learn_single_head(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     inst = single_head_instance(args.d, args.seed, field=field)
     oracle = ValueOracle(inst.model, keep_transcript=args.d <= 256 or field is not F64)
-    progress = _Progress("measuring W, column", not args.no_progress and args.d >= 64)
+    progress = ProgressBar("measuring W, column", not args.no_progress and args.d >= 64)
     start = time.perf_counter()
     rec = learn_single_head(oracle, probes=args.probes, seed=args.seed, progress=progress)
     learn_seconds = time.perf_counter() - start
@@ -493,7 +489,7 @@ def _learn_noisy(args: argparse.Namespace) -> int:
     inst, margin = noisy_single_head_instance(args.d, args.seed)
     oracle = NoisyOracle(inst.model, tolerance=Fraction(1, 50), adversary=args.adversary,
                          seed=args.seed)
-    progress = _Progress("measuring W, column", not args.no_progress and args.d >= 16)
+    progress = ProgressBar("measuring W, column", not args.no_progress and args.d >= 16)
     start = time.perf_counter()
     rec = learn_single_head_noisy(oracle, epsilon_W=args.epsilon_W, epsilon_v=args.epsilon_v,
                                   W_bound=2, margin=margin, progress=progress)
