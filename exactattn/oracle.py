@@ -225,7 +225,8 @@ class Transcript(Sequence[TranscriptEntry]):
         """Inverse of :meth:`to_json`; a malformed object is an InvalidEntryError naming the entry.
 
         Reads version 1 (no ``version`` key, before issue 12) and version 2; a
-        reference to a ``.npz`` sidecar is resolved against the directory ``base``.
+        reference to a ``.npz`` sidecar (a bare file name, as :meth:`to_json`
+        writes it) is resolved against the directory ``base``.
 
         >>> Transcript.from_json({"field": "QQ", "entries": [{"index": 0}]})
         Traceback (most recent call last):
@@ -249,10 +250,11 @@ class Transcript(Sequence[TranscriptEntry]):
         entries = obj["entries"]
         if "npz" in obj:
             name = obj["npz"]
-            if not isinstance(name, str) or not name or F != F64 or isinstance(
-                    entries, bool) or not isinstance(entries, int):
-                raise InvalidEntryError("transcript: an 'npz' reference needs a file name, "
-                                        "field F64 and an integer count of entries")
+            if not isinstance(name, str) or not name or os.path.basename(name) != name or (
+                    F != F64 or isinstance(entries, bool) or not isinstance(entries, int)):
+                raise InvalidEntryError("transcript: an 'npz' reference needs a bare file name "
+                                        "(beside the JSON), field F64 and an integer count of "
+                                        f"entries; got {describe(name)}")
             out = cls.load_npz(os.path.join(base or "", name))
             if len(out) != entries:
                 raise InvalidEntryError(f"transcript: {name} holds {len(out)} entries, the "

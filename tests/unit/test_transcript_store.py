@@ -233,6 +233,11 @@ def test_json_versions_old_new_and_future() -> None:
     assert len(back) == 1 and back[0].X.tolist() == [[1.0, 0.0]]
     with pytest.raises(InvalidEntryError, match="version 3 was written by a newer"):
         Transcript.from_json({**obj, "version": 3})
+    # a sidecar reference is a bare file name beside the JSON, never a path elsewhere
+    for name in ("../t.npz", "/tmp/t.npz", "sub/t.npz"):
+        with pytest.raises(InvalidEntryError, match="bare file name"):
+            Transcript.from_json({"version": 2, "field": "F64", "entries": 1, "npz": name},
+                                 base="/tmp")
 
 
 def test_recovery_save_uses_an_npz_sidecar_for_large_f64_transcripts(
