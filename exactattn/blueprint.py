@@ -291,7 +291,8 @@ STATEMENTS: tuple[Statement, ...] = (
                     r"terms and signs $s_k = \pm 1$ with $\sum_{k \in S} s_k \beta_k n_k = 0$",
                     r"resolution: on the learner's lines, kinks lie at least $2^{-R}(1 + |t|)$ "
                     r"apart, and the lines are generic (no two cone gradients differ by a "
-                    r"vector orthogonal to $p$ and $q$; no kinks cancel in a straightness test)",
+                    r"vector orthogonal to $p$ and $q$; no kinks cancel in a straightness test; "
+                    r"no gradient check's direction is orthogonal to a wrong gradient's error)",
                     r"random probes: a set of directions of angular measure $\ge 1/100$ on "
                     r"which $g$ differs from the result is missed with probability at most "
                     r"$L (1 - 1/100)^{P}$ ($P$ probes per round, $L$ rounds), over a seed "
