@@ -441,11 +441,15 @@ def _compare_balls(F: BallField, recovery: Recovery, source: str, index: int, X:
                    y: Any, widest: list[fmpq]) -> Failure | None:
     """One query of a single head recovered over BALL: do the two enclosures meet?
 
-    The recovered W and v are balls that contain the hidden parameters (every
-    step of the learner is rigorous ball arithmetic), so the ball value of
-    softmax(X W x_N)^T X v computed from them contains f(X), and so does the
-    oracle's ball y: disjoint balls prove the recovery wrong. The scores are
-    shifted by the exact midpoint of the largest one (softmax is unchanged).
+    The ball value of softmax(X W x_N)^T X v computed from the recovered balls
+    W, v contains the value of every model inside them, and the oracle's ball
+    y contains f(X): disjoint balls (decided exactly by arb's ``overlaps``)
+    prove that no model inside the recovered balls answers like the oracle,
+    whatever the learner did. Overlapping balls are only consistent with it:
+    they show the recovery right only as far as the recovered balls contain
+    the hidden parameters (the learner's premise, not checked here) and are
+    narrow (the widest radius is reported). The scores are shifted by the
+    midpoint of the largest one, as a ball (softmax is unchanged).
     """
     W, v = recovery.params["W"], recovery.params["v"]
     try:
