@@ -17,7 +17,8 @@ learner's count and budget are untouched) and compares.
   query passes when the exact value of the recovered model lies in the
   oracle's ball, or, for a recovery over BALL itself (no reconstruction),
   when the ball enclosure of the recovered model's value meets the oracle's
-  ball (the hidden value lies in both). The widest enclosure met is named.
+  ball (consistent with it; disjoint balls prove the recovery wrong, see
+  :func:`_compare_balls`). The widest enclosure met is named.
 
 A certificate that fails is a value (``holds=False``) carrying the first
 offending query; it is not an exception. A certificate that checked nothing
