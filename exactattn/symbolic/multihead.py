@@ -42,7 +42,17 @@ from dataclasses import dataclass
 import sympy as sp
 from sympy.utilities.iterables import multiset_partitions
 
-from .steps import NOT_VERIFIED, ROW_WIDTH, Step, auto_names, named_step, recorded, split_sum
+from .steps import (
+    NOT_VERIFIED,
+    ROW_WIDTH,
+    Step,
+    auto_names,
+    named_step,
+    recorded,
+    split_sum,
+    symbol_matrix,
+    symbol_vector,
+)
 
 __all__ = ["nonidentifiable_families", "derive_equal_functions", "CaseResult",
            "Derivation", "derivation_latex"]
@@ -54,14 +64,6 @@ def _head(X: list[sp.Matrix], W: sp.Matrix, v: sp.Matrix) -> sp.Expr:
     weights = [sp.exp((x.T * W * xN)[0]) for x in X]
     num = sp.Add(*[w * (v.T * x)[0] for w, x in zip(weights, X, strict=True)])
     return num / sp.Add(*weights)
-
-
-def _matrix(name: str, d: int) -> sp.Matrix:
-    return sp.Matrix(d, d, lambda i, j: sp.Symbol(f"{name}_{{{i + 1}{j + 1}}}", real=True))
-
-
-def _vector(name: str, d: int) -> sp.Matrix:
-    return sp.Matrix(d, 1, lambda i, _: sp.Symbol(f"{name}_{{{i + 1}}}", real=True))
 
 
 def _verified(lhs: sp.Expr, rhs: sp.Expr, why: str) -> Step:
@@ -80,22 +82,22 @@ def nonidentifiable_families(N: int = 2, d: int = 2, H: int = 3) -> list[Step]:
     >>> all(s.verified for s in nonidentifiable_families(2, 2, 3))
     True
     """
-    X = [_vector(f"x{i + 1}", d) for i in range(N)]
-    A, b = _matrix("A", d), _vector("b", d)
+    X = [symbol_vector(f"x{i + 1}", d) for i in range(N)]
+    A, b = symbol_matrix("A", d), symbol_vector("b", d)
     lam = [sp.Symbol(f"lambda_{h + 1}", real=True) for h in range(H - 1)]
     lam.append(1 - sp.Add(*lam))
     split = sp.Add(*[_head(X, A, lam_h * b) for lam_h in lam])
     steps = [_verified(split, _head(X, A, b),
                        rf"shared $W_h = A$, $v_h = \lambda_h b$, $\sum_h \lambda_h = 1$ "
                        rf"($H = {H}$, $\lambda$ of any sign): one head $(A, b)$")]
-    Ws = [_matrix(f"W{h + 1}", d) for h in range(2)]
-    vs = [_vector(f"v{h + 1}", d) for h in range(2)]
+    Ws = [symbol_matrix(f"W{h + 1}", d) for h in range(2)]
+    vs = [symbol_vector(f"v{h + 1}", d) for h in range(2)]
     f12 = _head(X, Ws[0], vs[0]) + _head(X, Ws[1], vs[1])
     f21 = sp.Add(_head(X, Ws[1], vs[1]), _head(X, Ws[0], vs[0]), evaluate=False)
     steps.append(_verified(f21, f12, "head permutation: the sum does not depend on the order"))
     # a head (U, 0) is 0 as soon as it is built (its values v.x_i are 0), whatever U: the
     # step is immediate, and its printed sides coincide
-    zero_head = _head(X, _matrix("U", d), sp.zeros(d, 1))
+    zero_head = _head(X, symbol_matrix("U", d), sp.zeros(d, 1))
     steps.append(_verified(sp.Add(_head(X, Ws[0], vs[0]), zero_head, evaluate=False),
                            _head(X, Ws[0], vs[0]),
                            r"a head with $v = 0$ adds $0$, whatever its $W = U$: its values "
@@ -147,15 +149,15 @@ HEADS = ("1", "2", "1'", "2'")
 
 def _case(blocks: list[list[str]], d: int) -> CaseResult:
     c = sp.Symbol("c", positive=True)
-    b = _vector("b", d)
-    v = {h: _vector(f"v^{{({h})}}", d) for h in HEADS}
+    b = symbol_vector("b", d)
+    v = {h: symbol_vector(f"v^{{({h})}}", d) for h in HEADS}
     sign = {"1": 1, "2": 1, "1'": -1, "2'": -1}
     block_of = {h: j for j, blk in enumerate(blocks) for h in blk}
     equations: list[sp.Expr] = []
     # one copy family per direction a_k - b (k = 1..d): a family sees only the
     # residues (a_k - b) . v, so d of them are needed in dimension d
     for k in range(d):
-        a = _vector(f"a{k + 1}" if d > 1 else "a", d)
+        a = symbol_vector(f"a{k + 1}" if d > 1 else "a", d)
         E = [sp.Symbol(f"E_{{{k + 1}{j + 1}}}" if d > 1 else f"E_{j + 1}", positive=True)
              for j in range(len(blocks))]
         # f_theta - f_theta' on X(c) = [a (c copies); b]; head h in block j has E_j and

@@ -19,7 +19,17 @@ from itertools import product
 import sympy as sp
 
 from .single_head import sigma
-from .steps import ROW_WIDTH, Step, auto_names, is_zero, named_step, recorded, visible_width
+from .steps import (
+    ROW_WIDTH,
+    Step,
+    auto_names,
+    is_zero,
+    named_step,
+    recorded,
+    symbol_matrix,
+    symbol_vector,
+    visible_width,
+)
 
 __all__ = ["derivation", "verified", "relu"]
 
@@ -78,15 +88,6 @@ def _step(lhs: sp.Expr, rhs: sp.Expr, why: str) -> Step:
     return named_step(lhs, rhs, why, auto_names(lhs, rhs), verify=verified)
 
 
-def _vector(name: str, n: int) -> sp.Matrix:
-    return sp.Matrix(n, 1, lambda i, _: sp.Symbol(f"{name}_{{{i + 1}}}", real=True))
-
-
-def _matrix(name: str, rows: int, cols: int) -> sp.Matrix:
-    return sp.Matrix(rows, cols,
-                     lambda i, j: sp.Symbol(f"{name}_{{{i + 1}{j + 1}}}", real=True))
-
-
 def _alpha(W: sp.Matrix, tokens: list[sp.Matrix]) -> list[sp.Expr]:
     """softmax(x_i^T W x_N) as SymPy expressions."""
     scores = [(x.T * W * tokens[-1])[0] for x in tokens]
@@ -131,12 +132,12 @@ def derivation(d: int = 2, m: int = 2) -> tuple[Step, ...]:
     >>> all(step.verified for step in derivation(2, 2))
     True
     """
-    W = _matrix("W", d, d)
-    A = _matrix("A", d, m)
-    V = _matrix("V", d, d)
-    W1 = _matrix("W^{(1)}", m, d)
-    w = _vector("w", m)
-    x1, x2 = _vector("x", d), _vector("y", d)  # tokens x_1 = x, x_2 = y (the query token)
+    W = symbol_matrix("W", d)
+    A = symbol_matrix("A", d, m)
+    V = symbol_matrix("V", d)
+    W1 = symbol_matrix("W^{(1)}", m, d)
+    w = symbol_vector("w", m)
+    x1, x2 = symbol_vector("x", d), symbol_vector("y", d)  # x_1 = x, x_2 = y (the query token)
     tokens = [x1, x2]
     negated = [-x1, -x2]
     steps: list[Step] = []
@@ -177,7 +178,7 @@ def derivation(d: int = 2, m: int = 2) -> tuple[Step, ...]:
                        - _residual_tf(V, W1, w, negated, alpha), skip,
                        r"residual; $v = V^\top W_1^\top w_o$, $u = W_1^\top w_o$"))
     # 8-9. the skip head's queries
-    vs, us, zs = _vector("v", d), _vector("u", d), _vector("z", d)
+    vs, us, zs = symbol_vector("v", d), symbol_vector("u", d), symbol_vector("z", d)
 
     def skip_head(X: list[sp.Matrix]) -> sp.Expr:
         a = _alpha(W, X)

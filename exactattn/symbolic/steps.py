@@ -32,6 +32,7 @@ from .recorder import NOT_VERIFIED, Recorded, collecting, recorded, status_of_st
 __all__ = ["Step", "NamedStep", "NonnegStep", "IntervalStep", "Recorded",
            "STEP_STATUSES", "NOT_VERIFIED", "recorded", "collecting", "status_of_step",
            "equation_rows", "identity_step", "named_step", "auto_names", "is_zero",
+           "symbol_vector", "symbol_matrix",
            "step_rows"]
 
 #: the status of a proof step, each with one meaning (the PDF prints the key)
@@ -155,6 +156,23 @@ def _ball_latex(ball: str) -> str:
     """arb's ``[m +/- r]`` as LaTeX."""
     text = re.sub(r"e([+-]?\d+)", r"\\cdot 10^{\1}", ball)
     return text.replace("+/-", r"\pm").replace("[", r"\left[").replace("]", r"\right]")
+
+
+def symbol_vector(name: str, n: int) -> sp.Matrix:
+    """The column (name_{1}, ..., name_{n}) of real symbols."""
+    return sp.Matrix(n, 1, lambda i, _: sp.Symbol(f"{name}_{{{i + 1}}}", real=True))
+
+
+def symbol_matrix(name: str, rows: int, cols: int | None = None) -> sp.Matrix:
+    """The matrix of real symbols name_{ij} (square unless ``cols`` is given).
+
+    >>> symbol_matrix("W", 2)
+    Matrix([
+    [W_{11}, W_{12}],
+    [W_{21}, W_{22}]])
+    """
+    return sp.Matrix(rows, rows if cols is None else cols,
+                     lambda i, j: sp.Symbol(f"{name}_{{{i + 1}{j + 1}}}", real=True))
 
 
 def is_zero(expr: Any) -> bool:
