@@ -394,7 +394,9 @@ class LearnedInstance:
 
     @property
     def holds(self) -> bool:
-        """The certificate holds and the recovery equals the hidden model."""
+        """The certificate holds and the recovery matches the hidden model: equal over an
+        exact field; over F64 within the recovery's first-order error estimates (not a
+        rigorous bound)."""
         return bool(self.certificate.holds and self.matches_truth)
 
 
