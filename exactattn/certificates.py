@@ -113,13 +113,9 @@ class Certificate:
         return "fails" if self.first_failure is not None else "nothing checked"
 
     def __str__(self) -> str:
-        if self.holds:
-            verdict = "holds"
-        elif self.first_failure is not None:
-            verdict = f"FAILS at {self.first_failure}"
-        else:
-            verdict = ("NOTHING CHECKED, so it does not hold (the transcript is empty and no "
-                       "fresh query was asked)")
+        verdict = {"holds": "holds", "fails": f"FAILS at {self.first_failure}",
+                   "nothing checked": "NOTHING CHECKED, so it does not hold (the transcript is "
+                                      "empty and no fresh query was asked)"}[self.verdict]
         tol = f", tolerance: {self.tolerance}" if self.tolerance else ""
         return (f"certificate ({self.kind}) for {self.label}: {verdict}; "
                 f"{self.checked} queries checked ({self.replayed} replayed, "
