@@ -239,7 +239,6 @@ def _cmd_claims(args: argparse.Namespace) -> int:
 def _cmd_latex(args: argparse.Namespace) -> int:
     import shutil
     import subprocess
-    from pathlib import Path
 
     from .claims import run_claims
     from .report.latex import not_verified, write_companion
