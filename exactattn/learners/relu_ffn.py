@@ -1100,11 +1100,10 @@ def learn_relu_ffn(
         raise IncompatibleFieldError(
             f"the oracle is over {OF.name}, the learner over {F.name}: only exact fields "
             "convert into each other (through the rationals)")
-    for name, value, least in (("residual_probes", residual_probes, 0), ("max_lines", max_lines, 1),
-                               ("separation_bits", separation_bits, 8),
-                               ("resolution_bits", resolution_bits, 2 * separation_bits)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < least:
-            raise InvalidEntryError(f"{name} must be an integer >= {least}, got {value!r}")
+    # each count's type and range is checked by @checked_arguments; this is their relation
+    if resolution_bits < 2 * separation_bits:
+        raise InvalidEntryError(f"learn_relu_ffn: resolution_bits must be >= 2 * separation_bits = "
+                                f"{2 * separation_bits}, got {resolution_bits}")
     d = oracle.d
     span = QuerySpan.begin(oracle)
 
