@@ -476,6 +476,8 @@ def test_miss_probability_of_the_default_probes() -> None:
     rec = learn_relu_ffn(ValueOracle(ReluFFN(A_EX, W_EX)))
     text = " ".join(rec.hypotheses)
     assert "4 (1 - 1/100)^1513 <= 1e-06" in text and "2^-1024" in text
+    # what the figures rest on: the line's genericity G3 and a seed independent of g
+    assert "G3" in rec.hypotheses[1] and "seed chosen independently of g" in rec.hypotheses[2]
     weak = learn_relu_ffn(ValueOracle(ReluFFN(A_EX, W_EX)), residual_probes=8)
     assert "no guarantee" in " ".join(weak.hypotheses)
     with pytest.raises(InvalidEntryError, match="delta"):
