@@ -120,7 +120,7 @@ from ..errors import (
     InvalidEntryError,
     RecoveryFailedError,
 )
-from ..fields import F64, Array, Field
+from ..fields import F64, UNIT_ROUNDOFF, Array, Field
 from ..oracle import ValueOracle
 from .arguments import checked_arguments
 from .multihead import LABEL, PAPER_REF, published_bound
@@ -149,7 +149,7 @@ FAMILIES_PER_DIMENSION = 2
 MAX_COPIES = 64
 #: the largest families_per_dimension and pair_directions accepted (each multiplies queries)
 MAX_OPTION_COUNT = 64
-U = 2.0**-53
+U = UNIT_ROUNDOFF
 
 
 def float_query_count(H: int, d: int, *, m: int | None = None,
