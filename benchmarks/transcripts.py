@@ -97,7 +97,7 @@ class Timed:
 
 
 def _store_mb(t: Transcript) -> float | None:
-    store = getattr(t, "store", None)
+    store = t.store
     if store is None:
         return None
     return round((store.memory_bytes + store.disk_bytes) / 2**20, 1)
@@ -109,8 +109,6 @@ def _replay_and_save(rec: Any, row: dict[str, Any]) -> None:
     row["replay_seconds"] = round(time.perf_counter() - start, 3)
     row["replay_holds"] = bool(cert.holds)
     row["replayed"] = cert.replayed
-    if not hasattr(rec.transcript, "save_npz"):
-        return
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "transcript.npz")
         start = time.perf_counter()
@@ -224,8 +222,9 @@ def _exp(d: int, keep: bool) -> dict[str, Any]:
 
 def _oracle(timed: Timed, keep: bool, spill_mb: float | None) -> ValueOracle:
     oracle = ValueOracle(timed, keep_transcript=keep)
-    if keep and spill_mb is not None and getattr(oracle.transcript, "store", None) is not None:
-        oracle.transcript.store.memory_limit = int(spill_mb * 2**20)
+    store = oracle.transcript.store
+    if keep and spill_mb is not None and store is not None:
+        store.memory_limit = int(spill_mb * 2**20)
     return oracle
 
 
