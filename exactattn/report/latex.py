@@ -137,7 +137,7 @@ def render_evidence(evidence: Sequence[Any]) -> str:
     Badges follow :func:`~exactattn.symbolic.recorder.status_of_step`, the rule
     by which :attr:`~exactattn.claims.ClaimResult.unverified` fails a claim.
     """
-    from ..symbolic.recorder import NOT_VERIFIED, status_of_step, steps_of
+    from ..symbolic.recorder import status_of_step, steps_of
 
     parts = []
     for rec in evidence:
@@ -150,13 +150,10 @@ def render_evidence(evidence: Sequence[Any]) -> str:
         elif steps[0] is not value:
             parts.append(f"\\par\\noindent Evidence from {call}, {len(steps)} steps:")
             parts += [_render_step(k + 1, s) for k, s in enumerate(steps)]
-        else:  # a finding without steps: decided by its route
-            route = getattr(value, "route", "")
-            status = status_of_step(value)
-            if status != NOT_VERIFIED:
-                status = "interval" if "interval" in route else "exact instances"
+        else:  # a finding without steps
             detail = _escape(str(getattr(value, "detail", "")))
-            parts.append(f"\\par\\noindent {_badge(status)} Evidence from {call}: {detail}.")
+            parts.append(f"\\par\\noindent {_badge(status_of_step(value))} Evidence from "
+                         f"{call}: {detail}.")
     return "\n".join(parts)
 
 

@@ -70,20 +70,26 @@ def _short(value: Any) -> str:
 
 
 def status_of_step(step: Any) -> str:
-    """The status of a step-like object: its ``status``, else from ``verified`` (or ``holds``).
+    """The status of a step-like object: its ``status``; else a symbolic step by
+    ``verified``; else a finding by ``holds`` and its ``route`` (interval or exact).
 
     The one rule for both the printed badge and the verdict of a claim
     (:attr:`exactattn.claims.ClaimResult.unverified`).
 
     >>> from types import SimpleNamespace as S
-    >>> status_of_step(S(status="interval", verified=False)), status_of_step(S(holds=False))
-    ('interval', 'NOT VERIFIED')
+    >>> status_of_step(S(status="interval", verified=False)), status_of_step(S(verified=True))
+    ('interval', 'symbolic')
+    >>> status_of_step(S(holds=False)), status_of_step(S(holds=True, route="exact (EXP)"))
+    ('NOT VERIFIED', 'exact instances')
     """
     status = getattr(step, "status", None)
     if isinstance(status, str):
         return status
-    ok = getattr(step, "verified", getattr(step, "holds", False))
-    return "symbolic" if ok is True else NOT_VERIFIED
+    if hasattr(step, "verified"):
+        return "symbolic" if step.verified is True else NOT_VERIFIED
+    if getattr(step, "holds", False) is not True:
+        return NOT_VERIFIED
+    return "interval" if "interval" in getattr(step, "route", "") else "exact instances"
 
 
 def steps_of(value: Any) -> list[Any]:
