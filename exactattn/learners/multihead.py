@@ -85,8 +85,9 @@ the tests), with [m >= 2] = 1 if m >= 2 else 0:
 For m = H <= d with independent v_h: Q = 1 + 2Hd + [H >= 2](d - 1)
 + (d - 1)(Hd + (H - 1)^2) ~ H d^2 + (H + 1)^2 d; H = 1 gives d^2 + d + 1.
 Claim Q <= 4 H d^2 - 2 H + 1 for all H >= 1, d >= 1, m <= H. Proof:
-isolating: (H - 1)^2 <= H d (as H <= d), so Q <= 1 + 2Hd + (d - 1)(1 + 2Hd)
-and 4Hd^2 - 2H + 1 - Q >= (d - 1)(2H(d + 1) - 1) >= 0. Families: with
+isolating: m <= d in this plan (independent v_h) and m <= H, so
+K = m d + (m - 1)^2 <= 2 m d <= 2 H d (H may exceed d), Q <= 1 + 2Hd +
+(d - 1)(1 + 2Hd) and 4Hd^2 - 2H + 1 - Q >= (d - 1)(2H(d + 1) - 1) >= 0. Families: with
 2m - 1 <= 2H - 1, Q <= 1 + 2Hd + (d - 1)(1 + d(2H - 1)) and the gap is
 2H(d^2 - 1) + (d - 1)^2 >= 0. (The isolating plan is never worse: the
 families count minus it is (m - 1)(d - m + 1) >= 0.) The information floor
