@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 from fractions import Fraction
-from typing import Any
 
 import numpy as np
 
@@ -44,6 +43,7 @@ from ..linalg import rank
 from ..models import BiasedSingleHeadAttention
 from ..oracle import ValueOracle
 from .low_rank import low_rank_head
+from .single_head_biased import _same as _same_biased
 from .single_head_biased import rebuild_biased
 
 __all__ = ["biased_low_rank_head"]
@@ -70,15 +70,9 @@ def biased_low_rank_head(d: int, r: int, seed: int, *, c_in_column_space: bool =
     return BiasedSingleHeadAttention(base.W, c, base.v, beta, field=field)
 
 
-def _q(A: Any, F: Field) -> list[Any]:
-    return [F.to_rational(x) for x in np.asarray(A, dtype=object).flat]
-
-
 def _same(rec: Recovery, m: BiasedSingleHeadAttention) -> bool:
-    F = rec.field
-    return (_q(rec.W, F) == _q(m.W, EXP) and _q(rec.params["c"], F) == _q(m.c, EXP)
-            and _q(rec.v, F) == _q(m.v, EXP)
-            and _q(rec.params["beta"], F) == [EXP.to_rational(m.beta)])
+    """(W, c, v, beta) of an EXP or QQ recovery == the head's, compared in EXP."""
+    return _same_biased(over_field(rec, EXP), m)
 
 
 BIASES: tuple[Bias, ...] = ("general", "column_space")
