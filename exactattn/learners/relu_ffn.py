@@ -1189,7 +1189,7 @@ def learn_relu_ffn(
             "confirmed_kinks": sum(len(ln.kinks) for ln in lines),
             "gradient_checks": sum(len(ln.points) for ln in lines),
             "gradient_retries": sum(c["gradient_retries"] for c in counts),
-            "distinct_hyperplanes": True,
+            "distinct_hyperplanes": True if ex else None,  # checked on the exact route only
             "residual_probes_passed": residual_probes,
         },
         "line": {"p": [str(x) for x in lines[-1].p], "q": [str(x) for x in lines[-1].q],

@@ -611,6 +611,7 @@ def test_f64_route(d: int, m: int, seed: int) -> None:
     rec = learn_relu_ffn(oracle, seed=seed)
     assert rec.status == "float" and rec.field == F64
     assert rec.options["canonical_terms"] == m
+    assert rec.options["genericity_checks"]["distinct_hyperplanes"] is None  # not checked
     assert parameter_error(recovered(rec), g) < 1e-6
     E = rec.options["query_terms"]["extra"] + rec.options["query_terms"]["sample_retries"] \
         + rec.options["query_terms"]["gradient_retries"]
