@@ -35,13 +35,12 @@ from exactattn.models.multihead import (
 from exactattn.oracle import ValueOracle
 from exactattn.symbolic.multihead import (
     _head,
-    _matrix,
-    _vector,
     _verified,
     derivation_latex,
     derive_equal_functions,
     nonidentifiable_families,
 )
+from exactattn.symbolic.steps import symbol_matrix, symbol_vector
 
 F = Fraction
 
@@ -131,8 +130,8 @@ def test_symbolic_families_verified() -> None:
 
 
 def test_a_false_family_is_not_verified() -> None:
-    X = [_vector("x1", 1), _vector("x2", 1)]
-    A, b = _matrix("A", 1), _vector("b", 1)
+    X = [symbol_vector("x1", 1), symbol_vector("x2", 1)]
+    A, b = symbol_matrix("A", 1), symbol_vector("b", 1)
     lam = sp.Symbol("lambda", real=True)
     wrong = _head(X, A, lam * b) + _head(X, A, (2 - lam) * b)  # sum lambda = 2
     assert not _verified(wrong, _head(X, A, b), "false").verified
