@@ -1243,8 +1243,10 @@ def genericity_hypotheses(residual_probes: int, rounds: int, resolution_bits: in
     )
     if resolution_bits is not None:
         return out
-    # F64: its own resolution (F64_RTOL, 2^-36) is in its error bounds, and a probe
-    # passes within F64_RESIDUAL_RTOL, so the bound is about larger differences
+    # F64: no resolution hypothesis (a float result; kinks closer than about 2^-36 are
+    # refused, slope changes below F64_RTOL are not seen, and no error bound is claimed:
+    # parameter_error measures it), and a probe passes within F64_RESIDUAL_RTOL, so the
+    # bound is about larger differences
     return (out[0], out[2].replace("on which g differs from the result",
                                    "on which g differs from the result by more than "
                                    "about F64_RESIDUAL_RTOL (2^-16) of its size (compared in "
