@@ -32,6 +32,7 @@ stand outside the oracle boundary.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -432,6 +433,14 @@ def _check_certifiable(recovery: Recovery) -> None:
                 f"the {F.name} recovery of {label} carries no {', '.join(missing)} in its "
                 "options: a float recovery is certified against its error bounds, and "
                 "without them no tolerance can be named")
+        for k in F64_BOUNDS:
+            # an infinite estimate would accept every answer: nothing would be checked
+            x = recovery.options[k]
+            if isinstance(x, bool) or not isinstance(x, int | float | np.floating) \
+                    or not math.isfinite(x) or x < 0:
+                raise InvalidEntryError(
+                    f"the error estimate {k} = {str(x)[:40]!r} of the {label} recovery is not "
+                    "a finite number >= 0: no tolerance can be named")
 
 
 def _compare_balls(F: BallField, recovery: Recovery, source: str, index: int, X: Array,

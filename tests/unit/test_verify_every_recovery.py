@@ -159,6 +159,17 @@ def test_float_recovery_without_its_bounds_is_refused() -> None:
         verify(stripped, oracle)
 
 
+@pytest.mark.parametrize("value", [float("inf"), float("nan"), -1.0, "0.1", None])
+def test_float_recovery_with_a_non_finite_estimate_is_refused(value: Any) -> None:
+    """Regression: an infinite W_error_bound made the tolerances infinite (any answer passed)
+    or NaN (every answer failed), a string was read by float(); now refused, with the key."""
+    oracle = ValueOracle(single_head_instance(2, 0, field=F64).model)
+    rec = learn_single_head(oracle)
+    broken = dataclasses.replace(rec, options={**rec.options, "W_error_bound": value})
+    with pytest.raises(InvalidEntryError, match="W_error_bound .* not a finite number"):
+        verify(broken, oracle)
+
+
 def test_recovery_whose_parameters_are_not_its_labels_is_refused() -> None:
     """A tampered label reached the builder and raised KeyError / IndexError."""
     rec = learn_single_head(ValueOracle(single_head_instance(2, 0, field=EXP).model))
