@@ -365,6 +365,12 @@ def equation_rows(lhs: Any, rhs: Any, relation: str = "=", suffix: str = "",
     rows = [f"&{left[0]}"] + [f"&\\quad {row}" for row in left[1:]]
     rows += [f"&{relation} {right[0]}"] + [f"&\\quad {row}" for row in right[1:]]
     rows[-1] += suffix
+    return rows + where_rows(defs, width)
+
+
+def where_rows(defs: Sequence[tuple[Any, Any]], width: int = ROW_WIDTH) -> list[str]:
+    """One ``where name = value`` row per definition, long values split between terms."""
+    rows: list[str] = []
     for name, value in defs:
         parts = split_sum(value, width - 14)
         rows.append(f"&\\text{{where }} {sp.latex(name)} = {parts[0]}")
@@ -377,12 +383,7 @@ def step_rows(step: Any) -> list[str]:
     if isinstance(step, NonnegStep):
         return equation_rows(step.lhs, step.rhs, suffix=r" \geq 0")
     if isinstance(step, NamedStep) and step.faithful:
-        rows = equation_rows(step.shown_lhs, step.shown_rhs)
-        for name, value in step.defs:
-            parts = split_sum(value, ROW_WIDTH - 14)
-            rows.append(f"&\\text{{where }} {sp.latex(name)} = {parts[0]}")
-            rows += [f"&\\quad {row}" for row in parts[1:]]
-        return rows
+        return equation_rows(step.shown_lhs, step.shown_rhs) + where_rows(step.defs)
     relation = getattr(step, "relation", "=")
     rel = {"<=": r"\le", "=": "="}.get(relation, relation)
     return equation_rows(step.lhs, step.rhs, rel)
