@@ -177,8 +177,7 @@ def _claim_status(c: Claim, result: ClaimResult | None) -> str:
 
 
 def _claim_block(c: Claim, result: ClaimResult | None) -> str:
-    status = _claim_status(c, result)
-    badge = r"\stepstatus{not run}" if status == "not run" else _badge(status)
+    badge = _badge(_claim_status(c, result))
     code = f"{c.check.__module__}.{c.check.__qualname__}"
     lines = [f"\\par\\medskip\\noindent\\textbf{{Claim {_tt(c.id)}.}}\\label{{{c.id}}} {badge} "
              f"{_escape(c.title)}.\\\\\n{inline_math(c.statement)}",
