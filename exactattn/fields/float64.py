@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, overload
 
 import numpy as np
 from flint import fmpq, fmpz
@@ -20,10 +20,29 @@ from .base import (
     not_representable,
 )
 
-__all__ = ["Float64Field", "F64", "UNIT_ROUNDOFF"]
+__all__ = ["Float64Field", "F64", "UNIT_ROUNDOFF", "higham_gamma"]
 
 #: unit roundoff of IEEE binary64, u = 2^-53
 UNIT_ROUNDOFF = 2.0**-53
+
+
+@overload
+def higham_gamma(n: int) -> float: ...
+@overload
+def higham_gamma(n: int, u: float) -> float: ...
+@overload
+def higham_gamma(n: int, u: fmpq) -> fmpq: ...
+def higham_gamma(n: int, u: Any = UNIT_ROUNDOFF) -> Any:
+    """Higham's gamma_n = n u / (1 - n u) (n u < 1), in the number type of ``u``.
+
+    The factor of every first-order float64 error model in exactattn: a sum or
+    product of n roundings is off by at most gamma_n relatively. Pass
+    ``u=fmpq(1, 2**53)`` for an exact rational.
+
+    >>> higham_gamma(1) > UNIT_ROUNDOFF and higham_gamma(4) < 5 * UNIT_ROUNDOFF
+    True
+    """
+    return n * u / (1 - n * u)
 
 
 class Float64Field(Field):

@@ -96,6 +96,7 @@ from ..errors import (
     RecoveryFailedError,
 )
 from ..fields import F64, UNIT_ROUNDOFF, Array, Field
+from ..fields.float64 import higham_gamma
 from ..linalg import SingularMatrixError, solve
 from ..oracle import ValueOracle
 from .arguments import checked_arguments, checked_scale
@@ -271,13 +272,13 @@ def biased_f64_error_bounds(
     """
     d = v.shape[0]
     a = float(scale)
-    g = _gamma(4 * d + 16, roundoff)
+    g = higham_gamma(4 * d + 16, roundoff)
     u64 = UNIT_ROUNDOFF
     v1 = float(np.abs(v).sum())
     e_beta = g * abs(beta)
     e_v = (g * (a * v1 + abs(beta)) + e_beta) / a + 2 * u64 * np.abs(v)  # per coordinate
     zmax = float(np.abs(Z).max())
-    e_gain = _gamma(d, u64) * (np.abs(Z) @ np.abs(v)) + np.abs(Z) @ e_v
+    e_gain = higham_gamma(d, u64) * (np.abs(Z) @ np.abs(v)) + np.abs(Z) @ e_v
     gains = np.abs(Z @ v)
     P = 1.0 / (1.0 + np.exp(-R))  # p = sigma(t), recomputed from the logits
     # answer errors: c queries have max|x| = a zmax, W queries max|x| <= a (zmax + 1)
@@ -285,10 +286,10 @@ def biased_f64_error_bounds(
     e_y[:, 0] = g * (a * v1 * zmax + abs(beta)) + e_beta
     e_y[:, 1:] = g * (a * v1 * (zmax + 1.0) + abs(beta)) + e_beta + a * e_v[None, :]
     dp = e_y / (a * gains[:, None]) + P * (e_gain / gains)[:, None]
-    dR = dp / (P * (1.0 - P)) + _gamma(4, u64) * np.abs(R)
+    dR = dp / (P * (1.0 - P)) + higham_gamma(4, u64) * np.abs(R)
     Zinv = probe_inverse_norm(Z, pivot)
     S = a * np.concatenate([c[:, None], a * W + c[:, None]], axis=1)
-    solve_error = _gamma(d, u64) * np.linalg.norm(np.abs(Z) @ np.abs(S), axis=0)
+    solve_error = higham_gamma(d, u64) * np.linalg.norm(np.abs(Z) @ np.abs(S), axis=0)
     dS = Zinv * (np.linalg.norm(dR, axis=0) + solve_error)  # per right-hand side
     dc = float(dS[0]) / a
     dW = (float(np.sqrt(np.sum(dS[1:] ** 2))) / a + float(np.sqrt(d)) * dc) / a
@@ -296,6 +297,3 @@ def biased_f64_error_bounds(
             "v_error_bound": float(np.linalg.norm(e_v)), "beta_error_bound": e_beta,
             "answer_error_factor": g}
 
-
-def _gamma(n: int, u: float) -> float:
-    return n * u / (1 - n * u)

@@ -117,6 +117,7 @@ from ..errors import (
     NotIdentifiableError,
 )
 from ..fields import UNIT_ROUNDOFF, Array, Field
+from ..fields.float64 import higham_gamma
 from ..linalg import det
 from ..linalg import rank as matrix_rank
 from ..oracle import ValueOracle
@@ -130,7 +131,6 @@ from .low_rank import (
     _draw_independent,
     _exact_probes,
     _f64_probes_and_tokens,
-    _gamma,
     _inverse_norm_bound,
     _invertible,
     _orthogonal,
@@ -529,7 +529,7 @@ class _Setup:
         zinv = _inverse_norm_bound(Z / a) / a
         tinv = _inverse_norm_bound(T / a) / a
         dKB = zinv * (math.hypot(float(np.linalg.norm(eM)), float(np.linalg.norm(er)))
-                      + _gamma(d) * float(np.linalg.norm(np.abs(Z) @ np.abs(KB))))
+                      + higham_gamma(d) * float(np.linalg.norm(np.abs(Z) @ np.abs(KB))))
         Us, S, _ = np.linalg.svd(KB, full_matrices=False)
         Q = Us[:, :r]
         g = Q.T @ v
@@ -554,13 +554,13 @@ class _Setup:
         PK = np.linalg.solve(T, np.concatenate([PKB, L], axis=1).T).T
         norm_P = float(np.linalg.norm(P, 2))
         dPK = tinv * (math.hypot(norm_P * dKB, float(np.linalg.norm(eL)))
-                      + _gamma(n) * float(np.linalg.norm(np.abs(PK) @ np.abs(T.T))))
+                      + higham_gamma(n) * float(np.linalg.norm(np.abs(PK) @ np.abs(T.T))))
         if adaptive:
             K = np.asarray((P.T / (a * a)) @ PK, dtype=np.float64)    # P^+ = P^T / a^2
             k = int(np.sum(S > 2 * dKB))
             sin_theta = (dKB / (S[k - 1] - dKB) if k and S[k - 1] > 2 * dKB else 1.0)
             dK = dPK / a + min(sin_theta, 1.0) * float(np.linalg.norm(K)) \
-                + _gamma(r) * float(np.linalg.norm(np.abs(P.T) @ np.abs(PK))) / (a * a)
+                + higham_gamma(r) * float(np.linalg.norm(np.abs(P.T) @ np.abs(PK))) / (a * a)
         else:  # pragma: no cover - v nearly orthogonal to col(K): plain (**)
             Us2, S2, Vt2 = np.linalg.svd(M)
             k = int(np.sum(S2 > float(np.linalg.norm(eM))))
@@ -582,7 +582,7 @@ class _Setup:
         a = float(self.a)
         return _inverse_norm_bound(Z / a) / a * (
             float(np.linalg.norm(self.tc_errors()))
-            + _gamma(self.d) * float(np.linalg.norm(np.abs(Z) @ np.abs(self.c))))
+            + higham_gamma(self.d) * float(np.linalg.norm(np.abs(Z) @ np.abs(self.c))))
 
     def tc_errors(self) -> Array:
         """First-order error estimates of the measured m(p_l, 0) = p_l^T c (general, F64)."""
@@ -630,7 +630,7 @@ def _f64_homogeneous_tokens(rng: np.random.Generator, d: int, r: int) -> Array:
 def _f64_context(m: _Measurer, roundoff: float) -> dict[str, Any]:
     d = m.d
     v, beta = np.asarray(m.v, dtype=np.float64), float(m.beta)
-    g = _gamma(4 * d + 16) * (roundoff / UNIT_ROUNDOFF)
+    g = higham_gamma(4 * d + 16) * (roundoff / UNIT_ROUNDOFF)
     v1 = float(np.abs(v).sum())
     e_beta = g * abs(beta)
     e_v = (g * (v1 + abs(beta)) + e_beta) + 2 * UNIT_ROUNDOFF * np.abs(v)

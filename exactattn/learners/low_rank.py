@@ -148,6 +148,7 @@ from ..errors import (
     RecoveryFailedError,
 )
 from ..fields import EXP, QQ, Array, Field
+from ..fields.float64 import higham_gamma
 from ..linalg import SingularMatrixError, det, rank, solve, to_fmpq_mat
 from ..oracle import ValueOracle
 from .arguments import checked_arguments
@@ -762,12 +763,6 @@ def _confirm(measure: _Measurer, v: Array, W: Array, r: int, n: int,
 
 
 # -- F64 error bounds -----------------------------------------------------------------
-def _gamma(n: int) -> float:
-    """Higham's gamma_n = n u / (1 - n u), u = 2^-53."""
-    u = 2.0**-53
-    return n * u / (1 - n * u)
-
-
 def _inverse_norm_bound(Q: Array) -> float:
     """||Q^{-1}||_2 <= 1 / (1 - ||Q^T Q - I||_F) for a nearly orthogonal Q."""
     e = float(np.linalg.norm(Q.T @ Q - np.eye(Q.shape[0])))
@@ -783,7 +778,7 @@ def _f64_v_bounds(v: Array) -> dict[str, Any]:
     (:func:`exactattn.learners.single_head.f64_error_bounds`).
     """
     d = v.shape[0]
-    g = _gamma(4 * d + 16)
+    g = higham_gamma(4 * d + 16)
     return {"v_error_bound": g * float(np.abs(v).sum()) * math.sqrt(d),
             "answer_error_factor": g, "bounds": "first-order float64 estimates"}
 
@@ -805,12 +800,12 @@ def logit_error_estimates(P: Array, X: Array, L: Array, v: Array, g: float, e_v:
     e_vi = np.broadcast_to(np.asarray(e_v, dtype=np.float64), (d,))
     px = np.abs(P).max(axis=1)[:, None] + np.abs(X).max(axis=1)[None, :]
     e_y = g * (v1 * px + abs(beta)) + e_beta
-    e_base = np.abs(X) @ e_vi + _gamma(d) * (np.abs(X) @ np.abs(v))
+    e_base = np.abs(X) @ e_vi + higham_gamma(d) * (np.abs(X) @ np.abs(v))
     gains = np.abs(P @ v)[:, None]
-    e_gain = (np.abs(P) @ e_vi + _gamma(d) * (np.abs(P) @ np.abs(v)))[:, None]
+    e_gain = (np.abs(P) @ e_vi + higham_gamma(d) * (np.abs(P) @ np.abs(v)))[:, None]
     p = 1.0 / (1.0 + np.exp(-L))
     dp = (e_y + e_base[None, :]) / gains + p * e_gain / gains
-    out: Array = dp / (p * (1.0 - p)) + _gamma(4) * np.abs(L)
+    out: Array = dp / (p * (1.0 - p)) + higham_gamma(4) * np.abs(L)
     return out
 
 
@@ -849,12 +844,12 @@ def _f64_recover(Z: Array, Y: Array, v: Array, M: Array, rows: Array, cols: Arra
     W = np.asarray(WB @ Minv_AW, dtype=np.float64)
     zinv, yinv = _inverse_norm_bound(Z), _inverse_norm_bound(Y)
     dWB = zinv * (math.hypot(nM, nrows)
-                  + _gamma(d) * float(np.linalg.norm(np.abs(Z) @ np.abs(WB))))
+                  + higham_gamma(d) * float(np.linalg.norm(np.abs(Z) @ np.abs(WB))))
     dAW = yinv * (math.hypot(nM, ncols)
-                  + _gamma(d) * float(np.linalg.norm(np.abs(AW) @ np.abs(Y.T))))
+                  + higham_gamma(d) * float(np.linalg.norm(np.abs(AW) @ np.abs(Y.T))))
     a = float(np.linalg.norm(Minv_AW, 2))
     b = float(np.linalg.norm(WB @ Minv, 2))
-    rounding = _gamma(2 * r) * float(np.linalg.norm(np.abs(WB) @ np.abs(Minv_AW)))
+    rounding = higham_gamma(2 * r) * float(np.linalg.norm(np.abs(WB) @ np.abs(Minv_AW)))
     dW = dWB * a + b * dAW + b * nM * a + rounding
     return W, k, {"W_error_bound": dW, **v_bounds,
                   "bound_terms": {"logits_M": nM, "logits_WB": nrows, "logits_AW": ncols,

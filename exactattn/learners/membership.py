@@ -83,6 +83,7 @@ from ..errors import (
     RecoveryFailedError,
 )
 from ..fields import EXP, F64, Array
+from ..fields.float64 import higham_gamma
 from ..fields.precision import arf_to_fmpq
 from ..oracle import SignOracle
 from .arguments import checked_arguments
@@ -517,13 +518,6 @@ def _float_to_fmpq(x: float) -> fmpq:
     return fmpq(q.numerator, q.denominator)
 
 
-#: float64 labels: the oracle's value has error <= gamma_(4d+16) ||v||_1 max|x| (the
-#: assumption of exactattn.learners.single_head.f64_error_bounds, Higham's gamma_n)
-def _gamma(n: int) -> fmpq:
-    u = fmpq(1, 2**53)
-    return n * u / (1 - n * u)
-
-
 def _learn_intervals(oracle: SignOracle, span: QuerySpan, ask: Callable[[Any, str], int],
                      sent: Callable[[list[list[fmpq]]], list[list[fmpq]]],
                      signs: list[int], p: int, M: int, eps: fmpq,
@@ -565,7 +559,9 @@ def _learn_intervals(oracle: SignOracle, span: QuerySpan, ask: Callable[[Any, st
     d = oracle.d
     sp = signs[p]
     floats = oracle.field == F64
-    gamma = _gamma(4 * d + 16) if floats else fmpq(0)
+    # float64 labels: the oracle's value has error <= gamma_(4d+16) ||v||_1 max|x| (the
+    # first-order model of exactattn.learners.single_head.f64_error_bounds), exactly in QQ
+    gamma = higham_gamma(4 * d + 16, fmpq(1, 2**53)) if floats else fmpq(0)
     v_norm = 1 + (d - 1) * M  # a bound on ||v / |v_p| ||_1
     delta_bits = math.ceil(math.log2(512 / float(eps)) + (4 * M + 1) / math.log(2)) + 1
     delta = fmpq(1, 2**delta_bits)

@@ -121,6 +121,7 @@ from ..errors import (
     RecoveryFailedError,
 )
 from ..fields import F64, UNIT_ROUNDOFF, Array, Field
+from ..fields.float64 import higham_gamma
 from ..oracle import ValueOracle
 from .arguments import checked_arguments
 from .multihead import LABEL, PAPER_REF, published_bound
@@ -175,9 +176,6 @@ def float_query_count(H: int, d: int, *, m: int | None = None,
     return total + ((d - 1) * (1 + extra_scales) + len(REFINE_SCALES)) * per_base
 
 
-def _gamma(n: int) -> float:
-    return n * U / (1 - n * U)
-
 
 # -- the model of one batch of queries at one base ------------------------------------
 @dataclass
@@ -230,7 +228,7 @@ def _evaluate(base: _Base, V: Array, Uj: Array) -> tuple[Array, Array, Array, Ar
     values = np.einsum("nih,nih->n", a, np.abs(c))
     score_scale = np.einsum("nid,dh->nih", np.abs(X), np.abs(Uj))
     scores = np.einsum("nih,nih->n", np.abs(dev), score_scale)
-    eta = _gamma(4 * d + 16) * values + _gamma(2 * d) * scores
+    eta = higham_gamma(4 * d + 16) * values + higham_gamma(2 * d) * scores
     return f, Jv, Ju, eta
 
 
@@ -602,7 +600,7 @@ def _head_count(r: Array, fams: list[Array], H: int, d: int
         # noise estimate: every answer off by about eta = gamma_{4d+16} (H + 1) max|g| (a
         # heuristic: the heads' terms assumed to cancel by at most a factor H + 1); tau = the
         # Frobenius norm of the entrywise estimate of the perturbation of L (:func:`_loewner`)
-        eta = _gamma(4 * d + 16) * (H + 1) * float(np.abs(g).max())
+        eta = higham_gamma(4 * d + 16) * (H + 1) * float(np.abs(g).max())
         tau = eta * float(np.linalg.norm(E))
         k = int((sv > tau).sum())
         above = sv[k - 1] / tau if k >= 1 else math.inf
@@ -790,7 +788,7 @@ def _finish(F: Field, span: QuerySpan, Ws: list[Array], vs: list[Array], bW: lis
         options={"m": m, "plan": "isolating" if m else "none", "heads": H, "route": "float64",
                  "head_count": count, "conditioning": report, "residual": residual,
                  "noise_bound": noise, "iterations": iterations,
-                 "answer_error_factor": _gamma(4 * d + 16)},
+                 "answer_error_factor": higham_gamma(4 * d + 16)},
         hypotheses=(f"f has at most H = {H} canonical heads",
                     "the oracle evaluates f in float64 by the usual formula (rounding "
                     "model of the error estimates); the estimates are first order, not "

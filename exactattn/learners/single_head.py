@@ -58,6 +58,7 @@ from ..errors import (
     RecoveryFailedError,
 )
 from ..fields import EXP, F64, Array, BallField, Field, InsufficientPrecisionError
+from ..fields.float64 import higham_gamma
 from ..linalg import SingularMatrixError, rank, solve
 from ..oracle import ValueOracle
 from ..reconstruct import reconstruct_rational
@@ -436,24 +437,24 @@ def f64_error_bounds(
     "bound" in these names is kept for the JSON format and the callers).
     """
     d = v.shape[0]
-    g = _gamma(4 * d + 16)
+    g = higham_gamma(4 * d + 16)
     scale = float(np.abs(v).sum())
     e_v = g * scale
     absZ, absW = np.abs(Z), np.abs(W)
-    e_c = _gamma(d) * (absZ @ np.abs(v)) + absZ @ np.full(d, e_v)
+    e_c = higham_gamma(d) * (absZ @ np.abs(v)) + absZ @ np.full(d, e_v)
     S = np.ones_like(T) if scales is None else scales
     P = 1.0 / (1.0 + np.exp(-S * T))  # p = sigma(s t), recomputed from the logits
     e_y = g * scale * (float(absZ.max()) + S)
     e_gap = g * S * (absZ @ absW + 2.0 * S * np.diag(absW)[None, :])
     abs_c = np.abs(c)[:, None]
     dp = (e_y + S * e_v) / abs_c + P * e_c[:, None] / abs_c
-    dT = (dp / (P * (1.0 - P)) + e_gap) / S + _gamma(4) * np.abs(T)
+    dT = (dp / (P * (1.0 - P)) + e_gap) / S + higham_gamma(4) * np.abs(T)
     Zinv = probe_inverse_norm(Z, pivot)
     if pivot >= 0:
         # the learner forms W_lj = t_lj - a_l t_pj (a_l in {0, +-1}): one rounding, u |W_lj|
-        step_error = _gamma(1) * _norm(absW)
+        step_error = higham_gamma(1) * _norm(absW)
     else:
-        step_error = Zinv * _gamma(d) * _norm(absZ @ absW)  # the solve's backward error
+        step_error = Zinv * higham_gamma(d) * _norm(absZ @ absW)  # the solve's backward error
     dW = Zinv * _norm(dT) + step_error
     return {"W_error_bound": dW, "v_error_bound": e_v * np.sqrt(d), "answer_error_factor": g}
 
@@ -480,7 +481,3 @@ def _norm(A: Array) -> float:
         return m
     return m * float(np.linalg.norm(A / m))
 
-
-def _gamma(n: int) -> float:
-    u = 2.0**-53
-    return n * u / (1 - n * u)
