@@ -47,9 +47,37 @@ def status_of(field_exact: bool, approximate: bool, hypotheses: tuple[str, ...])
     return "exact_given" if hypotheses else "exact"
 
 
-#: the keys every saved recovery has (see :meth:`Recovery.to_json`)
-_REQUIRED_KEYS = ("label", "paper_ref", "field", "params", "queries", "queries_by_phase",
-                  "transcript", "seed")
+#: the keys every saved recovery has, with their JSON types (see :meth:`Recovery.to_json`)
+_REQUIRED_KEYS: dict[str, tuple[type, ...]] = {
+    "label": (str,), "paper_ref": (str,), "field": (str,), "params": (dict,),
+    "queries": (int,), "queries_by_phase": (dict,), "seed": (int,), "transcript": (dict,)}
+#: the keys a saved recovery may have, with their JSON types
+_OPTIONAL_KEYS: dict[str, tuple[type, ...]] = {
+    "options": (dict,), "approximate": (bool,), "hypotheses": (list,), "status": (str,)}
+
+
+def _check_saved_shape(obj: dict[str, Any]) -> None:
+    """The keys and JSON types of a saved recovery, before anything is built from it."""
+    missing = [k for k in _REQUIRED_KEYS if k not in obj]
+    if missing:
+        raise InvalidEntryError(f"a saved recovery needs the keys {', '.join(missing)}")
+    for key, types in [*_REQUIRED_KEYS.items(), *_OPTIONAL_KEYS.items()]:
+        if key not in obj:
+            continue
+        value = obj[key]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            raise InvalidEntryError(
+                f"the recovery's {key!r} is {json.dumps(value)[:40]}, expected a JSON "
+                f"{'/'.join(t.__name__ for t in types)}")
+    if not obj["params"]:
+        raise InvalidEntryError("the recovery's 'params' is empty")
+    if obj["queries"] < 0 or obj["seed"] < 0:
+        raise InvalidEntryError("the recovery's 'queries' and 'seed' must be >= 0")
+    counts = obj["queries_by_phase"].values()
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in counts):
+        raise InvalidEntryError("the recovery's 'queries_by_phase' must map phases to counts >= 0")
+    if not all(isinstance(h, str) and h for h in obj.get("hypotheses", [])):
+        raise InvalidEntryError("the recovery's 'hypotheses' must be non-empty strings")
 
 
 @dataclass(frozen=True, eq=False)
@@ -157,14 +185,13 @@ class Recovery:
         """
         if not isinstance(obj, dict):
             raise InvalidEntryError(f"a saved recovery is a JSON object, got {type(obj).__name__}")
-        missing = [k for k in _REQUIRED_KEYS if k not in obj]
-        if missing:
-            raise InvalidEntryError(f"a saved recovery needs the keys {', '.join(missing)}")
+        _check_saved_shape(obj)
         try:
             return _parse(cls, obj, base)
         except ExactattnError:
             raise
-        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError, ArithmeticError, IndexError,
+                RecursionError) as exc:
             raise InvalidEntryError(f"a saved recovery is malformed: {type(exc).__name__}: "
                                     f"{str(exc)[:200]}") from None
 
@@ -187,10 +214,6 @@ class Recovery:
 def _parse(cls: type[Recovery], obj: dict[str, Any], base: str | None) -> Recovery:
     """The body of :meth:`Recovery.from_json` once the keys are known to be there."""
     F = field_by_name(obj["field"])
-    if not isinstance(obj["params"], dict) or not isinstance(obj["queries_by_phase"], dict):
-        raise InvalidEntryError("a saved recovery's params and queries_by_phase are objects")
-    if not all(isinstance(h, str) and h for h in obj.get("hypotheses", ())):
-        raise InvalidEntryError("a saved recovery's hypotheses are non-empty strings")
     return cls(
         label=obj["label"],
         paper_ref=obj["paper_ref"],
