@@ -362,7 +362,8 @@ STATEMENTS: tuple[Statement, ...] = (
         statement=r"$W$ is recovered exactly and $v$ up to a positive scale (as $v / |v_p|$); "
                   r"labels are invariant under positive scaling of $v$, so nothing more is "
                   r"identifiable. Without a height bound every entry lies in a returned "
-                  r"interval of width at most $\varepsilon$.",
+                  r"interval of width at most $\varepsilon$ (over EXP labels an enclosure; "
+                  r"over float64 labels given a first-order model of the float error).",
         uses=("single_head_exact",), labels=("membership_queries",),
         proof=(r"$f_{W,\lambda v} = \lambda f_{W,v}$, so labels cannot see a positive scale; "
                r"length-1 labels $\operatorname{sign}(v^\top x)$ fix the ray of $v$ (the "
