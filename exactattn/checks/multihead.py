@@ -18,7 +18,7 @@ import numpy as np
 from ..certificates import register_model_builder
 from ..certificates import verify as certify
 from ..claims import Outcome, claim, first_failure, register_result
-from ..errors import RecoveryFailedError
+from ..errors import InvalidEntryError, RecoveryFailedError
 from ..fields import EXP
 from ..learners.multihead import (
     LABEL,
@@ -47,10 +47,14 @@ NONID_REF = ORTHOGONAL_REF
 
 
 def recovered_model(rec: Recovery) -> MultiHeadAttention:
-    """The multi-head model of a recovery (``W``: (m, d, d), ``v``: (d, m))."""
+    """The multi-head model of a recovery (head first: ``W`` (m, d, d), ``v`` (m, d))."""
     W, v = rec.params["W"], rec.params["v"]
-    return MultiHeadAttention([(W[h], v[:, h]) for h in range(W.shape[0])], field=rec.field,
-                              d=int(v.shape[0]))
+    if W.ndim != 3 or W.shape[1] != W.shape[2] or v.shape != W.shape[:2]:
+        raise InvalidEntryError(
+            f"the parameters W {W.shape} and v {v.shape} do not describe a multi-head "
+            "recovery: expected W of shape (m, d, d) and v of shape (m, d), head first")
+    return MultiHeadAttention([(W[h], v[h]) for h in range(W.shape[0])], field=rec.field,
+                              d=int(W.shape[-1]))
 
 
 register_model_builder(LABEL, recovered_model)

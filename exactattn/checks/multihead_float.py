@@ -67,9 +67,9 @@ def recovery_errors(rec: Recovery, model: MultiHeadAttention) -> tuple[Array, Ar
     for Wt, vt in zip(model.Ws, model.vs, strict=True):
         k = int(np.argmin([np.abs(W[k] - Wt).max() for k in range(W.shape[0])]))
         eW[k] = np.abs(W[k] - Wt)
-        ev[:, k] = np.abs(v[:, k] - vt)
+        ev[k] = np.abs(v[k] - vt)
         rel = max(rel, float(eW[k].max() / np.abs(Wt).max()),
-                  float(ev[:, k].max() / np.abs(vt).max()))
+                  float(ev[k].max() / np.abs(vt).max()))
     return eW, ev, rel
 
 

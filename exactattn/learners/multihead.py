@@ -435,9 +435,9 @@ def learn_multihead(
 
     Returns
     -------
-    Recovery with ``params["W"]`` of shape (m, d, d) (the W_h) and
-    ``params["v"]`` of shape (d, m) (column h is v_h), heads sorted by
-    (W row-major, v); ``options["m"]``, ``options["plan"]``.
+    Recovery with ``params["W"]`` of shape (m, d, d) and ``params["v"]`` of
+    shape (m, d): head first, row h of each is head h (W_h, v_h), heads sorted
+    by (W row-major, v); ``options["m"]``, ``options["plan"]``.
 
     Raises
     ------
@@ -450,7 +450,7 @@ def learn_multihead(
     >>> f = MultiHeadAttention([([[1]], [2]), ([[-1]], [3])])
     >>> rec = learn_multihead(ValueOracle(f), heads=2)
     >>> [W.tolist() for W in rec.params["W"]], rec.params["v"].tolist(), rec.queries
-    ([[[-1]], [[1]]], [[3, 2]], 5)
+    ([[[-1]], [[1]]], [[3], [2]], 5)
     """
     F = oracle.field if field is None else field
     F.require_same(oracle.field, "the oracle")
@@ -550,10 +550,10 @@ def _recovery(F: Field, span: QuerySpan, Ws: list[Array], vs: list[Array], d: in
               seed: int, options: dict[str, Any]) -> Recovery:
     pairs = sorted(zip(Ws, vs, strict=True), key=lambda p: tuple(p[0].flat) + tuple(p[1]))
     W = F.zeros((len(pairs), d, d))
-    v = F.zeros((d, len(pairs)))
+    v = F.zeros((len(pairs), d))               # head first: row h is v_h
     for h, (Wh, vh) in enumerate(pairs):
         W[h] = Wh
-        v[:, h] = vh
+        v[h] = vh
     return span.recovery(
         label=LABEL, paper_ref=PAPER_REF, field=F, params={"W": W, "v": v},
         seed=seed, options=options,
@@ -706,10 +706,10 @@ def learn_orthogonal_heads(
         Ws.append(Bh @ Ginv @ rec.W @ Ginv @ Bh.T)
         vs.append(Bh @ (Ginv @ rec.v))
     W = F.zeros((len(Bs), d, d))
-    v = F.zeros((d, len(Bs)))
+    v = F.zeros((len(Bs), d))                  # head first: row h is v_h
     for h in range(len(Bs)):
         W[h] = Ws[h]
-        v[:, h] = vs[h]
+        v[h] = vs[h]
     return span.recovery(
         label=ORTHOGONAL_LABEL, paper_ref=ORTHOGONAL_REF, field=F, params={"W": W, "v": v},
         seed=0,

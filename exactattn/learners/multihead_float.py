@@ -412,7 +412,7 @@ def learn_multihead_float(
     Returns
     -------
     Recovery over F64, status ``float``: ``params["W"]`` (m, d, d),
-    ``params["v"]`` (d, m) (column h is v_h), sorted by W row-major, and
+    ``params["v"]`` (m, d) (head first: row h is v_h), sorted by W row-major, and
     ``params["W_error_bound"]``, ``params["v_error_bound"]`` of the same
     shapes (first-order error estimates per entry, not proved bounds). ``options``: ``m``,
     ``head_count`` (singular values, tau, margin in decades),
@@ -741,13 +741,13 @@ def _finish(F: Field, span: QuerySpan, Ws: list[Array], vs: list[Array], bW: lis
     m = len(Ws)
     order = sorted(range(m), key=lambda h: tuple(Ws[h].flat) + tuple(vs[h]))
     W = np.zeros((m, d, d))
-    v = np.zeros((d, m))
+    v = np.zeros((m, d))                    # head first: row h is v_h
     eW = np.zeros((m, d, d))
-    ev = np.zeros((d, m))
+    ev = np.zeros((m, d))
     for k, h in enumerate(order):
-        W[k], v[:, k], eW[k], ev[:, k] = Ws[h], vs[h], bW[h], bv[h]
+        W[k], v[k], eW[k], ev[k] = Ws[h], vs[h], bW[h], bv[h]
     rel = [max(float(eW[h].max()) / float(np.abs(W[h]).max()),
-               float(ev[:, h].max()) / float(np.abs(v[:, h]).max())) for h in range(m)]
+               float(ev[h].max()) / float(np.abs(v[h]).max())) for h in range(m)]
     sep = [float(np.linalg.norm(W[g] - W[h]) / max(np.linalg.norm(W[g]), np.linalg.norm(W[h])))
            for g in range(m) for h in range(g)]
     report = dict(conds)
@@ -808,9 +808,9 @@ def f64_multihead_tolerance(rec: Recovery, Xs: Array) -> Array:
     norms = np.linalg.norm(Xs, axis=2)
     out = np.zeros(Xs.shape[0])
     for h in range(W.shape[0]):
-        c = Xs @ v[:, h]
+        c = Xs @ v[h]
         spread = c.max(axis=1) - c.min(axis=1)
         out += (float(np.linalg.norm(eW[h])) * norms.max(axis=1) * norms[:, -1] * spread
-                + float(np.linalg.norm(ev[:, h])) * norms.max(axis=1)
-                + 2 * g * float(np.abs(v[:, h]).sum()) * np.abs(Xs).max(axis=(1, 2)))
+                + float(np.linalg.norm(ev[h])) * norms.max(axis=1)
+                + 2 * g * float(np.abs(v[h]).sum()) * np.abs(Xs).max(axis=(1, 2)))
     return out

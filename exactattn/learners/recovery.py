@@ -19,6 +19,12 @@ __all__ = ["Recovery", "QuerySpan", "phase_counts", "STATUSES", "status_of"]
 #: :meth:`Recovery.save` writes an F64 transcript longer than this to a ``.npz`` sidecar
 SIDECAR_ENTRIES = 10_000
 
+#: version of :meth:`Recovery.to_json`. 1 (no ``version`` key): a multi-head recovery
+#: (``W`` of shape (m, d, d)) kept ``v`` and ``v_error_bound`` as (d, m), column h for
+#: head h; 2: head first everywhere, ``v`` (m, d) with row h = v_h. Version 1 files are
+#: converted on load.
+JSON_VERSION = 2
+
 #: the status words of a recovery, each with one meaning everywhere (API, JSON, CLI, PDF)
 STATUSES: Mapping[str, str] = MappingProxyType({
     "exact": "equal to the hidden parameters for every oracle of the model class that the "
@@ -53,7 +59,8 @@ _REQUIRED_KEYS: dict[str, tuple[type, ...]] = {
     "queries": (int,), "queries_by_phase": (dict,), "seed": (int,), "transcript": (dict,)}
 #: the keys a saved recovery may have, with their JSON types
 _OPTIONAL_KEYS: dict[str, tuple[type, ...]] = {
-    "options": (dict,), "approximate": (bool,), "hypotheses": (list,), "status": (str,)}
+    "options": (dict,), "approximate": (bool,), "hypotheses": (list,), "status": (str,),
+    "version": (int,)}
 
 
 def _check_saved_shape(obj: dict[str, Any]) -> None:
@@ -71,6 +78,11 @@ def _check_saved_shape(obj: dict[str, Any]) -> None:
                 f"{'/'.join(t.__name__ for t in types)}")
     if not obj["params"]:
         raise InvalidEntryError("the recovery's 'params' is empty")
+    version = obj.get("version", 1)
+    if version < 1 or version > JSON_VERSION:
+        raise InvalidEntryError(
+            f"the recovery's format version is {version}; this exactattn reads versions 1 to "
+            f"{JSON_VERSION} (a newer version was written by a newer exactattn: upgrade it)")
     if obj["queries"] < 0 or obj["seed"] < 0:
         raise InvalidEntryError("the recovery's 'queries' and 'seed' must be >= 0")
     counts = obj["queries_by_phase"].values()
@@ -148,7 +160,10 @@ class Recovery:
 
     @property
     def d(self) -> int:
-        """The token dimension: from v, else from the first matrix's row count."""
+        """The token dimension: from a stack of heads' W (m, d, d), else from v, else from
+        the first matrix's row count."""
+        if "W" in self.params and self.params["W"].ndim == 3:
+            return int(self.params["W"].shape[2])
         if "v" in self.params:
             return int(self.params["v"].shape[0])
         for A in self.params.values():
@@ -163,6 +178,7 @@ class Recovery:
         and referenced by its base name (see :meth:`save`)."""
         F = self.field
         return {
+            "version": JSON_VERSION,
             "label": self.label,
             "paper_ref": self.paper_ref,
             "field": F.name,
@@ -214,11 +230,14 @@ class Recovery:
 def _parse(cls: type[Recovery], obj: dict[str, Any], base: str | None) -> Recovery:
     """The body of :meth:`Recovery.from_json` once the keys are known to be there."""
     F = field_by_name(obj["field"])
+    params = {k: F.array_from_json(A) for k, A in obj["params"].items()}
+    if obj.get("version", 1) == 1:
+        params = _heads_first(params)
     return cls(
         label=obj["label"],
         paper_ref=obj["paper_ref"],
         field=F,
-        params={k: F.array_from_json(A) for k, A in obj["params"].items()},
+        params=params,
         queries=int(obj["queries"]),
         queries_by_phase=obj["queries_by_phase"],
         transcript=Transcript.from_json(obj["transcript"], base=base),
@@ -227,6 +246,26 @@ def _parse(cls: type[Recovery], obj: dict[str, Any], base: str | None) -> Recove
         approximate=bool(obj.get("approximate", False)),
         hypotheses=tuple(obj.get("hypotheses", ())),
     )
+
+
+def _heads_first(params: dict[str, Array]) -> dict[str, Array]:
+    """A version 1 multi-head recovery in the version 2 layout: ``v`` and ``v_error_bound``
+    of shape (d, m) (column h for head h) transposed to (m, d) (row h), beside ``W``
+    (m, d, d). Other recoveries are returned unchanged."""
+    W = params.get("W")
+    if W is None or W.ndim != 3:
+        return params
+    m, d = int(W.shape[0]), int(W.shape[2])
+    out = dict(params)
+    for key in ("v", "v_error_bound"):
+        if key in out:
+            if out[key].shape != (d, m):
+                raise InvalidEntryError(
+                    f"the version 1 multi-head recovery's {key!r} has shape "
+                    f"{out[key].shape}, expected (d, m) = ({d}, {m}) beside W of shape "
+                    f"{W.shape}")
+            out[key] = out[key].T.copy()
+    return out
 
 
 def phase_counts(oracle: ValueOracle, before: Mapping[str, int]) -> dict[str, int]:

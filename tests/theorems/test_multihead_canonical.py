@@ -59,7 +59,7 @@ def test_worked_example() -> None:
     rec = learn_multihead(oracle, heads=2)
     # canonical order: by W row-major, [[0, 1], [-1, 0]] < [[1, 0], [0, 2]]
     assert [W.tolist() for W in rec.params["W"]] == [W2, W1]
-    assert rec.params["v"].tolist() == [[1, 1], [1, 0]]  # columns v_h
+    assert rec.params["v"].tolist() == [V2, V1]  # head first: row h is v_h
     assert rec.label == LABEL and rec.status == "exact_given"
     assert "canonical heads" in rec.hypotheses[0]
     assert rec.options["m"] == 2 and rec.options["plan"] == "isolating"
@@ -229,7 +229,7 @@ def test_certificate_rejects_perturbed_recovery() -> None:
         cert = verify(bad, oracle)
         assert not cert.holds and cert.first_failure is not None
     v = rec.params["v"].copy()
-    v[0, 1] = v[0, 1] + EXP(F(1, 97))
+    v[1, 0] = v[1, 0] + EXP(F(1, 97))
     assert not verify(dataclasses.replace(rec, params={"W": rec.params["W"].copy(), "v": v}),
                       oracle).holds
 

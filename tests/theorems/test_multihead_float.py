@@ -64,8 +64,8 @@ def test_worked_example() -> None:
     W, v = rec.params["W"], rec.params["v"]
     assert np.abs(W[0] - W2).max() <= rec.params["W_error_bound"][0].max() < 1e-10
     assert np.abs(W[1] - W1).max() <= rec.params["W_error_bound"][1].max() < 1e-10
-    assert np.abs(v[:, 0] - V2).max() <= rec.params["v_error_bound"][:, 0].max() < 1e-10
-    assert np.abs(v[:, 1] - V1).max() <= rec.params["v_error_bound"][:, 1].max() < 1e-10
+    assert np.abs(v[0] - V2).max() <= rec.params["v_error_bound"][0].max() < 1e-10
+    assert np.abs(v[1] - V1).max() <= rec.params["v_error_bound"][1].max() < 1e-10
     # phase v: 1 + 2 H f d = 1 + 2*2*2*2 = 17; match: d - 1 = 1; per base
     # K_W = m (d - m + 1) + 3 m (m - 1) / 2 = 2 + 3 = 5: phase W (d - 1) K_W = 5,
     # refine 2 K_W = 10
@@ -167,11 +167,11 @@ def test_certificate_rejects_every_entry_off_by_1000_estimates(H: int, d: int, s
     assert verify(rec, oracle, probes=8).holds
     for h in range(H):
         eW = float(np.linalg.norm(rec.params["W_error_bound"][h]))
-        ev = float(np.linalg.norm(rec.params["v_error_bound"][:, h]))
+        ev = float(np.linalg.norm(rec.params["v_error_bound"][h]))
         assert 0 < eW < 1e-7 and 0 < ev < 1e-7
         for i in range(d):
             v = rec.params["v"].copy()
-            v[i, h] += 1000 * ev
+            v[h, i] += 1000 * ev
             assert not verify(dataclasses.replace(rec, params={**rec.params, "v": v}),
                               oracle, probes=8).holds, ("v", h, i)
             for j in range(d):
