@@ -349,8 +349,8 @@ STATEMENTS: tuple[Statement, ...] = (
     Statement(
         "membership_queries", "ours", "Theorem",
         r"A single head from membership (label) queries",
-        credit=r"exactattn; v2 adds an appendix on membership queries (reported; its "
-               r"statements are unknown to us)",
+        credit=r"exactattn; cf.\ the v2 appendix (reported) on membership queries, whose "
+               r"statements are unknown to us",
         hypotheses=(r"label queries return only the sign of $f(X)$", r"$v \ne 0$",
                     r"exact route: every $W_{ij}$ and every ratio $v_i / v_p$ is a rational "
                     r"with $|\cdot| \le M$ and denominator at most $Q$ (named; no label can "

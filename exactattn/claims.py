@@ -20,8 +20,8 @@ from typing import Any
 from .symbolic.recorder import NOT_VERIFIED, collecting, status_of_step, steps_of
 
 __all__ = ["Claim", "Outcome", "ClaimResult", "Result", "REGISTRY", "RESULTS", "claim",
-           "register_result", "run_claims", "labels", "first_failure", "ROUTE_EXP",
-           "PLUGIN_GROUP", "PLUGINS", "load_plugins"]
+           "register_result", "reported_v2", "run_claims", "labels", "first_failure",
+           "ROUTE_EXP", "PLUGIN_GROUP", "PLUGINS", "load_plugins"]
 
 ROUTE_EXP = "exact (EXP)"
 
@@ -100,10 +100,31 @@ REGISTRY: list[Claim] = []
 RESULTS: dict[str, Result] = {}
 
 
+def reported_v2(paper_ref: str) -> str:
+    """A paper reference with every v2 number qualified as "v2, reported" (paper.md).
+
+    The v1 numbers are read from the v1 text; the v2 numbers come from secondary
+    summaries, so they are never printed as fact. Applied to every built-in claim
+    and result at registration (verify, claims and the LaTeX print these).
+
+    >>> reported_v2("Thm 5.2 (v1), Thm 5.1 (v2)"), reported_v2("§4.1 (v1, v2): FFN")
+    ('Thm 5.2 (v1), Thm 5.1 (v2, reported)', '§4.1 (v1; v2, reported): FFN')
+    >>> reported_v2(reported_v2("Thm 4.1 (v1), Thm 4.1 (v2)")), reported_v2("cf. v2 appendix")
+    ('Thm 4.1 (v1), Thm 4.1 (v2, reported)', 'cf. v2 appendix (reported)')
+    """
+    import re
+
+    ref = re.sub(r"\bv2 appendix\b(?! \(reported\))", "v2 appendix (reported)", paper_ref)
+    return re.sub(r"\bv2\b(?!, reported| appendix)", "v2, reported",
+                  ref.replace("(v1, v2)", "(v1; v2)"))
+
+
 def register_result(label: str, *, paper_ref: str, title: str) -> Result:
     """Declare a result label before registering its claims."""
     if label in RESULTS:
         raise ValueError(f"result {label} registered twice")
+    if _loading is None:  # built-in: v2 numbers as reported (a plugin's references are its own)
+        paper_ref = reported_v2(paper_ref)
     RESULTS[label] = Result(label, paper_ref, title,
                             "exactattn" if _loading is None else f"plugin {_loading}")
     return RESULTS[label]
@@ -119,7 +140,8 @@ def claim(label: str, name: str, *, paper_ref: str, title: str, statement: str,
             raise ValueError(f"claim {cid}: register the result {label!r} first")
         if any(c.id == cid for c in REGISTRY):
             raise ValueError(f"claim {cid} registered twice")
-        REGISTRY.append(Claim(cid, label, paper_ref, title, statement, route, check))
+        ref = reported_v2(paper_ref) if _loading is None else paper_ref
+        REGISTRY.append(Claim(cid, label, ref, title, statement, route, check))
         return check
 
     return register

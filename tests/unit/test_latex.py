@@ -235,3 +235,27 @@ def test_a_checked_statement_has_no_claim_resting_on_prose_or_floats() -> None:
         if s.coverage == "checked":
             for c in claims_of(s):
                 assert "prose" not in c.route and "float" not in c.route, (s.key, c.id)
+
+
+#: a v2 number printed as fact: "v2" not followed by the qualifier (paper.md: the v2 numbers
+#: come from secondary summaries)
+_V2_AS_FACT = re.compile(r"\bv2\b(?!, reported| appendix \(reported\))")
+
+
+def test_v2_numbers_are_printed_as_reported_everywhere(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        all_results: list[ClaimResult]) -> None:
+    """Regression (issue 11): verify, claims and their JSON printed 'Thm 5.1 (v2)' as fact."""
+    from exactattn.report import claim_line, verify_report
+
+    printed = ["\n".join(claim_line(r) for r in all_results),
+               json.dumps(verify_report(all_results, 0.0))]
+    for argv in (["claims"], ["claims", "--json"]):
+        assert main(argv) == EXIT_OK
+        printed.append(capsys.readouterr().out)
+    write_companion(tmp_path, all_results)
+    printed += [p.read_text(encoding="utf-8") for p in tmp_path.glob("*.tex")]
+    text = "\n".join(printed)
+    assert "Thm 5.1 (v2, reported)" in text and "Thm 5.2 (v1)" in text
+    assert [m.string[max(0, m.start() - 40):m.end() + 12]
+            for m in _V2_AS_FACT.finditer(text)] == []
