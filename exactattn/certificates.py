@@ -11,7 +11,11 @@ learner's count and budget are untouched) and compares.
   within the first-order float64 estimate of the recovery's error
   (:func:`exactattn.learners.single_head.f64_error_bounds`) propagated to
   the query, named in ``Certificate.tolerance``. It is an estimate, not a
-  rigorous bound: passing it is evidence, not proof.
+  rigorous bound: passing it is evidence, not proof. A recovery that
+  interpolates its transcript (:data:`INTERPOLATING_LABELS`: the single head)
+  replays it against the float64 rounding of the answers alone
+  (:func:`_answer_rounding`, Higham's gamma_n): about 1e-13 at d = 64, where the
+  propagated estimate accepted a W off by 1e-7; a W off by 1e-9 is rejected.
 
 * ``kind="enclosure"``: the answers are rigorous balls (BALL(prec)); a
   query passes when the exact value of the recovered model lies in the
@@ -238,6 +242,45 @@ def _tolerances(recovery: Recovery, Xs: Array) -> Array:
     return out
 
 
+#: labels whose F64 recovery interpolates its own transcript: each recorded answer was
+#: inverted into the parameters (v_i = y_i; t_lj = logit((y - v_j) / (u_l^T v)), one
+#: answer per logit; W = Z^{-1} T), so the recovered model reproduces every recorded
+#: answer up to the rounding of evaluating f, whatever the oracle's own error was
+INTERPOLATING_LABELS = frozenset({"single_head_exact"})
+
+
+def _answer_rounding(recovery: Recovery, Xs: Array) -> Array:
+    """The first-order float64 rounding error of evaluating f at each query of a (B, N, d) batch.
+
+    The error model of the answers of :func:`exactattn.learners.single_head.f64_error_bounds`
+    (IEEE binary64, Higham's gamma_n = :func:`exactattn.fields.float64.higham_gamma`,
+    g = ``answer_error_factor`` = gamma_{4d+16}), applied to one query X with the
+    recovered (W, v) standing in for the hidden ones (first order):
+
+    * the values and the softmax weights: g ||v||_1 max|x|, the learner's e_y;
+    * the scores x_i^T (W x_N), dot products of |x_i|^T |W| |x_N| in magnitude: an
+      error of at most g max_i |x_i|^T |W| |x_N| in each score, which moves the
+      convex combination of the c_i = v . x_i by at most that times
+      max_i c_i - min_i c_i (the learner's e_gap).
+
+    Doubled: the oracle's evaluation and the model's. On the transcript of an
+    :data:`INTERPOLATING_LABELS` recovery this is the whole tolerance: the
+    learner's own few roundings per parameter (``gamma_4 |T|``, the solve's backward
+    error ``gamma_d |Z||W|``) are within it because g = gamma_{4d+16} counts more
+    roundings than they do.
+    """
+    g = float(recovery.options["answer_error_factor"])
+    v_hat = np.asarray(recovery.v, dtype=np.float64)
+    absW = np.abs(np.asarray(recovery.W, dtype=np.float64))
+    absX = np.abs(Xs)
+    c = Xs @ v_hat
+    spread = c.max(axis=1) - c.min(axis=1)
+    scores = np.einsum("bid,de,be->bi", absX, absW, absX[:, -1, :])
+    out: Array = 2 * g * (float(np.abs(v_hat).sum()) * absX.max(axis=(1, 2))
+                          + scores.max(axis=1) * spread)
+    return out
+
+
 def verify(
     recovery: Recovery, oracle: ValueOracle | None, *, probes: int = 16, seed: int = 0
 ) -> Certificate:
@@ -300,8 +343,16 @@ def verify(
                 "recovery is certified against its bounds, and without them no tolerance "
                 "can be named") from None
 
+    replay_tol: FloatTolerance = tol_fn
     if floating:
         tolerance = tol_text
+        if recovery.label in INTERPOLATING_LABELS and recovery.label not in FLOAT_TOLERANCES:
+            # the transcript was inverted into the parameters: only rounding separates
+            # the recovered model's answers from the recorded ones (_answer_rounding)
+            replay_tol = _answer_rounding
+            tolerance = (f"transcript: the float64 rounding of the two evaluations "
+                         f"(first-order, Higham gamma_n; the recovery interpolates its "
+                         f"transcript); fresh queries: {tol_text}")
     widest = [fmpq(0)]  # the widest ball enclosure met (ball recoveries)
 
     def compare(source: str, index: int, X: Array, y: Any, tau: Any = None) -> Failure | None:
@@ -357,7 +408,7 @@ def verify(
     else:
         # float64: one vectorised replay per query length; the failure
         # reported is still the first in transcript order
-        failure, replayed = _replay_f64(recovery, model, tol_fn)
+        failure, replayed = _replay_f64(recovery, model, replay_tol)
         if failure is not None:
             return result(False, replayed, 0, failure)
     if oracle is None or probes == 0:

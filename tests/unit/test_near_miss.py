@@ -20,7 +20,7 @@ from flint import fmpq
 import exactattn.checks.low_rank  # noqa: F401  (registers the low-rank certificate builders)
 import exactattn.checks.multihead  # noqa: F401  (registers the multi-head certificate builder)
 from exactattn.certificates import verify
-from exactattn.fields import EXP, QQ
+from exactattn.fields import EXP, F64, QQ
 from exactattn.learners import learn_low_rank, learn_multihead, learn_single_head
 from exactattn.learners.low_rank import exact_polish
 from exactattn.learners.recovery import Recovery
@@ -163,3 +163,25 @@ def test_exp_equality_is_not_float_equality_for_rationals() -> None:
     a = EXP(Fraction(1, 3))
     assert a != EXP(Fraction(1, 3) + TINY)
     assert EXP(fmpq(1, 3)) == a
+
+
+# -- certificates (single head, tolerance kind: F64) ------------------------------------------
+@pytest.mark.parametrize("d", [8, 64])
+def test_f64_certificate_accepts_honest_and_rejects_W_off_by_1e_9(d: int) -> None:
+    # the replay tolerance is the float64 rounding of the answers (the recovery interpolates
+    # its transcript), not the learner's ||W error||_F estimate carried to the query: with
+    # that, d = 64 accepted a W off by 1e-7 (relative) and rejected from 1e-6 only
+    rng = np.random.default_rng(d)
+    W, v = rng.standard_normal((d, d)), rng.standard_normal(d)
+    oracle = ValueOracle(SingleHeadAttention(W, v, field=F64))
+    rec = learn_single_head(oracle, field=F64)
+    honest = verify(rec, oracle, probes=4)
+    assert honest.holds and honest.kind == "tolerance"
+    assert "rounding of the two evaluations" in (honest.tolerance or "")
+    E = rng.standard_normal((d, d))
+    for W_bad in (rec.W * (1 + 1e-9), rec.W + E * (1e-9 * np.linalg.norm(W) / np.linalg.norm(E))):
+        assert np.linalg.norm(W_bad - rec.W) <= 1.01e-9 * np.linalg.norm(rec.W)
+        cert = verify(_with_params(rec, W=W_bad), oracle, probes=4)
+        assert not cert.holds and cert.first_failure is not None
+        assert cert.first_failure.source == "transcript"
+        assert "> bound" in cert.first_failure.reason
