@@ -159,6 +159,7 @@ __all__ = [
     "learn_low_rank", "exact_polish", "als_estimate", "nuclear_norm_estimate",
     "SensingEstimate", "InexactRecoveryError", "over_field", "rank_one_query",
     "degrees_of_freedom", "query_floor", "adaptive_query_count", "sensing_query_count",
+    "paper_constant",
     "LABEL_SENSING", "LABEL_ADAPTIVE", "PAPER_REF_SENSING", "PAPER_REF_ADAPTIVE",
     "POLISH_GATE", "SDP_SOLVERS",
 ]
@@ -213,6 +214,18 @@ def adaptive_query_count(d: int, r: int, *, rank_given: bool = True) -> int:
     (76, 77)
     """
     return query_floor(d, r) + (0 if rank_given or r == d else 1)
+
+
+def paper_constant(d: int, r: int, m: int) -> Fraction:
+    """C = m / (2rd): the paper's normalisation m = C r (2d) of m measurements, exactly.
+
+    Our ratio is m / (r(2d - r)) (to the degrees of freedom); the paper's C is
+    smaller by the factor (2d - r) / (2d).
+
+    >>> paper_constant(10, 2, 126), Fraction(126, degrees_of_freedom(10, 2))
+    (Fraction(63, 20), Fraction(7, 2))
+    """
+    return Fraction(m, 2 * r * d)
 
 
 def sensing_query_count(d: int, m: int) -> int:
@@ -887,6 +900,8 @@ def _sensing(
     options: dict[str, Any] = {
         "rank": r, "measurements": m, "solver": name, "solver_seconds": round(seconds, 6),
         "ratio_to_degrees_of_freedom": m / degrees_of_freedom(d, r) if r else None,
+        # the paper's normalisation m = C r (2d), exactly (a rational, as a string)
+        "C_paper": str(paper_constant(d, r, m)) if r else None,
         "float_relative_residual": info["relative_residual"],
         "solver_output": "float64 (estimate; labelled, not exact)",
     }

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -299,3 +300,63 @@ def test_claims_hold_and_have_their_latex_label() -> None:
     assert len(results) >= 4
     assert [(r.claim.id, r.outcome.detail) for r in results if not r.holds] == []
     assert "\\label{low_rank_sensing}" in label_section(LABEL_SENSING)
+
+
+# -- the claim runs the paper's program when cvxpy imports, and says which solver ran ---------
+def _sensing_claim() -> Any:
+    from exactattn.claims import REGISTRY
+
+    (c,) = [c for c in REGISTRY if c.id == f"{LABEL_SENSING}.sensing_recovery"]
+    return c
+
+
+def test_the_sensing_claim_runs_the_nuclear_norm_program_and_names_its_solver(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("cvxpy", reason="optional extra 'sensing' (cvxpy) not installed")
+    import exactattn.checks.low_rank as checks
+
+    monkeypatch.setattr(checks, "SENSING_GRID_TRIALS", 2)  # 2 seeded trials per r: fast
+    c = _sensing_claim()
+    assert r"\arg\min_X \|X\|_*" in c.statement and "nuclear-norm program" in c.route
+    out = c.check()
+    assert out.holds and out.instances == 2 * 3 * 2, out.detail
+    assert re.search(r"the nuclear-norm program ran \(cvxpy [\d.]+, solver "
+                     r"(SCS|CLARABEL) \(\d+ trials\)", out.detail), out.detail
+    # C in the paper's normalisation beside ours, exactly: m = ceil(7/2 r(2d - r)), d = 10
+    ms = [sensing_measurements(10, r, SENSING_RATIO_NUCLEAR) for r in (1, 2, 4)]
+    assert ms == [67, 126, 224]
+    assert "m / (r(2d - r)) = 7/2 (ours), C = m / (2rd) = 67/20, 63/20, 14/5 (the paper's)" \
+        in out.detail
+    assert "ALS (numpy) ran" in out.detail
+
+
+def test_the_sensing_claim_without_cvxpy_says_so_and_runs_als(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    import exactattn.checks.low_rank as checks
+
+    monkeypatch.setitem(sys.modules, "cvxpy", None)  # 'import cvxpy' now raises ImportError
+    monkeypatch.setattr(checks, "SENSING_GRID_TRIALS", 2)
+    out = _sensing_claim().check()
+    assert out.holds and out.instances == 3 * 2, out.detail
+    assert out.detail.startswith("cvxpy is not importable") and "did not run" in out.detail
+    assert "ALS (numpy) ran: every trial exact at m / (r(2d - r)) = 5/2 (ours)" in out.detail
+
+
+def test_the_sensing_claim_fails_below_the_floor(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The claim can fail: at half the degrees of freedom no solver recovers W exactly."""
+    import exactattn.checks.low_rank as checks
+
+    monkeypatch.setattr(checks, "SENSING_GRID_TRIALS", 1)
+    monkeypatch.setattr(checks, "SENSING_RATIO_ALS", Fraction(1, 2))
+    monkeypatch.setattr(checks, "SENSING_RATIO_NUCLEAR", Fraction(1, 2))
+    out = _sensing_claim().check()
+    assert not out.holds and "exact polish rejected" in out.detail
+
+
+def test_the_paper_constant_is_reported_exactly() -> None:
+    head = low_rank_head(5, 2, seed=1)
+    m = sensing_measurements(5, 2, SENSING_RATIO_ALS)
+    rec = learn_low_rank(ValueOracle(head), rank=2, method="sensing", measurements=m)
+    assert m == 40 and rec.options["C_paper"] == "2" == str(Fraction(m, 2 * 2 * 5))
