@@ -756,6 +756,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=_int_at_least(0), default=1,
                    help="seed of the fresh probes, >= 0 (default 1)")
     p.set_defaults(run=_cmd_replay)
+
+    from .remote.server import add_parser as add_serve_parser  # issue 16: exactattn serve
+    add_serve_parser(sub)
     return parser
 
 
@@ -772,8 +775,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.code if isinstance(exc.code, int) else EXIT_OK if exc.code is None \
             else EXIT_USAGE
     if getattr(args, "run", None) is None:
-        _stderr("exactattn: error: a command is required: verify, claims, learn, replay or "
-                "latex (see 'exactattn --help')")
+        _stderr("exactattn: error: a command is required: verify, claims, learn, replay, "
+                "latex or serve (see 'exactattn --help')")
         return EXIT_USAGE
     try:
         code: int = args.run(args)

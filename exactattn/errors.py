@@ -24,6 +24,7 @@ __all__ = [
     "HypothesisViolatedError",
     "RecoveryFailedError",
     "IllConditionedError",
+    "OracleUnavailableError",
 ]
 
 
@@ -101,3 +102,17 @@ class IllConditionedError(RecoveryFailedError):
         super().__init__(message)
         self.report = dict(report)
         self.recovered = dict(recovered or {})
+
+
+class OracleUnavailableError(ExactattnError, ConnectionError):
+    """A remote oracle did not answer: every attempt failed (refused, dropped, 5xx, timed out).
+
+    The message names the URL, the number of attempts and the last status;
+    ``url``, ``attempts`` and ``last_status`` hold them.
+    """
+
+    def __init__(self, message: str, *, url: str, attempts: int, last_status: str) -> None:
+        super().__init__(message)
+        self.url = url
+        self.attempts = attempts
+        self.last_status = last_status

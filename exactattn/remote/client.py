@@ -1,0 +1,384 @@
+"""A remote oracle: :class:`HttpOracle`, a :class:`~exactattn.oracle.ValueOracle` over HTTP.
+
+The oracle is a :class:`~exactattn.oracle.ValueOracle` whose target is a
+:class:`RemoteTarget`: a callable that POSTs queries to a server's
+``/query`` (``exactattn serve``, :mod:`exactattn.remote.server`) in chunks of
+``batch_size``. Validation, counting per phase, the budget and the transcript
+are the in-process oracle's own code, run around the target: a query is
+counted once, when the learner asks it, however many times its request is
+sent again.
+
+Retries (:meth:`RemoteTarget._post`): a request that fails with a dropped or
+refused connection, a timeout, or HTTP 500, 502, 503, 504 or 429 is sent
+again, at most ``retries`` more times, with the same ``request_id`` (the
+server answers a request it has already answered from memory, without
+evaluating it again). Before retry k (k = 0, 1, ...) the client sleeps
+
+* the server's ``Retry-After`` (seconds) after a 429 or 503 that carries one
+  (refused with :class:`~exactattn.errors.OracleUnavailableError` if it is
+  longer than ``max_retry_after``);
+* otherwise a uniform draw in [0, min(max_backoff, backoff * 2^k)]
+  ("full jitter", from one ``random.Random(seed)``).
+
+After the last attempt it raises OracleUnavailableError naming the URL, the
+attempts and the last status. Any other status is not retried: 400 (the
+server refused a query: InvalidEntryError with its message), 403 (its budget:
+QueryBudgetExceededError), 404 and others (OracleUnavailableError). An answer
+that is not a number of the field, or the wrong number of answers, is an
+InvalidEntryError naming the entry (never read as a number).
+
+The standard library's :mod:`http.client` does the HTTP, on one keep-alive
+connection per target (opened again after any failure); the timeout applies
+to the connection and to every read.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import math
+import random
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from ..errors import (
+    ExactattnError,
+    IncompatibleFieldError,
+    InvalidEntryError,
+    OracleUnavailableError,
+    QueryBudgetExceededError,
+)
+from ..fields import Array, Field
+from ..fields.base import describe
+from ..oracle import ValueOracle
+from . import protocol
+
+__all__ = ["HttpOracle", "RemoteTarget", "RETRIED_STATUSES"]
+
+#: HTTP statuses that are retried (with backoff, or after Retry-After)
+RETRIED_STATUSES = (429, 500, 502, 503, 504)
+#: failures of the connection itself, retried like a 5xx
+_NETWORK_ERRORS = (OSError, http.client.HTTPException)
+
+
+def _positive_number(x: Any, name: str, *, zero: bool = False) -> float:
+    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x) \
+            or x < 0 or (x == 0 and not zero):
+        raise InvalidEntryError(f"{name} must be a finite number {'>=' if zero else '>'} 0, "
+                                f"got {describe(x)}")
+    return float(x)
+
+
+def _count(n: Any, name: str, *, low: int) -> int:
+    if isinstance(n, bool) or not isinstance(n, int | np.integer) or n < low:
+        raise InvalidEntryError(f"{name} must be an integer >= {low}, got {describe(n)}")
+    return int(n)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delay-seconds or an HTTP date), None if absent."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+class RemoteTarget:
+    """The hidden function behind a URL: ``target(X)`` and ``target.batch(Xs)`` over HTTP.
+
+    Reads ``GET /info`` once (``info``, ``field``, ``d``); ``batch`` sends the
+    queries in chunks of ``batch_size`` to ``POST /query`` and returns the
+    answers (a float64 array over F64, else an object array of field
+    elements). Not thread-safe (one connection); give each thread its own.
+    ``requests`` counts the HTTP requests sent (retries included),
+    ``waited`` the seconds slept before retries.
+    """
+
+    def __init__(self, url: str, *, batch_size: int = 256, timeout: float = 10.0,
+                 retries: int = 8, backoff: float = 0.05, max_backoff: float = 2.0,
+                 max_retry_after: float = 60.0, seed: int | None = None,
+                 info: dict[str, Any] | None = None) -> None:
+        if not isinstance(url, str):
+            raise InvalidEntryError(f"url must be a string such as 'http://127.0.0.1:8000', "
+                                    f"got {describe(url)}")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InvalidEntryError(f"url {url!r} is not an http:// or https:// address with a "
+                                    "host")
+        self.url = url.rstrip("/")
+        self._parts = parts
+        self._base = parts.path.rstrip("/")
+        self.batch_size = _count(batch_size, "batch_size", low=1)
+        self.timeout = _positive_number(timeout, "timeout")
+        self.retries = _count(retries, "retries", low=0)
+        self.backoff = _positive_number(backoff, "backoff", zero=True)
+        self.max_backoff = _positive_number(max_backoff, "max_backoff", zero=True)
+        self.max_retry_after = _positive_number(max_retry_after, "max_retry_after", zero=True)
+        self.seed = seed
+        self._rng = random.Random(seed)
+        self._connection: http.client.HTTPConnection | None = None
+        self.requests = 0
+        self.waited = 0.0
+        self.info: dict[str, Any] = self._read_info() if info is None else dict(info)
+        self.field: Field = protocol.wire_field(self.info.get("field"))
+        d = self.info.get("d")
+        self.d = _count(d, f"the d that {self.url}/info reports", low=1)
+
+    def __repr__(self) -> str:
+        return f"RemoteTarget({self.url}, field={self.field.name}, d={self.d})"
+
+    # -- HTTP ---------------------------------------------------------------------
+    def _connect(self) -> http.client.HTTPConnection:
+        if self._connection is None:
+            kind = http.client.HTTPSConnection if self._parts.scheme == "https" \
+                else http.client.HTTPConnection
+            self._connection = kind(self._parts.hostname or "", self._parts.port,
+                                    timeout=self.timeout)
+        return self._connection
+
+    def close(self) -> None:
+        """Close the keep-alive connection (a later request opens a new one)."""
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def _once(self, method: str, path: str, body: bytes | None
+              ) -> tuple[int, dict[str, str], bytes]:
+        """One request on the keep-alive connection; the connection is dropped on failure."""
+        conn = self._connect()
+        self.requests += 1
+        try:
+            headers = {"Content-Type": "application/json"} if body is not None else {}
+            conn.request(method, self._base + path, body=body, headers=headers)
+            response = conn.getresponse()
+            data = response.read()
+        except BaseException:
+            self.close()
+            raise
+        if response.will_close:
+            self.close()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+
+    def _post(self, method: str, path: str, body: bytes | None,
+              sleep: Callable[[float], None] = time.sleep) -> Any:
+        """Send until a 2xx (parsed JSON returned) or a final failure (raised); see the
+        module docstring for the policy."""
+        where = f"{self.url}{path}"
+        last = "no attempt"
+        attempts = 0
+        for k in range(self.retries + 1):
+            attempts = k + 1
+            wait: float | None = None
+            try:
+                status, headers, data = self._once(method, path, body)
+            except TimeoutError:
+                last = f"timed out after {self.timeout} s"
+            except _NETWORK_ERRORS as exc:
+                last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+            else:
+                if 200 <= status < 300:
+                    try:
+                        return protocol.loads(data)
+                    except InvalidEntryError as exc:
+                        raise InvalidEntryError(f"{where} answered HTTP {status} with a body "
+                                                f"that is {exc}") from None
+                message = _error_message(data)
+                last = f"HTTP {status}: {message}"
+                if status not in RETRIED_STATUSES:
+                    _raise_final(status, message, where, attempts, data)
+                wait = _retry_after(headers.get("retry-after")) if status in (429, 503) \
+                    else None
+                if wait is not None and wait > self.max_retry_after:
+                    raise OracleUnavailableError(
+                        f"{where} asks to retry after {wait:g} s, longer than max_retry_after ="
+                        f" {self.max_retry_after:g} s (attempt {attempts}, last status {last})",
+                        url=self.url, attempts=attempts, last_status=last)
+            if k == self.retries:
+                break
+            if wait is None:  # full jitter: uniform in [0, min(cap, base 2^k)]
+                wait = self._rng.uniform(0, min(self.max_backoff, self.backoff * 2 ** k))
+            self.waited += wait
+            sleep(wait)
+        raise OracleUnavailableError(
+            f"{where} did not answer after {attempts} attempts (last status: {last}); is the "
+            "server running and reachable? (more retries=, a longer timeout=)",
+            url=self.url, attempts=attempts, last_status=last)
+
+    def _read_info(self) -> dict[str, Any]:
+        info = self._post("GET", "/info", None)
+        if not isinstance(info, dict):
+            raise InvalidEntryError(f"{self.url}/info answered {describe(info)}, not a JSON "
+                                    "object")
+        version = info.get("protocol")
+        if version != protocol.PROTOCOL_VERSION:
+            raise InvalidEntryError(f"{self.url}/info reports protocol {describe(version)}; "
+                                    f"this client speaks protocol {protocol.PROTOCOL_VERSION}")
+        return info
+
+    # -- queries --------------------------------------------------------------------
+    def __call__(self, X: Array) -> Any:
+        """The answer to one query (one request)."""
+        return self.batch([X])[0]
+
+    def batch(self, Xs: list[Array] | Array) -> Array:
+        """The answers to a batch, sent in chunks of ``batch_size`` queries."""
+        F = self.field
+        out = np.empty(len(Xs), dtype=F.dtype)
+        for lo in range(0, len(Xs), self.batch_size):
+            chunk = Xs[lo:lo + self.batch_size]
+            out[lo:lo + len(chunk)] = self._send(chunk)
+        return out
+
+    def _send(self, chunk: list[Array] | Array) -> Array:
+        request_id = uuid.UUID(int=self._rng.getrandbits(128), version=4).hex \
+            if self.seed is not None else uuid.uuid4().hex
+        body = protocol.dumps({"field": self.field.name, "request_id": request_id,
+                               "queries": protocol.encode_queries(self.field, chunk)})
+        reply = self._post("POST", "/query", body.encode("utf-8"))
+        where = f"{self.url}/query"
+        if not isinstance(reply, dict) or "answers" not in reply:
+            raise InvalidEntryError(f"{where} answered {describe(reply)}, not "
+                                    "{\"answers\": [...]}")
+        try:
+            return protocol.decode_answers(self.field, reply["answers"], len(chunk))
+        except ExactattnError as exc:
+            raise InvalidEntryError(f"{where} (request {request_id}): {exc}") from None
+
+
+def _error_message(data: bytes) -> str:
+    """The server's one-line error, or the start of whatever it sent."""
+    try:
+        obj = protocol.loads(data)
+        if isinstance(obj, dict) and isinstance(obj.get("error"), str):
+            return str(obj["error"])
+    except InvalidEntryError:
+        pass
+    text = data[:200].decode("utf-8", "replace")
+    return " ".join(text.split()) or "(empty body)"
+
+
+def _raise_final(status: int, message: str, where: str, attempts: int, data: bytes) -> None:
+    """A status that is not retried, as the library error it means."""
+    if status == 400:
+        raise InvalidEntryError(f"{where} refused the request (HTTP 400): {message}")
+    if status == 403:
+        try:
+            obj = protocol.loads(data)
+            budget, used = int(obj["budget"]), int(obj["used"])
+        except (InvalidEntryError, KeyError, TypeError, ValueError):
+            budget, used = -1, -1
+        raise QueryBudgetExceededError(f"{where}: the server's budget is spent (HTTP 403): "
+                                       f"{message}", budget=budget, used=used)
+    raise OracleUnavailableError(f"{where} answered HTTP {status}: {message} (not retried)",
+                                 url=where, attempts=attempts, last_status=f"HTTP {status}")
+
+
+class HttpOracle(ValueOracle):
+    """Value queries to a model behind an HTTP server, counted like an in-process oracle.
+
+    A :class:`~exactattn.oracle.ValueOracle` whose target is a
+    :class:`RemoteTarget`: the learner's queries are validated, counted,
+    budgeted and recorded here exactly as in process; the target sends them in
+    chunks of ``batch_size`` and retries failed requests (policy: module
+    docstring), and a retried request is never counted or recorded twice.
+
+    Parameters
+    ----------
+    url : the server's base address (``exactattn serve`` prints it).
+    field, d : read from ``GET /info`` when None; when given, checked against it
+        (IncompatibleFieldError / InvalidEntryError if they differ).
+    budget, keep_transcript, name : as for ValueOracle (the budget is the
+        client's own; the server may have another).
+    batch_size : queries per request (default 256).
+    timeout : seconds for the connection and each read (default 10).
+    retries : further attempts after a failed one (default 8).
+    backoff, max_backoff : the full-jitter backoff's base and cap, in seconds.
+    seed : seed of the jitter and of the request ids (None: fresh randomness).
+    journal : a :class:`exactattn.remote.journal.Journal`; the target is then
+        wrapped in ``JournaledTarget(target, journal)`` (answers already in the
+        journal are not asked again).
+    max_retry_after : the longest Retry-After (seconds) honoured (default 60).
+    """
+
+    def __init__(self, url: str, *, field: Field | None = None, d: int | None = None,
+                 budget: int | None = None, keep_transcript: bool = True,
+                 batch_size: int = 256, timeout: float = 10.0, retries: int = 8,
+                 backoff: float = 0.05, max_backoff: float = 2.0, seed: int | None = None,
+                 journal: Any = None, name: str | None = None, max_retry_after: float = 60.0,
+                 _info: dict[str, Any] | None = None, _journaled: Any = None) -> None:
+        if field is not None and not isinstance(field, Field):
+            raise InvalidEntryError(f"field must be a Field (EXP, QQ, F64) or None, got "
+                                    f"{describe(field)}")
+        if seed is not None:
+            _count(seed, "seed", low=0)
+        remote = RemoteTarget(url, batch_size=batch_size, timeout=timeout, retries=retries,
+                              backoff=backoff, max_backoff=max_backoff,
+                              max_retry_after=max_retry_after, seed=seed, info=_info)
+        if field is not None and field != remote.field:
+            raise IncompatibleFieldError(f"field {field.name} given, but {remote.url} answers "
+                                         f"over {remote.field.name}")
+        if d is not None and (_count(d, "d", low=1) != remote.d):
+            raise InvalidEntryError(f"d = {d} given, but {remote.url} answers queries of "
+                                    f"d = {remote.d}")
+        self.remote = remote
+        self.journal = journal
+        target: Any = remote
+        if journal is not None:  # exactattn.remote.journal: answers already journaled are
+            from .journal import JournaledTarget  # not asked again
+
+            target = _journaled if _journaled is not None else JournaledTarget(remote, journal)
+        self._journaled = target if journal is not None else None
+        self._options: dict[str, Any] = {
+            "batch_size": batch_size, "timeout": timeout, "retries": retries, "backoff": backoff,
+            "max_backoff": max_backoff, "max_retry_after": max_retry_after}
+        super().__init__(target, field=remote.field, d=remote.d, budget=budget,
+                         keep_transcript=keep_transcript, name=name or f"Http({remote.url})")
+
+    @property
+    def url(self) -> str:
+        """The server's base address."""
+        return self.remote.url
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What the server's ``GET /info`` reported."""
+        return dict(self.remote.info)
+
+    def __call__(self, X: Any, *, phase: str = "query") -> Any:
+        """Answer one query X (N x d) with one request (see :meth:`batch` for many)."""
+        if self._journaled is not None:
+            self._journaled.phase = phase  # journaled with the answer, checked on a resume
+        return super().__call__(X, phase=phase)
+
+    def batch(self, Xs: Any, *, phase: str = "query") -> Array:
+        """Answer a batch, sent in requests of ``batch_size`` queries; each query counted once."""
+        if self._journaled is not None:
+            self._journaled.phase = phase
+        return super().batch(Xs, phase=phase)
+
+    def fork(self, name: str) -> HttpOracle:
+        """A fresh oracle on the same server (own counter and transcript, no budget, the
+        same journal object, in the fork's own stream); certificates spend their probes
+        on it."""
+        seed = None if self.remote.seed is None else self.remote.seed + 1
+        journaled = None if self._journaled is None else self._journaled.fork(name)
+        return HttpOracle(self.remote.url, keep_transcript=self.keep_transcript, seed=seed,
+                          journal=self.journal, name=f"{self.name}/{name}",
+                          _info=self.remote.info, _journaled=journaled, **self._options)
+
+    def __repr__(self) -> str:
+        return (f"HttpOracle({self.remote.url}, field={self.field.name}, d={self.d}, "
+                f"queries={self.queries}, budget={self.budget})")

@@ -1,0 +1,650 @@
+"""Serving a hidden model: ``exactattn serve INSTANCE_FILE --port P``.
+
+A small HTTP server on the loopback address answers value queries to the
+model of an instance file (docs/instances.md). It is built on the standard
+library's :class:`http.server.ThreadingHTTPServer`: zero new dependencies,
+and nothing here needs more than one short JSON request and response per
+batch (the cost of a query is the model's arithmetic, not the HTTP stack;
+see docs/remote.md for the figures).
+
+Endpoints (the wire format is :mod:`exactattn.remote.protocol`):
+
+* ``GET /info`` -> ``{"field", "d", "model", "instance_sha256", "version",
+  "protocol", "noise", "budget", "max_queries"}``.
+* ``POST /query`` with ``{"queries": [...], "request_id": str, "field": str}``
+  -> ``{"answers": [...], "request_id": str}``. Errors are one-line JSON
+  objects ``{"error": "...", "status": code}``: 400 bad input (not JSON,
+  wrong field, wrong d, an entry that is not a number of the field), 403 the
+  query budget is spent (with ``budget`` and ``used``), 404 no such path, 411
+  no Content-Length, 413 too large, 429 rate limited (with ``Retry-After``),
+  500 / 503 injected faults.
+
+The server's logic lives in :class:`QueryService` (no HTTP in it), so that it
+is tested directly; :class:`_Handler` only moves bytes.
+
+A request that was answered is remembered by its ``request_id`` (the last
+:data:`REMEMBERED_REQUESTS`): a client that lost the answer (a dropped
+connection, a timeout) and sends the same request again gets the same
+answers without a second evaluation, a second log line or a second charge
+against the budget.
+
+>>> from fractions import Fraction
+>>> from exactattn.fields import EXP
+>>> from exactattn.models import SingleHeadAttention
+>>> service = QueryService(SingleHeadAttention([[1, 0], [0, 1]], [Fraction(1, 2), 1], field=EXP))
+>>> reply = service.query(b'{"queries": [[["1", "0"]]], "request_id": "a", "field": "EXP"}')
+>>> reply.status, reply.body
+(200, b'{"answers":["1/2"],"request_id":"a"}')
+>>> service.query(b'{"queries": [[["1", "0", "0"]]], "request_id": "b", "field": "EXP"}').body
+b'{"error":"queries[0][0] has 3 entries; this oracle\\'s d is 2","status":400}'
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import random
+import signal
+import socket
+import sys
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from ..errors import ExactattnError, InvalidEntryError, QueryBudgetExceededError
+from ..fields import Field
+from ..fields.base import describe
+from ..fields.rational import parse_rational
+from . import protocol
+
+__all__ = ["ServeOptions", "QueryService", "Reply", "ServerThread", "serve_in_thread",
+           "add_parser", "REMEMBERED_REQUESTS", "FAULTS"]
+
+#: answered requests remembered by request_id (a retry of one of them is not evaluated again)
+REMEMBERED_REQUESTS = 64
+#: the injected failures, drawn uniformly when a request fails: the connection closed
+#: without an answer (after the queries were evaluated), HTTP 500, HTTP 503
+FAULTS = ("drop", "500", "503")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """The server's options (``exactattn serve --help``).
+
+    rate : requests per second allowed (a token bucket holding ``max(1, rate)``
+        requests); None for no limit. Over the limit: HTTP 429 with Retry-After.
+    budget : queries the server evaluates in total before answering 403.
+    fail_rate : probability that a request fails (one of :data:`FAULTS`).
+    slow_rate, slow_seconds : probability that an answer is held back
+        ``slow_seconds`` before it is sent (after the evaluation).
+    noise, noise_seed : answer within ``noise`` of the true value (a rational
+        tolerance; exact instances only): the answers of a
+        :class:`~exactattn.oracle.NoisyOracle` with the ``uniform`` adversary,
+        served over QQ.
+    seed : seed of the fault and delay draws (one ``random.Random``).
+    log : path of the JSON-lines log (appended to, flushed after each line).
+    """
+
+    rate: float | None = None
+    budget: int | None = None
+    fail_rate: float = 0.0
+    slow_rate: float = 0.0
+    slow_seconds: float = 0.0
+    noise: str | None = None
+    noise_seed: int = 0
+    seed: int = 0
+    log: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("fail_rate", "slow_rate"):
+            p = getattr(self, name)
+            if isinstance(p, bool) or not isinstance(p, int | float) or not 0 <= p <= 1:
+                raise InvalidEntryError(f"{name} is a probability in [0, 1], got {describe(p)}")
+        if self.fail_rate + self.slow_rate > 1:
+            raise InvalidEntryError(f"fail_rate + slow_rate = {self.fail_rate + self.slow_rate}"
+                                    " > 1: they are the probabilities of two disjoint events")
+        for name in ("rate", "slow_seconds"):
+            x = getattr(self, name)
+            if x is None:
+                continue
+            if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x) \
+                    or x < 0 or (name == "rate" and x == 0):
+                raise InvalidEntryError(f"{name} must be a finite number "
+                                        f"{'> 0' if name == 'rate' else '>= 0'}, got "
+                                        f"{describe(x)}")
+        if self.noise is not None:
+            try:
+                tau = parse_rational(self.noise)
+            except InvalidEntryError as exc:
+                raise InvalidEntryError(f"noise is a rational tolerance such as '1/100': "
+                                        f"{exc}") from None
+            if tau <= 0:
+                raise InvalidEntryError(f"noise must be > 0, got {self.noise}")
+        for name in ("budget", "noise_seed", "seed"):
+            n = getattr(self, name)
+            if n is None and name == "budget":
+                continue
+            if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+                raise InvalidEntryError(f"{name} must be an integer >= 0, got {describe(n)}")
+
+
+@dataclass
+class Reply:
+    """What the handler sends: a status, a JSON body and extra headers, ``delay``
+    seconds late; or, with ``drop``, nothing (the connection is closed)."""
+
+    status: int
+    body: bytes
+    headers: dict[str, str] = dataclass_field(default_factory=dict)
+    drop: bool = False
+    delay: float = 0.0
+
+
+def _error(status: int, message: str, **extra: Any) -> Reply:
+    body = protocol.dumps({"error": " ".join(message.split()), "status": status, **extra})
+    return Reply(status, body.encode("utf-8"))
+
+
+class _RateLimit:
+    """A token bucket: ``rate`` requests per second, bursts of ``max(1, rate)``."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.capacity = max(1.0, rate)
+        self.tokens = self.capacity
+        self.stamp = time.monotonic()
+
+    def take(self) -> float:
+        """0 if a request may pass now (one token taken), else the seconds until it may."""
+        now = time.monotonic()
+        self.tokens = min(self.capacity, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return 0.0
+        return (1 - self.tokens) / self.rate
+
+
+class QueryService:
+    """The server's state and logic, without HTTP: decode, limit, evaluate, encode, log.
+
+    Parameters
+    ----------
+    model : the hidden model (``field``, ``d``, ``__call__``, optionally ``batch``),
+        or an :class:`~exactattn.instance_files.InstanceSpec`.
+    options : :class:`ServeOptions` (default: no limit, no fault, no noise).
+    model_kind, instance_sha256 : what ``/info`` reports; read from the
+        instance when ``model`` is an instance (or a model with an instance form).
+
+    Queries are evaluated by a :class:`~exactattn.oracle.ValueOracle` of the
+    model (or a :class:`~exactattn.oracle.NoisyOracle` with ``noise``), which
+    validates each one again, counts it and enforces the budget; the service
+    holds one lock around the evaluation, so the count and the log are
+    sequential whatever the number of server threads.
+    """
+
+    def __init__(self, model: Any, options: ServeOptions | None = None, *,
+                 model_kind: str | None = None, instance_sha256: str | None = None) -> None:
+        from ..instance_files import InstanceSpec, instance_spec
+        from ..oracle import NoisyOracle, ValueOracle
+
+        self.options = options = ServeOptions() if options is None else options
+        if isinstance(model, InstanceSpec):
+            spec: InstanceSpec | None = model
+        else:
+            try:
+                spec = instance_spec(model)
+            except (ExactattnError, AttributeError):
+                spec = None  # a model without an instance form (a test's liar): no hash
+        if spec is not None:
+            model = spec.model
+            model_kind = model_kind or spec.model_kind
+            if instance_sha256 is None:
+                instance_sha256 = hashlib.sha256(
+                    protocol.dumps(dict(spec.source)).encode("utf-8")).hexdigest()
+        model_field = getattr(model, "field", None)
+        if not isinstance(model_field, Field):
+            raise InvalidEntryError(f"a served model has a field (EXP, QQ, F64), got "
+                                    f"{describe(model)}")
+        oracle: ValueOracle
+        if options.noise is not None:
+            oracle = NoisyOracle(model, tolerance=parse_rational(options.noise),
+                                 adversary="uniform",
+                                 seed=options.noise_seed, budget=options.budget,
+                                 keep_transcript=False, name="served")
+        else:
+            oracle = ValueOracle(model, budget=options.budget, keep_transcript=False,
+                                 name="served")
+        self.field: Field = protocol.wire_field(oracle.field.name)
+        self.d = oracle.d
+        self.model_kind = model_kind or type(model).__name__
+        self.instance_sha256 = instance_sha256
+        self._oracle = oracle
+        self._lock = threading.Lock()
+        self._rng = random.Random(options.seed)
+        self._limit = _RateLimit(options.rate) if options.rate is not None else None
+        self._answered: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        self._log: BinaryIO | None = open(options.log, "ab") if options.log else None  # noqa: SIM115
+        #: requests seen, queries evaluated, requests answered from memory, faults injected
+        self.counts = {"requests": 0, "evaluated": 0, "replayed": 0, "faults": 0,
+                       "rate_limited": 0, "refused": 0}
+
+    # -- info and log -------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """What ``GET /info`` answers."""
+        from .. import __version__
+
+        return {"field": self.field.name, "d": self.d, "model": self.model_kind,
+                "instance_sha256": self.instance_sha256, "version": __version__,
+                "protocol": protocol.PROTOCOL_VERSION,
+                "noise": None if self.options.noise is None
+                else str(parse_rational(self.options.noise)),
+                "noise_seed": self.options.noise_seed if self.options.noise else None,
+                "budget": self.options.budget,
+                "max_queries": protocol.MAX_QUERIES_PER_REQUEST}
+
+    def _write_log(self, **event: Any) -> None:
+        if self._log is not None:
+            self._log.write((protocol.dumps({"t": round(time.time(), 6), **event})
+                             + "\n").encode("utf-8"))
+            self._log.flush()
+
+    def close(self) -> None:
+        """Close the log file."""
+        with self._lock:
+            if self._log is not None:
+                self._log.close()
+                self._log = None
+
+    # -- one request --------------------------------------------------------------
+    def query(self, body: bytes) -> Reply:
+        """Answer the body of a ``POST /query``. Never raises on bad input: every
+        problem is a :class:`Reply` with a 4xx status and a one-line JSON error."""
+        with self._lock:
+            self.counts["requests"] += 1
+            reply = self._answer(body)
+            if reply.status >= 400 and reply.status not in (429, 500, 503):
+                self.counts["refused"] += 1
+                self._write_log(event="refused", status=reply.status,
+                                error=json.loads(reply.body)["error"])
+            return reply
+
+    def _draw(self) -> tuple[str | None, bool]:
+        """This request's fate, one uniform draw u: u < fail_rate fails it (a fault of
+        :data:`FAULTS`), fail_rate <= u < fail_rate + slow_rate delays it."""
+        o = self.options
+        if not (o.fail_rate or o.slow_rate):
+            return None, False
+        u = self._rng.random()
+        if u < o.fail_rate:
+            return self._rng.choice(FAULTS), False
+        return None, u < o.fail_rate + o.slow_rate
+
+    def _answer(self, body: bytes) -> Reply:
+        if self._limit is not None:
+            wait = self._limit.take()
+            if wait > 0:
+                self.counts["rate_limited"] += 1
+                self._write_log(event="rate_limited", retry_after=round(wait, 6))
+                reply = _error(429, f"rate limit of {self.options.rate} requests per second "
+                                    f"exceeded; retry after {wait:.3f} s",
+                               retry_after=round(wait, 6))
+                reply.headers["Retry-After"] = str(max(1, math.ceil(wait)))
+                return reply
+        fault, slow = self._draw()
+        if fault in ("500", "503"):  # refused before anything is evaluated
+            self.counts["faults"] += 1
+            self._write_log(event="fault", kind=fault)
+            return _error(int(fault), f"injected fault {fault} (--fail-rate "
+                                      f"{self.options.fail_rate}); retry")
+        reply = self._evaluate(body)
+        if reply.status != 200:
+            return reply
+        if fault == "drop":  # evaluated, then the answer is lost
+            self.counts["faults"] += 1
+            self._write_log(event="fault", kind="drop")
+            reply.drop = True
+        elif slow:
+            self._write_log(event="slow", seconds=self.options.slow_seconds)
+            reply.delay = self.options.slow_seconds
+        return reply
+
+    def _evaluate(self, body: bytes) -> Reply:
+        try:
+            request = protocol.loads(body)
+        except InvalidEntryError as exc:
+            return _error(400, f"the request body is {exc}")
+        if not isinstance(request, dict):
+            return _error(400, f"the request is a JSON object, got {describe(request)}")
+        unknown = sorted(set(request) - {"queries", "request_id", "field"})
+        if unknown or "queries" not in request:
+            return _error(400, "the request is {\"queries\": [...], \"request_id\": str, "
+                               f"\"field\": str}}; got keys {sorted(request)}")
+        rid = request.get("request_id", "")
+        if not isinstance(rid, str) or len(rid) > 200:
+            return _error(400, f"request_id must be a string of at most 200 characters, got "
+                               f"{describe(rid)}")
+        if "field" in request and request["field"] != self.field.name:
+            return _error(400, f"field {describe(request['field'])} asked; this server answers"
+                               f" over {self.field.name} (d = {self.d})")
+        memo = (rid, hashlib.sha256(body).hexdigest())
+        if rid and memo in self._answered:  # a retry of an answered request: same answers
+            self._answered.move_to_end(memo)
+            self.counts["replayed"] += 1
+            self._write_log(event="replayed", request_id=rid)
+            return Reply(200, self._answered[memo])
+        try:
+            Xs = protocol.decode_queries(self.field, request["queries"], self.d)
+        except ExactattnError as exc:
+            return _error(400, str(exc))
+        try:
+            answers = self._oracle.batch(Xs, phase="served")
+        except QueryBudgetExceededError as exc:
+            return _error(403, f"query budget exhausted: {exc}", budget=exc.budget,
+                          used=exc.used)
+        except ExactattnError as exc:
+            return _error(400, f"{type(exc).__name__}: {exc}")
+        for X in Xs:
+            self.counts["evaluated"] += 1
+            self._write_log(event="query", key=protocol.query_key(self.field, X),
+                            request_id=rid, n=int(X.shape[0]))
+        out = protocol.dumps({"answers": protocol.encode_answers(self.field, answers),
+                              "request_id": rid}).encode("utf-8")
+        if rid:
+            self._answered[memo] = out
+            while len(self._answered) > REMEMBERED_REQUESTS:
+                self._answered.popitem(last=False)
+        return Reply(200, out)
+
+
+class _Server(ThreadingHTTPServer):
+    """The threaded server; it remembers its open connections so that stopping it closes
+    them (a keep-alive connection would otherwise outlive the server)."""
+
+    daemon_threads = True
+    service: QueryService
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.connections_lock:
+            self.connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.connections_lock:
+            self.connections.discard(request)
+        super().shutdown_request(request)
+
+    def close_connections(self) -> None:
+        """Shut down every open connection (the clients see them closed)."""
+        with self.connections_lock:
+            for conn in list(self.connections):
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if isinstance(sys.exc_info()[1], ConnectionError):
+            return  # a client that went away (a timeout, a retry): nothing to report
+        super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Moves bytes between HTTP and :class:`QueryService`."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive: one connection per client
+    server: _Server
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+        pass  # the service's own JSON-lines log records what matters
+
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        if self.path.split("?")[0] != "/info":
+            reply = _error(404, f"no such path {self.path!r}; GET /info or POST /query")
+            self._send(reply.status, reply.body)
+            return
+        self._send(200, protocol.dumps(self.server.service.info()).encode("utf-8"))
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        if self.path.split("?")[0] != "/query":
+            reply = _error(404, f"no such path {self.path!r}; POST /query or GET /info")
+            self.close_connection = True
+            self._send(reply.status, reply.body)
+            return
+        length = self.headers.get("Content-Length")
+        if length is None or not length.strip().isdigit():
+            reply = _error(411, "a POST /query needs a Content-Length header")
+        elif int(length) > protocol.MAX_BODY_BYTES:
+            reply = _error(413, f"request body of {int(length)} bytes; at most "
+                                f"{protocol.MAX_BODY_BYTES} (split the batch)")
+        else:
+            reply = self.server.service.query(self.rfile.read(int(length)))
+            if reply.drop:  # an injected dropped connection: no answer at all
+                self.close_connection = True
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
+            if reply.delay:
+                time.sleep(reply.delay)
+            self._send(reply.status, reply.body, reply.headers)
+            return
+        self.close_connection = True
+        self._send(reply.status, reply.body)
+
+
+@dataclass
+class ServerThread:
+    """A server running in a background thread (:func:`serve_in_thread`).
+
+    ``url`` is its base address, ``service`` its :class:`QueryService` (counts,
+    info); ``stop()`` shuts it down and closes the log. Unpacks as ``(url, stop)``
+    and works as a context manager.
+    """
+
+    url: str
+    service: QueryService
+    _server: _Server
+    _thread: threading.Thread
+
+    def stop(self) -> None:
+        """Shut the server down, wait for its thread, close its socket and log."""
+        self._server.shutdown()
+        self._thread.join(timeout=10)
+        self._server.close_connections()
+        self._server.server_close()
+        self.service.close()
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.url, self.stop))
+
+    def __enter__(self) -> ServerThread:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _bind(service: QueryService, host: str, port: int) -> _Server:
+    try:
+        server = _Server((host, port), _Handler)
+    except OSError as exc:
+        raise InvalidEntryError(f"cannot listen on {host}:{port}: "
+                                f"{exc.strerror or exc}") from None
+    server.service = service
+    return server
+
+
+def _url(server: _Server) -> str:
+    host, port = server.server_address[:2]
+    host = host.decode() if isinstance(host, bytes) else str(host)
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+def serve_in_thread(model: Any, *, host: str = "127.0.0.1", port: int = 0,
+                    **options: Any) -> ServerThread:
+    """Serve ``model`` (a model or an instance) in a background thread; for tests.
+
+    ``options`` are those of :class:`ServeOptions`. Returns a
+    :class:`ServerThread` (``url, stop = serve_in_thread(...)`` works).
+
+    >>> from exactattn.fields import EXP
+    >>> from exactattn.models import SingleHeadAttention
+    >>> from exactattn.remote import HttpOracle
+    >>> with serve_in_thread(SingleHeadAttention([[1, 0], [0, 1]], [1, 2], field=EXP)) as s:
+    ...     oracle = HttpOracle(s.url)
+    ...     print(oracle([[0, 1]]), oracle.queries, s.service.counts["evaluated"])
+    2 1 1
+    """
+    service = QueryService(model, ServeOptions(**options))
+    server = _bind(service, host, port)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              name=f"exactattn-serve-{server.server_address[1]}", daemon=True)
+    thread.start()
+    return ServerThread(_url(server), service, server, thread)
+
+
+# -- the command line -------------------------------------------------------------
+def _probability(text: str) -> float:
+    try:
+        p = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= p <= 1:
+        raise argparse.ArgumentTypeError(f"a probability is in [0, 1], got {text}")
+    return p
+
+
+def _positive(text: str) -> float:
+    try:
+        x = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not math.isfinite(x) or x < 0:
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return x
+
+
+def _count(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {n}")
+    return n
+
+
+def _port(text: str) -> int:
+    n = _count(text)
+    if n > 65535:
+        raise argparse.ArgumentTypeError(f"a port is in [0, 65535], got {n}")
+    return n
+
+
+def add_parser(sub: Any) -> None:
+    """Add the ``serve`` sub-command to the CLI's sub-parsers."""
+    p = sub.add_parser(
+        "serve", help="serve an instance file's hidden model over HTTP (a remote oracle)",
+        description="Answer value queries to the model of INSTANCE_FILE over HTTP (GET /info, "
+                    "POST /query; docs/remote.md). Prints the bound address on one line, then "
+                    "serves until interrupted (Ctrl-C or SIGTERM).")
+    p.add_argument("instance", metavar="INSTANCE_FILE", help="the hidden model "
+                   "(docs/instances.md)")
+    p.add_argument("--port", type=_port, required=True,
+                   help="TCP port; 0 picks a free one (printed)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (default 127.0.0.1, loopback only)")
+    p.add_argument("--rate", type=_positive, default=None, metavar="R",
+                   help="at most R requests per second (429 with Retry-After beyond)")
+    p.add_argument("--budget", type=_count, default=None, metavar="N",
+                   help="evaluate at most N queries in total (403 beyond)")
+    p.add_argument("--fail-rate", type=_probability, default=0.0, metavar="P",
+                   help="fraction of requests that fail (dropped connection, 500 or 503)")
+    p.add_argument("--slow-rate", type=_probability, default=0.0, metavar="P",
+                   help="fraction of requests answered --slow-seconds late")
+    p.add_argument("--slow-seconds", type=_positive, default=0.0, metavar="S")
+    p.add_argument("--noise", default=None, metavar="EPS",
+                   help="answer within the rational tolerance EPS (exact instances; "
+                        "answers over QQ)")
+    p.add_argument("--noise-seed", type=_count, default=0, metavar="S")
+    p.add_argument("--seed", type=_count, default=0, help="seed of the injected faults")
+    p.add_argument("--log", metavar="FILE", help="append one JSON line per evaluated query "
+                                                 "(and per fault, refusal, limit)")
+    p.add_argument("--json", action="store_true",
+                   help="print the bound address as one JSON object")
+    p.set_defaults(run=run_serve)
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """``exactattn serve``: bind, print the address (flushed), serve until a signal."""
+    from ..instance_files import load_instance
+
+    if args.slow_rate and not args.slow_seconds:
+        raise InvalidEntryError("--slow-rate needs --slow-seconds > 0")
+    if args.log is not None and Path(args.log).is_dir():
+        raise InvalidEntryError(f"--log {args.log} is a directory; give a file name")
+    spec = load_instance(args.instance)
+    if args.noise is not None and not spec.field.exact:
+        raise InvalidEntryError(f"--noise needs an exact instance (EXP or QQ); "
+                                f"{args.instance} is over {spec.field.name}")
+    options = ServeOptions(rate=args.rate, budget=args.budget, fail_rate=args.fail_rate,
+                           slow_rate=args.slow_rate, slow_seconds=args.slow_seconds,
+                           noise=args.noise, noise_seed=args.noise_seed, seed=args.seed,
+                           log=args.log)
+    try:
+        service = QueryService(spec, options)
+    except OSError as exc:
+        raise InvalidEntryError(f"cannot open --log {args.log}: {exc.strerror or exc}") from None
+    server = _bind(service, args.host, args.port)
+    url = _url(server)
+    info = service.info()
+    if args.json:
+        print(json.dumps({"url": url, "host": server.server_address[0],
+                          "port": server.server_address[1], **info}), flush=True)
+    else:
+        print(f"serving {info['model']} over {info['field']} (d = {info['d']}) at {url}",
+              flush=True)
+    if args.host not in ("127.0.0.1", "localhost", "::1"):
+        print(f"exactattn serve: warning: listening on {args.host}, not loopback; the server "
+              "has no authentication", file=sys.stderr, flush=True)
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        server.serve_forever(poll_interval=0.1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        server.close_connections()
+        server.server_close()
+        service.close()
+    return 0
+
