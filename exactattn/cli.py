@@ -42,11 +42,56 @@ class UsageError(Exception):
     """Bad input found by the CLI itself: one line on stderr, exit 2."""
 
 
+class _UsageExit(SystemExit):
+    """An argparse usage error (exit 2), with its line for a ``--json`` error object."""
+
+    def __init__(self, prog: str, message: str) -> None:
+        super().__init__(EXIT_USAGE)
+        self.command = prog.partition(" ")[2]  # "exactattn learn" -> "learn"
+        self.message = message
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> Any:  # argparse exits 2 on usage errors; keep that
         # one line, no usage block: bad input gets exactly one clear line on stderr
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {_one_line(message)} "
-                              f"(see '{self.prog} --help')\n")
+        line = _one_line(message)
+        self._print_message(f"{self.prog}: error: {line} (see '{self.prog} --help')\n",
+                            sys.stderr)
+        raise _UsageExit(self.prog, line)
+
+
+def wants_json(argv: Sequence[str]) -> bool:
+    """Does ``argv`` ask for the JSON document on stdout? Then an input error (exit 2) is
+    also one JSON object on stdout (:func:`print_json_error`). ``--json`` does, except
+    ``verify --json FILE``, which writes FILE and keeps the text on stdout.
+
+    >>> wants_json(["learn", "x", "--json"]), wants_json(["verify", "--json", "r.json"])
+    (True, False)
+    >>> wants_json(["verify", "--json", "--quiet"]), wants_json(["verify", "--json=-"])
+    (True, True)
+    """
+    for k, a in enumerate(argv):
+        if a == "--json=-":
+            return True
+        if a == "--json":
+            after = argv[k + 1] if k + 1 < len(argv) else "-"
+            if "verify" not in argv[:k] or after.startswith("-"):
+                return True
+    return False
+
+
+def print_json_error(command: str, message: str) -> None:
+    """The ``--json`` form of an input error: one object on stdout
+    (``docs/schemas/error.schema.json``); the line on stderr is printed as well."""
+    from .report.json import error_report
+
+    print(json.dumps(error_report(command, message)), flush=True)
+
+
+def _command_in(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str:
+    """The first sub-command named in ``argv``, or "" (for errors of the top-level parser)."""
+    names = [a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return next((a for a in argv if names and a in names[0]), "")
 
 
 def _one_line(msg: str) -> str:
@@ -203,10 +248,10 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         known = {c.id for c in REGISTRY} | {c.label for c in REGISTRY}
         unknown = [s for s in select if s not in known]
         if unknown:
-            _stderr(f"exactattn verify: error: unknown claim or label {', '.join(unknown)}; "
-                    "see 'exactattn claims'")
-            return EXIT_USAGE
-    if args.json:
+            raise UsageError(f"unknown claim or label {', '.join(unknown)}; see "
+                             "'exactattn claims'")
+    to_stdout = args.json == "-"  # --json alone: the report on stdout, and nothing else
+    if args.json and not to_stdout:
         _check_writable(args.json, "--json")
 
     progress, bar = _claims_progress(args.quiet)
@@ -214,6 +259,9 @@ def _cmd_verify(args: argparse.Namespace) -> int:
     with bar:
         results = run_claims(select, progress=progress)
     seconds = time.perf_counter() - start
+    if to_stdout:
+        print(json.dumps(verify_report(results, seconds), indent=2))
+        return EXIT_OK if all(r.holds for r in results) else EXIT_FAILED
     for r in results:
         print(claim_line(r))
     print(verify_summary(results, seconds))
@@ -241,23 +289,24 @@ def _cmd_latex(args: argparse.Namespace) -> int:
     import subprocess
 
     from .claims import run_claims
+    from .report.json import latex_report
     from .report.latex import not_verified, write_companion
 
     _check_writable_dir(args.out, "--out")  # before the claims run, not after
+    if args.pdf and shutil.which("pdflatex") is None:
+        raise UsageError("--pdf needs pdflatex on the PATH")
     progress, bar = _claims_progress(args.quiet)
     with bar:
         results = [] if args.no_check else run_claims(args.only or None, progress=progress)
     out = Path(args.out)
     written = write_companion(out, results, args.figures or ())
-    for path in written:
+    for path in written if not args.json else ():
         print(path)
     failures = not_verified(results)
     for line in failures:
         _stderr(f"NOT VERIFIED: {line}")
+    pdf, pdf_failed = None, False
     if args.pdf:
-        if shutil.which("pdflatex") is None:
-            _stderr("exactattn latex: error: --pdf needs pdflatex on the PATH")
-            return EXIT_USAGE
         for _ in range(3):  # contents, references, the page count
             run = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error",
                                   "main.tex"], cwd=out, capture_output=True,
@@ -265,9 +314,16 @@ def _cmd_latex(args: argparse.Namespace) -> int:
             if run.returncode != 0:
                 _stderr(run.stdout[-2000:])
                 _stderr("exactattn latex: pdflatex failed")
-                return EXIT_FAILED
-        print(out / "main.pdf")
-    return EXIT_FAILED if failures else EXIT_OK
+                pdf_failed = True
+                break
+        else:
+            pdf = out / "main.pdf"
+            if not args.json:
+                print(pdf)
+    if args.json:
+        print(json.dumps(latex_report(out, written, results, failures, pdf, pdf_failed),
+                         indent=2))
+    return EXIT_FAILED if failures or pdf_failed else EXIT_OK
 
 
 # -- learn ----------------------------------------------------------------------
@@ -282,10 +338,9 @@ def _learn_single_head(args: argparse.Namespace) -> int:
 
     field = field_by_name(args.field)
     if field is QQ:
-        _stderr("exactattn learn: error: single_head_exact cannot run over QQ: softmax answers "
-                "are not rational (e^q is irrational for rational q != 0). Use --field EXP "
-                "(exact) or --field F64 (float64).")
-        return EXIT_USAGE
+        raise UsageError("single_head_exact cannot run over QQ: softmax answers are not "
+                         "rational (e^q is irrational for rational q != 0). Use --field EXP "
+                         "(exact) or --field F64 (float64).")
     inst = single_head_instance(args.d, args.seed, field=field)
     oracle = ValueOracle(inst.model, keep_transcript=args.d <= 256 or field is not F64)
     progress = ProgressBar("measuring W, column", not args.no_progress and args.d >= 64)
@@ -405,8 +460,7 @@ def _learn_other(args: argparse.Namespace) -> int:
     from .learners.low_rank import adaptive_query_count
 
     if args.field != "EXP":
-        _stderr(f"exactattn learn: error: {args.label} runs exactly; omit --field")
-        return EXIT_USAGE
+        raise UsageError(f"{args.label} runs exactly; omit --field")
     d, seed, label = args.d, args.seed, args.label
     expected: int | None = None
     start = time.perf_counter()
@@ -482,9 +536,8 @@ def _learn_noisy(args: argparse.Namespace) -> int:
     from .oracle import NoisyOracle
 
     if args.field != "EXP":
-        _stderr("exactattn learn: error: noisy_oracle runs on an exact hidden model; the "
-                "answers are rationals within the tolerance (omit --field)")
-        return EXIT_USAGE
+        raise UsageError("noisy_oracle runs on an exact hidden model; the answers are "
+                         "rationals within the tolerance (omit --field)")
     inst, margin = noisy_single_head_instance(args.d, args.seed)
     oracle = NoisyOracle(inst.model, tolerance=Fraction(1, 50), adversary=args.adversary,
                          seed=args.seed)
@@ -666,6 +719,12 @@ def replay_holds(certs: Sequence[Any]) -> bool:
 def _cmd_replay(args: argparse.Namespace) -> int:
     rec, certs = replay_saved(args.file, certificate_probes=args.certificate_probes,
                               seed=args.seed)
+    holds = replay_holds([c for _, c in certs])
+    if args.json:
+        from .report.json import replay_report
+
+        print(json.dumps(replay_report(args.file, rec, certs, holds), indent=2))
+        return EXIT_OK if holds else EXIT_FAILED
     for k, (what, cert) in enumerate(certs):
         print(f"{what}: {cert}")
         if k == 0 and len(rec.transcript) < rec.queries:
@@ -688,7 +747,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify", help="check every claim on the built-in instances",
                        description="Run every registered claim on the built-in seeded "
                                    "instances; one line per claim; exit 1 if any fails.")
-    p.add_argument("--json", metavar="FILE", help="also write a JSON report to FILE")
+    p.add_argument("--json", metavar="FILE", nargs="?", const="-",
+                   help="the JSON report on stdout instead of the text lines; with FILE, "
+                        "the text on stdout and the report written to FILE")
     p.add_argument("--only", nargs="+", metavar="ID", help="only these claim ids or labels")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(run=_cmd_verify)
@@ -711,6 +772,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="benchmark output drawn as figures: benchmarks/noisy.py --curve-out, "
                         "benchmarks/low_rank.py --grid")
     p.add_argument("--pdf", action="store_true", help="then build DIR/main.pdf with pdflatex")
+    p.add_argument("--json", action="store_true",
+                   help="print the files written, the claims run and the PDF as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(run=_cmd_latex)
 
@@ -755,6 +818,7 @@ def build_parser() -> argparse.ArgumentParser:
                    default=16, metavar="K")
     p.add_argument("--seed", type=_int_at_least(0), default=1,
                    help="seed of the fresh probes, >= 0 (default 1)")
+    p.add_argument("--json", action="store_true", help="print the certificates as JSON")
     p.set_defaults(run=_cmd_replay)
 
     from .remote.server import add_parser as add_serve_parser  # issue 16: exactattn serve
@@ -772,6 +836,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed
+        if isinstance(exc, _UsageExit) and wants_json(given):
+            # unrecognized arguments are found by the top-level parser: name the command
+            print_json_error(exc.command or _command_in(parser, given), exc.message)
         return exc.code if isinstance(exc.code, int) else EXIT_OK if exc.code is None \
             else EXIT_USAGE
     if getattr(args, "run", None) is None:
@@ -782,5 +849,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.run(args)
     except (ExactattnError, UsageError) as exc:
         _stderr(f"exactattn {args.command}: error: {_one_line(str(exc))}")
+        if getattr(args, "json", None) in (True, "-"):  # the JSON document goes to stdout
+            print_json_error(args.command, _one_line(str(exc)))
         return EXIT_USAGE
     return code

@@ -8,7 +8,9 @@ evaluated from its factors, learns it with
 ``bias="column_space"`` with r = the head dimension, which every real head
 satisfies), compares with the merged parameters computed from the file and
 certifies the recovery on fresh probes. Results on stdout (text, or
-``--json``), progress on stderr. Exit codes: 0 every error within the
+``--json``: one object, ``docs/schemas/learn_checkpoint.schema.json``; under
+``--json`` an input error is also one object on stdout,
+``docs/schemas/error.schema.json``), progress on stderr. Exit codes: 0 every error within the
 recovery's first-order error estimates (``W_error_bound``, ... in its options:
 estimates, not rigorous bounds) and the certificate holds, 1 otherwise, 2 bad
 input. ``proved_queries`` is the closed-form count of the learner
@@ -29,7 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from .cli import MAX_CERTIFICATE_PROBES, _int_at_least
+from .cli import (
+    MAX_CERTIFICATE_PROBES,
+    _int_at_least,
+    _Parser,
+    _UsageExit,
+    print_json_error,
+    wants_json,
+)
 from .errors import ExactattnError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -43,7 +52,7 @@ def _positive_float(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog="exactattn learn checkpoint",
         description="Learn one attention head of a BERT-style .safetensors checkpoint from "
                     "value queries, compare with its merged parameters, certify.")
@@ -121,15 +130,20 @@ def _relative(e: dict[str, Any]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``exactattn learn checkpoint ...``; returns the exit code."""
+    given = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:
+        args = build_parser().parse_args(given)
+    except SystemExit as exc:  # --help, or a usage error already printed on stderr
+        if isinstance(exc, _UsageExit) and wants_json(given):
+            print_json_error("learn checkpoint", exc.message)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     try:
         out = _run(args)
     except (ExactattnError, ImportError) as exc:
-        print(f"exactattn learn checkpoint: error: {' '.join(str(exc).split())}",
-              file=sys.stderr)
+        message = " ".join(str(exc).split())
+        print(f"exactattn learn checkpoint: error: {message}", file=sys.stderr)
+        if args.json:
+            print_json_error("learn checkpoint", message)
         return EXIT_USAGE
     if args.json:
         print(json.dumps(out, indent=2))
