@@ -27,7 +27,8 @@ from ..blueprint import PARTS, Statement, by_key, statement_of
 from ..claims import REGISTRY, Claim, ClaimResult, run_claims
 
 __all__ = ["write_companion", "label_section", "statement_section",
-           "statement_status", "coverage_rows", "not_verified", "inline_math", "template"]
+           "statement_status", "coverage_rows", "not_verified", "inline_math", "template",
+           "title_tex"]
 
 KIND_ENV = {"Theorem": "theorem", "Lemma": "lemma", "Proposition": "proposition",
             "Remark": "remark"}
@@ -55,6 +56,171 @@ def _tt(text: str) -> str:
     """Code in typewriter, breakable after dots and underscores."""
     return r"\texttt{" + _escape(text).replace(".", r".\allowbreak{}").replace(
         r"\_", r"\_\allowbreak{}") + "}"
+
+
+# -- titles: one plain-text source, maths in the LaTeX --------------------------------------
+_GREEK = frozenset({"alpha", "beta", "gamma", "delta", "epsilon", "eta", "theta", "kappa",
+                    "lambda", "mu", "nu", "pi", "rho", "sigma", "tau", "phi", "omega"})
+#: function names, maths only before "(" or an identifier ("rank W"); else English
+_FUNCTIONS = {"rank": r"\operatorname{rank}", "logit": r"\operatorname{logit}",
+              "clip": r"\operatorname{clip}", "softmax": r"\operatorname{softmax}",
+              "min": r"\min", "max": r"\max", "det": r"\det", "exp": r"\exp", "log": r"\log",
+              "sigma": r"\sigma", "ReLU": r"\mathrm{ReLU}"}
+_OPERATORS = {"=": "=", "<=": r"\le", ">=": r"\ge", "!=": r"\ne", "+": "+", "-": "-",
+              "*": r"\cdot", "/": "/", ".": r"\cdot", "||": r"\|", "|": "|", "<": "<", ">": ">"}
+_TITLE_TOKEN = re.compile(r"""
+    (?P<space>\s+)
+  | (?P<op><=|>=|!=|\|\|)
+  | (?P<sci>\d+e-\d+)
+  | (?P<frac>\d+/\d+)
+  | (?P<hyph>[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)+)
+  | (?P<num>\d+(?:\.\d+)?[A-Za-z]?(?![A-Za-z0-9]))
+  | (?P<word>[A-Za-z][A-Za-z0-9]*(?:_\{?[A-Za-z0-9]+\}?|\^\{?-?[A-Za-z0-9]+\}?)*)
+  | (?P<sup>\^\{?-?[A-Za-z0-9]+\}?)
+  | (?P<char>.)
+""", re.VERBOSE)
+
+
+def _identifier(word: str) -> str | None:
+    """LaTeX of a maths identifier (W, W_ij, A^T, tau_c, e_d^T), or None for an English word."""
+    m = re.fullmatch(r"([A-Za-z][A-Za-z0-9]*)((?:_\{?[A-Za-z0-9]+\}?|\^\{?-?[A-Za-z0-9]+\}?)*)",
+                     word)
+    if m is None:
+        return None
+    base, rest = m.groups()
+    if base in _GREEK:
+        base = "\\" + {"epsilon": "varepsilon"}.get(base, base)
+    elif len(base) != 1:
+        return None
+    out = base
+    for mark, body in re.findall(r"([_^])\{?(-?[A-Za-z0-9]+)\}?", rest):
+        body = r"\top" if (mark, body) == ("^", "T") else body
+        out += f"{mark}{{{body}}}" if len(body) > 1 and not body.startswith("\\") else mark + body
+    return out
+
+
+def title_tex(title: str) -> str:
+    r"""A plain-text claim title with its maths typeset: the one source is the plain title.
+
+    ``exactattn verify`` and ``exactattn claims`` print the title as registered; the
+    companion prints this conversion. Maths is recognised conservatively: identifiers
+    (one letter or a Greek name, with ``_ij``, ``^T``), numbers and operators next to them,
+    brackets whose content is all maths, functions before an argument, ``x squared``;
+    a leading "A" and an "a" before an English word are articles. Everything else is
+    text, escaped.
+
+    >>> title_tex("Exact recovery of (W, v) with exactly d + d squared queries")
+    'Exact recovery of $(W, v)$ with exactly $d + d^2$ queries'
+    >>> title_tex("A W of rank larger than r is detected")
+    'A $W$ of rank larger than $r$ is detected'
+    >>> print(title_tex("W = (W B)(A^T W B)^{-1}(A^T W) when det(A^T W B) != 0"))
+    $W = (W B)(A^\top W B)^{-1}(A^\top W)$ when $\det(A^\top W B) \ne 0$
+    >>> print(title_tex("score gap a b W_ij in [-1/2, 1/2] (exact, EXP), 1% by 1e-6"))
+    score gap $a b W_{ij}$ in $[-1/2, 1/2]$ (exact, EXP), 1\% by $10^{-6}$
+    """
+    toks = [(m.lastgroup or "char", m.group()) for m in _TITLE_TOKEN.finditer(title)]
+    n = len(toks)
+    kind: list[str] = []  # per token: "m" (maths), "t" (text), "s" (space), "?" (undecided)
+    for k, (g, text) in enumerate(toks):
+        if g == "space":
+            kind.append("s")
+        elif g in ("sup", "sci", "frac"):
+            kind.append("m")
+        elif g == "word" and k and toks[k - 1][1] == "'":
+            kind.append("t")  # the s of "paper's"
+        elif g == "word":
+            if text in _FUNCTIONS or text == "squared" or text in ("a", "A"):
+                kind.append("?")
+            else:
+                kind.append("m" if _identifier(text) is not None else "t")
+        elif g in ("op", "num") or text in _OPERATORS or text in "([{}])":
+            kind.append("?")
+        else:
+            kind.append("t")
+
+    def nxt(k: int, step: int = 1) -> int:
+        j = k + step
+        while 0 <= j < n and kind[j] == "s":
+            j += step
+        return j
+
+    # brackets: a pair is maths when everything between is maths-like (no English word)
+    stack: list[int] = []
+    pairs: dict[int, int] = {}
+    for k, (_, text) in enumerate(toks):
+        if text in "([{":
+            stack.append(k)
+        elif text in ")]}" and stack:
+            pairs[stack.pop()] = k
+    for a, b in sorted(pairs.items(), key=lambda ab: ab[0] - ab[1]):  # innermost first
+        inner = range(a + 1, b)
+        maths = b > a + 1 and all(kind[j] != "t" or toks[j][1] == "," for j in inner)
+        for j in (a, b, *[j for j in inner if toks[j][1] == ","]):
+            kind[j] = "m" if maths else "t"
+    for k, (g, text) in enumerate(toks):  # words that are maths only in context
+        if kind[k] != "?" or g != "word":
+            continue
+        j = nxt(k)
+        after = kind[j] if j < n else "t"
+        if text in ("a", "A"):  # an article unless an identifier follows ("a b W_ij")
+            ident = after == "m" and toks[j][0] == "word" and toks[j][1] not in ("a", "A")
+            kind[k] = "m" if k and ident else "t"
+        elif text == "squared":
+            kind[k] = "m" if k and kind[nxt(k, -1)] == "m" else "t"
+        elif j < n and (toks[k + 1][1] == "(" or (after == "m" and toks[j][0] == "word")):
+            kind[k] = "m"
+        else:
+            kind[k] = "t"
+    for _ in range(2):  # numbers and operators join the maths beside them
+        for k in range(n):
+            if kind[k] == "?":
+                left, right = nxt(k, -1), nxt(k)
+                near = (left >= 0 and kind[left] == "m") or (right < n and kind[right] == "m")
+                if toks[k][1] == "." and not (left == k - 2 and right == k + 2):
+                    near = False  # a full stop, not a product
+                kind[k] = "m" if near else kind[k]
+    for k in range(n - 2):  # "<= 1": a relation and a number, without an identifier
+        if toks[k][1] in ("=", "<=", ">=", "!=") and kind[k] == "?" \
+                and kind[k + 1] == "s" and toks[k + 2][0] == "num":
+            kind[k] = kind[k + 2] = "m"
+    kind = ["t" if c == "?" else c for c in kind]
+
+    out: list[str] = []
+    run: list[str] = []
+    pending = ""  # spaces after a maths token, placed once the next token is known
+    for k, (g, text) in enumerate(toks):
+        if kind[k] == "s":
+            if run:
+                pending += " "
+            else:
+                out.append(" ")
+            continue
+        if kind[k] == "m":
+            if g == "word" and text == "squared":
+                run.append("^2")
+            elif g == "word" and text in _FUNCTIONS:
+                run.append(pending + _FUNCTIONS[text])
+            elif g == "word":
+                run.append(pending + (_identifier(text) or text))
+            elif g == "sci":
+                mant, exp = text.split("e")
+                run.append(pending + ("" if mant == "1" else f"{mant} \\cdot ") + f"10^{{{exp}}}")
+            else:
+                run.append(pending + _OPERATORS.get(text, text))
+            pending = ""
+            continue
+        if run:
+            out.append("$" + "".join(run) + "$" + pending)
+            run, pending = [], ""
+        if g == "hyph":  # rank-r, L-Lipschitz: one-letter parts are maths
+            out.append("-".join(f"${p}$" if len(p) == 1 and p.isalpha() and p not in "aA"
+                                else _escape(p)
+                                for p in text.split("-")))
+        else:
+            out.append(_escape(text))
+    if run:
+        out.append("$" + "".join(run) + "$" + pending)
+    return "".join(out)
 
 
 def template() -> str:
@@ -180,7 +346,7 @@ def _claim_block(c: Claim, result: ClaimResult | None) -> str:
     badge = _badge(_claim_status(c, result))
     code = f"{c.check.__module__}.{c.check.__qualname__}"
     lines = [f"\\par\\medskip\\noindent\\textbf{{Claim {_tt(c.id)}.}}\\label{{{c.id}}} {badge} "
-             f"{_escape(c.title)}.\\\\\n{inline_math(c.statement)}",
+             f"{title_tex(c.title)}.\\\\\n{inline_math(c.statement)}",
              f"\\par\\noindent\\emph{{Route:}} {_escape(c.route)}; \\emph{{check:}} {_tt(code)}."]
     if result is not None:
         o = result.outcome

@@ -163,6 +163,7 @@ def test_the_companion_builds_without_overfull_boxes_or_warnings(
     assert [x for x in overfull if x > 1.0] == []
     assert "undefined" not in log.lower()
     assert "hyperref Warning" not in log
+    assert "pdfTeX warning" not in log  # e.g. a duplicate destination page.1 (title page)
     tex = "".join(p.read_text(encoding="utf-8") for p in tmp_path.glob("*.tex"))
     assert r"\part{The paper}" in tex and r"\part{Beyond the paper}" in tex
     assert "Coverage of the paper" in tex and r"\begin{tikzpicture}" in tex
@@ -259,3 +260,24 @@ def test_v2_numbers_are_printed_as_reported_everywhere(
     assert "Thm 5.1 (v2, reported)" in text and "Thm 5.2 (v1)" in text
     assert [m.string[max(0, m.start() - 40):m.end() + 12]
             for m in _V2_AS_FACT.finditer(text)] == []
+
+
+def test_claim_titles_have_their_maths_typeset_from_the_one_plain_title(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """Regression (issue 11): the companion printed claim titles as ASCII ('d + d squared')."""
+    from exactattn.report.latex import title_tex
+
+    (c,) = [c for c in REGISTRY if c.id == "single_head_exact.exact_recovery"]
+    assert c.title == "Exact recovery of (W, v) with exactly d + d squared queries"
+    tex = statement_section(by_key()["single_head_exact"])
+    assert "Exact recovery of $(W, v)$ with exactly $d + d^2$ queries." in tex
+    assert "d squared" not in tex
+    # verify and claims keep the plain title: the registry holds the one source
+    assert main(["claims"]) == EXIT_OK
+    assert c.title in capsys.readouterr().out
+    for c in REGISTRY:
+        tex = title_tex(c.title)
+        assert tex.count("$") % 2 == 0, c.id
+        text = "".join(tex.split("$")[::2]).replace(r"\_", "")  # outside the maths
+        leftovers = re.findall(r"[=<>^|]|\b[A-Za-z]_[A-Za-z0-9]|\bsquared\b", text)
+        assert leftovers == [], (c.id, tex)
