@@ -24,6 +24,8 @@ __all__ = [
     "HypothesisViolatedError",
     "RecoveryFailedError",
     "IllConditionedError",
+    "JournalMismatchError",
+    "JournalDivergedError",
     "OracleUnavailableError",
 ]
 
@@ -102,6 +104,34 @@ class IllConditionedError(RecoveryFailedError):
         super().__init__(message)
         self.report = dict(report)
         self.recovered = dict(recovered or {})
+
+
+class JournalMismatchError(InvalidEntryError):
+    """A query journal does not belong to this run (:mod:`exactattn.remote.journal`).
+
+    Raised when a journal's fingerprint (instance, field, d, learner, seed,
+    options, exactattn version) differs from the run's; ``key`` names the
+    first entry that differs, ``old`` and ``new`` its two values.
+    """
+
+    def __init__(self, message: str, *, key: str, old: Any, new: Any) -> None:
+        super().__init__(message)
+        self.key = key
+        self.old = old
+        self.new = new
+
+
+class JournalDivergedError(InvalidEntryError):
+    """A resumed run asked another query than the journal holds at that position.
+
+    ``position`` is the 0-based index of the query in its stream; answering it
+    from the journal would be a silent wrong answer, so the run stops.
+    """
+
+    def __init__(self, message: str, *, stream: str, position: int) -> None:
+        super().__init__(message)
+        self.stream = stream
+        self.position = position
 
 
 class OracleUnavailableError(ExactattnError, ConnectionError):
