@@ -384,6 +384,12 @@ def _cmd_learn(args: argparse.Namespace) -> int:
                          "rank(W) <= d")
     if args.save:
         _check_writable(args.save, "--save")
+    if args.oracle or args.journal:  # a model behind an HTTP server, resumable (issue 16)
+        if not args.oracle:
+            raise UsageError("--journal needs --oracle URL: it journals a remote run")
+        from .cli_remote import learn_remote
+
+        return learn_remote(args)
     if args.instance:  # a user's own instance file (docs/instances.md): its own sizes
         from .cli_instance import learn_from_file
 
@@ -808,6 +814,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--instance", metavar="FILE",
                    help="learn this instance file instead of a seeded one (docs/instances.md)")
     p.add_argument("--no-progress", action="store_true", help="no progress on stderr")
+    p.add_argument("--oracle", metavar="URL",
+                   help="learn from the server at URL ('exactattn serve'; single_head_exact, "
+                        "low_rank_adaptive); --field and --d must be the server's")
+    p.add_argument("--journal", metavar="FILE",
+                   help="with --oracle: journal every answer to FILE (SQLite) and resume from "
+                        "it (docs/remote.md)")
+    p.add_argument("--batch-size", type=_int_at_least(1, 65_536), default=256, metavar="B",
+                   help="with --oracle: queries per HTTP request (default 256)")
     p.set_defaults(run=_cmd_learn)
 
     p = sub.add_parser("replay", help="re-check a recovery saved with 'learn --save'",
