@@ -118,3 +118,17 @@ def test_bad_versions_are_refused() -> None:
     bad = {**obj, "params": {**obj["params"], "v": {"shape": [2, 3], "entries": ["0"] * 6}}}
     with pytest.raises(InvalidEntryError, match=r"expected \(d, m\) = \(3, 2\)"):
         Recovery.from_json(bad)
+
+
+def test_golden_file_of_version_1_still_matches() -> None:
+    """A golden file pinned before the layout change (Recovery JSON version 1, v as (d, m))
+    still pins the same recovery: it is compared in today's format, not reported as
+    changed; a changed recovery still fails against it."""
+    from exactattn.testing import assert_matches_golden
+
+    rec = learn_orthogonal_heads(ValueOracle(MultiHeadAttention(ORTHOGONAL)), BASES)
+    assert_matches_golden(rec, ORTHOGONAL_V1)
+    other = learn_orthogonal_heads(ValueOracle(MultiHeadAttention(
+        [ORTHOGONAL[0], (ORTHOGONAL[1][0], [0, 0, 8])])), BASES)
+    with pytest.raises(AssertionError, match="no longer matches"):
+        assert_matches_golden(other, ORTHOGONAL_V1)
