@@ -352,10 +352,11 @@ class QueryService:
                           used=exc.used)
         except ExactattnError as exc:
             return _error(400, f"{type(exc).__name__}: {exc}")
-        for X in Xs:
-            self.counts["evaluated"] += 1
-            self._write_log(event="query", key=protocol.query_key(self.field, X),
-                            request_id=rid, n=int(X.shape[0]))
+        self.counts["evaluated"] += len(Xs)
+        if self._log is not None:  # a key costs a hash: computed only for the log
+            for X in Xs:
+                self._write_log(event="query", key=protocol.query_key(self.field, X),
+                                request_id=rid, n=int(X.shape[0]))
         out = protocol.dumps({"answers": protocol.encode_answers(self.field, answers),
                               "request_id": rid}).encode("utf-8")
         if rid:
@@ -406,19 +407,24 @@ class _Handler(BaseHTTPRequestHandler):
     """Moves bytes between HTTP and :class:`QueryService`."""
 
     protocol_version = "HTTP/1.1"  # keep-alive: one connection per client
+    # TCP_NODELAY: a small answer is not held back by Nagle's algorithm waiting for the
+    # client's delayed ACK (measured: 45 ms per request without it, on loopback)
+    disable_nagle_algorithm = True
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
         pass  # the service's own JSON-lines log records what matters
 
     def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        self.wfile.write(body)
+        """The status line, the headers and the body in one write (a small answer is one
+        TCP segment, never held back waiting for an ACK)."""
+        lines = [f"{self.protocol_version} {status} {self.responses.get(status, ('',))[0]}",
+                 f"Server: {self.version_string()}", f"Date: {self.date_time_string()}",
+                 "Content-Type: application/json", f"Content-Length: {len(body)}",
+                 *(f"{k}: {v}" for k, v in (headers or {}).items())]
+        if self.close_connection:
+            lines.append("Connection: close")
+        self.wfile.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body)
 
     def do_GET(self) -> None:  # noqa: N802 - http.server's name
         if self.path.split("?")[0] != "/info":
