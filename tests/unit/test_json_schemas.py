@@ -254,3 +254,24 @@ def test_latex_json_is_rejected_when_ok_contradicts_it(
     assert obj["files"][0].endswith("main.tex") and all(Path(f).is_file() for f in obj["files"])
     assert not validator.is_valid({**obj, "not_verified": ["a step"]})  # ok yet NOT VERIFIED
     assert not validator.is_valid({**obj, "pdf_failed": True})
+
+
+def test_learn_from_a_server_json_matches_the_learn_schema(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``learn --oracle URL --json`` (issue 16) prints a learn document too."""
+    if "serve" not in _parsers():
+        pytest.skip("no serve command")
+    proc = subprocess.Popen([sys.executable, "-m", "exactattn", "serve", str(_instance(tmp_path)),
+                             "--port", "0", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        url = json.loads(proc.stdout.readline())["url"]
+        assert main(["learn", "single_head_exact", "--oracle", url, "--d", "2",
+                     "--certificate-probes", "2", "--json"]) == 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    out = json.loads(capsys.readouterr().out)
+    assert [e.message for e in _validator("learn").iter_errors(out)] == []
+    assert out["status"] == "exact" and out["certificate"]["holds"]
