@@ -28,6 +28,7 @@ from .errors import (
     InvalidEntryError,
     NotIdentifiableError,
     NotRepresentableError,
+    OracleUnavailableError,
     QueryBudgetExceededError,
     RecoveryFailedError,
     ShapeError,
@@ -44,6 +45,7 @@ from .models import (
     SingleHeadAttention,
 )
 from .oracle import NoisyOracle, ValueOracle, enclosing_oracle
+from .remote import HttpOracle
 
 __all__ = [
     "__version__",
@@ -53,13 +55,13 @@ __all__ = [
     "SingleHeadAttention", "BiasedSingleHeadAttention", "MultiHeadAttention",
     "OneLayerTransformer", "ResidualOneLayerTransformer", "ReluFFN",
     # oracles
-    "ValueOracle", "NoisyOracle", "enclosing_oracle",
+    "ValueOracle", "NoisyOracle", "enclosing_oracle", "HttpOracle",
     # certificates and status words
     "verify", "Certificate", "STATUSES",
     # errors
     "ExactattnError", "ShapeError", "InvalidEntryError", "IncompatibleFieldError",
     "NotRepresentableError", "QueryBudgetExceededError", "NotIdentifiableError",
-    "HypothesisViolatedError", "RecoveryFailedError",
+    "HypothesisViolatedError", "RecoveryFailedError", "OracleUnavailableError",
     # learners (Recovery and every learn_*)
     *_learners.__all__,
 ]
