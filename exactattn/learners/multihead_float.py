@@ -49,7 +49,23 @@ Steps
 5. Damped Gauss-Newton on all m (d^2 + d) parameters (v and every u_.j)
    against all answers. A query at base b_j depends on v and u_.j only, so
    each step eliminates u_.j by a QR per base and solves for v in the
-   projected system (variable projection); numpy ``qr`` and ``lstsq``.
+   projected system (variable projection); numpy ``qr`` and ``lstsq``. Each
+   answer is weighted by 1 / eta (its rounding estimate, below), and the
+   residuals y - f_hat are evaluated in numpy ``longdouble`` (64-bit
+   significand on x86-64): the answers are exact binary64 numbers and only
+   the oracle's rounding is noise, so a float64 evaluation of f_hat would add
+   a second noise as large (measured at H = 6, d = 8: error 2^-44.8 ->
+   2^-47.3 from the extended residual, and a seed at 2^-43.9 -> 2^-46.3 from
+   the weights).
+   Phase ``polish`` (option ``polish_queries`` = n, default 0): n random
+   two-token queries [b_j + delta; b_j], ||delta|| ~ ``POLISH_SCALE`` = 3, at
+   each base b_2..b_d, for this step only. Diagnosis at H = 6, d = 8: the
+   error was in W (1e-12; v 3e-14), from the W blocks of bases b_2..b_d,
+   condition up to 3e3 (isolating and pair queries have logits of order 1),
+   while b_1's block, with its copy families, had condition 38; the
+   first-order map L applied to the measured answer errors predicted the
+   measured error within a factor 3. Random directions at logits of order 3
+   bring the blocks to condition about 200 (64 queries per base).
 
 Error estimates (first order, computed; named ``*_error_bound`` in the
 params). Rounding model: IEEE binary64, unit roundoff u = 2^-53, Higham's
@@ -58,15 +74,34 @@ an answer is off by at most
 eta = gamma_{4d+16} sum_h sum_i alpha_ih |x_i . v_h| (values and weights)
 + gamma_{2d} sum_h sum_i alpha_ih |c_ih - f_h| |x_i|^T |u_hj| (scores),
 here evaluated at the recovered parameters, not the hidden ones (so eta is
-itself an estimate). The learner's own evaluation adds the same again: 2 eta
-per answer. To first order the polished parameters are a linear image of
-the answer errors, theta_hat - theta = L e (L from the projected solves), so
-entry p is estimated by sum_q |L_pq| 2 eta_q, plus 2u |p|; W_h = U_h B adds
+itself an estimate). The learner's own residual adds 2^-11 eta (extended
+precision; eta again where longdouble is binary64): ``OWN_ROUNDING`` eta per
+answer. To first order the polished parameters are a linear image of the
+answer errors, theta_hat - theta = L e (L from the weighted projected solves;
+any positive weights give a valid L), so entry p is estimated by
+sum_q |L_pq| OWN_ROUNDING eta_q, plus 2u |p|; W_h = U_h B adds
 |.| |B| (triangle inequality). These are first-order estimates of the float
 error, not proofs (the second-order terms are dropped); the status is
 ``float``. The residual ||y - f_hat||_2 must be at most twice the norm of
 the noise estimate, else the answers are not those of m heads in float64
-(for example two nearly equal heads read as one) and the learner refuses.
+(for example two nearly equal heads read as one) and the learner refuses:
+IllConditionedError with the measured residual, noise and head-count margin
+when m < H (room for heads the families did not separate), else
+RecoveryFailedError (more heads than H, or not attention).
+
+BALL route (a ``BALL(p)`` oracle, p >= 53; status ``approximate``). The
+float solve above runs on the balls' midpoints; then Krawczyk's test
+(:func:`_krawczyk`) on the square system A (f(theta) - y) = 0, A the
+weighted least-squares map at the float solve (fixed numbers), evaluated in
+arb at p bits over a box theta~ +- 4 x the first-order estimates (widened
+16-fold, at most 3 times): K inside the box proves, for every y in the
+oracle's balls, exactly one solution in the box, and that it lies in K. The
+test is run again on K itself (every solution in K lies in K', and K' is
+narrower), the parameters are the balls K cap K' (W_h from U_h by an arb
+solve with B), and the hypotheses name what no query confirms: at most H
+heads, the balls contain f, and the hidden parameters lie in the box (local
+uniqueness is proved, global is not). Measured at H = 6, d = 8, BALL(80):
+every ball contains the hidden parameter, radius <= 4.7e-18.
 
 Ill-conditioning. Near-equal heads (close W) or a head with tiny v make the
 poles or residues hard to separate: the Loewner margins drop, the projected
@@ -78,12 +113,16 @@ IllConditionedError with that report, never a silent poor estimate.
 Query count (proof). Every query is asked in one of the batches above, each
 of a fixed size once m is known: 1 + 2H f d (phase v) + [m >= 2](d - 1)
 (match) + (d - 1) K_W (phase W) + (|REFINE_SCALES| + (d - 1) e) K_W (refine,
-e = ``len(extra_scales)``), which is :func:`float_query_count`; the tests
-assert it equals the oracle's counter. The bound below is for e = 0, P = 1.
+e = ``len(extra_scales)``) + (d - 1) n (polish), which is
+:func:`float_query_count`; the tests assert it equals the oracle's counter.
+The bound below is for e = 0, P = 1, n = 0.
 Against the published 4 H d^2 - 2 H + 1 (f = 2, m <= H <= d, d >= 3): K_W =
 md + m(m - 1)/2 <= 3Hd/2, so Q <= 1 + 4Hd + d - 1 + (d + 1) 3Hd/2 and the
 gap is >= 5Hd^2/2 - 11Hd/2 - d - 2H + 1 >= 4H - 2 > 0 at d = 3, increasing
-in d. Requires m <= d with independent v_h (HypothesisViolatedError).
+in d. With n <= Hd polish queries per base the gap less (d - 1) Hd is
+>= 3Hd^2/2 - 9Hd/2 - d - 2H + 1 >= 4H - 3 > 0 for d >= 4 (increasing in d).
+The H = 6, d = 8 benchmark (f = 4, n = 64): 1 + 384 + 7 + 9 x 63 + 7 x 64 =
+1407 < 1525. Requires m <= d with independent v_h (HypothesisViolatedError).
 
 >>> import numpy as np
 >>> from exactattn.fields import F64
@@ -106,6 +145,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass
@@ -113,6 +153,7 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
+from flint import arb, arb_mat
 
 from ..errors import (
     HypothesisViolatedError,
@@ -120,7 +161,7 @@ from ..errors import (
     InvalidEntryError,
     RecoveryFailedError,
 )
-from ..fields import F64, UNIT_ROUNDOFF, Array, Field
+from ..fields import F64, UNIT_ROUNDOFF, Array, BallField, Field, PrecisionElement
 from ..fields.float64 import higham_gamma
 from ..oracle import ValueOracle
 from .arguments import checked_arguments
@@ -147,17 +188,36 @@ ISOLATING_SCALE = 1.0
 REFINE_SCALES = (1.0, 2.0)
 #: candidate copy families per dimension in phase v (the d best-conditioned are used)
 FAMILIES_PER_DIMENSION = 2
+#: norm of the random directions of the phase-``polish`` queries [b_j + delta; b_j]: logits
+#: of order 3 condition the W blocks far better than the isolating design's order 1
+#: (measured at H = 6, d = 8: condition 1e3 -> 50 for the same number of queries)
+POLISH_SCALE = 3.0
 MAX_COPIES = 64
 #: the largest families_per_dimension and pair_directions accepted (each multiplies queries)
 MAX_OPTION_COUNT = 64
+#: the BALL route: the Krawczyk box is theta~ +- KRAWCZYK_INFLATION x the first-order
+#: estimates, widened 16-fold after each failed test, at most KRAWCZYK_TRIES tests
+KRAWCZYK_INFLATION = 4.0
+KRAWCZYK_TRIES = 3
+#: the least precision of a BALL oracle (its midpoints are read as float64)
+MIN_BALL_PREC = 53
+#: the largest polish_queries accepted (per base)
+MAX_POLISH_QUERIES = 4096
 U = UNIT_ROUNDOFF
+#: significand bits of the polish's residuals (numpy longdouble: 64 on x86-64 Linux)
+POLISH_BITS = int(np.finfo(np.longdouble).nmant) + 1
+#: eta per answer in the estimates: the oracle's rounding plus the learner's own
+#: evaluation of the residual at POLISH_BITS bits (1 + 2^-11 on x86-64, 2 in float64)
+OWN_ROUNDING = 1.0 + 2.0 ** (53 - POLISH_BITS)
 
 
 def float_query_count(H: int, d: int, *, m: int | None = None,
                       families_per_dimension: int = FAMILIES_PER_DIMENSION,
-                      extra_scales: int = 0, pair_directions: int = 1) -> int:
+                      extra_scales: int = 0, pair_directions: int = 1,
+                      polish_queries: int = 0) -> int:
     """The exact query count of :func:`learn_multihead_float` (module docstring);
-    ``extra_scales`` is the number of extra scales of phase W (``len(extra_scales)``).
+    ``extra_scales`` is the number of extra scales of phase W (``len(extra_scales)``),
+    ``polish_queries`` the number of phase-``polish`` queries per base b_2..b_d.
 
     >>> float_query_count(6, 8, families_per_dimension=4), published_bound(6, 8)
     (959, 1525)
@@ -173,7 +233,8 @@ def float_query_count(H: int, d: int, *, m: int | None = None,
     if m >= 2:
         total += d - 1
     per_base = m * (d - m + 1) + 3 * pair_directions * (m * (m - 1) // 2)
-    return total + ((d - 1) * (1 + extra_scales) + len(REFINE_SCALES)) * per_base
+    return (total + ((d - 1) * (1 + extra_scales) + len(REFINE_SCALES)) * per_base
+            + (d - 1) * polish_queries)
 
 
 
@@ -213,6 +274,26 @@ def _heads(base: _Base, V: Array, Uj: Array) -> tuple[Array, Array, Array]:
     c = np.einsum("nid,dh->nih", X, V)
     fh = np.einsum("nih,nih->nh", a, c)
     return a, c, fh
+
+
+def _residual_extended(base: _Base, V: Array, Uj: Array) -> Array:
+    """y - f_hat at one base, evaluated in numpy ``longdouble`` (``POLISH_BITS`` bits).
+
+    The answers y are exact binary64 numbers; only the oracle's rounding is noise. A
+    float64 evaluation of f_hat would add its own rounding, about as large, to every
+    residual; in extended precision it is 2^-11 of that on x86-64 (64-bit significand;
+    where longdouble is binary64 this is the float64 residual).
+    """
+    X = base.X.astype(np.longdouble)
+    s = np.einsum("nid,dh->nih", X, Uj.astype(np.longdouble))
+    s = np.where(base.mask[:, :, None], s, -np.inf)
+    s = s - s.max(axis=1, keepdims=True)
+    a = np.exp(s)
+    a = a / a.sum(axis=1, keepdims=True)
+    c = np.einsum("nid,dh->nih", X, V.astype(np.longdouble))
+    f = np.einsum("nih,nih->n", a, c)
+    out: Array = (base.y.astype(np.longdouble) - f).astype(np.float64)
+    return out
 
 
 def _evaluate(base: _Base, V: Array, Uj: Array) -> tuple[Array, Array, Array, Array]:
@@ -373,7 +454,8 @@ def _known_family(r: Array, g: Array, g0: float, S: float, rho: Array, what: str
 
 # -- the learner ---------------------------------------------------------------------
 @checked_arguments(counts={"heads": (1, 1024), "families_per_dimension": (1, MAX_OPTION_COUNT),
-                           "pair_directions": (1, MAX_OPTION_COUNT)})
+                           "pair_directions": (1, MAX_OPTION_COUNT),
+                           "polish_queries": (0, MAX_POLISH_QUERIES)})
 def learn_multihead_float(
     oracle: ValueOracle,
     *,
@@ -385,6 +467,7 @@ def learn_multihead_float(
     families_per_dimension: int = FAMILIES_PER_DIMENSION,
     extra_scales: tuple[float, ...] = (),
     pair_directions: int = 1,
+    polish_queries: int = 0,
 ) -> Recovery:
     """Recover the canonical heads from a float64 oracle, with first-order error estimates.
 
@@ -408,6 +491,9 @@ def learn_multihead_float(
         (phase ``refine``; each adds (d - 1) K_W queries and conditions the W blocks).
     pair_directions : P, two-pole families per pair of heads and base (K_W grows
         by 3 m (m - 1) / 2 per extra one): one of them is well separated more often.
+    polish_queries : n, random two-token queries [b_j + delta; b_j] (||delta|| about
+        ``POLISH_SCALE``) at each base b_2..b_d, used by the final polish only
+        (0 to ``MAX_POLISH_QUERIES``; (d - 1) n queries; better-conditioned W blocks).
 
     Returns
     -------
@@ -430,9 +516,16 @@ def learn_multihead_float(
     """
     F = oracle.field if field is None else field
     F.require_same(oracle.field, "the oracle")
-    if F != F64:
+    ball = isinstance(F, BallField)
+    if F != F64 and not ball:
         raise InvalidEntryError(
-            f"learn_multihead_float runs over F64, not {F.name}; over EXP use learn_multihead")
+            f"learn_multihead_float runs over F64 or BALL(prec), not {F.name}; over EXP use "
+            "learn_multihead")
+    if isinstance(F, BallField) and F.prec < MIN_BALL_PREC:
+        raise InvalidEntryError(
+            f"learn_multihead_float over {F.name}: the float solve reads the balls' midpoints "
+            f"as float64, so the oracle needs at least {MIN_BALL_PREC} bits; use "
+            f"BALL({MIN_BALL_PREC}) or more")
     for name, val in (("max_relative_bound", max_relative_bound),
                       ("direction_scale", direction_scale)):
         if not isinstance(val, int | float) or isinstance(val, bool) or not (
@@ -452,9 +545,15 @@ def learn_multihead_float(
     b1 = B[0]
     base_queries: list[list[Array]] = [[] for _ in range(d)]
     base_answers: list[list[float]] = [[] for _ in range(d)]
+    base_balls: list[list[Any]] = [[] for _ in range(d)]   # over BALL: the answers' balls
 
     def ask(Xs: list[Array], j: int, phase: str) -> Array:
-        ys = np.asarray(oracle.batch(Xs, phase=phase), dtype=np.float64)
+        raw = oracle.batch(Xs, phase=phase)
+        if ball:  # the float solve reads the midpoints; the enclosure uses the balls
+            base_balls[j].extend(F(y).value for y in raw)
+            ys = np.array([F.to_float(y) for y in raw], dtype=np.float64)
+        else:
+            ys = np.asarray(raw, dtype=np.float64)
         base_queries[j].extend(Xs)
         base_answers[j].extend(float(y) for y in ys)
         return ys
@@ -541,6 +640,12 @@ def learn_multihead_float(
     # scale: this pins v down, where the copy families alone are ill-conditioned
     for scale in REFINE_SCALES:
         _phase_w_base(ask, 0, b1, V, singles, pairs, pair_dirs, scale, "refine")
+    # polish queries: random two-token queries at logits of order POLISH_SCALE, for the
+    # final Gauss-Newton only (their first estimates are not needed)
+    if polish_queries:
+        for j in range(1, d):
+            deltas = rng.standard_normal((polish_queries, d)) * (POLISH_SCALE / math.sqrt(d))
+            ask([np.stack([B[j] + delta, B[j]]) for delta in deltas], j, "polish")
 
     # 4. refinement and bounds -----------------------------------------------------------
     bases = [_pack(base_queries[j], base_answers[j]) for j in range(d)]
@@ -553,8 +658,39 @@ def learn_multihead_float(
     vs = [V[:, h] for h in range(m)]
     bv = [bound_v[:, h] + 2 * U * np.abs(vs[h]) for h in range(m)]
     conds["match_margin"] = match_margin
-    return _finish(F, span, Ws, vs, bW, bv, d, seed, H, count_report, conds, residual, noise,
-                   iterations, max_relative_bound=max_relative_bound)
+    rec = _finish(F, span, Ws, vs, bW, bv, d, seed, H, count_report, conds, residual, noise,
+                  iterations, max_relative_bound=max_relative_bound)
+    if not ball:
+        return rec
+    assert isinstance(F, BallField)
+    # first a box around the float solve (inflated until Krawczyk's test passes), then
+    # the test again on the enclosure K itself: every solution in K lies in the new K',
+    # so K and K' intersected still hold the hidden parameters, and K' is narrower
+    # (its width is quadratic in K's, plus the balls' own radii times the conditioning)
+    theta = _flat(V, Ucols)
+    rho = _flat(bound_v, bound_U) * KRAWCZYK_INFLATION + 2.0**-60
+    for _ in range(KRAWCZYK_TRIES):
+        box = F._run(lambda r=rho: [arb(float(x), float(e))  # type: ignore[misc]
+                                    for x, e in zip(theta, r, strict=True)])
+        K, figures = _krawczyk(F, bases, base_balls, V, Ucols, box)
+        if figures["contained"]:
+            break
+        rho = rho * 16
+    else:
+        raise IllConditionedError(
+            f"the Krawczyk test failed {KRAWCZYK_TRIES} times (last box radius up to "
+            f"{float(rho.max()):.3e}, last enclosure radius {figures['max_radius']:.3e}): no "
+            f"rigorous enclosure at {F.name} around the float solve. The system is too "
+            "ill-conditioned for these balls; raise the oracle's precision or use F64 "
+            "(first-order estimates)", report=figures)
+    first = [K[i, 0] for i in range(K.nrows())]
+    K2, again = _krawczyk(F, bases, base_balls, V, Ucols, first)
+    K = F._run(lambda: arb_mat(len(first), 1, [b.intersection(K2[i, 0])
+                                               for i, b in enumerate(first)]))
+    figures.update({"first_max_radius": figures["max_radius"],
+                    "max_radius": max(float(K[i, 0].rad()) for i in range(K.nrows())),
+                    "second_contained": again["contained"]})
+    return _ball_recovery(F, rec, K, B, Ws, vs, rho, figures, H)
 
 
 def _phase_w_base(ask: Any, j: int, b: Array, V: Array, singles: list[list[Array]],
@@ -643,30 +779,43 @@ def _match(fam1: tuple[Array, Array, float], famk: tuple[Array, Array, float], g
     return np.asarray(best[0][1]), margin
 
 
-def _residual_norm(bases: list[_Base], V: Array, Ucols: list[Array]) -> float:
+def _weights(eta: Array) -> Array:
+    """Row weights 1 / eta of the weighted Gauss-Newton (eta floored at 2^-30 of its
+    largest entry: any positive weights give a valid first-order estimate, they
+    only change how well the answers are used)."""
+    w: Array = 1 / np.maximum(eta, float(eta.max()) * 2.0**-30)
+    return w
+
+
+def _residual_norm(bases: list[_Base], V: Array, Ucols: list[Array],
+                   weights: list[Array] | None = None) -> float:
     total = 0.0
     for j, base in enumerate(bases):
-        total += float(((base.y - _heads(base, V, Ucols[j])[2].sum(axis=1)) ** 2).sum())
+        r = _residual_extended(base, V, Ucols[j])
+        total += float(((r if weights is None else r * weights[j]) ** 2).sum())
     return math.sqrt(total) if math.isfinite(total) else math.inf
 
 
 def _refine(bases: list[_Base], V: Array, Ucols: list[Array]
             ) -> tuple[Array, list[Array], int]:
-    """Damped Gauss-Newton, the u_.j eliminated per base by QR (variable projection).
+    """Damped Gauss-Newton, the u_.j eliminated per base by QR (variable projection),
+    each answer weighted by 1 / eta (its rounding estimate at the current iterate),
+    the residuals evaluated in extended precision (:func:`_residual_extended`).
 
-    A step is halved until the residual decreases (at most 30 times); the iteration
-    stops when the relative step is below 4u or no shorter step decreases the residual.
+    A step is halved until the weighted residual decreases (at most 30 times); the
+    iteration stops when the relative step is below 4u or no shorter step decreases it.
     """
     d, m = V.shape
     Ucols = [u.copy() for u in Ucols]
-    res = _residual_norm(bases, V, Ucols)
     for it in range(1, MAX_ITERATIONS + 1):
-        Gs, rs, parts = [], [], []
+        Gs, rs, parts, ws = [], [], [], []
         for j, base in enumerate(bases):
-            f, Jv, Ju, _ = _evaluate(base, V, Ucols[j])
-            r = base.y - f
-            A = Jv.reshape(len(r), m * d)
-            C = Ju.reshape(len(r), m * d)
+            _, Jv, Ju, eta = _evaluate(base, V, Ucols[j])
+            w = _weights(eta)
+            ws.append(w)
+            r = _residual_extended(base, V, Ucols[j]) * w
+            A = Jv.reshape(len(r), m * d) * w[:, None]
+            C = Ju.reshape(len(r), m * d) * w[:, None]
             Q, R = np.linalg.qr(C)
             Gs.append(A - Q @ (Q.T @ A))
             rs.append(r - Q @ (Q.T @ r))
@@ -674,6 +823,7 @@ def _refine(bases: list[_Base], V: Array, Ucols: list[Array]
         if not all(np.isfinite(G).all() for G in Gs):
             raise RecoveryFailedError("the refinement met a non-finite Jacobian: the first "
                                       "estimates are too far off (try another seed)")
+        res = _residual_norm(bases, V, Ucols, ws)
         dv = np.linalg.lstsq(np.concatenate(Gs), np.concatenate(rs), rcond=None)[0]
         dus = [np.linalg.lstsq(R, Q.T @ (r - A @ dv), rcond=None)[0] for A, Q, R, r in parts]
         biggest = max([float(np.abs(dv).max()) / max(1.0, float(np.abs(V).max()))]
@@ -683,13 +833,13 @@ def _refine(bases: list[_Base], V: Array, Ucols: list[Array]
         for _ in range(30):
             V_new = V + lam * dv.reshape(m, d).T
             U_new = [Ucols[j] + lam * du.reshape(m, d).T for j, du in enumerate(dus)]
-            res_new = _residual_norm(bases, V_new, U_new)
+            res_new = _residual_norm(bases, V_new, U_new, ws)
             if res_new < res or (res_new == res and lam == 1.0):
                 break
             lam /= 2
         else:
             return V, Ucols, it
-        V, Ucols, res = V_new, U_new, res_new
+        V, Ucols = V_new, U_new
         if biggest <= 4 * U:
             return V, Ucols, it
     return V, Ucols, MAX_ITERATIONS
@@ -697,16 +847,21 @@ def _refine(bases: list[_Base], V: Array, Ucols: list[Array]
 
 def _bounds(bases: list[_Base], V: Array, Ucols: list[Array]
             ) -> tuple[Array, list[Array], float, float, dict[str, Any]]:
-    """First-order error estimates |L| (2 eta) of v and every u_.j (module docstring)."""
+    """First-order error estimates |L| (OWN_ROUNDING eta) of v and every u_.j, L the
+    weighted solve's map from the answers' errors (module docstring)."""
     d, m = V.shape
-    etas, parts, Gs = [], [], []
+    etas, parts, Gs, noise2 = [], [], [], 0.0
     residual2 = 0.0
     for j, base in enumerate(bases):
         f, Jv, Ju, eta = _evaluate(base, V, Ucols[j])
-        residual2 += float(((base.y - f) ** 2).sum())
-        etas.append(2 * eta)
-        A = Jv.reshape(len(f), m * d)
-        C = Ju.reshape(len(f), m * d)
+        residual2 += float((_residual_extended(base, V, Ucols[j]) ** 2).sum())
+        noise2 += float(((OWN_ROUNDING * eta) ** 2).sum())
+        # the oracle's rounding eta plus the learner's own (extended-precision) residual,
+        # in the weighted rows: w eta
+        w = _weights(eta)
+        etas.append(OWN_ROUNDING * eta * w)
+        A = Jv.reshape(len(f), m * d) * w[:, None]
+        C = Ju.reshape(len(f), m * d) * w[:, None]
         Q, R = np.linalg.qr(C)
         Gs.append(A - Q @ (Q.T @ A))
         parts.append((A, Q, R))
@@ -731,7 +886,7 @@ def _bounds(bases: list[_Base], V: Array, Ucols: list[Array]
         L[:, sl] += Cp
         bound_U.append((np.abs(L) @ eta_all).reshape(m, d).T)
     conds = {"cond_projected_v": float(np.linalg.cond(G)), "cond_W_blocks_max": cond_C}
-    return bound_v, bound_U, math.sqrt(residual2), float(np.linalg.norm(eta_all)), conds
+    return bound_v, bound_U, math.sqrt(residual2), math.sqrt(noise2), conds
 
 
 def _finish(F: Field, span: QuerySpan, Ws: list[Array], vs: list[Array], bW: list[Array],
@@ -739,7 +894,7 @@ def _finish(F: Field, span: QuerySpan, Ws: list[Array], vs: list[Array], bW: lis
             conds: dict[str, Any], residual: float, noise: float, iterations: int, *,
             max_relative_bound: float = MAX_RELATIVE_BOUND) -> Recovery:
     m = len(Ws)
-    order = sorted(range(m), key=lambda h: tuple(Ws[h].flat) + tuple(vs[h]))
+    order = _canonical_order(Ws, vs)
     W = np.zeros((m, d, d))
     v = np.zeros((m, d))                    # head first: row h is v_h
     eW = np.zeros((m, d, d))
@@ -759,15 +914,26 @@ def _finish(F: Field, span: QuerySpan, Ws: list[Array], vs: list[Array], bW: lis
                              if m else math.inf),
     })
     if m and residual > 2 * noise:
+        misfit = {"m": m, "heads": H, "residual": residual, "noise_bound": noise,
+                  "residual_over_noise": residual / noise if noise else math.inf,
+                  "margin_decades": count_report["margin_decades"],
+                  "singular_values": count_report["singular_values"],
+                  "tau": count_report["tau"]}
+        text = (f"after refinement the {m}-head model leaves a residual ||y - f_hat||_2 = "
+                f"{residual:.3e} > 2 x the answers' rounding estimate {noise:.3e} "
+                f"(ratio {misfit['residual_over_noise']:.1e}): the answers are not those of "
+                f"{m} canonical heads in float64. The copy families showed m = {m} (margin "
+                f"{count_report['margin_decades']:.2f} decades)")
+        if m < H:  # room for heads the families did not resolve: nearly equal heads
+            raise IllConditionedError(
+                text + f" of the at most H = {H} allowed: two nearly equal heads look like one "
+                "head to them (their poles differ by less than float64 resolves), and then no "
+                f"{m}-head model fits. The heads are not separable in float64 from these "
+                "queries (learn over EXP, or over BALL at a higher precision); otherwise the "
+                "oracle is not multi-head attention", report=misfit)
         raise RecoveryFailedError(
-            f"after refinement the {m}-head model leaves a residual ||y - f_hat||_2 = "
-            f"{residual:.3e} > 2 x the answers' rounding estimate {noise:.3e}: the answers are "
-            f"not those of {m} canonical heads in float64. The copy families showed m = {m} "
-            f"(margin {count_report['margin_decades']:.2f} decades); two nearly equal heads "
-            "look like one head to them (their poles differ by less than float64 resolves), "
-            "and then no m-head model fits: the heads are not separable in float64 from "
-            "these queries. Otherwise the oracle has more heads than heads= or is not "
-            "multi-head attention")
+            text + f" = H: the oracle has more heads than heads={H} or is not multi-head "
+            "attention")
     if m and report["max_relative_bound"] > max_relative_bound:
         raise IllConditionedError(
             f"the recovery is ill-conditioned: first-order relative error estimate "
@@ -793,6 +959,163 @@ def _finish(F: Field, span: QuerySpan, Ws: list[Array], vs: list[Array], bW: lis
                     "the oracle evaluates f in float64 by the usual formula (rounding "
                     "model of the error estimates); the estimates are first order, not "
                     "proved bounds"))
+
+
+# -- the BALL route: a rigorous enclosure around the float solve ------------------------
+def _flat(V: Array, Ucols: list[Array]) -> Array:
+    """theta = (v_1, ..., v_m, u_.1, ..., u_.d), each block head by head (h d + i)."""
+    return np.concatenate([V.T.reshape(-1)] + [u.T.reshape(-1) for u in Ucols])
+
+
+def _ball_base(X: Array, mask: Array, Vb: arb_mat, Ub: arb_mat, m: int
+               ) -> tuple[list[arb], list[list[arb]], list[list[arb]]]:
+    """Ball values f and gradients (d f / d v, d f / d u_.j, each m d, head by head) of
+    the queries at one base, for parameter balls Vb, Ub (d x m arb_mat, current context).
+
+    Repeated tokens are merged (weight k_i e^{s_i}: a copy family has two distinct
+    tokens); the scores are shifted by the midpoint of the largest (softmax unchanged).
+    Every entry of X is a binary64 number, so arb holds it exactly.
+    """
+    d = X.shape[2]
+    fs, gvs, gus = [], [], []
+    for k in range(X.shape[0]):
+        toks, counts = np.unique(X[k][mask[k]], axis=0, return_counts=True)
+        N = toks.shape[0]
+        Xb = arb_mat(N, d, [float(x) for x in toks.flat])
+        XT = Xb.transpose()
+        S, C = Xb * Ub, Xb * Vb
+        f, gv, gu = arb(0), [], []
+        for h in range(m):
+            s = [S[i, h] for i in range(N)]
+            top = max(float(x.mid()) for x in s)
+            a = [int(counts[i]) * (s[i] - top).exp() for i in range(N)]
+            Z = sum(a, arb(0))
+            alpha = [x / Z for x in a]
+            fh = sum((alpha[i] * C[i, h] for i in range(N)), arb(0))
+            f += fh
+            g1 = XT * arb_mat(N, 1, alpha)
+            g2 = XT * arb_mat(N, 1, [alpha[i] * (C[i, h] - fh) for i in range(N)])
+            gv += [g1[i, 0] for i in range(d)]
+            gu += [g2[i, 0] for i in range(d)]
+        fs.append(f)
+        gvs.append(gv)
+        gus.append(gu)
+    return fs, gvs, gus
+
+
+def _blocks(vals: list[arb], j: int, d: int, m: int) -> tuple[arb_mat, arb_mat]:
+    """V and u_.j (d x m arb_mat, column h for head h) from theta's balls (:func:`_flat`)."""
+    md = m * d
+    Vb = arb_mat(d, m, [vals[h * d + i] for i in range(d) for h in range(m)])
+    Ub = arb_mat(d, m, [vals[md * (1 + j) + h * d + i] for i in range(d) for h in range(m)])
+    return Vb, Ub
+
+
+def _krawczyk(F: BallField, bases: list[_Base], balls: list[list[Any]], V: Array,
+              Ucols: list[Array], box: list[arb]) -> tuple[arb_mat, dict[str, Any]]:
+    """Krawczyk's test on the box ``box`` (P balls, theta's layout :func:`_flat`).
+
+    A = (J~^T Omega J~)^{-1} J~^T Omega (float64, then exact: Omega the 1/eta weights,
+    J~ the Jacobian at the float solve V, Ucols) is a fixed P x n matrix, so
+    Phi(theta; y) = A (f(theta) - y) is a square system whose Jacobian A J(theta) needs
+    first derivatives only; the hidden parameters solve it for the exact answers
+    y* (every oracle ball contains its y*). With c the box's midpoint, Krawczyk's
+    operator for every y in the balls Y,
+        K = c - A (f(c) - Y) + (I - A J(Theta)) (Theta - c),
+    is evaluated in arb. Every solution in Theta lies in K; if moreover K lies in the
+    interior of Theta, the system has exactly one solution in Theta for every y in Y
+    (Krawczyk 1969, Moore 1977; Rump 2010, Acta Numerica 19, section 13). Returns
+    K (a P x 1 arb_mat) and the figures (``contained``: K inside Theta).
+    """
+    d, m = V.shape
+    md = m * d
+    P = md * (d + 1)
+    rows, ws = [], []
+    for j, base in enumerate(bases):
+        _, Jv, Ju, eta = _evaluate(base, V, Ucols[j])
+        Jj = np.zeros((base.y.size, P))
+        Jj[:, :md] = Jv.reshape(-1, md)
+        Jj[:, md * (1 + j):md * (2 + j)] = Ju.reshape(-1, md)
+        rows.append(Jj)
+        ws.append(_weights(eta))
+    Jt, w = np.concatenate(rows), np.concatenate(ws)
+    A = np.linalg.pinv(Jt * w[:, None]) * w[None, :]
+    n = Jt.shape[0]
+
+    def work() -> tuple[arb_mat, dict[str, Any]]:
+        Am = arb_mat(P, n, [float(x) for x in A.flat])
+        centre = [arb(b.mid()) for b in box]
+        resid, Jbox = [], []
+        for j, base in enumerate(bases):
+            fs, _, _ = _ball_base(base.X, base.mask, *_blocks(centre, j, d, m), m)
+            _, gvs, gus = _ball_base(base.X, base.mask, *_blocks(box, j, d, m), m)
+            for k, y in enumerate(balls[j]):
+                resid.append(fs[k] - y)
+                row = [arb(0)] * P
+                row[:md] = gvs[k]
+                row[md * (1 + j):md * (2 + j)] = gus[k]
+                Jbox.append(row)
+        Jm = arb_mat(n, P, [x for row in Jbox for x in row])
+        Mm = Am * Jm
+        for i in range(P):
+            Mm[i, i] = Mm[i, i] - 1                 # A J(Theta) - I
+        delta = arb_mat(P, 1, [b - c for b, c in zip(box, centre, strict=True)])
+        K = arb_mat(P, 1, centre) - Am * arb_mat(n, 1, resid) - Mm * delta
+        inside = all(box[i].contains_interior(K[i, 0]) for i in range(P))
+        widest = max(float(K[i, 0].rad()) for i in range(P))
+        return K, {"parameters": P, "equations": n, "contained": inside,
+                   "max_radius": widest}
+
+    out: tuple[arb_mat, dict[str, Any]] = F._run(work)
+    return out
+
+
+def _canonical_order(Ws: list[Array], vs: list[Array]) -> list[int]:
+    """The heads sorted by W row-major, then v (the order of the returned parameters)."""
+    return sorted(range(len(Ws)), key=lambda h: tuple(Ws[h].flat) + tuple(vs[h]))
+
+
+def _ball_recovery(F: BallField, rec: Recovery, K: arb_mat, B: Array, Ws: list[Array],
+                   vs: list[Array], rho: Array, figures: dict[str, Any], H: int) -> Recovery:
+    """The BALL recovery: W_h, v_h as the balls of the Krawczyk enclosure K.
+
+    u_hj = W_h b_j, so U_h = W_h B^T and W_h^T = B^{-1} U_h^T, solved in arb (B is a
+    float64 matrix, exact in arb, nearly orthogonal): every W_h ball contains W_h of
+    every parameter vector in K.
+    """
+    m, d = len(Ws), B.shape[0]
+    md = m * d
+
+    def work() -> tuple[Array, Array]:
+        Bm = arb_mat(d, d, [float(x) for x in B.flat])
+        W = np.empty((m, d, d), dtype=object)
+        v = np.empty((m, d), dtype=object)
+        for k, h in enumerate(_canonical_order(Ws, vs)):
+            UhT = arb_mat(d, d, [K[md * (1 + j) + h * d + i, 0] for j in range(d)
+                                 for i in range(d)])          # row j: u_hj
+            WhT = Bm.solve(UhT)
+            for i in range(d):
+                v[k, i] = PrecisionElement(K[h * d + i, 0], F)
+                for j in range(d):
+                    W[k, i, j] = PrecisionElement(WhT[j, i], F)
+        return W, v
+
+    W, v = F._run(work)
+    radius = max(float(x.value.rad()) for x in [*W.flat, *v.flat])
+    enclosure = dict(figures)
+    enclosure.update({"box_radius_max": float(rho.max()), "max_parameter_radius": radius,
+                      "precision": F.prec})
+    options = dict(rec.options)
+    options.update({"route": f"float64 solve, Krawczyk enclosure at {F.name}",
+                    "enclosure": enclosure})
+    return dataclasses.replace(
+        rec, params={"W": W, "v": v}, options=options, approximate=True,
+        hypotheses=(f"f has at most H = {H} canonical heads",
+                    "the oracle's balls contain the exact values f(X)",
+                    "the hidden canonical parameters lie in the Krawczyk box (the float solve "
+                    "+- options['enclosure']['box_radius_max']): the test proves exactly one "
+                    "solution of the answers' projected equations there, not that none "
+                    "exists elsewhere"))
 
 
 def f64_multihead_tolerance(rec: Recovery, Xs: Array) -> Array:

@@ -14,10 +14,12 @@ import dataclasses
 import json
 import subprocess
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
+from flint import arb
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -35,8 +37,8 @@ from exactattn.errors import (
     InvalidEntryError,
     RecoveryFailedError,
 )
-from exactattn.fields import EXP, F64
-from exactattn.learners import learn_multihead_float
+from exactattn.fields import BALL, EXP, F64
+from exactattn.learners import learn_multihead_float, multihead_float
 from exactattn.learners.multihead_float import (
     LABEL,
     MIN_MARGIN,
@@ -45,7 +47,7 @@ from exactattn.learners.multihead_float import (
     ratio_grid,
 )
 from exactattn.models.multihead import MultiHeadAttention
-from exactattn.oracle import ValueOracle
+from exactattn.oracle import ValueOracle, enclosing_oracle
 
 W1 = np.array([[0.5, -0.3], [0.2, 0.4]])
 V1 = np.array([1.0, -0.5])
@@ -106,6 +108,11 @@ def test_count_below_the_published_bound() -> None:
         for H in range(1, d + 1):
             for m in range(1, H + 1):
                 assert float_query_count(H, d, m=m) < published_bound(H, d), (H, d, m)
+    # with n <= H d polish queries per base, d >= 4 (the docstring's second bound)
+    for d in range(4, 41):
+        for H in range(1, d + 1):
+            assert float_query_count(H, d, polish_queries=H * d) < published_bound(H, d)
+    assert float_query_count(6, 8, families_per_dimension=4, polish_queries=64) == 1407 < 1525
     # and where the claim does not reach: d = 2, H = 2 spends more than the bound
     assert float_query_count(2, 2) == 33 > published_bound(2, 2) == 29
 
@@ -263,10 +270,118 @@ def test_quick_benchmark_prints_valid_json_rows() -> None:
                           check=False)
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
-    assert [r["case"] for r in rows] == ["H2_d3", "near_equal"]
-    first, near = rows
+    assert [r["case"] for r in rows] == ["H2_d3", "near_equal", "H2_d3_ball80"]
+    first, near, ball = rows
+    # the BALL row: every hidden parameter inside its ball, radii far below the target
+    assert ball["contains_hidden"] and ball["status"] == "approximate" and ball["target_met"]
+    assert ball["queries"] == ball["proved_queries"]
+    assert 0 < ball["max_parameter_radius"] <= 1e-15
     assert first["queries"] == first["proved_queries"] < first["published_bound"]
     assert first["within_bounds"] and first["certificate_holds"] and first["target_met"]
     assert first["max_rel_error"] <= 1e-10
     # nearly equal heads: refused with the measured figures (or returned within bounds)
     assert near["target_met"] and (near["refused"] or near["within_bounds"])
+
+
+@pytest.mark.parametrize(("H", "d", "seed"), [(3, 3, 0), (3, 4, 1)])
+def test_nearly_equal_heads_get_an_ill_conditioning_report(H: int, d: int, seed: int) -> None:
+    # two heads 1e-6 apart: the copy families see one of them (m < H), no m-head model
+    # fits; the refusal is an IllConditionedError whose report carries the measured
+    # residual against the rounding estimate and the head count's margin (regression:
+    # it was a RecoveryFailedError without a report)
+    base = random_float_multihead(H, d, seed)
+    heads = list(zip(base.Ws, base.vs, strict=True))
+    rng = np.random.default_rng([seed, 99])
+    heads[1] = (heads[0][0] + 1e-6 * rng.uniform(-1, 1, size=(d, d)), heads[1][1])
+    model = MultiHeadAttention(heads, field=F64, d=d)
+    with pytest.raises(IllConditionedError) as info:
+        learn_multihead_float(ValueOracle(model), heads=H, seed=seed)
+    report = info.value.report
+    assert report["m"] < H and report["residual"] > 1e3 * report["noise_bound"] > 0
+    assert report["margin_decades"] >= MIN_MARGIN
+    assert "nearly equal" in str(info.value) and f"{report['residual']:.3e}" in str(info.value)
+
+
+
+# -- the polish queries and the BALL route ---------------------------------------------
+def test_count_with_polish_queries() -> None:
+    model = random_float_multihead(2, 3, 8)
+    oracle = ValueOracle(model)
+    rec = learn_multihead_float(oracle, heads=2, seed=8, polish_queries=5)
+    # (d - 1) n = 2 * 5 random two-token queries at b_2, b_3, phase "polish"
+    assert rec.queries_by_phase["polish"] == 10
+    assert rec.queries == oracle.queries == float_query_count(2, 3, polish_queries=5) == 55 + 10
+    assert within_bounds(rec, model)
+
+
+def _ball_oracle(model: MultiHeadAttention, prec: int) -> ValueOracle:
+    """An enclosing BALL oracle of a float64 model (its binary64 entries are rationals)."""
+    exact = MultiHeadAttention(
+        [(EXP.array([[EXP(Fraction(float(x))) for x in row] for row in W]),
+          EXP.array([EXP(Fraction(float(x))) for x in v]))
+         for W, v in zip(model.Ws, model.vs, strict=True)], field=EXP, d=model.d)
+    return enclosing_oracle(exact, BALL(prec))
+
+
+@pytest.mark.parametrize(("H", "d", "seed", "prec", "radius"), [
+    (2, 3, 0, 80, 1e-16), (1, 3, 4, 64, 1e-12), (2, 4, 2, 120, 1e-20)])
+def test_ball_route_encloses_the_hidden_parameters(H: int, d: int, seed: int, prec: int,
+                                                   radius: float) -> None:
+    model = random_float_multihead(H, d, seed)
+    oracle = _ball_oracle(model, prec)
+    rec = learn_multihead_float(oracle, heads=H, seed=seed)
+    assert rec.status == "approximate" and rec.field == BALL(prec)
+    assert any("Krawczyk box" in h for h in rec.hypotheses)
+    assert rec.queries == oracle.queries == float_query_count(H, d)
+    enclosure = rec.options["enclosure"]
+    assert enclosure["contained"] and enclosure["precision"] == prec
+    W, v = rec.params["W"], rec.params["v"]
+    assert W.shape == (H, d, d) and v.shape == (H, d)
+    for Wt, vt in zip(model.Ws, model.vs, strict=True):
+        # the head whose balls contain the hidden W_h (decided by arb, no tolerance)
+        hits = [k for k in range(H)
+                if all(b.value.contains(arb(float(t))) for b, t in zip(W[k].flat, Wt.flat,
+                                                                        strict=True))]
+        assert len(hits) == 1
+        assert all(b.value.contains(arb(float(t))) for b, t in zip(v[hits[0]], vt, strict=True))
+    # rigorous and narrow (measured: 1.3e-13 at 64 bits, 5e-23 at 120 bits on (2, 4))
+    assert 0 < enclosure["max_parameter_radius"] < radius
+
+
+def test_krawczyk_rejects_a_wrong_centre() -> None:
+    # the enclosure test is not vacuous: around parameters 1e-8 off (box radius 1e-12)
+    # the Krawczyk operator leaves the box, and no enclosure is claimed
+    model = random_float_multihead(2, 3, 0)
+    oracle = _ball_oracle(model, 80)
+    captured: dict[str, object] = {}
+    original = multihead_float._krawczyk
+
+    def spy(F, bases, balls, V, Ucols, rho):  # type: ignore[no-untyped-def]
+        captured.update(F=F, bases=bases, balls=balls, V=V, Ucols=Ucols)
+        return original(F, bases, balls, V, Ucols, rho)
+
+    multihead_float._krawczyk = spy  # type: ignore[assignment]
+    try:
+        learn_multihead_float(oracle, heads=2)
+    finally:
+        multihead_float._krawczyk = original  # type: ignore[assignment]
+    F, bases, balls = captured["F"], captured["bases"], captured["balls"]
+    V, Ucols = captured["V"], captured["Ucols"]
+    theta = multihead_float._flat(V, Ucols)
+
+    def box(centre: np.ndarray) -> list[arb]:
+        return [arb(float(x), 1e-12) for x in centre]
+
+    _, figures = original(F, bases, balls, V, Ucols, box(theta))
+    assert figures["contained"]                          # the right centre: enclosed
+    wrong = theta.copy()
+    wrong[0] += 1e-8                                     # one entry of v_1 off by 1e-8
+    _, figures = original(F, bases, balls, V, Ucols, box(wrong))
+    assert not figures["contained"]                      # refused: no enclosure claimed
+
+
+def test_ball_oracle_below_float64_precision_refused() -> None:
+    oracle = _ball_oracle(random_float_multihead(1, 2, 0), 40)
+    with pytest.raises(InvalidEntryError, match="at least 53 bits"):
+        learn_multihead_float(oracle, heads=1)
+    assert oracle.queries == 0
