@@ -53,8 +53,7 @@ def recovered_model(rec: Recovery) -> MultiHeadAttention:
         raise InvalidEntryError(
             f"the parameters W {W.shape} and v {v.shape} do not describe a multi-head "
             "recovery: expected W of shape (m, d, d) and v of shape (m, d), head first")
-    return MultiHeadAttention([(W[h], v[h]) for h in range(W.shape[0])], field=rec.field,
-                              d=int(W.shape[-1]))
+    return MultiHeadAttention.from_arrays(W, v, field=rec.field)
 
 
 register_model_builder(LABEL, recovered_model)

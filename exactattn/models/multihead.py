@@ -130,6 +130,37 @@ class MultiHeadAttention:
     def vs(self) -> list[Array]:
         return [h.v for h in self.heads]
 
+    def arrays(self) -> tuple[Array, Array]:
+        """The heads stacked head first: W of shape (H, d, d) and v of shape (H, d), row h
+        being head h. This is the layout of a multi-head recovery's ``params["W"]`` and
+        ``params["v"]`` (every multi-head learner returns its heads so).
+
+        >>> f = MultiHeadAttention([([[1, 0], [0, 2]], [1, 0]), ([[0, 1], [-1, 0]], [1, 1])])
+        >>> W, v = f.arrays()
+        >>> W.shape, v.shape, v.tolist()
+        ((2, 2, 2), (2, 2), [[1, 0], [1, 1]])
+        >>> same_heads(MultiHeadAttention.from_arrays(W, v), f)
+        True
+        """
+        F, d = self.field, self.d
+        W, v = F.zeros((self.H, d, d)), F.zeros((self.H, d))
+        for h, head in enumerate(self.heads):
+            W[h], v[h] = head.W, head.v
+        return W, v
+
+    @classmethod
+    def from_arrays(cls, W: Any, v: Any, *, field: Field = EXP) -> MultiHeadAttention:
+        """The model of stacked heads, head first: W of shape (H, d, d), v of shape (H, d)
+        (the layout of a multi-head recovery's parameters; inverse of :meth:`arrays`).
+        H may be 0 (then f = 0)."""
+        Wa = W if isinstance(W, np.ndarray) else np.asarray(W, dtype=object)
+        va = v if isinstance(v, np.ndarray) else np.asarray(v, dtype=object)
+        if Wa.ndim != 3 or Wa.shape[1] != Wa.shape[2] or va.shape != Wa.shape[:2]:
+            raise ShapeError(f"W has shape {Wa.shape} and v {va.shape}: expected W of shape "
+                             "(H, d, d) and v of shape (H, d), head first (row h is head h)")
+        return cls([(Wa[h], va[h]) for h in range(Wa.shape[0])], field=field,
+                   d=int(Wa.shape[2]) or None)
+
     def __repr__(self) -> str:
         return f"MultiHeadAttention(H={self.H}, d={self.d}, field={self.field.name})"
 

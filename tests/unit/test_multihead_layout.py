@@ -20,7 +20,7 @@ from exactattn.certificates import verify
 from exactattn.checks.multihead import recovered_model
 from exactattn.checks.multihead_float import random_float_multihead
 from exactattn.cli import main
-from exactattn.errors import InvalidEntryError
+from exactattn.errors import InvalidEntryError, ShapeError
 from exactattn.instance_files import parse_instance
 from exactattn.learners import learn_multihead, learn_multihead_float, learn_orthogonal_heads
 from exactattn.learners.recovery import JSON_VERSION, Recovery
@@ -132,3 +132,17 @@ def test_golden_file_of_version_1_still_matches() -> None:
         [ORTHOGONAL[0], (ORTHOGONAL[1][0], [0, 0, 8])])), BASES)
     with pytest.raises(AssertionError, match="no longer matches"):
         assert_matches_golden(other, ORTHOGONAL_V1)
+
+
+def test_recovery_equals_the_canonical_forms_arrays() -> None:
+    """The model's own stacked layout (MultiHeadAttention.arrays) is the recovery's."""
+    model = MultiHeadAttention(HEADS)
+    rec = learn_multihead(ValueOracle(model), heads=2)
+    W, v = canonical(model).arrays()
+    assert W.shape == rec.params["W"].shape and v.shape == rec.params["v"].shape
+    assert (W == rec.params["W"]).all() and (v == rec.params["v"]).all()
+    assert same_heads(MultiHeadAttention.from_arrays(W, v), canonical(model))
+    empty = MultiHeadAttention.from_arrays(np.zeros((0, 3, 3)), np.zeros((0, 3)))
+    assert empty.H == 0 and empty.d == 3
+    with pytest.raises(ShapeError, match=r"head first"):
+        MultiHeadAttention.from_arrays(W, v.T)  # the old (d, m) layout is refused
