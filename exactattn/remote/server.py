@@ -235,7 +235,7 @@ class QueryService:
         self._log: BinaryIO | None = open(options.log, "ab") if options.log else None  # noqa: SIM115
         #: requests seen, queries evaluated, requests answered from memory, faults injected
         self.counts = {"requests": 0, "evaluated": 0, "replayed": 0, "faults": 0,
-                       "rate_limited": 0, "refused": 0}
+                       "rate_limited": 0, "refused": 0, "errors": 0}
 
     # -- info and log -------------------------------------------------------------
     def info(self) -> dict[str, Any]:
@@ -270,7 +270,13 @@ class QueryService:
         problem is a :class:`Reply` with a 4xx status and a one-line JSON error."""
         with self._lock:
             self.counts["requests"] += 1
-            reply = self._answer(body)
+            try:
+                reply = self._answer(body)
+            except Exception as exc:  # a bug of the served model: answer 500 naming it, go on
+                self.counts["errors"] += 1
+                self._write_log(event="error", error=f"{type(exc).__name__}: {exc}")
+                return _error(500, f"internal error of the served model: "
+                                   f"{type(exc).__name__}: {exc}")
             if reply.status >= 400 and reply.status not in (429, 500, 503):
                 self.counts["refused"] += 1
                 self._write_log(event="refused", status=reply.status,
@@ -410,6 +416,7 @@ class _Handler(BaseHTTPRequestHandler):
     # TCP_NODELAY: a small answer is not held back by Nagle's algorithm waiting for the
     # client's delayed ACK (measured: 45 ms per request without it, on loopback)
     disable_nagle_algorithm = True
+    timeout = 60  # seconds: a connection idle (or a body unsent) this long is closed
     server: _Server
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name

@@ -281,3 +281,21 @@ def test_exact_answers_near_a_float_are_kept_exactly() -> None:
     with serve_in_thread(head) as s:
         y = HttpOracle(s.url)([[1]])
     assert y == EXP(third) and y != EXP(near)
+
+
+class _Broken:
+    """A served model with a bug of its own."""
+
+    field, d = EXP, 1
+
+    def __call__(self, X: Any) -> Any:
+        return EXP(1) / EXP(0)
+
+
+def test_a_model_that_crashes_is_a_500_naming_the_error_then_unavailable() -> None:
+    with serve_in_thread(_Broken()) as s:
+        oracle = HttpOracle(s.url, retries=1, backoff=0.0)
+        with pytest.raises(OracleUnavailableError, match="internal error of the served model: "
+                                                         "ZeroDivisionError") as caught:
+            oracle([[1]])
+        assert caught.value.attempts == 2 and s.service.counts["errors"] == 2

@@ -305,3 +305,47 @@ def test_the_float_field_is_served_bit_exactly() -> None:
     want = head.batch(Xs)
     assert got.view(np.uint64).tolist() == want.view(np.uint64).tolist()
     assert all(math.isfinite(y) for y in got)
+
+
+# -- the JSON schemas of the wire (docs/schemas/remote_*.json) --------------------------
+def _validator(name: str) -> Any:
+    jsonschema = pytest.importorskip("jsonschema", reason="jsonschema (test-only) not installed")
+    schema = json.loads((ROOT / "docs" / "schemas" / f"{name}.schema.json").read_text("utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _violations(name: str, obj: Any) -> list[str]:
+    return [e.message for e in _validator(name).iter_errors(obj)]
+
+
+def test_what_the_server_sends_matches_the_schemas() -> None:
+    f64 = SingleHeadAttention([[0.5, 1.0], [2.0, -1.0]], [1.0, 3.0], field=F64)
+    for model, field in ((HEAD, "EXP"), (f64, "F64")):
+        service = QueryService(model, ServeOptions(budget=3, rate=100.0))
+        assert _violations("remote_info", service.info()) == []
+        request = json.loads(_request([[["1", "0"], ["0", "1"]], [["2", "1/2"]]], field=field)
+                             if field == "EXP" else
+                             _request([[[1.0, 0.0], [0.0, 1.0]], [[2.0, 0.5]]], field=field))
+        assert _violations("remote_query", request) == []
+        reply = service.query(json.dumps(request).encode())
+        assert reply.status == 200
+        assert _violations("remote_answers", json.loads(reply.body)) == []
+        refusals = [service.query(b"{"), service.query(json.dumps(request).encode()
+                                                       .replace(b'"r"', b'"again"'))]
+        assert [r.status for r in refusals] == [400, 403]
+        for r in refusals:
+            assert _violations("remote_error", json.loads(r.body)) == []
+    # the irrational answers over EXP really are {"num", "den"} objects
+    assert any(isinstance(a, dict) for a in json.loads(
+        QueryService(HEAD).query(_request([[["1", "0"], ["0", "1"]]])).body)["answers"])
+
+
+def test_the_schemas_reject_broken_messages() -> None:
+    assert _violations("remote_answers", {"answers": [True], "request_id": "r"}) != []
+    assert _violations("remote_answers", {"answers": ["0.5"], "request_id": "r"}) != []
+    assert _violations("remote_answers", {"answers": [{"num": [["1", "2"]]}],
+                                          "request_id": "r"}) != []
+    assert _violations("remote_error", {"error": "two\nlines", "status": 400}) != []
+    assert _violations("remote_query", {"queries": []}) != []
+    assert _violations("remote_info", {**QueryService(HEAD).info(), "protocol": 2}) != []
