@@ -57,7 +57,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -534,8 +534,3 @@ class JournaledOracle(ValueOracle):
         return JournaledOracle(self.journaled.fork(name), field=self.field, d=self.d,
                                keep_transcript=self.keep_transcript, name=f"{self.name}/{name}")
 
-
-def iter_rows(journal: Journal, stream: str = MAIN, *, block: int = 4096) -> Iterator[JournalRow]:
-    """Every row of ``stream`` in order, read ``block`` rows at a time."""
-    for lo in range(0, journal.length(stream), block):
-        yield from journal.rows(stream, lo, lo + block)

@@ -327,6 +327,20 @@ def test_a_torn_wal_frame_is_dropped_on_open(tmp_path: Path) -> None:
         assert journal.length() == len(rows)
 
 
+def test_a_second_writer_of_the_same_journal_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "run.journal"
+    fp = {"field": "QQ", "d": 1}
+    with Journal(path, fp) as first, Journal(path, fp) as second:
+        a = JournaledTarget(lambda X: X[0, 0], first, field=QQ, d=1)
+        b = JournaledTarget(lambda X: X[0, 0], second, field=QQ, d=1)
+        assert a(QQ.array([[1]])) == 1
+        with pytest.raises(InvalidEntryError, match="position 0 of stream 'main' was written "
+                                                    "by another process"):
+            b(QQ.array([[2]]))
+    with Journal(path, fp) as journal:  # the first writer's row, and nothing else
+        assert [r.answer for r in journal.rows()] == ['"1"']
+
+
 def test_bad_arguments_are_refused() -> None:
     with pytest.raises(InvalidEntryError, match="non-empty fingerprint"):
         Journal(os.devnull, {})
