@@ -89,7 +89,7 @@ def journaled_remote_oracle(url: str, journal_path: str, *, label: str, seed: in
                             options: Mapping[str, Any], field: Field | None = None,
                             d: int | None = None, budget: int | None = None,
                             keep_transcript: bool = True, batch_size: int = 256,
-                            timeout: float = 10.0, retries: int = 8
+                            timeout: float = 10.0, retries: int = 8, backoff: float = 0.05
                             ) -> tuple[JournaledOracle, Journal]:
     """A journaled oracle on the server at ``url`` and its open journal (close it when done).
 
@@ -98,10 +98,11 @@ def journaled_remote_oracle(url: str, journal_path: str, *, label: str, seed: in
     go into the fingerprint with the server's instance hash, so a journal of
     another run is refused (:class:`~exactattn.errors.JournalMismatchError`).
     A batch is committed to the journal per request of ``batch_size``
-    queries.
+    queries; ``timeout``, ``retries`` and ``backoff`` are the
+    :class:`~exactattn.remote.client.RemoteTarget`'s.
     """
     remote = ResumableRemoteTarget(url, batch_size=batch_size, timeout=timeout,
-                                   retries=retries)
+                                   retries=retries, backoff=backoff)
     if field is not None and field != remote.field:
         raise IncompatibleFieldError(f"field {field.name} given, but {remote.url} answers over "
                                      f"{remote.field.name}")

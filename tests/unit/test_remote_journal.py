@@ -13,12 +13,15 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from contextlib import nullcontext
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from exactattn.certificates import verify
 from exactattn.errors import (
@@ -40,6 +43,7 @@ from exactattn.remote.journal import (
     journal_fingerprint,
     journal_key,
 )
+from tests.strategies import rationals
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -122,6 +126,61 @@ def test_a_truncated_run_resumes_from_the_journal_without_asking_again(
     learn_single_head(oracle, seed=0)
     assert inner.calls == 0 and oracle.queries == reference.queries
     journal.close()
+
+
+def _sigmoid(X: Any) -> Any:
+    """An irrational EXP answer of a 1 x 1 query: sigma(x) = e^x / (1 + e^x)."""
+    e = EXP.exp(EXP(X[0, 0]))
+    return e / (1 + e)
+
+
+@given(qs=st.lists(rationals(), min_size=1, max_size=8),
+       sizes=st.lists(st.integers(1, 5), min_size=1, max_size=8),
+       cut=st.integers(0, 8), chunk=st.integers(1, 4))
+def test_any_cut_of_any_run_resumes_to_the_same_answers(
+        qs: list[Fraction], sizes: list[int], cut: int, chunk: int) -> None:
+    """Queries asked one by one or in batches (sizes 1 to 5), the first run stopped by its
+    budget after ``cut`` queries: the resumed run gets the same exact answers, asking the
+    target only the queries the journal does not hold."""
+    import tempfile
+
+    Xs = [[[q]] for q in qs]
+    batches, lo = [], 0
+    for size in sizes * len(Xs):
+        if lo >= len(Xs):
+            break
+        batches.append(Xs[lo:lo + size])
+        lo += size
+
+    def run(target: JournaledTarget, budget: int | None) -> list[Any]:
+        oracle = ValueOracle(target, budget=budget)
+        out: list[Any] = []
+        for batch in batches:
+            out.extend([oracle(batch[0])] if len(batch) == 1 else oracle.batch(batch))
+        return out
+
+    # a memory file system where there is one: this test is about the logic, and an fsync
+    # per commit on disk would cost most of its time
+    shm = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+    with tempfile.TemporaryDirectory(dir=shm) as tmp:
+        path = Path(tmp) / "run.journal"
+        calls = [0]
+
+        def inner(X: Any) -> Any:
+            calls[0] += 1
+            return _sigmoid(X)
+
+        with Journal(path, {"field": "EXP"}) as journal:
+            with pytest.raises(QueryBudgetExceededError) if cut < len(Xs) else nullcontext():
+                run(JournaledTarget(inner, journal, field=EXP, d=1, chunk_size=chunk), cut)
+            first = journal.length()
+        assert first == calls[0] <= cut
+        with Journal(path, {"field": "EXP"}) as journal:
+            answers = run(JournaledTarget(inner, journal, field=EXP, d=1, chunk_size=chunk),
+                          None)
+            assert journal.replayed == first and journal.written == len(Xs) - first
+        assert calls[0] == len(Xs)
+        assert answers == [_sigmoid(EXP.array(X)) for X in Xs]
 
 
 def test_exact_answers_come_back_exactly_and_floats_bit_for_bit(tmp_path: Path) -> None:

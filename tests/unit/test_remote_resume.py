@@ -221,6 +221,31 @@ def test_http_oracle_with_a_journal_resumes_its_forks_too(tmp_path: Path) -> Non
     assert np.array_equal(rec1.W, rec2.W) and rec1.queries == rec2.queries
 
 
+def test_a_journaled_run_under_injected_faults_evaluates_each_query_once(tmp_path: Path
+                                                                         ) -> None:
+    """20 % of the requests dropped or answered 500/503: the retries (same content-addressed
+    id) are answered from the server's memory; the journal and the count are unaffected."""
+    from exactattn.remote.resume import journaled_remote_oracle
+
+    model = single_head_instance(4, 0, field=EXP).model
+    rec_ref, _ = reference(model)
+    with serve_in_thread(model, fail_rate=0.2, seed=5) as server:
+        oracle, journal = journaled_remote_oracle(
+            server.url, str(tmp_path / "j.db"), label="single_head_exact", seed=0, options={},
+            batch_size=2, backoff=0.001)
+        try:
+            rec = learn_single_head(oracle, seed=0)
+            assert verify(rec, oracle, probes=PROBES, seed=0).holds
+            streams = journal.streams()
+        finally:
+            journal.close()
+        counts = dict(server.service.counts)
+    assert counts["faults"] > 0  # the faults happened, and were retried
+    assert np.array_equal(rec.W, rec_ref.W) and rec.queries == rec_ref.queries
+    assert streams == {MAIN: rec.queries, "main/certificate#1": PROBES}
+    assert counts["evaluated"] == rec.queries + PROBES
+
+
 def test_cli_refuses_bad_remote_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]
                                       ) -> None:
     model = single_head_instance(2, 0, field=EXP).model
