@@ -19,12 +19,15 @@ from . import low_rank
 from . import low_rank_biased
 from . import clipped_inverse
 from . import noisy_oracle
+from . import noisy_curve  # noisy_oracle's measured curve (a figure)
 from . import multihead
 from . import multihead_float
+from . import multihead_biased
 from . import membership_queries
 from . import bounds  # the blueprint's extra claims, under the labels above
 # isort: on
 
 __all__ = ["single_head_exact", "single_head_biased", "relu_ffn_exact", "one_layer_reduction",
-           "low_rank", "low_rank_biased", "clipped_inverse", "noisy_oracle", "multihead",
-           "multihead_float", "membership_queries", "bounds"]
+           "low_rank", "low_rank_biased", "clipped_inverse", "noisy_oracle", "noisy_curve",
+           "multihead",
+           "multihead_float", "multihead_biased", "membership_queries", "bounds"]

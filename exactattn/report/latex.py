@@ -310,7 +310,11 @@ def render_evidence(evidence: Sequence[Any]) -> str:
         value = rec.value
         call = _tt(f"{rec.function.removeprefix('exactattn.')}({rec.arguments})")
         steps = steps_of(value)
-        if hasattr(value, "cases"):  # a case derivation (multihead): its own table
+        if hasattr(value, "pgfplots"):  # a measured curve (symbolic.measured): a figure
+            parts.append(f"\\par\\noindent {_badge(status_of_step(value))} Evidence from "
+                         f"{call}, {value.instances} runs, drawn in the figure.\n"
+                         f"{value.pgfplots()}")
+        elif hasattr(value, "cases"):  # a case derivation (multihead): its own table
             parts.append(f"\\par\\noindent {_badge(status_of_step(value))} Evidence from "
                          f"{call}:\n{value.latex()}")
         elif steps[0] is not value:

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import subprocess
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -281,3 +282,53 @@ def test_claim_titles_have_their_maths_typeset_from_the_one_plain_title(
         text = "".join(tex.split("$")[::2]).replace(r"\_", "")  # outside the maths
         leftovers = re.findall(r"[=<>^|]|\b[A-Za-z]_[A-Za-z0-9]|\bsquared\b", text)
         assert leftovers == [], (c.id, tex)
+
+
+# -- figures drawn from the data the checks measure (issue 11, item 7) ------------------------
+def test_the_default_companion_draws_the_phase_transition_and_the_noise_curve(
+        all_results: list[ClaimResult]) -> None:
+    """No --figures needed: the claims record their curves, the companion draws them."""
+    sensing = statement_section(by_key()["low_rank_sensing"], all_results)
+    assert r"\begin{axis}" in sensing and r"\rho = m / (r(2d - r))" in sensing
+    assert "C = m / (2rd)" in sensing and "ALS, $r = 1$" in sensing
+    noisy = statement_section(by_key()["noisy_oracle"], all_results)
+    assert r"\begin{loglogaxis}" in noisy and "the learner's entry bound, $d = 4$" in noisy
+
+
+def test_a_noise_curve_above_its_bound_is_not_verified(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The curve's check can fail: a learner one unit off in W_11 breaks the entry bound,
+    and the figure is printed under NOT VERIFIED."""
+    import dataclasses
+
+    import exactattn.checks.noisy_curve as noisy_curve
+
+    original = noisy_curve.learn_single_head_noisy
+
+    def off_by_one(*args: object, **kwargs: object) -> object:
+        rec = original(*args, **kwargs)  # type: ignore[arg-type]
+        W = rec.W.copy()
+        W[0, 0] = W[0, 0] + 1
+        return dataclasses.replace(rec, params={"W": W, "v": rec.v})
+
+    monkeypatch.setattr(noisy_curve, "learn_single_head_noisy", off_by_one)
+    monkeypatch.setattr(noisy_curve, "CURVE_DIMS", (2,))
+    monkeypatch.setattr(noisy_curve, "CURVE_EPSILONS", (noisy_curve.CURVE_EPSILONS[0],))
+    (result,) = run_claims(["noisy_oracle.noise_curve"])
+    assert not result.holds and "entry error" in result.outcome.detail
+    assert result.unverified and "noise_curve" in result.unverified[0]
+    tex = statement_section(by_key()["noisy_oracle"], [result])
+    assert r"\notverified" in tex and r"\begin{loglogaxis}" in tex
+
+
+def test_a_phase_transition_below_its_measured_ratio_is_not_verified(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import exactattn.checks.low_rank as low_rank
+
+    monkeypatch.setattr(low_rank, "sensing_solver", lambda: (None, "cvxpy skipped"))
+    monkeypatch.setattr(low_rank, "SENSING_RATIO_ALS", Fraction(1, 2))  # claimed far too low
+    monkeypatch.setattr(low_rank, "PHASE_RANKS", (1,))
+    monkeypatch.setattr(low_rank, "PHASE_RATIOS", (Fraction(1, 2),))
+    (result,) = run_claims(["low_rank_sensing.phase_transition"])
+    assert not result.holds and "0 of 2 trials" in result.outcome.detail
+    assert result.unverified and "phase_transition" in result.unverified[0]
