@@ -286,24 +286,33 @@ def test_cli_learns_a_low_rank_head_from_a_server(tmp_path: Path,
     assert info["journal"]["replayed"] == info["queries"] + PROBES
 
 
-def test_cli_exits_1_on_a_server_that_lies(capsys: pytest.CaptureFixture[str]) -> None:
-    honest = single_head_instance(2, 0, field=EXP).model
+class _Liar:
+    """A single head's answers, except on queries of at least ``tokens`` tokens: the
+    answer plus x_1 . x_N (no head answers that)."""
 
-    class Liar:
-        """A single head's answers, except on queries of two tokens: plus x_1 . x_2."""
+    field, d = EXP, 2
 
-        field, d = EXP, 2
+    def __init__(self, tokens: int) -> None:
+        self.honest = single_head_instance(2, 0, field=EXP).model
+        self.tokens = tokens
 
-        def __call__(self, X: Any) -> Any:
-            y = honest(X)
-            return y + X[0] @ X[-1] if X.shape[0] == 2 else y
+    def __call__(self, X: Any) -> Any:
+        y = self.honest(X)
+        return y + X[0] @ X[-1] if X.shape[0] >= self.tokens else y
 
-        def batch(self, Xs: Any) -> list[Any]:
-            return [self(X) for X in Xs]
+    def batch(self, Xs: Any) -> list[Any]:
+        return [self(X) for X in Xs]
 
-    with serve_in_thread(Liar()) as server:
+
+@pytest.mark.parametrize(("tokens", "says"), [
+    (2, "the learner found answers that no single_head_exact model gives"),  # while learning
+    (3, "FAILS at fresh query"),  # honest on the learner's queries (N <= 2), caught by the fresh probes
+])
+def test_cli_exits_1_on_a_server_that_lies(tokens: int, says: str,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    with serve_in_thread(_Liar(tokens)) as server:
         code = main(["learn", "single_head_exact", "--d", "2", "--oracle", server.url,
                      "--no-progress"])
     out, err = capsys.readouterr()
     assert code == 1, (out, err)
-    assert "fails" in out or "no single_head_exact model gives" in err
+    assert says in out + err
