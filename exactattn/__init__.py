@@ -37,6 +37,7 @@ from .fields import BALL, EXP, F64, MP, QQ, field_by_name
 from .learners import *  # noqa: F403  (every learner; their list is learners.__all__)
 from .learners.recovery import STATUSES
 from .models import (
+    BiasedMultiHeadAttention,
     BiasedSingleHeadAttention,
     MultiHeadAttention,
     OneLayerTransformer,
@@ -53,6 +54,7 @@ __all__ = [
     "QQ", "EXP", "F64", "BALL", "MP", "field_by_name",
     # hidden models
     "SingleHeadAttention", "BiasedSingleHeadAttention", "MultiHeadAttention",
+    "BiasedMultiHeadAttention",
     "OneLayerTransformer", "ResidualOneLayerTransformer", "ReluFFN",
     # oracles
     "ValueOracle", "NoisyOracle", "enclosing_oracle", "HttpOracle",

@@ -11,6 +11,7 @@ from .biased_low_rank import learn_biased_low_rank
 from .low_rank import learn_low_rank
 from .membership import learn_single_head_membership
 from .multihead import learn_multihead, learn_orthogonal_heads
+from .multihead_biased import learn_multihead_biased
 from .multihead_float import learn_multihead_float
 from .noisy import learn_single_head_noisy
 from .noisy_adapted import learn_single_head_noisy_adapted
@@ -24,5 +25,5 @@ __all__ = [
     "Recovery", "learn_single_head", "learn_biased_head", "learn_one_layer", "learn_skip_head",
     "learn_relu_ffn", "learn_low_rank", "learn_biased_low_rank", "learn_single_head_noisy",
     "learn_single_head_noisy_adapted", "learn_multihead", "learn_orthogonal_heads",
-    "learn_single_head_membership", "learn_multihead_float",
+    "learn_single_head_membership", "learn_multihead_float", "learn_multihead_biased",
 ]

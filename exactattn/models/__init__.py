@@ -5,7 +5,8 @@
 * :class:`OneLayerTransformer`, :class:`ResidualOneLayerTransformer` and
   :class:`SkipHeadAttention` (``one_layer_reduction``);
 * :class:`ReluFFN` with its canonical form (``relu_ffn_exact``);
-* :class:`MultiHeadAttention` with its canonical form (``multihead_*``).
+* :class:`MultiHeadAttention` with its canonical form (``multihead_*``);
+* :class:`BiasedMultiHeadAttention` (heads with biases, as a real layer has them).
 
 ``canonical`` and ``equivalent`` are the multi-head ones; the ReLU ones are
 ``relu_canonical`` and ``relu_equivalent`` here (plain names in :mod:`.relu`).
@@ -22,6 +23,7 @@ from .multihead import (
     canonical,
     equivalent,
 )
+from .multihead_biased import BiasedMultiHeadAttention
 from .relu import CanonicalReLU, ReluFFN, parameter_error, witness
 from .relu import canonical as relu_canonical
 from .relu import equivalent as relu_equivalent
@@ -33,5 +35,5 @@ __all__ = [
     "CanonicalReLU", "ReluFFN", "parameter_error", "relu_canonical", "relu_equivalent",
     "witness",
     "ConcatenatedMultiHeadAttention", "Equivalence", "MultiHeadAttention", "canonical",
-    "equivalent",
+    "equivalent", "BiasedMultiHeadAttention",
 ]

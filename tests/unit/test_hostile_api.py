@@ -37,6 +37,7 @@ from exactattn.errors import (
 )
 from exactattn.fields import BALL, EXP, F64, MP, QQ, Field, field_by_name
 from exactattn.models import (
+    BiasedMultiHeadAttention,
     BiasedSingleHeadAttention,
     ConcatenatedMultiHeadAttention,
     MultiHeadAttention,
@@ -694,6 +695,9 @@ def _learner_cases() -> dict[str, tuple[Any, Any, dict[str, Any]]]:
             SingleHeadAttention([[1, F(-1, 2)], [0, 3]], [2, -4])), {
             "max_abs": 4, "max_denominator": 2, "ratio_bound": None, "epsilon": None,
             "progress": None}),
+        "learn_multihead_biased": (lrn.learn_multihead_biased, lambda: ValueOracle(
+            BiasedMultiHeadAttention([([[0.5, -0.3], [0.2, 0.4]], [0.1, 0.2], [1.0, -0.5])],
+                                     0.5, field=F64)), {"heads": 1, "field": F64, "seed": 0}),
         "learn_multihead_float": (lrn.learn_multihead_float, lambda: ValueOracle(
             MultiHeadAttention([([[0.5, -0.3], [0.2, 0.4]], [1.0, -0.5])], field=F64)), {
             "heads": 1, "field": F64, "seed": 0}),
@@ -797,7 +801,8 @@ def test_learner_known_escape(learner: str, option: str, value: Any) -> None:
 #: is slow, not a defect, so they are tested at the cap's edges instead of with hostile scalars
 CAPPED_COUNTS = {("learn_low_rank", "confirm"): 10**4, ("learn_biased_low_rank", "confirm"): 10**4,
                  ("learn_relu_ffn", "residual_probes"): 10**6, ("learn_multihead", "heads"): 1024,
-                 ("learn_multihead_float", "heads"): 1024}
+                 ("learn_multihead_float", "heads"): 1024,
+                 ("learn_multihead_biased", "heads"): 1024}
 
 _CLEAN_OPTIONS = [(learner, option) for learner, (_, _, good) in sorted(LEARNERS.items())
                   for option in sorted(good)
