@@ -585,10 +585,11 @@ def _appendix(results: Sequence[ClaimResult]) -> str:
         r"\paragraph{Versions.} " + "; ".join(f"{n} {_escape(str(v))}" for n, v in versions)
         + ".",
         r"\paragraph{Rerun.} \texttt{pip install exactattn}, then "
-        r"\texttt{exactattn latex --out DIR --pdf} (writes and builds this document; exits 1 "
+        r"\texttt{exactattn latex -{}-out DIR -{}-pdf} (writes and builds this document; exits 1 "
         r"if a step is NOT VERIFIED) or \texttt{exactattn verify}.",
-        r"\paragraph{Closing note.} This document has \pageref*{LastPage} pages; coverage of "
-        r"the paper: " + _totals(coverage_rows(results)) + ".",
+        r"\paragraph{Closing note.} This document has \shippedpagetotal{} pages (a title page "
+        r"and \pageref*{LastPage} numbered pages); coverage of the paper: "
+        + _totals(coverage_rows(results)) + ".",
     ])
 
 

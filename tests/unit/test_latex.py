@@ -165,6 +165,11 @@ def test_the_companion_builds_without_overfull_boxes_or_warnings(
     assert "undefined" not in log.lower()
     assert "hyperref Warning" not in log
     assert "pdfTeX warning" not in log  # e.g. a duplicate destination page.1 (title page)
+    # the closing note's page count: every page shipped, the title page and the numbered ones
+    aux = (tmp_path / "main.aux").read_text(encoding="latin-1")
+    total = int(re.findall(r"\\gdef \\shippedpagetotal\{(\d+)\}", aux)[-1])
+    numbered = int(re.findall(r"\\newlabel\{LastPage\}\{\{[^}]*\}\{(\d+)\}", aux)[-1])
+    assert total == numbered + 1 > 40
     tex = "".join(p.read_text(encoding="utf-8") for p in tmp_path.glob("*.tex"))
     assert r"\part{The paper}" in tex and r"\part{Beyond the paper}" in tex
     assert "Coverage of the paper" in tex and r"\begin{tikzpicture}" in tex
