@@ -117,6 +117,46 @@ def _positive_rational(name: str, value: Any) -> fmpq:
     return q
 
 
+#: the most bits of one cut point: :func:`_cut_point` evaluates sigmoid(a) at about
+#: 64 + 3 |a| + 2 log2(1 / eta) bits, and |a| reaches M (W_ij in [-M, M]); M = 10^9 asked
+#: for cut points of 3e9 bits (hours, gigabytes)
+MAX_CUT_BITS = 2**17
+#: the most labels x bits per cut point of one run: a bound on the work, checked before
+#: any label is asked (benchmarks/membership.py's largest size, d = 32 with Q = 10^6, is
+#: about 2^23; Q = 10^400 at d = 2, about 12 s, is above it)
+MAX_LABEL_BITS = 2**25
+
+
+def _check_work(d: int, M: int, eta: fmpq, labels: int, what: str, instead: str) -> None:
+    """Refuse, before any label, a run whose cut points or total work exceed the bounds.
+
+    ``what`` names the arguments that set the resolution eta, ``instead`` what to
+    do. The figures: bits = 64 + 3M + 2 log2(1/eta), the precision of the cut
+    points at logit M; work = labels x bits.
+
+    >>> _check_work(2, 10**9, fmpq(1, 4096), 100, "max_abs", "lower max_abs")
+    Traceback (most recent call last):
+    ...
+    exactattn.errors.InvalidEntryError: max_abs = 1000000000: a cut point at logit M ...
+    """
+    bits = 64 + 3 * M + 2 * int(eta.q).bit_length()
+    if bits > MAX_CUT_BITS:
+        raise InvalidEntryError(
+            f"max_abs = {M}: a cut point at logit M needs about {bits} bits, above "
+            f"MAX_CUT_BITS = 2^17 = {MAX_CUT_BITS}; {instead}")
+    if labels * bits > MAX_LABEL_BITS:
+        raise InvalidEntryError(
+            f"{what} (d = {d}, max_abs = {M}): {labels} labels at about {bits} bits each "
+            f"({labels * bits:.3e} label-bits) exceed the work bound MAX_LABEL_BITS = 2^25 = "
+            f"{MAX_LABEL_BITS}, checked before any label; {instead}")
+
+
+def _short(n: int) -> str:
+    """An integer for a message: in full up to 30 digits, else its leading digits and length."""
+    text = str(n)
+    return text if len(text) <= 30 else f"{text[:4]}... ({len(text)} digits)"
+
+
 def _eta(Q: int) -> fmpq:
     return fmpq(1, ETA_FACTOR * Q * Q)
 
@@ -344,6 +384,13 @@ def learn_single_head_membership(
     Mr, Qr = _ratio_bound(ratio_bound, M, Q)
     d = oracle.d
     eta = _eta(Q)
+    if eps is None:
+        _check_work(d, max(M, Mr), _eta(max(Q, Qr)), query_count(d, d, M, Q, ratio_bound=(Mr, Qr)),
+                    f"max_denominator = {_short(Q)}",
+                    "lower max_denominator or max_abs, or learn intervals (epsilon=)")
+    else:
+        _check_work(d, M, eps / 256, d + d * d * interval_steps(M, eps), f"epsilon = {eps}",
+                    "raise epsilon or lower max_abs")
     span = QuerySpan.begin(oracle)
 
     def send(X: list[list[fmpq]]) -> Array:

@@ -682,6 +682,12 @@ def learn_orthogonal_heads(
     F = oracle.field if field is None else field
     F.require_same(oracle.field, "the oracle")
     d = oracle.d
+    sized = isinstance(bases, list | tuple) or (isinstance(bases, np.ndarray) and bases.ndim)
+    if not sized or not 1 <= len(bases) <= d:
+        got = f"{len(bases)} matrices" if sized else type(bases).__name__
+        raise InvalidEntryError(
+            f"bases must be a list of 1 to d = {d} matrices (one d x d_h basis per head; "
+            f"mutually orthogonal subspaces of R^{d} are at most {d}), got {got}")
     Bs = [F.array(Bh, name=f"bases[{h}]") for h, Bh in enumerate(bases)]
     for h, Bh in enumerate(Bs):
         if Bh.ndim != 2 or Bh.shape[0] != d or rank(F, Bh) != Bh.shape[1]:

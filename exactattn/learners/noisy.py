@@ -146,12 +146,44 @@ def theorem_tolerances(d: int, *, epsilon_W: Any, epsilon_v: Any, W_bound: Any,
     if Wb < 2:
         raise HypothesisViolatedError(f"W_bound = {Wb} < 2: the theorem needs W_bound >= 2",
                                       hypothesis="W_bound >= 2")
+    check_epsilon_W(eps_W, (d + 2) * Wb, "(d + 2) W_bound",
+                    "every clipped estimate has |W_hat_ij| <= W_bound plus the logarithm's "
+                    "ball radius, far below W_bound")
     r = ceil_sqrt(d)
     tau_f = mu * eps_W / (TAU_F_DENOMINATOR * Wb * Wb * d)
     tau_v = min(mu / 2, tau_f, eps_v / r)
     alpha = (2 * Wb / mu) * tau_f + ((Wb + 2) / mu) * tau_v
     entry = L_UPPER * alpha * 2 * Wb  # / (a b) with a b = 1 / (2 W_bound)
     return NoisyBounds(tau_f, tau_v, alpha, entry, entry * d, r * tau_v)
+
+
+def check_epsilon_W(eps_W: fmpq, limit: fmpq, limit_text: str, why: str) -> None:
+    """Refuse an accuracy ``eps_W`` above ``limit``, where it is met whatever the answers.
+
+    Above the limit the requirement ||W_hat - W||_F <= eps_W is vacuous (``why``:
+    ||W_hat||_F + ||W||_F <= limit for every estimate the learner can return), and
+    the tolerance it would ask of the oracle grows without bound (10**400 overflowed
+    the oracle's float step): it is refused before any query, with the limit.
+
+    >>> check_epsilon_W(fmpq(10**400), fmpq(8), "(d + 2) W_bound", "a reason")
+    Traceback (most recent call last):
+    ...
+    exactattn.errors.InvalidEntryError: epsilon_W = 1.000e+400 exceeds (d + 2) W_bound = 8: ...
+    """
+    if eps_W > limit:
+        raise InvalidEntryError(
+            f"epsilon_W = {_sci(eps_W)} exceeds {limit_text} = {limit}: above it "
+            f"||W_hat - W||_F <= epsilon_W holds whatever the answers ({why}, and "
+            f"||W||_F <= W_bound), so the requirement is vacuous; ask for epsilon_W <= {limit}")
+
+
+def _sci(q: fmpq) -> str:
+    """A positive rational in scientific notation without float overflow (messages only)."""
+    if q <= 10**15:
+        return f"{float(q):.4g}"
+    n = int(q.p // q.q)
+    e = len(str(n)) - 1
+    return f"{int(str(n)[:4]) / 1000:.3f}e+{e}"
 
 
 def positive_rational(x: Any, name: str) -> fmpq:

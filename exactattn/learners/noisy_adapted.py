@@ -111,6 +111,7 @@ from .noisy import (
     _bits_for,
     _dec,
     ceil_sqrt,
+    check_epsilon_W,
     checked_prec,
     clipped_logits,
     log_radius_budget,
@@ -223,6 +224,9 @@ def adapted_tolerances(d: int, *, epsilon_W: Any, epsilon_v: Any, W_bound: Any,
             f"norm_lower = {nu} > 1 contradicts ||v|| <= 1", hypothesis="norm_lower <= 1")
     r = ceil_sqrt(d)
     K = z_inverse_bound(d)
+    check_epsilon_W(eps_W, (K * d + 2) * Wb, "(K_d d + 2) W_bound",
+                    f"every clipped logit has |t_hat_lj| <= W_bound plus the logarithm's ball "
+                    f"radius and ||Z^-1||_2 <= K_d = {K}")
     tau_f = nu * eps_W / (TAU_F_DENOMINATOR * K * Wb * Wb * d)
     tau_v = min(nu / (4 * r), eps_v / r, 6 * Wb * tau_f / (4 * r + 3 * Wb))
     return adapted_error_bounds(d, W_bound=Wb, norm_lower=nu, tau_f=tau_f, tau_v=tau_v)

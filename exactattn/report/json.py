@@ -23,7 +23,9 @@ def verify_report(results: Sequence[ClaimResult], seconds: float) -> dict[str, A
     """``exactattn verify --json``: the claims run, with their verdicts
     (``docs/schemas/verify.schema.json``)."""
     from .. import __version__
+    from .text import check_results
 
+    check_results(results, seconds, "verify_report")
     failed = sum(1 for r in results if not r.holds)
     return {
         "exactattn": __version__,
