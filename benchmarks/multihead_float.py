@@ -24,7 +24,15 @@ error estimate), ``max_relative_bound`` (the learner's own estimate, same
 normalisation), ``margin_decades`` (head-count decision), ``cond_projected_v``,
 ``cond_W_blocks_max``, ``certificate_holds`` (``verify(..., probes=16)``),
 ``seconds`` (the learner, oracle included), ``refused`` with ``error`` and
-``report`` when the learner refused.
+``report`` when the learner refused, ``error_over_estimate`` (measured error over
+the first-order estimate), ``eprint_log2_error`` (the ePrint figure, H = 6, d = 8).
+
+``H6_d8_ball80`` (``H2_d3_ball80`` with ``--quick``): the same learner on an
+enclosing BALL(80) oracle (the float64 model evaluated exactly in EXP, each
+answer a ball); keys ``max_parameter_radius`` (the widest of the rigorous
+balls), ``log2_max_rel_radius`` (over the largest hidden entry),
+``contains_hidden`` (every hidden parameter in its ball, decided by arb),
+``enclosure`` (the Krawczyk figures); target: contained, radius <= 2^-45.
 
 BLAS threads are pinned to 1 before numpy loads: the learner's many small
 QR and least-squares calls slow down by two orders of magnitude when several
@@ -44,7 +52,6 @@ import json  # noqa: E402
 import math  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from fractions import Fraction  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -58,12 +65,13 @@ except ImportError:  # run from a checkout without `pip install -e .`
 
 from exactattn.certificates import verify  # noqa: E402
 from exactattn.checks.multihead_float import (  # noqa: E402
+    ball_oracle,
     random_float_multihead,
     recovery_errors,
     within_bounds,
 )
 from exactattn.errors import IllConditionedError, RecoveryFailedError  # noqa: E402
-from exactattn.fields import BALL, EXP, F64  # noqa: E402
+from exactattn.fields import F64  # noqa: E402
 from exactattn.learners.multihead_float import (  # noqa: E402
     float_query_count,
     learn_multihead_float,
@@ -71,7 +79,7 @@ from exactattn.learners.multihead_float import (  # noqa: E402
 )
 from exactattn.learners.recovery import Recovery  # noqa: E402
 from exactattn.models.multihead import MultiHeadAttention, canonical  # noqa: E402
-from exactattn.oracle import ValueOracle, enclosing_oracle  # noqa: E402
+from exactattn.oracle import ValueOracle  # noqa: E402
 
 #: (case, H, d, target max relative error or None for the near-equal case, learner options)
 Case = tuple[str, int, int, float | None, dict[str, Any]]
@@ -105,16 +113,6 @@ def _model(case: str, H: int, d: int, seed: int) -> MultiHeadAttention:
     return MultiHeadAttention(heads, field=F64, d=d)
 
 
-def _ball_oracle(model: MultiHeadAttention, prec: int) -> ValueOracle:
-    """An enclosing BALL(prec) oracle of the float64 model (its parameters are exact
-    binary64 rationals, evaluated exactly in EXP, each answer enclosed in a ball)."""
-    exact = MultiHeadAttention(
-        [(EXP.array([[EXP(Fraction(float(x))) for x in row] for row in W]),
-          EXP.array([EXP(Fraction(float(x))) for x in v]))
-         for W, v in zip(model.Ws, model.vs, strict=True)], field=EXP, d=model.d)
-    return enclosing_oracle(exact, BALL(prec))
-
-
 def _ball_row(rec: Recovery, model: MultiHeadAttention) -> dict[str, Any]:
     """Figures of a BALL recovery: the balls' radii, whether every ball contains the
     hidden canonical parameter (decided by arb), the midpoints' error."""
@@ -141,7 +139,7 @@ def run_case(case: str, H: int, d: int, target: float | None, opts: dict[str, An
              seed: int) -> dict[str, Any]:
     model = _model(case, H, d, seed)
     ball = case.endswith("_ball80")
-    oracle = _ball_oracle(model, 80) if ball else ValueOracle(model)
+    oracle = ball_oracle(model, 80) if ball else ValueOracle(model)
     row: dict[str, Any] = {"case": case, "H": H, "d": d, "seed": seed,
                            "published_bound": published_bound(H, d), "options": opts}
     if (case, H, d) in EPRINT_LOG2:
@@ -169,6 +167,7 @@ def run_case(case: str, H: int, d: int, target: float | None, opts: dict[str, An
             H, d, families_per_dimension=opts.get("families_per_dimension", 2),
             polish_queries=opts.get("polish_queries", 0))
         row["queries_as_proved"] = row["queries"] == row["proved_queries"]
+        row["ratio_vs_published"] = round(rec.queries / published_bound(H, d), 4)
         row["target_met"] = bool(row["contains_hidden"] and row["queries_as_proved"]
                                  and row["max_parameter_radius"] <= (target or 0))
         return row

@@ -324,8 +324,8 @@ def verify(
     # answers only show that the exact value is enclosed
     balls = isinstance(oracle.field if oracle is not None else answer_field, BallField)
     floating = not F.exact and not ball_recovery and not approximate
-    kind = ("tolerance" if approximate or floating
-            else "enclosure" if balls or ball_recovery else "exact")
+    kind = ("enclosure" if ball_recovery else "tolerance" if approximate or floating
+            else "enclosure" if balls else "exact")
     tolerance = None
     if approximate:
         tolerance = ("the recovery's guaranteed bounds propagated to the query, plus the "
@@ -435,8 +435,10 @@ def verify(
     return result(True, replayed, probes, None)
 
 
-#: labels whose recovered (W, v) is a single head: certified over BALL(prec) by enclosure
-BALL_HEAD_LABELS = frozenset({"single_head_exact", "low_rank_adaptive", "low_rank_sensing"})
+#: labels whose recovered (W, v) is a single head, or heads (W (m, d, d), v (m, d)) for
+#: multihead_canonical: certified over BALL(prec) by enclosure
+BALL_HEAD_LABELS = frozenset({"single_head_exact", "low_rank_adaptive", "low_rank_sensing",
+                              "multihead_canonical"})
 _PLAIN_RATIONAL = re.compile(r"\d+(/0*[1-9]\d*)?")
 #: the guaranteed bounds an approximate recovery is certified against (:func:`_approximate_bound`)
 APPROXIMATE_BOUNDS = ("W_frobenius_bound", "v_bound")
@@ -461,7 +463,7 @@ def _check_certifiable(recovery: Recovery) -> None:
         if label not in BALL_HEAD_LABELS or set(recovery.params) != {"W", "v"}:
             raise InvalidEntryError(
                 f"no certificate for a {label} recovery over {F.name}: ball recoveries are "
-                "certified by enclosure for single heads only "
+                "certified by enclosure for single heads and multihead_canonical only "
                 f"({', '.join(sorted(BALL_HEAD_LABELS))}); learn over EXP (exact)")
         return
     if recovery.approximate:
@@ -496,7 +498,8 @@ def _check_certifiable(recovery: Recovery) -> None:
 
 def _compare_balls(F: BallField, recovery: Recovery, source: str, index: int, X: Array,
                    y: Any, widest: list[fmpq]) -> Failure | None:
-    """One query of a single head recovered over BALL: do the two enclosures meet?
+    """One query of a single head (or of canonical heads, summed) recovered over BALL:
+    do the two enclosures meet?
 
     The ball value of softmax(X W x_N)^T X v computed from the recovered balls
     W, v contains the value of every model inside them, and the oracle's ball
@@ -509,12 +512,15 @@ def _compare_balls(F: BallField, recovery: Recovery, source: str, index: int, X:
     midpoint of the largest one, as a ball (softmax is unchanged).
     """
     W, v = recovery.params["W"], recovery.params["v"]
+    heads = list(zip(W, v, strict=True)) if W.ndim == 3 else [(W, v)]  # multi-head: W (m, d, d)
     try:
-        s = X @ (W @ X[-1])
-        c = X @ v
-        top = max(F.midpoint(x) for x in s)
-        weights = F.exp(s - F(top))
-        got = (weights @ c) / weights.sum()
+        got = F(0)
+        for Wh, vh in heads:
+            s = X @ (Wh @ X[-1])
+            c = X @ vh
+            top = max(F.midpoint(x) for x in s)
+            weights = F.exp(s - F(top))
+            got = got + (weights @ c) / weights.sum()
         y = F(y)
     except ExactattnError as exc:
         return Failure(source, index, X, y, None, f"the recovered balls cannot answer: {exc}")

@@ -13,14 +13,16 @@ multi-head recovery (the model builder of the label is registered in
 from __future__ import annotations
 
 import dataclasses
+from fractions import Fraction
 
 import numpy as np
+from flint import arb
 
 from ..certificates import FLOAT_TOLERANCES
 from ..certificates import verify as certify
 from ..claims import Outcome, claim, first_failure
 from ..errors import IllConditionedError, RecoveryFailedError
-from ..fields import F64, Array
+from ..fields import BALL, EXP, F64, Array
 from ..learners.multihead import PAPER_REF
 from ..learners.multihead_float import (
     LABEL,
@@ -31,7 +33,7 @@ from ..learners.multihead_float import (
 )
 from ..learners.recovery import Recovery
 from ..models.multihead import MultiHeadAttention, canonical
-from ..oracle import ValueOracle
+from ..oracle import ValueOracle, enclosing_oracle
 
 ROUTE = "float64 (tolerance)"
 TOLERANCE_TEXT = ("first-order float64 estimate: the recovery's per-entry error estimates "
@@ -135,8 +137,8 @@ def _check_head_count() -> Outcome:
 
 @claim(LABEL, "float_ill_conditioning", paper_ref=PAPER_REF,
        title="Nearly equal heads get a measured ill-conditioning report, never a silent merge",
-       statement=r"\|W_1 - W_2\| = 10^{-6} \implies \text{IllConditionedError or "
-                 r"RecoveryFailedError naming the measured figures}", route=ROUTE)
+       statement=r"\|W_1 - W_2\| = 10^{-6} \implies \text{IllConditionedError with the "
+                 r"measured residual, rounding estimate and head-count margin}", route=ROUTE)
 def _check_ill_conditioning() -> Outcome:
     failures, checked = [], 0
     for d, seed in ((3, 0), (4, 1)):
@@ -149,12 +151,15 @@ def _check_ill_conditioning() -> Outcome:
         try:
             rec = learn_multihead_float(ValueOracle(model), heads=3, seed=seed)
         except IllConditionedError as exc:
-            if not exc.report:
-                failures.append(f"d={d}: IllConditionedError without figures")
+            # the report names the measured figures: the misfit (residual against the
+            # rounding estimate) or the relative error estimates
+            if not ({"residual", "noise_bound", "margin_decades"} <= set(exc.report)
+                    or "max_relative_bound" in exc.report):
+                failures.append(f"d={d}: IllConditionedError without the figures "
+                                f"({sorted(exc.report)})")
             continue
         except RecoveryFailedError as exc:
-            if "residual" not in str(exc):
-                failures.append(f"d={d}: refusal without the residual: {exc}")
+            failures.append(f"d={d}: refused without an ill-conditioning report: {exc}")
             continue
         if rec.options["m"] != 3 or not within_bounds(rec, model):
             failures.append(f"d={d}: a recovery of {rec.options['m']} heads returned outside "
@@ -184,3 +189,68 @@ def _check_soundness() -> Outcome:
             if certify(bad, oracle, probes=8).holds:
                 failures.append(f"H={H}, d={d}: recovery off by {shift:.1e} accepted")
     return first_failure(failures, checked, "rejected")
+
+
+#: (H, d, seed, prec) of the built-in BALL instances (enclosing oracles of float64 models)
+BALL_INSTANCES = ((1, 3, 4, 64), (2, 3, 0, 80))
+
+
+def ball_oracle(model: MultiHeadAttention, prec: int) -> ValueOracle:
+    """An enclosing BALL(prec) oracle of a float64 model: its binary64 entries are exact
+    rationals, so the model is evaluated exactly in EXP and each answer enclosed.
+
+    >>> ball_oracle(random_float_multihead(1, 2, 0), 64).field.name
+    'BALL(64)'
+    """
+    exact = MultiHeadAttention(
+        [(EXP.array([[EXP(Fraction(float(x))) for x in row] for row in W]),
+          EXP.array([EXP(Fraction(float(x))) for x in v]))
+         for W, v in zip(model.Ws, model.vs, strict=True)], field=EXP, d=model.d)
+    return enclosing_oracle(exact, BALL(prec))
+
+
+def balls_contain(rec: Recovery, model: MultiHeadAttention) -> bool:
+    """Every hidden canonical head lies in the balls of exactly one recovered head
+    (decided by arb's ``contains``, no tolerance)."""
+    W, v = rec.params["W"], rec.params["v"]
+    hidden = canonical(model)
+    for Wt, vt in zip(hidden.Ws, hidden.vs, strict=True):
+        hits = [k for k in range(W.shape[0])
+                if all(b.value.contains(arb(float(t)))
+                       for b, t in zip([*W[k].flat, *v[k]], [*Wt.flat, *vt], strict=True))]
+        if len(hits) != 1:
+            return False
+    return bool(W.shape[0] == hidden.H)
+
+
+@claim(LABEL, "ball_enclosure", paper_ref=PAPER_REF,
+       title="From a BALL oracle: every canonical parameter in a rigorous ball (Krawczyk)",
+       statement=r"K(\Theta) \subset \operatorname{int} \Theta \implies "
+                 r"\theta^* \in K \text{ for } \theta^* \in \Theta; \text{ the box around "
+                 r"a wrong centre is refused}",
+       route="float64 solve, Krawczyk enclosure in arb (BALL)")
+def _check_ball_enclosure() -> Outcome:
+    failures, checked = [], 0
+    for H, d, seed, prec in BALL_INSTANCES:
+        model = random_float_multihead(H, d, seed)
+        oracle = ball_oracle(model, prec)
+        rec = learn_multihead_float(oracle, heads=H, seed=seed)
+        checked += 1
+        if rec.status != "approximate" or not rec.options["enclosure"]["contained"]:
+            failures.append(f"H={H}, d={d}: status {rec.status}, enclosure "
+                            f"{rec.options['enclosure']}")
+        if not balls_contain(rec, model):
+            failures.append(f"H={H}, d={d}, BALL({prec}): a hidden parameter outside its ball")
+        if not rec.queries == oracle.queries == float_query_count(H, d):
+            failures.append(f"H={H}, d={d}: {rec.queries} queries, proved "
+                            f"{float_query_count(H, d)}")
+        # the balls are not vacuous: moved by 4 radii, a hidden parameter falls outside
+        W = rec.params["W"].copy()
+        ball = W[0, 0, 0]
+        moved = ball.field._run(lambda b=ball: b.value + 4 * b.value.rad())  # at its precision
+        W[0, 0, 0] = type(ball)(moved, ball.field)
+        checked += 1
+        if balls_contain(dataclasses.replace(rec, params={**rec.params, "W": W}), model):
+            failures.append(f"H={H}, d={d}: a ball moved by 4 radii still contains W_1[0, 0]")
+    return first_failure(failures, checked, "every hidden parameter in its ball; moved balls "
+                         "rejected")

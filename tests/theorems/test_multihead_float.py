@@ -14,7 +14,6 @@ import dataclasses
 import json
 import subprocess
 import sys
-from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +25,7 @@ from hypothesis import strategies as st
 from exactattn.certificates import verify
 from exactattn.checks.multihead_float import (
     TOLERANCE_TEXT,
+    ball_oracle,
     random_float_multihead,
     recovery_errors,
     within_bounds,
@@ -47,7 +47,7 @@ from exactattn.learners.multihead_float import (
     ratio_grid,
 )
 from exactattn.models.multihead import MultiHeadAttention
-from exactattn.oracle import ValueOracle, enclosing_oracle
+from exactattn.oracle import ValueOracle
 
 W1 = np.array([[0.5, -0.3], [0.2, 0.4]])
 V1 = np.array([1.0, -0.5])
@@ -198,8 +198,11 @@ def test_certificate_rejects_another_oracle() -> None:
 
 
 def test_the_claims_hold() -> None:
-    results = [r for r in run_claims([LABEL]) if "float" in r.claim.id]
-    assert len(results) == 4 and all(r.outcome.holds for r in results)
+    ours = {f"{LABEL}.{name}" for name in ("float_recovery", "float_head_count",
+                                           "float_ill_conditioning",
+                                           "float_certificate_soundness", "ball_enclosure")}
+    results = [r for r in run_claims([LABEL]) if r.claim.id in ours]
+    assert len(results) == 5 and all(r.outcome.holds for r in results)
 
 
 # -- violated hypotheses -----------------------------------------------------------------
@@ -279,8 +282,11 @@ def test_quick_benchmark_prints_valid_json_rows() -> None:
     assert first["queries"] == first["proved_queries"] < first["published_bound"]
     assert first["within_bounds"] and first["certificate_holds"] and first["target_met"]
     assert first["max_rel_error"] <= 1e-10
-    # nearly equal heads: refused with the measured figures (or returned within bounds)
-    assert near["target_met"] and (near["refused"] or near["within_bounds"])
+    # nearly equal heads: refused with an ill-conditioning report carrying the measured
+    # residual against the rounding estimate (before: a refusal without a report)
+    assert near["target_met"] and near["refused"]
+    assert near["error"].startswith("IllConditionedError")
+    assert near["report"]["residual_over_noise"] > 1e3 and near["report"]["m"] < near["H"]
 
 
 @pytest.mark.parametrize(("H", "d", "seed"), [(3, 3, 0), (3, 4, 1)])
@@ -314,21 +320,12 @@ def test_count_with_polish_queries() -> None:
     assert within_bounds(rec, model)
 
 
-def _ball_oracle(model: MultiHeadAttention, prec: int) -> ValueOracle:
-    """An enclosing BALL oracle of a float64 model (its binary64 entries are rationals)."""
-    exact = MultiHeadAttention(
-        [(EXP.array([[EXP(Fraction(float(x))) for x in row] for row in W]),
-          EXP.array([EXP(Fraction(float(x))) for x in v]))
-         for W, v in zip(model.Ws, model.vs, strict=True)], field=EXP, d=model.d)
-    return enclosing_oracle(exact, BALL(prec))
-
-
 @pytest.mark.parametrize(("H", "d", "seed", "prec", "radius"), [
     (2, 3, 0, 80, 1e-16), (1, 3, 4, 64, 1e-12), (2, 4, 2, 120, 1e-20)])
 def test_ball_route_encloses_the_hidden_parameters(H: int, d: int, seed: int, prec: int,
                                                    radius: float) -> None:
     model = random_float_multihead(H, d, seed)
-    oracle = _ball_oracle(model, prec)
+    oracle = ball_oracle(model, prec)
     rec = learn_multihead_float(oracle, heads=H, seed=seed)
     assert rec.status == "approximate" and rec.field == BALL(prec)
     assert any("Krawczyk box" in h for h in rec.hypotheses)
@@ -352,7 +349,7 @@ def test_krawczyk_rejects_a_wrong_centre() -> None:
     # the enclosure test is not vacuous: around parameters 1e-8 off (box radius 1e-12)
     # the Krawczyk operator leaves the box, and no enclosure is claimed
     model = random_float_multihead(2, 3, 0)
-    oracle = _ball_oracle(model, 80)
+    oracle = ball_oracle(model, 80)
     captured: dict[str, object] = {}
     original = multihead_float._krawczyk
 
@@ -381,7 +378,24 @@ def test_krawczyk_rejects_a_wrong_centre() -> None:
 
 
 def test_ball_oracle_below_float64_precision_refused() -> None:
-    oracle = _ball_oracle(random_float_multihead(1, 2, 0), 40)
+    oracle = ball_oracle(random_float_multihead(1, 2, 0), 40)
     with pytest.raises(InvalidEntryError, match="at least 53 bits"):
         learn_multihead_float(oracle, heads=1)
     assert oracle.queries == 0
+
+
+def test_ball_certificate_holds_and_rejects_a_moved_ball() -> None:
+    # verify() certifies a multi-head BALL recovery by enclosure (each query: the
+    # recovered balls' value meets the oracle's ball), and rejects one W entry moved
+    # by 1e-12 (disjoint balls: a rigorous rejection)
+    model = random_float_multihead(2, 3, 0)
+    oracle = ball_oracle(model, 80)
+    rec = learn_multihead_float(oracle, heads=2)
+    cert = verify(rec, oracle, probes=4)
+    assert cert.holds and cert.kind == "enclosure" and cert.checked == rec.queries + 4
+    W = rec.params["W"].copy()
+    ball = W[1, 2, 0]
+    W[1, 2, 0] = type(ball)(ball.field._run(lambda: ball.value + 1e-12), ball.field)
+    bad = verify(dataclasses.replace(rec, params={**rec.params, "W": W}), oracle, probes=4)
+    assert not bad.holds and bad.first_failure is not None
+    assert "disjoint" in bad.first_failure.reason
