@@ -17,6 +17,9 @@ from .recorder import NOT_VERIFIED
 
 __all__ = ["MeasuredCurve", "Series"]
 
+#: line colours (xcolor dvipsnames, loaded by the template), one per measured series
+_PALETTE = ("NavyBlue", "BrickRed", "ForestGreen", "DarkOrchid", "Bittersweet", "Black")
+
 
 @dataclass(frozen=True)
 class Series:
@@ -63,17 +66,19 @@ class MeasuredCurve:
 
         >>> c = MeasuredCurve("c", "x", "y", (Series("s", ((1.0, 0.5), (2.0, 1.0))),),
         ...                   True, "ok", 2)
-        >>> "coordinates {(1,0.5) (2,1)}" in c.pgfplots()
+        >>> "[NavyBlue,mark=*] coordinates {(1,0.5) (2,1)}" in c.pgfplots()
         True
         """
         axis = {(False, False): "axis", (True, False): "semilogxaxis",
                 (False, True): "semilogyaxis", (True, True): "loglogaxis"}[
             (self.log_x, self.log_y)]
-        plots = []
+        plots, k = [], -1
         for s in self.series:
             coords = " ".join(f"({x:.6g},{y:.6g})" for x, y in s.points)
-            style = "[dashed,mark=none]" if s.bound else "[mark=*]"
-            plots.append(f"\\addplot+{style} coordinates {{{coords}}};\n"
+            k += 0 if s.bound and k >= 0 else 1  # a bound takes its measurement's colour
+            colour = _PALETTE[k % len(_PALETTE)]
+            style = f"[{colour},dashed,mark=none]" if s.bound else f"[{colour},mark=*]"
+            plots.append(f"\\addplot{style} coordinates {{{coords}}};\n"
                          f"\\addlegendentry{{{s.legend}}}")
         return "\n".join([
             r"\begin{figure}[ht]\centering",
