@@ -217,6 +217,44 @@ class _Measurer(_UnbiasedMeasurer):
                          model=MODEL)
         return self.to_F(t) if O.exact else t
 
+    def block(self, P: Array, X: Array, phase: str) -> Array:
+        """L[i, j] = m(p_i, x_j) for the rows p_i of P and x_j of X, in row-major order.
+
+        Over F64 the grid goes to the oracle as sums of the rows [P; X]
+        (:meth:`~exactattn.oracle.ValueOracle.batch_sums`, query
+        [(p_i + x_j)^T; x_j^T]): the same queries, bit for bit, without
+        materialising them here, and kept compactly in the transcript.
+        """
+        if self.O.exact:
+            return super().block(P, X, phase)
+        n_p, n_t = P.shape[0], X.shape[0]
+        if n_p * n_t == 0:
+            return self.F.zeros((n_p, n_t))
+        ii, jj = np.divmod(np.arange(n_p * n_t, dtype=np.int64), n_t)
+        terms = np.empty((n_p * n_t, 2, 2), dtype=np.int64)
+        terms[:, 0, 0], terms[:, 0, 1] = ii, n_p + jj
+        terms[:, 1, 0], terms[:, 1, 1] = n_p + jj, -1
+        y = self.oracle.batch_sums(np.concatenate([P, X]), terms, phase=phase)
+        return self.f64_logits(y, (P @ self.v_o)[ii], (X @ self.v_o)[jj], phase
+                                ).reshape(n_p, n_t)
+
+    def alone(self, P: Array, phase: str) -> Array:
+        """m(p_l, 0) = p_l^T c for the rows of P: the queries [p_l^T; 0^T]."""
+        if self.O.exact:
+            return self(P, self.O.zeros(P.shape), phase)
+        n = P.shape[0]
+        terms = np.full((n, 2, 1), -1, dtype=np.int64)
+        terms[:, 0, 0] = np.arange(n)
+        y = self.oracle.batch_sums(P, terms, phase=phase)
+        return self.f64_logits(y, P @ self.v_o, np.zeros(n), phase)
+
+    def f64_logits(self, y: Array, pv: Array, xv: Array, phase: str) -> Array:
+        """(*) over F64: logit((y - beta - x^T v) / (p^T v)) per query."""
+        t: Array = probe_logits(self.O, (y - self.beta_o - xv) / pv,
+                                where=f"{phase} measurement",
+                                what="(y - beta - x^T v) / (p^T v)", model=MODEL)
+        return t
+
 
 # -- the learner ---------------------------------------------------------------------
 @checked_arguments(counts={"confirm": (0, 10**4)})
@@ -406,7 +444,7 @@ class _Setup:
                 self.gamma_o = self.gamma_f = math.sqrt(n) / float(a)
         self.Z, self.T = Z, T
         if self.bias == "general":
-            self.tc = self.m(Z, O.zeros((d, d)), "c")          # p_l^T c, d queries
+            self.tc = self.m.alone(Z, "c")                     # p_l^T c, d queries
             self.c = _solve(F, self.m.to_F(Z), self.tc)
         ids = np.arange(d)
         total = n * n
