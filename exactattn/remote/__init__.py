@@ -6,13 +6,15 @@
   library's ``http.server``, threaded), with rate limit, budget, injected faults,
   noise and a JSON-lines log; :func:`~exactattn.remote.server.serve_in_thread`.
 * :mod:`exactattn.remote.client`: :class:`~exactattn.remote.client.HttpOracle`,
-  a :class:`~exactattn.oracle.ValueOracle` whose target is the server.
+  a :class:`~exactattn.oracle.ValueOracle` whose target is the server, and
+  :class:`~exactattn.remote.client.HttpNoisyOracle` (approximate value queries to a
+  server started with ``--noise``).
 
 See docs/remote.md.
 """
 
 from __future__ import annotations
 
-from .client import HttpOracle, RemoteTarget
+from .client import HttpNoisyOracle, HttpOracle, RemoteTarget
 
-__all__ = ["HttpOracle", "RemoteTarget"]
+__all__ = ["HttpOracle", "HttpNoisyOracle", "RemoteTarget"]

@@ -55,10 +55,11 @@ from ..errors import (
 )
 from ..fields import Array, Field
 from ..fields.base import describe
-from ..oracle import ValueOracle
+from ..fields.rational import parse_rational
+from ..oracle import NoisyOracle, ValueOracle
 from . import protocol
 
-__all__ = ["HttpOracle", "RemoteTarget", "RETRIED_STATUSES"]
+__all__ = ["HttpOracle", "HttpNoisyOracle", "RemoteTarget", "RETRIED_STATUSES"]
 
 #: HTTP statuses that are retried (with backoff, or after Retry-After)
 RETRIED_STATUSES = (429, 500, 502, 503, 504)
@@ -242,11 +243,32 @@ class RemoteTarget:
             out[lo:lo + len(chunk)] = self._send(chunk)
         return out
 
-    def _send(self, chunk: list[Array] | Array) -> Array:
-        request_id = uuid.UUID(int=self._rng.getrandbits(128), version=4).hex \
+    def batch_within(self, Xs: list[Array] | Array, tolerances: list[Any]) -> Array:
+        """Approximate answers to a batch, each within its tolerance (a rational): sent as
+        ``tolerances`` to a server started with ``--noise`` (:class:`HttpNoisyOracle`)."""
+        if len(tolerances) != len(Xs):
+            raise InvalidEntryError(f"{len(tolerances)} tolerances for {len(Xs)} queries")
+        out = np.empty(len(Xs), dtype=self.field.dtype)
+        for lo in range(0, len(Xs), self.batch_size):
+            chunk = Xs[lo:lo + self.batch_size]
+            out[lo:lo + len(chunk)] = self._exchange(
+                chunk, self._request_id(),
+                {"tolerances": [str(t) for t in tolerances[lo:lo + len(chunk)]]})
+        return out
+
+    def _request_id(self) -> str:
+        return uuid.UUID(int=self._rng.getrandbits(128), version=4).hex \
             if self.seed is not None else uuid.uuid4().hex
+
+    def _send(self, chunk: list[Array] | Array) -> Array:
+        """POST one chunk; its answers."""
+        return self._exchange(chunk, self._request_id(), {})
+
+    def _exchange(self, chunk: list[Array] | Array, request_id: str,
+                  extra: dict[str, Any]) -> Array:
+        """POST one chunk with ``request_id`` and ``extra`` keys; its answers, checked."""
         body = protocol.dumps({"field": self.field.name, "request_id": request_id,
-                               "queries": protocol.encode_queries(self.field, chunk)})
+                               "queries": protocol.encode_queries(self.field, chunk), **extra})
         reply = self._post("POST", "/query", body.encode("utf-8"))
         where = f"{self.url}/query"
         if not isinstance(reply, dict) or "answers" not in reply:
@@ -382,3 +404,84 @@ class HttpOracle(ValueOracle):
     def __repr__(self) -> str:
         return (f"HttpOracle({self.remote.url}, field={self.field.name}, d={self.d}, "
                 f"queries={self.queries}, budget={self.budget})")
+
+
+class _TolerantTarget:
+    """The target of an :class:`HttpNoisyOracle`: each query sent with the tolerance the
+    oracle asks it with (its own, or the default for its length)."""
+
+    def __init__(self, oracle: HttpNoisyOracle) -> None:
+        self.oracle = oracle
+        self.field = oracle.remote.field
+        self.d = oracle.remote.d
+
+    def __call__(self, X: Array) -> Any:
+        return self.batch([X])[0]
+
+    def batch(self, Xs: list[Array] | Array) -> Array:
+        taus = [self.oracle._used_tolerance(X) for X in Xs]
+        return self.oracle.remote.batch_within(Xs, taus)
+
+
+class HttpNoisyOracle(NoisyOracle):
+    """Approximate value queries AVQ(X; tau) to a server started with ``--noise EPS``.
+
+    A :class:`~exactattn.oracle.NoisyOracle` to the learner (``learn_single_head_noisy``
+    and the certificates accept it): each query travels with the tolerance it is asked
+    with (``tolerances`` in the request; the server's ``EPS`` is the default for a
+    query asked without one), and the server's own
+    :class:`~exactattn.oracle.NoisyOracle` (the ``uniform`` adversary, seeded by
+    ``--noise-seed``) answers a rational within it. Answers are over QQ. Whether an
+    answer really is within its tolerance only the server can check (it does, exactly,
+    before answering); the client cannot, as it does not know f(X).
+
+    Parameters are those of :class:`HttpOracle` (no ``field``/``d``: read from
+    ``GET /info``, which must report a ``noise``; no journal).
+    """
+
+    def __init__(self, url: str, *, budget: int | None = None, keep_transcript: bool = True,
+                 batch_size: int = 256, timeout: float = 10.0, retries: int = 8,
+                 backoff: float = 0.05, max_backoff: float = 2.0, seed: int | None = None,
+                 name: str | None = None, max_retry_after: float = 60.0,
+                 _info: dict[str, Any] | None = None) -> None:
+        if seed is not None:
+            _count(seed, "seed", low=0)
+        remote = RemoteTarget(url, batch_size=batch_size, timeout=timeout, retries=retries,
+                              backoff=backoff, max_backoff=max_backoff,
+                              max_retry_after=max_retry_after, seed=seed, info=_info)
+        noise = remote.info.get("noise")
+        if noise is None:
+            raise InvalidEntryError(f"{remote.url} answers exactly (its /info has no noise); "
+                                    "approximate value queries need a server started with "
+                                    "'exactattn serve --noise EPS' (or use HttpOracle)")
+        self.remote = remote
+        self._options: dict[str, Any] = {
+            "batch_size": batch_size, "timeout": timeout, "retries": retries, "backoff": backoff,
+            "max_backoff": max_backoff, "max_retry_after": max_retry_after}
+        # NoisyOracle's state without its model (the model is behind the URL): the
+        # tolerance table (the server's EPS as the default), the pending per-query tolerance
+        self._tolerances = {0: parse_rational(noise)}
+        self.adversary = "remote"
+        self.seed = int(remote.info.get("noise_seed") or 0)
+        self._cache = {}
+        self._pending = None
+        ValueOracle.__init__(self, _TolerantTarget(self), field=remote.field, d=remote.d,
+                             budget=budget, keep_transcript=keep_transcript,
+                             name=name or f"HttpNoisy({remote.url})")
+
+    @property
+    def url(self) -> str:
+        """The server's base address."""
+        return self.remote.url
+
+    def fork(self, name: str) -> HttpNoisyOracle:
+        """A fresh noisy oracle on the same server (own counter and transcript, no budget)."""
+        seed = None if self.remote.seed is None else self.remote.seed + 1
+        return HttpNoisyOracle(self.remote.url, keep_transcript=self.keep_transcript, seed=seed,
+                               name=f"{self.name}/{name}", _info=self.remote.info,
+                               **self._options)
+
+    def __repr__(self) -> str:
+        return (f"HttpNoisyOracle({self.remote.url}, d={self.d}, tolerance="
+                f"{self._tolerances[0]}, queries={self.queries}, budget={self.budget})")
+

@@ -228,6 +228,7 @@ class QueryService:
         self.model_kind = model_kind or type(model).__name__
         self.instance_sha256 = instance_sha256
         self._oracle = oracle
+        self._noisy = oracle if isinstance(oracle, NoisyOracle) else None
         self._lock = threading.Lock()
         self._rng = random.Random(options.seed)
         self._limit = _RateLimit(options.rate) if options.rate is not None else None
@@ -330,10 +331,11 @@ class QueryService:
             return _error(400, f"the request body is {exc}")
         if not isinstance(request, dict):
             return _error(400, f"the request is a JSON object, got {describe(request)}")
-        unknown = sorted(set(request) - {"queries", "request_id", "field"})
+        unknown = sorted(set(request) - {"queries", "request_id", "field", "tolerances"})
         if unknown or "queries" not in request:
             return _error(400, "the request is {\"queries\": [...], \"request_id\": str, "
-                               f"\"field\": str}}; got keys {sorted(request)}")
+                               "\"field\": str, \"tolerances\": [...] (optional)}; got keys "
+                               f"{sorted(request)}")
         rid = request.get("request_id", "")
         if not isinstance(rid, str) or len(rid) > 200:
             return _error(400, f"request_id must be a string of at most 200 characters, got "
@@ -352,7 +354,22 @@ class QueryService:
         except ExactattnError as exc:
             return _error(400, str(exc))
         try:
-            answers = self._oracle.batch(Xs, phase="served")
+            tolerances = self._tolerances(request.get("tolerances"), len(Xs))
+        except ExactattnError as exc:
+            return _error(400, str(exc))
+        answers: Any
+        try:
+            if tolerances is None:
+                answers = self._oracle.batch(Xs, phase="served")
+            else:  # approximate value queries AVQ(X; tau), each within its own tau
+                budget, used = self._oracle.budget, self._oracle.queries
+                if budget is not None and used + len(Xs) > budget:  # refused whole
+                    raise QueryBudgetExceededError(
+                        f"query budget of {budget} exceeded: {used} used, {len(Xs)} more asked",
+                        budget=budget, used=used)
+                assert self._noisy is not None  # _tolerances refused them otherwise
+                answers = [self._noisy(X, phase="served", tolerance=t)
+                           for X, t in zip(Xs, tolerances, strict=True)]
         except QueryBudgetExceededError as exc:
             return _error(403, f"query budget exhausted: {exc}", budget=exc.budget,
                           used=exc.used)
@@ -370,6 +387,31 @@ class QueryService:
             while len(self._answered) > REMEMBERED_REQUESTS:
                 self._answered.popitem(last=False)
         return Reply(200, out)
+
+
+    def _tolerances(self, obj: Any, n: int) -> list[Any] | None:
+        """The request's ``tolerances`` (one rational string per query), or None."""
+        if obj is None:
+            return None
+        if self._noisy is None:
+            raise InvalidEntryError("tolerances asked of a server that answers exactly; "
+                                    "approximate value queries need 'exactattn serve --noise EPS'")
+        if not isinstance(obj, list) or len(obj) != n:
+            raise InvalidEntryError(f"tolerances must be a list of {n} rational strings (one "
+                                    f"per query), got {describe(obj)}")
+        out = []
+        for b, t in enumerate(obj):
+            if type(t) is not str:
+                raise InvalidEntryError(f"tolerances[{b}]: {describe(t)} is not a rational "
+                                        "string 'p/q'")
+            try:
+                tau = parse_rational(t)
+            except InvalidEntryError as exc:
+                raise InvalidEntryError(f"tolerances[{b}]: {exc}") from None
+            if tau < 0:
+                raise InvalidEntryError(f"tolerances[{b}] = {t} is negative")
+            out.append(tau)
+        return out
 
 
 class _Server(ThreadingHTTPServer):

@@ -299,3 +299,32 @@ def test_a_model_that_crashes_is_a_500_naming_the_error_then_unavailable() -> No
                                                          "ZeroDivisionError") as caught:
             oracle([[1]])
         assert caught.value.attempts == 2 and s.service.counts["errors"] == 2
+
+
+# -- approximate value queries (a server with --noise) -----------------------------------
+def test_the_noisy_learner_through_the_api_equals_the_in_process_run() -> None:
+    from exactattn.certificates import verify as certify
+    from exactattn.learners import learn_single_head_noisy
+    from exactattn.oracle import NoisyOracle
+    from exactattn.remote import HttpNoisyOracle
+
+    head = SingleHeadAttention([[1, -1], [Fraction(1, 2), 0]],
+                               [Fraction(1, 2), Fraction(-1, 2)], field=EXP)
+    theorem = {"epsilon_W": Fraction(1, 10), "epsilon_v": Fraction(1, 10), "W_bound": 2,
+               "margin": Fraction(1, 2)}
+    with serve_in_thread(head, noise="1/1000", noise_seed=3) as s:
+        oracle = HttpNoisyOracle(s.url)
+        rec = learn_single_head_noisy(oracle, **theorem)
+        local = NoisyOracle(head, tolerance=Fraction(1, 1000), adversary="uniform", seed=3)
+        rec_local = learn_single_head_noisy(local, **theorem)
+        assert rec.status == "approximate" and rec.queries == rec_local.queries == 6
+        assert (rec.W == rec_local.W).all() and (rec.v == rec_local.v).all()
+        # the learner's own tolerances travelled: every entry was asked within its tau
+        assert [e.tolerance for e in oracle.transcript] == \
+            [e.tolerance for e in local.transcript]
+        assert {str(e.tolerance) for e in oracle.transcript}.isdisjoint({"1/1000"})
+        assert _same_transcripts(oracle, local)
+        assert certify(rec, oracle, probes=4).holds
+        with serve_in_thread(head) as exact, \
+                pytest.raises(InvalidEntryError, match="answers exactly"):
+            HttpNoisyOracle(exact.url)

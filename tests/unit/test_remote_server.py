@@ -349,3 +349,21 @@ def test_the_schemas_reject_broken_messages() -> None:
     assert _violations("remote_error", {"error": "two\nlines", "status": 400}) != []
     assert _violations("remote_query", {"queries": []}) != []
     assert _violations("remote_info", {**QueryService(HEAD).info(), "protocol": 2}) != []
+
+
+def test_tolerances_are_checked_and_need_a_noisy_server() -> None:
+    exact = QueryService(HEAD)
+    body = json.dumps({"queries": [[["1", "0"]]], "tolerances": ["1/10"]}).encode()
+    reply = exact.query(body)
+    assert reply.status == 400 and "need 'exactattn serve --noise EPS'" in _error(reply)
+    noisy = QueryService(HEAD, ServeOptions(noise="1/100", budget=1))
+    for tolerances, problem in ((["1/10", "1/10"], "a list of 1 rational strings"),
+                                ([0.1], "tolerances[0]: 0.1 (type float) is not a rational"),
+                                (["-1/10"], "tolerances[0] = -1/10 is negative")):
+        reply = noisy.query(json.dumps({"queries": [[["1", "0"]]], "field": "QQ",
+                                        "tolerances": tolerances}).encode())
+        assert reply.status == 400 and problem in _error(reply)
+    two = json.dumps({"queries": [[["1", "0"]], [["0", "1"]]], "field": "QQ",
+                      "tolerances": ["1/10", "1/10"]}).encode()
+    assert noisy.query(two).status == 403 and noisy.counts["evaluated"] == 0
+    assert _violations("remote_query", json.loads(two)) == []
