@@ -98,7 +98,11 @@ arb at p bits over a box theta~ +- 4 x the first-order estimates (widened
 oracle's balls, exactly one solution in the box, and that it lies in K. The
 test is run again on K itself (every solution in K lies in K', and K' is
 narrower), the parameters are the balls K cap K' (W_h from U_h by an arb
-solve with B), and the hypotheses name what no query confirms: at most H
+solve with B). f over K must meet every answer's ball (arb's ``overlaps``),
+else no m-head parameters in K answer like the oracle and the learner
+refuses (IllConditionedError when m < H: this refutes the merge of two heads
+closer than float64 resolves, which the float route cannot see, measured at
+1e-12 and 1e-14). The hypotheses name what no query confirms: at most H
 heads, the balls contain f, and the hidden parameters lie in the box (local
 uniqueness is proved, global is not). Measured at H = 6, d = 8, BALL(80):
 every ball contains the hidden parameter, radius <= 4.7e-18.
@@ -685,6 +689,17 @@ def learn_multihead_float(
             "(first-order estimates)", report=figures)
     first = [K[i, 0] for i in range(K.nrows())]
     K2, again = _krawczyk(F, bases, base_balls, V, Ucols, first)
+    if again["answers_missed"]:
+        # no m-head parameters in K answer like the oracle (rigorous): the answers are
+        # not those of m heads, e.g. two heads closer than float64 resolves read as one
+        text = (f"over {F.name}, the {m}-head enclosure K misses {again['answers_missed']} of "
+                f"the {again['equations']} answers' balls (f over K and the ball are disjoint, "
+                f"decided by arb): the answers are not those of {m} canonical heads")
+        if m < H:
+            raise IllConditionedError(
+                text + f" (of at most H = {H}): two heads closer than float64 resolves look "
+                "like one to the float solve; learn over EXP", report=again)
+        raise RecoveryFailedError(text + f" = H; not multi-head attention with {H} heads")
     K = F._run(lambda: arb_mat(len(first), 1, [b.intersection(K2[i, 0])
                                                for i, b in enumerate(first)]))
     figures.update({"first_max_radius": figures["max_radius"],
@@ -958,7 +973,11 @@ def _finish(F: Field, span: QuerySpan, Ws: list[Array], vs: list[Array], bW: lis
         hypotheses=(f"f has at most H = {H} canonical heads",
                     "the oracle evaluates f in float64 by the usual formula (rounding "
                     "model of the error estimates); the estimates are first order, not "
-                    "proved bounds"))
+                    "proved bounds",
+                    "no two hidden heads are closer than float64 resolves: heads whose W "
+                    "differ by about 1e-12 answer within rounding of one merged head and are "
+                    "returned as one (measured at H = 3, d = 3 and H = 4, d = 8; 1e-10 is "
+                    "refused); over BALL such a merge is refuted by the balls"))
 
 
 # -- the BALL route: a rigorous enclosure around the float solve ------------------------
@@ -1045,12 +1064,15 @@ def _krawczyk(F: BallField, bases: list[_Base], balls: list[list[Any]], V: Array
     def work() -> tuple[arb_mat, dict[str, Any]]:
         Am = arb_mat(P, n, [float(x) for x in A.flat])
         centre = [arb(b.mid()) for b in box]
-        resid, Jbox = [], []
+        resid, Jbox, misfits = [], [], 0
         for j, base in enumerate(bases):
             fs, _, _ = _ball_base(base.X, base.mask, *_blocks(centre, j, d, m), m)
-            _, gvs, gus = _ball_base(base.X, base.mask, *_blocks(box, j, d, m), m)
+            fbox, gvs, gus = _ball_base(base.X, base.mask, *_blocks(box, j, d, m), m)
             for k, y in enumerate(balls[j]):
                 resid.append(fs[k] - y)
+                # f over the box must meet the answer's ball, or no parameters in the
+                # box answer like the oracle (decided by arb: rigorous)
+                misfits += not fbox[k].overlaps(y)
                 row = [arb(0)] * P
                 row[:md] = gvs[k]
                 row[md * (1 + j):md * (2 + j)] = gus[k]
@@ -1064,7 +1086,7 @@ def _krawczyk(F: BallField, bases: list[_Base], balls: list[list[Any]], V: Array
         inside = all(box[i].contains_interior(K[i, 0]) for i in range(P))
         widest = max(float(K[i, 0].rad()) for i in range(P))
         return K, {"parameters": P, "equations": n, "contained": inside,
-                   "max_radius": widest}
+                   "max_radius": widest, "answers_missed": misfits}
 
     out: tuple[arb_mat, dict[str, Any]] = F._run(work)
     return out

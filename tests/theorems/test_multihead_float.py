@@ -399,3 +399,28 @@ def test_ball_certificate_holds_and_rejects_a_moved_ball() -> None:
     bad = verify(dataclasses.replace(rec, params={**rec.params, "W": W}), oracle, probes=4)
     assert not bad.holds and bad.first_failure is not None
     assert "disjoint" in bad.first_failure.reason
+
+
+
+def _near_equal(H: int, d: int, eps: float) -> MultiHeadAttention:
+    base = random_float_multihead(H, d, 0)
+    heads = list(zip(base.Ws, base.vs, strict=True))
+    rng = np.random.default_rng([0, 99])
+    heads[1] = (heads[0][0] + eps * rng.uniform(-1, 1, size=(d, d)), heads[1][1])
+    return MultiHeadAttention(heads, field=F64, d=d)
+
+
+def test_heads_closer_than_float64_resolves_are_a_named_hypothesis() -> None:
+    # W_2 = W_1 + 1e-12 U: over F64 the answers are within rounding of one merged head,
+    # and the recovery returns 2 heads of H = 3; its hypotheses say so. Over BALL(80)
+    # the same merge is refuted: f over the enclosure misses the answers' balls (arb)
+    model = _near_equal(3, 3, 1e-12)
+    rec = learn_multihead_float(ValueOracle(model), heads=3)
+    assert rec.options["m"] == 2 and rec.status == "float"
+    assert any("closer than float64 resolves" in h for h in rec.hypotheses)
+    with pytest.raises(IllConditionedError, match="misses") as info:
+        learn_multihead_float(ball_oracle(model, 80), heads=3)
+    assert info.value.report["answers_missed"] > 0
+    # equal heads are one canonical head: merged over BALL too, and enclosed
+    same = learn_multihead_float(ball_oracle(_near_equal(3, 3, 0.0), 80), heads=3)
+    assert same.options["m"] == 2 and same.options["enclosure"]["answers_missed"] == 0
