@@ -199,7 +199,7 @@ class RemoteTarget:
                 message = _error_message(data)
                 last = f"HTTP {status}: {message}"
                 if status not in RETRIED_STATUSES:
-                    _raise_final(status, message, where, attempts, data)
+                    _raise_final(status, message, where, self.url, attempts, data)
                 wait = _retry_after(headers.get("retry-after")) if status in (429, 503) \
                     else None
                 if wait is not None and wait > self.max_retry_after:
@@ -292,7 +292,8 @@ def _error_message(data: bytes) -> str:
     return " ".join(text.split()) or "(empty body)"
 
 
-def _raise_final(status: int, message: str, where: str, attempts: int, data: bytes) -> None:
+def _raise_final(status: int, message: str, where: str, url: str, attempts: int,
+                 data: bytes) -> None:
     """A status that is not retried, as the library error it means."""
     if status == 400:
         raise InvalidEntryError(f"{where} refused the request (HTTP 400): {message}")
@@ -305,7 +306,7 @@ def _raise_final(status: int, message: str, where: str, attempts: int, data: byt
         raise QueryBudgetExceededError(f"{where}: the server's budget is spent (HTTP 403): "
                                        f"{message}", budget=budget, used=used)
     raise OracleUnavailableError(f"{where} answered HTTP {status}: {message} (not retried)",
-                                 url=where, attempts=attempts, last_status=f"HTTP {status}")
+                                 url=url, attempts=attempts, last_status=f"HTTP {status}")
 
 
 class HttpOracle(ValueOracle):

@@ -233,8 +233,9 @@ class QueryService:
         self._rng = random.Random(options.seed)
         self._limit = _RateLimit(options.rate) if options.rate is not None else None
         self._answered: OrderedDict[tuple[str, str], bytes] = OrderedDict()
-        self._log: BinaryIO | None = open(options.log, "ab") if options.log else None  # noqa: SIM115
-        #: requests seen, queries evaluated, requests answered from memory, faults injected
+        self._log: BinaryIO | None = open(options.log, "ab") if options.log else None
+        #: requests received; queries evaluated; requests answered from memory (retries);
+        #: faults injected; requests over the rate limit; refused (4xx); model errors (500)
         self.counts = {"requests": 0, "evaluated": 0, "replayed": 0, "faults": 0,
                        "rate_limited": 0, "refused": 0, "errors": 0}
 

@@ -181,9 +181,11 @@ class _Liar(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
         pass
 
-    def _send(self, status: int, body: bytes) -> None:
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
         self.end_headers()
         self.wfile.write(body)
 
@@ -193,7 +195,11 @@ class _Liar(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         n = len(json.loads(self.rfile.read(int(self.headers["Content-Length"])))["queries"])
-        self._send(200, type(self).answer(n))
+        reply = type(self).answer(n)  # a body, or (status, body, headers)
+        if isinstance(reply, tuple):
+            self._send(*reply)
+        else:
+            self._send(200, reply)
 
 
 @pytest.fixture
@@ -328,3 +334,34 @@ def test_the_noisy_learner_through_the_api_equals_the_in_process_run() -> None:
         with serve_in_thread(head) as exact, \
                 pytest.raises(InvalidEntryError, match="answers exactly"):
             HttpNoisyOracle(exact.url)
+
+
+def test_a_retry_after_longer_than_the_client_accepts_is_refused_at_once(liar: Any) -> None:
+    calls: list[int] = []
+
+    def busy(n: int) -> tuple[int, bytes, dict[str, str]]:
+        calls.append(n)
+        return 429, b'{"error": "busy", "status": 429}', {"Retry-After": "3600"}
+
+    oracle = HttpOracle(liar(busy), max_retry_after=5.0)
+    with pytest.raises(OracleUnavailableError, match="asks to retry after 3600 s"):
+        oracle([[1]])
+    assert calls == [1] and oracle.remote.waited == 0.0
+
+
+def test_retry_after_as_an_http_date_is_honoured(liar: Any) -> None:
+    import email.utils
+
+    calls: list[int] = []
+
+    def once_busy(n: int) -> Any:
+        calls.append(n)
+        if len(calls) == 1:
+            when = email.utils.formatdate(time.time() + 1.5, usegmt=True)
+            return 503, b'{"error": "later", "status": 503}', {"Retry-After": when}
+        return json.dumps({"answers": ["7"] * n}).encode()
+
+    oracle = HttpOracle(liar(once_busy), backoff=0.0)
+    assert oracle([[1]]) == 7
+    # an HTTP date has whole seconds: 1.5 s ahead is a wait in (0.5, 1.5]
+    assert len(calls) == 2 and 0.4 < oracle.remote.waited <= 1.6
