@@ -365,3 +365,11 @@ def test_retry_after_as_an_http_date_is_honoured(liar: Any) -> None:
     assert oracle([[1]]) == 7
     # an HTTP date has whole seconds: 1.5 s ahead is a wait in (0.5, 1.5]
     assert len(calls) == 2 and 0.4 < oracle.remote.waited <= 1.6
+
+
+def test_a_status_that_is_not_retried_names_the_base_url(liar: Any) -> None:
+    url = liar(lambda n: (404, b'{"error": "no such path", "status": 404}', {}))
+    oracle = HttpOracle(url, backoff=0.0)
+    with pytest.raises(OracleUnavailableError, match="HTTP 404: no such path") as caught:
+        oracle([[1]])
+    assert caught.value.url == url and caught.value.attempts == 1
