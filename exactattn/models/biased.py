@@ -29,12 +29,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from flint import fmpq, fmpq_mat
+from flint import fmpq
 
 from ..errors import InvalidEntryError, ShapeError
 from ..fields import EXP, F64, Array, Field
 from ..queries import as_matrix, as_query, as_query_batch, as_vector, shape_of
 from .attention import (
+    ExactScores,
     f64_attention_weights,
     finite_answers,
     softmax_average,
@@ -92,23 +93,14 @@ class BiasedSingleHeadAttention:
         for A in (self.W, self.c, self.v):
             A.flags.writeable = False
         if field.exact:
-            to_q = field.to_rational
-            self._Wq = fmpq_mat(self.d, self.d, [to_q(x) for x in self.W.flat])
-            self._cq = fmpq_mat(self.d, 1, [to_q(x) for x in self.c])
-            self._vq = fmpq_mat(self.d, 1, [to_q(x) for x in self.v])
+            self._parts = ExactScores(field, self.W, self.v, self.c)
 
     def __repr__(self) -> str:
         return f"BiasedSingleHeadAttention(d={self.d}, field={self.field.name})"
 
     def _exact_parts(self, X: Array) -> tuple[list[fmpq], list[fmpq]]:
         """Scores s_i = x_i^T (W x_N + c) and values v . x_i of a validated query."""
-        N = X.shape[0]
-        to_q = self.field.to_rational
-        Xq = fmpq_mat(N, self.d, [to_q(x) for x in X.flat])
-        xN = fmpq_mat(self.d, 1, [Xq[N - 1, k] for k in range(self.d)])
-        S = Xq * (self._Wq * xN + self._cq)
-        C = Xq * self._vq
-        return [S[i, 0] for i in range(N)], [C[i, 0] for i in range(N)]
+        return self._parts(X)
 
     def _evaluate(self, X: Array) -> Any:
         """f(X) for a validated query."""
