@@ -61,8 +61,21 @@ def recorded(fn: F) -> F:
 
 
 def _short(value: Any) -> str:
-    """The repr of an argument, or its size when it is long (a list of 500 points)."""
-    text = repr(value)
+    """The repr of an argument, or its size when it is long (a list of 500 points).
+
+    Fractions print as 1/2, also inside a tuple or list, so a short grid stays readable:
+
+    >>> from fractions import Fraction
+    >>> _short((Fraction(1, 2), Fraction(1), Fraction(3, 2))), _short(list(range(50)))
+    ('(1/2, 1, 3/2)', '<list: 50 items>')
+    """
+    from fractions import Fraction
+
+    if isinstance(value, (tuple, list)) and all(isinstance(x, Fraction) for x in value):
+        inner = ", ".join(str(x) for x in value)
+        text = f"({inner})" if isinstance(value, tuple) else f"[{inner}]"
+    else:
+        text = repr(value)
     if len(text) <= 40:
         return text
     size = f"{len(value)} items" if hasattr(value, "__len__") else "..."
