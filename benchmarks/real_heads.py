@@ -41,8 +41,12 @@ abs_error_beta, within_bounds (errors within the recovery's first-order
 error estimates, not rigorous bounds), bound_rel_W (the W estimate relative to
 ||W||); relative errors of a zero truth (c = 0 when b_q = 0) are absolute;
 seconds (the learner
-call), oracle_seconds (time inside the oracle), max_rss_mb; targets and
-targets_met.
+call), oracle_seconds (time inside the oracle: validation, counting, the
+queries' materialisation and the hidden head), model_seconds (time inside the
+hidden head's own ``batch`` / ``__call__``, measured in the same run by the
+timing wrapper of ``benchmarks/transcripts.py``), bookkeeping_seconds =
+oracle - model, bookkeeping_ratio = bookkeeping / model (issue 12's target:
+<= 0.25 over F64), max_rss_mb; targets and targets_met.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from _children import rss_mb, run_rows  # benchmarks/_children.py, beside this script
+from transcripts import BOOKKEEPING_TARGET, Timed  # benchmarks/transcripts.py
 
 from exactattn.checkpoints import FactoredHead, load_layer, random_layer
 from exactattn.learners.biased_low_rank import (
@@ -70,6 +75,7 @@ from exactattn.learners.biased_low_rank import (
     biased_low_rank_query_count,
     learn_biased_low_rank,
 )
+from exactattn.oracle import ValueOracle
 
 #: (d, r) -> (seconds, max RSS in MB) targets of issue 12
 TARGETS = {(384, 32): (30.0, 1024.0), (768, 64): (120.0, 2048.0), (2048, 64): (300.0, 4096.0)}
@@ -80,7 +86,8 @@ def _row(case: str, head: FactoredHead, r: int, bias: Any, scale: float,
          extra: dict[str, Any]) -> dict[str, Any]:
     d = head.d
     truth = head.merged()
-    oracle = head.oracle(keep_transcript=False)
+    timed = Timed(head)
+    oracle = ValueOracle(timed, keep_transcript=False, name=repr(head))
     start = time.perf_counter()
     rec = learn_biased_low_rank(oracle, rank=r, bias=bias, scale=scale)
     seconds = time.perf_counter() - start
@@ -104,14 +111,22 @@ def _row(case: str, head: FactoredHead, r: int, bias: Any, scale: float,
         "bound_rel_W": float(rec.options["W_error_bound"]) / float(np.linalg.norm(truth.W)),
         "status": rec.status, "scale": scale,
         "seconds": round(seconds, 3), "oracle_seconds": round(oracle.seconds, 3),
+        "model_seconds": round(timed.seconds, 3),
+        "bookkeeping_seconds": round(oracle.seconds - timed.seconds, 3),
+        "bookkeeping_ratio": (round((oracle.seconds - timed.seconds) / timed.seconds, 4)
+                              if timed.seconds else None),
         "max_rss_mb": round(rss_mb(), 1),
     }
     met = (row["queries"] == row["expected_queries"] <= row["query_target"]
            and max(rel.values()) <= REL_ERROR_TARGET[case] and within)
     target = TARGETS.get((d, r)) if case == "synthetic" else None
     if target is not None:
+        # the bookkeeping target too (at the issue's sizes: at d = 64 the hidden head costs
+        # microseconds a query and the oracle's per-call overhead is not what is measured)
         row["target_seconds"], row["target_rss_mb"] = target
-        met = met and seconds < target[0] and row["max_rss_mb"] < target[1]
+        row["target_bookkeeping_ratio"] = BOOKKEEPING_TARGET
+        met = (met and seconds < target[0] and row["max_rss_mb"] < target[1]
+               and (row["bookkeeping_ratio"] or 0) <= BOOKKEEPING_TARGET)
     row["targets_met"] = bool(met)
     return row
 

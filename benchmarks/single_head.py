@@ -22,6 +22,8 @@ total_seconds        the ``learn_single_head`` call (oracle included)
 oracle_seconds       ``oracle.seconds``: time inside the oracle (validation
                      and evaluation of the hidden head)
 learner_seconds      total - oracle: the learner's own work
+model_seconds        EXP: time inside the hidden head's own evaluation (a timing
+                     wrapper, the same run)
 certificate_seconds  ``exactattn.certificates.verify(..., probes=16)``, timed
                      separately and not part of total_seconds
 
@@ -60,6 +62,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
     import exactattn
 
 from flint import fmpq
+from transcripts import Timed  # benchmarks/transcripts.py, beside this script
 
 from exactattn.certificates import verify
 from exactattn.errors import ExactattnError
@@ -69,7 +72,7 @@ from exactattn.learners.single_head import probe_matrix, query_count
 from exactattn.models import SingleHeadAttention
 from exactattn.oracle import ValueOracle
 
-EXP_SIZES = (4, 8, 16, 32, 64)
+EXP_SIZES = (4, 8, 16, 32, 64, 128)
 F64_SIZES = (64, 256, 512, 1024)
 QUICK_SIZES = {"EXP": (4, 8, 16), "F64": (64,)}
 #: F64 runs at or above this d keep no transcript
@@ -82,7 +85,8 @@ DENOMINATOR = 1024
 #: number of zero coordinates of v in EXP instances
 ZEROS_IN_V = 2
 #: targets stated by the project: route -> {d: seconds for total_seconds}
-TARGETS = {"EXP": {32: 10.0, 64: 60.0}, "F64": {512: 30.0}}
+#: (EXP d = 128, 16,512 queries, < 60 s: issue 12's table)
+TARGETS = {"EXP": {32: 10.0, 64: 60.0, 128: 60.0}, "F64": {512: 30.0}}
 
 
 def log(msg: str) -> None:
@@ -169,9 +173,11 @@ def run_exp(d: int, seed: int) -> dict[str, Any]:
     W, v = exp_instance(d, seed)
     model = SingleHeadAttention(W, v, field=EXP)
     truth_W, truth_v = model.W, model.v
-    oracle = ValueOracle(model)
+    timed = Timed(model)
+    oracle = ValueOracle(timed)
     rec, total = timed_learn(oracle)
     row = common_fields("EXP", d, rec, oracle, total)
+    row["model_seconds"] = round(timed.seconds, 6)  # the hidden EXP head's own evaluation
     row["seed"] = seed
     row["transcript"] = True
     row["exact_match"] = bool(

@@ -19,7 +19,8 @@ SCRIPT = ROOT / "benchmarks" / "real_heads.py"
 KEYS = {"case", "d", "rank", "bias", "queries", "expected_queries", "degrees_of_freedom",
         "query_target", "full_biased_queries", "rel_error_W", "rel_error_c", "rel_error_v",
         "abs_error_beta", "within_bounds", "bound_rel_W", "seconds", "oracle_seconds",
-        "max_rss_mb", "targets_met"}
+        "model_seconds", "bookkeeping_seconds", "bookkeeping_ratio", "max_rss_mb",
+        "targets_met"}
 
 
 def test_quick_benchmark_prints_valid_rows() -> None:
@@ -36,6 +37,10 @@ def test_quick_benchmark_prints_valid_rows() -> None:
         assert row["within_bounds"] and row["targets_met"]
         assert max(row["rel_error_W"], row["rel_error_c"], row["rel_error_v"]) <= 1e-9
         assert row["max_rss_mb"] > 0
+        # the hidden head's own time and the oracle's bookkeeping, from the same run
+        assert 0 < row["model_seconds"] <= row["oracle_seconds"] <= row["seconds"]
+        assert abs(row["bookkeeping_seconds"]
+                   - (row["oracle_seconds"] - row["model_seconds"])) <= 2e-3
 
 
 def test_bad_arguments_are_usage_errors() -> None:
