@@ -165,9 +165,9 @@ __all__ = [
 ]
 
 LABEL_SENSING = "low_rank_sensing"
-PAPER_REF_SENSING = "Thm 5.2 (v1), Thm 5.1 (v2)"
+PAPER_REF_SENSING = "Thm 5.2 (v1), Thm 5.1 (v2, reported)"
 LABEL_ADAPTIVE = "low_rank_adaptive"
-PAPER_REF_ADAPTIVE = "exactattn's own (cf. Thm 5.2 (v1), Thm 5.1 (v2))"
+PAPER_REF_ADAPTIVE = "exactattn's own (cf. Thm 5.2 (v1), Thm 5.1 (v2, reported))"
 
 #: cvxpy solvers tried in this order by ``solver="nuclear"`` (SCS 1.8 to 13.5
 #: times faster than Clarabel at d = 10 to 40, benchmarks/low_rank.py)

@@ -68,9 +68,9 @@ __all__ = [
 ]
 
 LABEL = "clipped_inverse"
-PAPER_REF = "Lemma 6.1 (v1), Lemma A.1 (v2)"
+PAPER_REF = "Lemma 6.1 (v1), Lemma A.1 (v2, reported)"
 NOISY_LABEL = "noisy_oracle"
-NOISY_PAPER_REF = "Thm 6.2 (v1), Thm 6.1 (v2)"
+NOISY_PAPER_REF = "Thm 6.2 (v1), Thm 6.1 (v2, reported)"
 
 ROUTE_SYMBOLIC = "symbolic (sympy)"
 ROUTE_GRID = "grid (exact rationals)"
