@@ -58,14 +58,21 @@ Steps
    2^-47.3 from the extended residual, and a seed at 2^-43.9 -> 2^-46.3 from
    the weights).
    Phase ``polish`` (option ``polish_queries`` = n, default 0): n random
-   two-token queries [b_j + delta; b_j], ||delta|| ~ ``POLISH_SCALE`` = 3, at
-   each base b_2..b_d, for this step only. Diagnosis at H = 6, d = 8: the
+   two-token queries [b_j + delta_k; b_j], delta_k ~ N(0, s_k^2 I) with s_k =
+   ``POLISH_LOGIT`` / ||u_hj||, h = k mod m (first estimates: the logit of
+   head h has standard deviation ``POLISH_LOGIT`` = 3 in its share of the
+   queries, whatever the scale of each W_h), at each base b_2..b_d, for this
+   step only. Diagnosis at H = 6, d = 8: the
    error was in W (1e-12; v 3e-14), from the W blocks of bases b_2..b_d,
    condition up to 3e3 (isolating and pair queries have logits of order 1),
    while b_1's block, with its copy families, had condition 38; the
    first-order map L applied to the measured answer errors predicted the
-   measured error within a factor 3. Random directions at logits of order 3
-   bring the blocks to condition about 200 (64 queries per base).
+   measured error within a factor 3. Random directions with logits of
+   standard deviation 3 bring the blocks to condition about 50 (64 queries
+   per base; measured over seeds 0 to 9: error 2^-48.2 to 2^-49.1, against
+   2^-46.3 to 2^-47.5 at standard deviation about 1, failures of the
+   Gauss-Newton at 7, and one seed at 2^-38.4 when one s for all heads was
+   set by the largest ||u_hj||).
 
 Error estimates (first order, computed; named ``*_error_bound`` in the
 params). Rounding model: IEEE binary64, unit roundoff u = 2^-53, Higham's
@@ -192,10 +199,10 @@ ISOLATING_SCALE = 1.0
 REFINE_SCALES = (1.0, 2.0)
 #: candidate copy families per dimension in phase v (the d best-conditioned are used)
 FAMILIES_PER_DIMENSION = 2
-#: norm of the random directions of the phase-``polish`` queries [b_j + delta; b_j]: logits
-#: of order 3 condition the W blocks far better than the isolating design's order 1
-#: (measured at H = 6, d = 8: condition 1e3 -> 50 for the same number of queries)
-POLISH_SCALE = 3.0
+#: standard deviation of the logits delta . u_hj of the phase-``polish`` queries
+#: [b_j + delta; b_j] (at most): logits of this order condition the W blocks far better
+#: than the isolating design's order 1 (measured at H = 6, d = 8: condition 3e3 -> 50)
+POLISH_LOGIT = 3.0
 MAX_COPIES = 64
 #: the largest families_per_dimension and pair_directions accepted (each multiplies queries)
 MAX_OPTION_COUNT = 64
@@ -495,8 +502,8 @@ def learn_multihead_float(
         (phase ``refine``; each adds (d - 1) K_W queries and conditions the W blocks).
     pair_directions : P, two-pole families per pair of heads and base (K_W grows
         by 3 m (m - 1) / 2 per extra one): one of them is well separated more often.
-    polish_queries : n, random two-token queries [b_j + delta; b_j] (||delta|| about
-        ``POLISH_SCALE``) at each base b_2..b_d, used by the final polish only
+    polish_queries : n, random two-token queries [b_j + delta; b_j] (logits of standard
+        deviation up to ``POLISH_LOGIT``) at each base b_2..b_d, used by the final polish only
         (0 to ``MAX_POLISH_QUERIES``; (d - 1) n queries; better-conditioned W blocks).
 
     Returns
@@ -644,11 +651,13 @@ def learn_multihead_float(
     # scale: this pins v down, where the copy families alone are ill-conditioned
     for scale in REFINE_SCALES:
         _phase_w_base(ask, 0, b1, V, singles, pairs, pair_dirs, scale, "refine")
-    # polish queries: random two-token queries at logits of order POLISH_SCALE, for the
-    # final Gauss-Newton only (their first estimates are not needed)
+    # polish queries: random two-token queries whose logits delta . u_hj have standard
+    # deviation up to POLISH_LOGIT (by the first estimates), for the final Gauss-Newton only
     if polish_queries:
         for j in range(1, d):
-            deltas = rng.standard_normal((polish_queries, d)) * (POLISH_SCALE / math.sqrt(d))
+            norms = np.maximum(np.linalg.norm(Ucols[j], axis=0), U)   # ||u_hj||, per head
+            size = POLISH_LOGIT / norms[np.arange(polish_queries) % m]  # query k: head k mod m
+            deltas = rng.standard_normal((polish_queries, d)) * size[:, None]
             ask([np.stack([B[j] + delta, B[j]]) for delta in deltas], j, "polish")
 
     # 4. refinement and bounds -----------------------------------------------------------
