@@ -286,6 +286,10 @@ def test_serve_refuses_a_bad_instance_with_exit_2(tmp_path: Path) -> None:
 
     assert main(["serve", str(bad), "--port", "0"]) == 2
     assert main(["serve", str(bad), "--port", "0", "--fail-rate", "2"]) == 2
+    good = tmp_path / "good.json"
+    good.write_text('{"model": "single_head", "W": [["1"]], "v": ["1"]}', encoding="utf-8")
+    assert main(["serve", str(good), "--port", "0", "--log", str(tmp_path / "no" / "x")]) == 2
+    assert main(["serve", str(good), "--port", "0", "--noise", "-1/2"]) == 2
 
 
 def test_slow_answers_arrive_late() -> None:
