@@ -289,7 +289,7 @@ def test_serve_refuses_a_bad_instance_with_exit_2(tmp_path: Path) -> None:
     good = tmp_path / "good.json"
     good.write_text('{"model": "single_head", "W": [["1"]], "v": ["1"]}', encoding="utf-8")
     assert main(["serve", str(good), "--port", "0", "--log", str(tmp_path / "no" / "x")]) == 2
-    assert main(["serve", str(good), "--port", "0", "--noise", "-1/2"]) == 2
+    assert main(["serve", str(good), "--port", "0", "--noise=-1/2"]) == 2
 
 
 def test_slow_answers_arrive_late() -> None:
