@@ -192,6 +192,7 @@ def learn_multihead_biased(
     direction_scale: float = DIRECTION_SCALE,
     families_per_dimension: int = FAMILIES_PER_DIMENSION,
     pair_directions: int = PAIR_DIRECTIONS,
+    scale: float = 1.0,
 ) -> Recovery:
     """Recover the canonical biased heads (W_h, c_h, v_h) and beta from a float64 oracle.
 
@@ -211,6 +212,9 @@ def learn_multihead_biased(
         exceeds this.
     direction_scale, families_per_dimension, pair_directions : as in
         :func:`~exactattn.learners.learn_multihead_float`.
+    scale : the norm of the bases b_1, ..., b_d (the query positions). Heads with small
+        W (a real layer: entries about 0.05) give score gaps W_h b of order scale x
+        ||W_h||; a larger scale separates the heads' poles and sharpens the logits.
 
     Returns
     -------
@@ -236,7 +240,7 @@ def learn_multihead_biased(
         raise InvalidEntryError(
             f"learn_multihead_biased runs over F64, not {F.name} (a float64 oracle)")
     for name, val in (("max_relative_bound", max_relative_bound),
-                      ("direction_scale", direction_scale)):
+                      ("direction_scale", direction_scale), ("scale", scale)):
         if not isinstance(val, int | float) or isinstance(val, bool) or not (
                 math.isfinite(val) and val > 0):
             raise InvalidEntryError(f"{name} must be a positive finite number, got {val!r}")
@@ -246,7 +250,8 @@ def learn_multihead_biased(
     span = QuerySpan.begin(oracle)
     rng = np.random.default_rng([seed, d, H, 15])
     B = np.linalg.qr(rng.standard_normal((d, d)))[0]       # rows b_1..b_d, orthonormal
-    bases_b = np.concatenate([np.zeros((1, d)), B])        # index j: b_0 = 0, b_1, ..., b_d
+    # index j: b_0 = 0, b_j = scale B[j - 1] (u_h(b) is affine in b: W_h = (U_h - c_h) B / scale)
+    bases_b = np.concatenate([np.zeros((1, d)), scale * B])
     n_fam = families_per_dimension * d
     Cand = rng.standard_normal((n_fam, d)) * (direction_scale / math.sqrt(d))
     b1 = bases_b[1]
@@ -273,7 +278,7 @@ def learn_multihead_biased(
         ys = ask(_family_queries(b1 + Cand[k], b1, grid), 1, "v")
         fams.append(np.concatenate([[g0], ys]))
     m, usable, count_report = _head_count(r_grid, fams, H, d)
-    common = {"F": F, "span": span, "d": d, "seed": seed, "H": H, "rank": rank,
+    common = {"F": F, "span": span, "d": d, "seed": seed, "H": H, "rank": rank, "scale": scale,
               "count_report": count_report, "beta": beta, "y0": y0}
     if m == 0:
         return _finish(common, [], [], [], [], [], [], {}, 0.0, 0.0, 0, False,
@@ -339,8 +344,8 @@ def learn_multihead_biased(
     first: dict[int, Array] = {1: np.linalg.solve(Delta, ell)}   # u_h(b_1) from phase v
     for j in full:
         first[j] = _phase_w_base(ask, j, bases_b[j], V, singles, pairs, pair_dirs, 1.0, "W")
-    for scale in REFINE_SCALES:
-        _phase_w_base(ask, 1, b1, V, singles, pairs, pair_dirs, scale, "refine")
+    for refine_scale in REFINE_SCALES:
+        _phase_w_base(ask, 1, b1, V, singles, pairs, pair_dirs, refine_scale, "refine")
     full_idx = sorted(full + [1])
     # the first estimates (logits of the isolating queries), then the joint refinement
     packed = [_pack(base_queries[j], base_answers[j]) for j in full_idx]
@@ -386,9 +391,9 @@ def learn_multihead_biased(
         bcv = bu_of[0][:, h]
         Uh = np.stack([u_of[j][:, h] for j in range(1, d + 1)], axis=1) - c[:, None]
         bUh = np.stack([bu_of[j][:, h] for j in range(1, d + 1)], axis=1) + bcv[:, None]
-        W = Uh @ B
+        W = Uh @ B / scale
         Ws.append(W)
-        bW.append(bUh @ np.abs(B) + 2 * U * np.abs(W))
+        bW.append(bUh @ np.abs(B) / scale + 2 * U * np.abs(W))
         cs.append(c)
         bc.append(bcv + 2 * U * np.abs(c))
         vs.append(V[:, h])
@@ -571,6 +576,7 @@ def _finish(common: dict[str, Any], Ws: list[Array], cs: list[Array], vs: list[A
     return span.recovery(
         label=LABEL, paper_ref=PAPER_REF, field=F, params=recovered, seed=common["seed"],
         options={"m": m, "plan": "biased" if m else "none", "heads": H, "rank": rank,
+                 "scale": common["scale"],
                  "low_rank": low, "route": "float64",
                  "head_count": dict(common["count_report"]), "conditioning": report,
                  "residual": residual, "noise_bound": noise, "iterations": iterations,
