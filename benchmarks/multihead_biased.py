@@ -23,7 +23,9 @@ per head. Without ``--checkpoint`` the layer is a seeded random one
 (``random_layer(32, 4, init_scale=3)``, heads 0 and 1). With
 ``--checkpoint`` a BERT-style ``.safetensors`` file (for example
 all-MiniLM-L6-v2, see benchmarks/real_heads.py for the download; never run
-in tests or CI). rho ~ N(0, I / d), seeded.
+in tests or CI). rho ~ N(0, I / d), seeded. Layer rows run with ``scale`` =
+``--scale`` (default 4: bases of norm 4, as a layer's weights are small) and
+``refine_families=False`` (the memory of the final refinement).
 
 Keys: case, H (heads learned), d, rank, queries (the oracle's counter),
 proved_queries (``biased_query_count``), degrees_of_freedom (H (r (2d - r) +
@@ -87,7 +89,8 @@ def _dof(H: int, d: int, r: int) -> int:
 
 
 def _run(case: str, oracle: ValueOracle, truth: BiasedMultiHeadAttention, H: int, r: int,
-         target: float, seed: int, extra: dict[str, Any]) -> dict[str, Any]:
+         target: float, seed: int, extra: dict[str, Any],
+         options: dict[str, Any] | None = None) -> dict[str, Any]:
     d = truth.d
     row: dict[str, Any] = {"case": case, "H": H, "d": d, "rank": r, **extra,
                            "proved_queries": biased_query_count(H, d, rank=r),
@@ -98,7 +101,8 @@ def _run(case: str, oracle: ValueOracle, truth: BiasedMultiHeadAttention, H: int
     t0 = time.perf_counter()
     try:
         # estimates are reported, not used to refuse: the row's target is the measured error
-        rec = learn_multihead_biased(oracle, heads=H, rank=r, seed=seed, max_relative_bound=1.0)
+        rec = learn_multihead_biased(oracle, heads=H, rank=r, seed=seed, max_relative_bound=1.0,
+                                     **(options or {}))
     except ExactattnError as exc:
         report = getattr(exc, "report", {})
         row.update({"queries": oracle.queries, "seconds": round(time.perf_counter() - t0, 3),
@@ -133,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--layer", type=int, default=0)
     ap.add_argument("--heads", default="0,1", help="the heads of the layer to learn, 0-based")
     ap.add_argument("--num-heads", type=int, default=None)
+    ap.add_argument("--scale", type=float, default=4.0,
+                    help="norm of the query positions for the layer rows (default 4)")
     args = ap.parse_args(argv)
     try:
         heads = tuple(int(x) for x in args.heads.split(","))
@@ -164,9 +170,12 @@ def main(argv: list[str] | None = None) -> int:
         rows.append(_run(case, ValueOracle(model), model, H, r, target, args.seed, {}))
         print(json.dumps(rows[-1]), flush=True)
     case = f"layer_{len(heads)}_of_{layer.num_heads}_heads_d{layer.d}"
+    # a layer's weights are small (entries about 0.05): bases of norm --scale; the copy
+    # families stay out of the final refinement (memory, see learn_multihead_biased)
+    options = {"scale": args.scale, "refine_families": False}
     rows.append(_run(case, oracle, merged, len(heads), layer.head_dim, LAYER_TARGET,
-                     args.seed, {**source, "heads": list(heads),
-                                 "layer_heads": layer.num_heads}))
+                     args.seed, {**source, "heads": list(heads), "layer_heads": layer.num_heads,
+                                 **options}, options))
     print(json.dumps(rows[-1]), flush=True)
     return 0 if all(r["target_met"] for r in rows) else 1
 

@@ -193,6 +193,7 @@ def learn_multihead_biased(
     families_per_dimension: int = FAMILIES_PER_DIMENSION,
     pair_directions: int = PAIR_DIRECTIONS,
     scale: float = 1.0,
+    refine_families: bool = True,
 ) -> Recovery:
     """Recover the canonical biased heads (W_h, c_h, v_h) and beta from a float64 oracle.
 
@@ -215,6 +216,11 @@ def learn_multihead_biased(
     scale : the norm of the bases b_1, ..., b_d (the query positions). Heads with small
         W (a real layer: entries about 0.05) give score gaps W_h b of order scale x
         ||W_h||; a larger scale separates the heads' poles and sharpens the logits.
+    refine_families : whether the phase-v copy families and match queries (up to
+        2 ``MAX_COPIES`` tokens each) enter the final refinement with the rest. False
+        keeps the refinement's memory at (queries x 3 x d) floats: at d = 384 the
+        families alone are 3073 queries of 128 tokens (1.2 GB of float64, twice that
+        in the extended-precision residual); v is then pinned by the isolating queries.
 
     Returns
     -------
@@ -244,6 +250,9 @@ def learn_multihead_biased(
         if not isinstance(val, int | float) or isinstance(val, bool) or not (
                 math.isfinite(val) and val > 0):
             raise InvalidEntryError(f"{name} must be a positive finite number, got {val!r}")
+    if not isinstance(refine_families, bool):
+        raise InvalidEntryError(f"refine_families must be True or False, got "
+                                f"{refine_families!r}")
     H, d = heads, oracle.d
     if rank is not None and rank > d:
         raise InvalidEntryError(f"rank = {rank} exceeds d = {d}")
@@ -265,8 +274,9 @@ def learn_multihead_biased(
     def ask(Xs: list[Array], j: int, phase: str) -> Array:
         """Answers minus beta: an unbiased multi-head oracle with columns u_h(b_j)."""
         ys = np.asarray(oracle.batch(Xs, phase=phase), dtype=np.float64) - beta
-        base_queries[j].extend(Xs)
-        base_answers[j].extend(float(y) for y in ys)
+        if refine_families or phase not in ("v", "match"):
+            base_queries[j].extend(Xs)
+            base_answers[j].extend(float(y) for y in ys)
         return ys
 
     # 1. phase v and match at b_1 (the float learner's functions) ------------------------
@@ -279,6 +289,7 @@ def learn_multihead_biased(
         fams.append(np.concatenate([[g0], ys]))
     m, usable, count_report = _head_count(r_grid, fams, H, d)
     common = {"F": F, "span": span, "d": d, "seed": seed, "H": H, "rank": rank, "scale": scale,
+              "refine_families": refine_families,
               "count_report": count_report, "beta": beta, "y0": y0}
     if m == 0:
         return _finish(common, [], [], [], [], [], [], {}, 0.0, 0.0, 0, False,
@@ -521,7 +532,9 @@ def _low_rank_base(ask: Any, j: int, b: Array, V: Array, bound_v: Array, spans: 
     bz = np.abs(Jinv) @ total
     bU = np.stack([np.abs(spans[h]) @ bz[sizes[h]:sizes[h + 1]]
                    + span_err[h] * float(np.linalg.norm(Uj[:, h])) for h in range(m)], axis=1)
-    return (Uj, bU, float(((base.y - f) ** 2).sum()), float((noise ** 2).sum()),
+    # the misfit this base may show: the answers' noise and, v being held at its estimate
+    # here (not refitted), v's error propagated to first order
+    return (Uj, bU, float(((base.y - f) ** 2).sum()), float((total ** 2).sum()),
             float(np.linalg.cond(J)))
 
 
@@ -576,7 +589,7 @@ def _finish(common: dict[str, Any], Ws: list[Array], cs: list[Array], vs: list[A
     return span.recovery(
         label=LABEL, paper_ref=PAPER_REF, field=F, params=recovered, seed=common["seed"],
         options={"m": m, "plan": "biased" if m else "none", "heads": H, "rank": rank,
-                 "scale": common["scale"],
+                 "scale": common["scale"], "refine_families": common["refine_families"],
                  "low_rank": low, "route": "float64",
                  "head_count": dict(common["count_report"]), "conditioning": report,
                  "residual": residual, "noise_bound": noise, "iterations": iterations,

@@ -214,6 +214,8 @@ def test_zero_heads_gives_beta_only() -> None:
     ({"heads": 2, "rank": 4}, "rank = 4 exceeds d = 3"),
     ({"heads": 2, "max_relative_bound": -1.0}, "max_relative_bound"),
     ({"heads": 2, "direction_scale": float("nan")}, "direction_scale"),
+    ({"heads": 2, "scale": 0.0}, "scale"),
+    ({"heads": 2, "refine_families": "yes"}, "refine_families must be True or False"),
 ])
 def test_bad_arguments_refused_before_any_query(kwargs: dict[str, object], match: str) -> None:
     oracle = ValueOracle(BiasedMultiHeadAttention([(W1, C1, V1)], BETA, field=F64))
@@ -308,6 +310,12 @@ def test_scale_of_the_bases_learns_a_layer_with_small_weights() -> None:
         rel, within = biased_recovery_errors(rec, merged)
         assert within and rel < 1e-7, (scale, rel)
         assert rec.options["scale"] == scale
+    # without the copy families in the final refinement (the memory of a d = 384 layer)
+    oracle, merged = layer_oracle(layer, heads=(0, 1), readout=rho)
+    rec = learn_multihead_biased(oracle, heads=2, rank=layer.head_dim, scale=4.0,
+                                 refine_families=False, max_relative_bound=1.0)
+    rel, within = biased_recovery_errors(rec, merged)
+    assert within and rel < 1e-7 and rec.options["refine_families"] is False
 
 
 def test_claim_holds() -> None:
