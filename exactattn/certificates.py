@@ -453,6 +453,10 @@ _UNBOUNDED_BALL = "the oracle's ball is not finite: it encloses every value and 
 def _check_certifiable(recovery: Recovery) -> None:
     """Refuse, with the reason, a recovery that no certificate can check."""
     F, label = recovery.field, recovery.label
+    if label not in MODEL_BUILDERS:
+        # the builders and float tolerances of later results are registered with their
+        # claims: without them a float label looked like one without a tolerance
+        from . import claims  # noqa: F401
     if isinstance(F, MPField):
         raise InvalidEntryError(
             f"no certificate for a {label} recovery over {F.name}: mpmath answers and "

@@ -13,7 +13,10 @@ oracle on a checkpoint the test writes itself.
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -316,6 +319,23 @@ def test_scale_of_the_bases_learns_a_layer_with_small_weights() -> None:
                                  refine_families=False, max_relative_bound=1.0)
     rel, within = biased_recovery_errors(rec, merged)
     assert within and rel < 1e-7 and rec.options["refine_families"] is False
+
+
+def test_saved_recovery_replays_from_the_command_line(tmp_path: Path) -> None:
+    # a fresh process has not imported exactattn.checks: verify refused the F64 recovery
+    # ("carries no W_error_bound, v_error_bound in its options") before its label's
+    # float tolerance was registered (learn_multihead_float's recoveries too)
+    model = random_biased_multihead(2, 6, rank=2, seed=0)
+    oracle = ValueOracle(model)
+    rec = learn_multihead_biased(oracle, heads=2, rank=2)
+    path = tmp_path / "rec.json"
+    rec.save(str(path))
+    proc = subprocess.run([sys.executable, "-m", "exactattn", "replay", str(path)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    loaded = Recovery.load(str(path))
+    assert float(loaded.params["beta"]) == float(rec.params["beta"])
+    assert verify(loaded, oracle, probes=4).holds
 
 
 def test_claim_holds() -> None:
