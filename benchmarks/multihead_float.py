@@ -3,7 +3,7 @@
 Prints one JSON object per line to stdout, one per case; progress goes to
 stderr. Exit code 0 when every row meets its target, 1 otherwise.
 
-    python benchmarks/multihead_float.py [--quick] [--seed S]
+    python benchmarks/multihead_float.py [--quick] [--seed S] [--case NAME ...]
 
 Cases (issue 15): ``H6_d8`` (the ePrint 2026/1678 setting: target max
 relative error on the canonical parameters <= 2^-45), ``H4_d32`` (<= 1e-10),
@@ -84,9 +84,9 @@ from exactattn.oracle import ValueOracle  # noqa: E402
 #: (case, H, d, target max relative error or None for the near-equal case, learner options)
 Case = tuple[str, int, int, float | None, dict[str, Any]]
 CASES: tuple[Case, ...] = (
-    ("H2_d8", 2, 8, 1e-10, {"pair_directions": 2}),
-    ("H3_d8", 3, 8, 1e-10, {"pair_directions": 2}),
-    ("H4_d8", 4, 8, 1e-10, {"pair_directions": 2}),
+    ("H2_d8", 2, 8, 1e-10, {"pair_directions": 2, "polish_queries": 32}),
+    ("H3_d8", 3, 8, 1e-10, {"pair_directions": 2, "polish_queries": 32}),
+    ("H4_d8", 4, 8, 1e-10, {"pair_directions": 2, "polish_queries": 32}),
     ("H6_d8", 6, 8, 2.0**-45, {"families_per_dimension": 4, "direction_scale": 8.0,
                                 "polish_queries": 64}),
     ("H4_d32", 4, 32, 1e-10, {"families_per_dimension": 3, "direction_scale": 5.0,
@@ -208,9 +208,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke test: d = 3 only")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--case", action="append", default=None,
+                        help="run only this case (repeatable), e.g. --case H6_d8")
     args = parser.parse_args(argv)
+    cases = QUICK if args.quick else CASES
+    if args.case:
+        unknown = sorted(set(args.case) - {c[0] for c in cases})
+        if unknown:
+            parser.error(f"unknown case(s) {unknown}; known: {[c[0] for c in cases]}")
+        cases = tuple(c for c in cases if c[0] in args.case)
     ok = True
-    for case, H, d, target, opts in (QUICK if args.quick else CASES):
+    for case, H, d, target, opts in cases:
         print(f"multihead_float: {case} (H = {H}, d = {d}) ...", file=sys.stderr)
         row = run_case(case, H, d, target, opts, args.seed)
         ok = ok and bool(row["target_met"])

@@ -7,7 +7,9 @@ the hidden canonical heads; they are float checks (route "float64
 (tolerance)"), never called exact. This module also registers the float64
 tolerance with which :func:`exactattn.certificates.verify` certifies a float
 multi-head recovery (the model builder of the label is registered in
-:mod:`exactattn.checks.multihead`).
+:mod:`exactattn.checks.multihead`). The claim ``ball_enclosure`` runs the
+BALL route (enclosing oracles, :func:`ball_oracle`): every hidden parameter in
+its Krawczyk ball, decided by arb, and a moved ball rejected.
 """
 
 from __future__ import annotations
