@@ -26,6 +26,7 @@ from exactattn.certificates import verify
 from exactattn.checks.multihead_float import (
     TOLERANCE_TEXT,
     ball_oracle,
+    balls_contain,
     random_float_multihead,
     recovery_errors,
     within_bounds,
@@ -46,6 +47,7 @@ from exactattn.learners.multihead_float import (
     published_bound,
     ratio_grid,
 )
+from exactattn.learners.recovery import Recovery
 from exactattn.models.multihead import MultiHeadAttention
 from exactattn.oracle import ValueOracle
 
@@ -393,6 +395,10 @@ def test_ball_certificate_holds_and_rejects_a_moved_ball() -> None:
     rec = learn_multihead_float(oracle, heads=2)
     cert = verify(rec, oracle, probes=4)
     assert cert.holds and cert.kind == "enclosure" and cert.checked == rec.queries + 4
+    # saved and loaded (JSON): the same balls, status and hypotheses, certified again
+    back = Recovery.from_json(json.loads(json.dumps(rec.to_json())))
+    assert back.status == "approximate" and back.hypotheses == rec.hypotheses
+    assert balls_contain(back, model) and verify(back, oracle, probes=2).holds
     W = rec.params["W"].copy()
     ball = W[1, 2, 0]
     W[1, 2, 0] = type(ball)(ball.field._run(lambda: ball.value + 1e-12), ball.field)
