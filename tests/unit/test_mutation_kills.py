@@ -15,18 +15,23 @@ CLUSTER_GAP. The comparison operators and the hash of EXP are pinned too.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from fractions import Fraction
+from typing import Any
 
 import mpmath
 import numpy as np
 import pytest
 from flint import arb, ctx, fmpq
 
-from exactattn.fields import BALL, EXP
+from exactattn import certificates as cert
+from exactattn.certificates import verify
+from exactattn.fields import BALL, EXP, F64, QQ
 from exactattn.fields import exponential as ex
-from exactattn.learners import learn_single_head
+from exactattn.learners import Recovery, learn_single_head
 from exactattn.models import SingleHeadAttention
-from exactattn.oracle import enclosing_oracle
+from exactattn.oracle import ValueOracle, enclosing_oracle
 from exactattn.reconstruct import (
     AmbiguousReconstructionError,
     logit_slope_bound,
@@ -303,3 +308,165 @@ def test_exp_hash_agrees_with_equality_across_representations() -> None:
     m1, m2 = 2 * EXP.exp(fmpq(1, 3)), EXP.exp(fmpq(1, 3)) + EXP.exp(fmpq(1, 3))
     assert m1 == m2 and hash(m1) == hash(m2)
     assert len({m1, m2, EXP.exp(fmpq(1, 2))}) == 2
+
+
+# -- certificates.py ------------------------------------------------------------------------
+# The tolerance formulas, the F64 replay's first failure and the certificate's record, pinned
+# against independent computations (loops over the queries, exact rationals), so that a
+# mutant changing a bound, the query reported or a field of the record fails a test.
+
+def _f64_single_head(d: int = 3, seed: int = 0) -> tuple[Recovery, ValueOracle]:
+    rng = np.random.default_rng(seed)
+    head = SingleHeadAttention(rng.standard_normal((d, d)), rng.standard_normal(d), field=F64)
+    oracle = ValueOracle(head)
+    return learn_single_head(oracle, field=F64), oracle
+
+
+def _batch(d: int, seed: int = 5) -> np.ndarray:
+    """Three queries of three tokens whose norms, spreads and largest entries all differ."""
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((3, 3, d)) * np.array([0.5, 2.0, 7.0])[:, None, None]
+
+
+def test_tolerances_is_its_docstring_formula_query_by_query() -> None:
+    rec, _ = _f64_single_head()
+    o = rec.options
+    Xs = _batch(rec.d)
+    got = cert._tolerances(rec, Xs)
+    for b, X in enumerate(Xs):
+        norms = [math.sqrt(sum(t * t for t in x)) for x in X]
+        c = [sum(t * w for t, w in zip(x, rec.v, strict=True)) for x in X]
+        want = (o["W_error_bound"] * max(norms) * norms[-1] * (max(c) - min(c))
+                + o["v_error_bound"] * max(norms)
+                + 2 * o["answer_error_factor"] * sum(abs(w) for w in rec.v)
+                * max(abs(t) for x in X for t in x))
+        assert got[b] == pytest.approx(want, rel=1e-12)
+
+
+@pytest.mark.parametrize("case", ["beta", "no beta, no beta bound"])
+def test_tolerances_of_a_biased_head_adds_its_terms(case: str) -> None:
+    rec, _ = _f64_single_head()
+    opts = {**rec.options, "c_error_bound": 3e-9}
+    params = dict(rec.params)
+    beta = 0.0
+    if case == "beta":
+        opts["beta_error_bound"] = 5e-10
+        beta = -2.5
+        params["beta"] = np.array(beta)
+    biased = dataclasses.replace(rec, options=opts, params=params)
+    Xs = _batch(rec.d, seed=6)
+    got = cert._tolerances(biased, Xs) - cert._tolerances(rec, Xs)
+    g = rec.options["answer_error_factor"]
+    for b, X in enumerate(Xs):
+        norms = [math.sqrt(sum(t * t for t in x)) for x in X]
+        c = [sum(t * w for t, w in zip(x, rec.v, strict=True)) for x in X]
+        want = (3e-9 * max(norms) * (max(c) - min(c)) + opts.get("beta_error_bound", 0.0)
+                + 2 * g * abs(beta))
+        assert got[b] == pytest.approx(want, rel=1e-9)
+
+
+def test_approximate_bound_is_its_docstring_formula_in_rationals() -> None:
+    W = QQ.array([[Fraction(1, 2), -1], [0, Fraction(1, 3)]])
+    rec = dataclasses.replace(
+        _f64_single_head(2)[0], field=QQ, params={"W": W, "v": QQ.array([2, -3])},
+        options={"W_frobenius_bound": "1/7", "v_bound": "2/9"})
+    X = np.array([[Fraction(3), Fraction(-1, 2)], [Fraction(1, 5), Fraction(2)]], dtype=object)
+    e_W, e_v = Fraction(1, 7), Fraction(2, 9)
+    norms = [sum(abs(t) for t in row) for row in X]
+    c = [2 * row[0] - 3 * row[1] for row in X]
+    top = max(norms)
+    want = e_v * top + e_W * top * norms[-1] * (max(c) - min(c) + 2 * e_v * top)
+    assert cert._approximate_bound(rec, QQ.array(X.tolist())) == fmpq(want.numerator,
+                                                                        want.denominator)
+
+
+def test_f64_replay_reports_the_first_bad_query_in_transcript_order() -> None:
+    # queries of length 2, 1, 2: the replay runs one block per length (lengths in order of
+    # first appearance), so the first failure (#1, length 1) is found after #2's
+    W, v = np.array([[0.3, -1.2], [0.8, 0.1]]), np.array([0.7, -0.4])
+    oracle = ValueOracle(SingleHeadAttention(W, v, field=F64))
+    for X in ([[0.0, 1.0], [0.0, 1.0]], [[1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]]):
+        oracle(np.array(X))
+    rec, _ = _f64_single_head(2)
+    bad_v = v + np.array([1e-6, 0.0])  # answer #0 (v_1 only) is unchanged, #1 and #2 move
+    rec = dataclasses.replace(rec, params={"W": W.copy(), "v": bad_v},
+                              transcript=oracle.transcript)
+    c = verify(rec, None)
+    assert not c.holds and c.kind == "tolerance"
+    assert (c.checked, c.replayed, c.fresh) == (2, 2, 0)  # queries #0 and #1
+    f = c.first_failure
+    assert f is not None and f.source == "transcript" and f.index == 1
+    entry = oracle.transcript[1]
+    assert np.array_equal(f.X, entry.X) and f.oracle_answer == float(entry.answer) == 0.7
+    model_answer = float(SingleHeadAttention(W, bad_v, field=F64)(entry.X))
+    assert f.model_answer == model_answer
+    tol = float(cert._answer_rounding(rec, entry.X[None].astype(float))[0])
+    assert f.reason == f"|difference| = {abs(model_answer - 0.7):.3e} > bound {tol:.3e}"
+
+
+def test_f64_replay_accepts_a_difference_equal_to_the_tolerance() -> None:
+    # a registered tolerance that returns the difference itself: <= passes, < would not
+    label = "mutation_kill_equal_tolerance"
+    rec, oracle = _f64_single_head(2)
+    model = SingleHeadAttention(rec.W * 1.001, rec.v, field=F64)
+
+    def exactly_the_difference(r: Recovery, Xs: np.ndarray) -> np.ndarray:
+        ys = np.array([oracle._target(X) for X in Xs])
+        out: np.ndarray = np.abs(model.batch(Xs) - ys)
+        return out
+
+    cert.register_model_builder(label, lambda r: model, float_tolerance=exactly_the_difference,
+                                tolerance_text="the difference itself")
+    try:
+        c = verify(dataclasses.replace(rec, label=label), None)
+        assert c.holds and c.tolerance == "the difference itself"
+        assert cert.FLOAT_TOLERANCES[label] == (exactly_the_difference, "the difference itself")
+    finally:
+        cert.MODEL_BUILDERS.pop(label, None)
+        cert.FLOAT_TOLERANCES.pop(label, None)
+
+
+def test_register_model_builder_records_and_refuses_twice() -> None:
+    label = "mutation_kill_registry"
+
+    def builder(r: Recovery) -> Any:
+        return None
+
+    def tol(r: Recovery, Xs: np.ndarray) -> np.ndarray:
+        return np.zeros(len(Xs))
+
+    try:
+        cert.register_model_builder(label, builder)
+        assert cert.MODEL_BUILDERS[label] is builder and label not in cert.FLOAT_TOLERANCES
+        with pytest.raises(ValueError, match=f"a model builder for {label} is already"):
+            cert.register_model_builder(label, builder)
+        cert.MODEL_BUILDERS.pop(label)
+        cert.register_model_builder(label, builder, float_tolerance=tol)
+        assert cert.FLOAT_TOLERANCES[label] == (tol, "")
+    finally:
+        cert.MODEL_BUILDERS.pop(label, None)
+        cert.FLOAT_TOLERANCES.pop(label, None)
+
+
+def test_certificate_text_and_json_of_each_verdict() -> None:
+    X = np.array([[1.0, 2.0], [3.0, 4.0]])
+    failure = cert.Failure("fresh", 3, X, 0.25, 0.5, "a reason")
+    holds = cert.Certificate("lab", "tolerance", True, 5, 4, 1, None, "tau")
+    fails = cert.Certificate("lab", "exact", False, 4, 0, 4, failure)
+    empty = cert.Certificate("lab", "exact", False, 0, 0, 0, None)
+    assert str(holds) == ("certificate (tolerance) for lab: holds; 5 queries checked "
+                          "(4 replayed, 1 fresh), tolerance: tau")
+    assert str(fails) == ("certificate (exact) for lab: FAILS at fresh query #3 (N = 2): oracle "
+                          "0.25, model 0.5 (a reason); 4 queries checked (0 replayed, 4 fresh)")
+    assert str(empty) == ("certificate (exact) for lab: NOTHING CHECKED, so it does not hold "
+                          "(the transcript is empty and no fresh query was asked); 0 queries "
+                          "checked (0 replayed, 0 fresh)")
+    assert holds.to_json() == {
+        "label": "lab", "kind": "tolerance", "holds": True, "verdict": "holds", "checked": 5,
+        "replayed": 4, "fresh": 1, "tolerance": "tau", "first_failure": None}
+    assert fails.to_json() == {
+        "label": "lab", "kind": "exact", "holds": False, "verdict": "fails", "checked": 4,
+        "replayed": 0, "fresh": 4, "tolerance": None, "first_failure": {
+            "source": "fresh", "index": 3, "N": 2, "oracle_answer": "0.25",
+            "model_answer": "0.5", "reason": "a reason"}}
+    assert empty.to_json()["verdict"] == "nothing checked"
