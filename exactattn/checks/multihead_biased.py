@@ -1,4 +1,4 @@
-"""Claim ``multihead_canonical.biased_float_recovery``: biased (low-rank) heads from float64.
+"""Claim ``multihead_canonical.float_biased_recovery``: biased (low-rank) heads from float64.
 
 :func:`exactattn.learners.multihead_biased.learn_multihead_biased` learns the
 canonical heads (W_h, c_h, v_h) and beta of a biased multi-head model, the
@@ -85,7 +85,7 @@ def biased_recovery_errors(rec: Recovery, model: BiasedMultiHeadAttention
     return rel, within
 
 
-@claim(CLAIM_LABEL, "biased_float_recovery", paper_ref=PAPER_REF,
+@claim(CLAIM_LABEL, "float_biased_recovery", paper_ref=PAPER_REF,
        title="Biased low-rank heads (W_h, c_h, v_h) and beta from a float64 oracle, within "
              "their first-order estimates; the certificate rejects a perturbed head",
        statement=r"|\hat W_h - W_h| \le \epsilon_{W_h},\ |\hat c_h - c_h| \le \epsilon_{c_h},\ "
@@ -93,7 +93,7 @@ def biased_recovery_errors(rec: Recovery, model: BiasedMultiHeadAttention
                  r"\epsilon_\beta,\ Q = 2 + 2Hfd + [m \ge 2](d-1) + (n_{\mathrm{full}} + 2) K_W "
                  r"+ n_{\mathrm{low}}(r + 2) m",
        route=ROUTE)
-def _check_biased_float_recovery() -> Outcome:
+def _check_float_biased_recovery() -> Outcome:
     failures, checked = [], 0
     for H, d, r, in_span, seed in BIASED_INSTANCES:
         model = random_biased_multihead(H, d, rank=r or max(1, d // H), seed=seed,

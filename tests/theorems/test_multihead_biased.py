@@ -339,5 +339,5 @@ def test_saved_recovery_replays_from_the_command_line(tmp_path: Path) -> None:
 
 
 def test_claim_holds() -> None:
-    (result,) = run_claims(["multihead_canonical.biased_float_recovery"])
+    (result,) = run_claims(["multihead_canonical.float_biased_recovery"])
     assert result.outcome.holds, result.outcome.detail
