@@ -176,17 +176,17 @@ def row_sums(rows: Array, terms: Array, *, zero: Any = 0.0) -> Array:
     >>> row_sums(np.array([[1.0, 2.0], [0.5, -0.0]]), np.array([[[0, 1], [1, -1]]])).tolist()
     [[[1.5, 2.0], [0.5, -0.0]]]
     """
-    B, N, k = terms.shape
-    out: Array = np.empty((B, N, rows.shape[1]), dtype=rows.dtype)
-    for n in range(N):  # token by token: a term present in every query is one gather
-        for t in range(k):
+    N, k = terms.shape[1], terms.shape[2]
+    first = terms[..., 0]
+    out: Array = rows[np.maximum(first, 0)]  # every token's first term: one gather
+    absent = first < 0
+    if absent.any():
+        out[absent] = zero
+    for n in range(N):  # then the further terms, token by token
+        for t in range(1, k):
             idx = terms[:, n, t]
             present = idx >= 0
-            if t == 0:
-                out[:, n] = rows[np.maximum(idx, 0)]
-                if not present.all():
-                    out[~present, n] = zero
-            elif present.all():
+            if present.all():
                 out[:, n] += rows[idx]
             elif present.any():
                 sel = np.flatnonzero(present)
