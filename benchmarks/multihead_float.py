@@ -90,7 +90,7 @@ CASES: tuple[Case, ...] = (
     ("H6_d8", 6, 8, 2.0**-45, {"families_per_dimension": 4, "direction_scale": 8.0,
                                 "polish_queries": 64}),
     ("H4_d32", 4, 32, 1e-10, {"families_per_dimension": 3, "direction_scale": 5.0,
-                              "pair_directions": 2}),
+                              "pair_directions": 2, "polish_queries": 64}),
     ("near_equal", 4, 8, None, {}),
     # the BALL route: an enclosing oracle at 80 bits, rigorous per-parameter radii
     ("H6_d8_ball80", 6, 8, 2.0**-45, {"families_per_dimension": 4, "direction_scale": 8.0,
