@@ -430,3 +430,21 @@ def test_heads_closer_than_float64_resolves_are_a_named_hypothesis() -> None:
     # equal heads are one canonical head: merged over BALL too, and enclosed
     same = learn_multihead_float(ball_oracle(_near_equal(3, 3, 0.0), 80), heads=3)
     assert same.options["m"] == 2 and same.options["enclosure"]["answers_missed"] == 0
+
+
+@settings(max_examples=4)
+@given(H=st.integers(1, 2), d=st.integers(2, 3), seed=st.integers(0, 10**6),
+       prec=st.sampled_from([64, 80, 100]))
+def test_ball_route_property(H: int, d: int, seed: int, prec: int) -> None:
+    # every hidden canonical parameter lies in its Krawczyk ball (decided by arb), the
+    # count is the proved one, and f over the enclosure meets every answer's ball
+    model = random_float_multihead(H, d, seed)
+    oracle = ball_oracle(model, prec)
+    try:
+        rec = learn_multihead_float(oracle, heads=H, seed=seed)
+    except IllConditionedError as exc:  # a refusal names its figures; never a wrong ball
+        assert exc.report
+        return
+    assert rec.status == "approximate" and balls_contain(rec, model)
+    assert rec.queries == oracle.queries == float_query_count(H, d)
+    assert rec.options["enclosure"]["answers_missed"] == 0
