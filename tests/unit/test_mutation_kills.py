@@ -470,3 +470,26 @@ def test_certificate_text_and_json_of_each_verdict() -> None:
             "source": "fresh", "index": 3, "N": 2, "oracle_answer": "0.25",
             "model_answer": "0.5", "reason": "a reason"}}
     assert empty.to_json()["verdict"] == "nothing checked"
+
+
+def test_answer_rounding_is_its_docstring_formula_query_by_query() -> None:
+    rec, _ = _f64_single_head()
+    Xs = _batch(rec.d, seed=7)
+    got = cert._answer_rounding(rec, Xs)
+    g = rec.options["answer_error_factor"]
+    for b, X in enumerate(Xs):
+        c = [sum(t * w for t, w in zip(x, rec.v, strict=True)) for x in X]
+        scores = [sum(abs(x[k]) * abs(rec.W[k, m]) * abs(X[-1][m])
+                      for k in range(rec.d) for m in range(rec.d)) for x in X]
+        want = 2 * g * (sum(abs(w) for w in rec.v) * max(abs(t) for x in X for t in x)
+                        + max(scores) * (max(c) - min(c)))
+        assert got[b] == pytest.approx(want, rel=1e-12)
+
+
+def test_exp_repr_shows_the_denominator_exactly_when_there_is_one() -> None:
+    # printing (e + 1)/(e^2 + 3) as "e + 1" would show a different number
+    s = EXP.exp(EXP(1)) + 1
+    q = s / (EXP.exp(EXP(2)) + 3)
+    assert "/" not in repr(s) and repr(s) == str(s)
+    assert "/" in repr(q)
+    assert repr(EXP(Fraction(-2, 3))) == "-2/3"
