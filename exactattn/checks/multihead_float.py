@@ -18,7 +18,7 @@ import dataclasses
 from fractions import Fraction
 
 import numpy as np
-from flint import arb
+from flint import arb, ctx
 
 from ..certificates import FLOAT_TOLERANCES
 from ..certificates import verify as certify
@@ -249,7 +249,8 @@ def _check_ball_enclosure() -> Outcome:
         # the balls are not vacuous: moved by 4 radii, a hidden parameter falls outside
         W = rec.params["W"].copy()
         ball = W[0, 0, 0]
-        moved = ball.field._run(lambda b=ball: b.value + 4 * b.value.rad())  # at its precision
+        with ctx.workprec(ball.field.prec):                    # at the ball's precision
+            moved = ball.value + 4 * ball.value.rad()
         W[0, 0, 0] = type(ball)(moved, ball.field)
         checked += 1
         if balls_contain(dataclasses.replace(rec, params={**rec.params, "W": W}), model):

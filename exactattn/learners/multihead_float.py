@@ -164,7 +164,7 @@ from fractions import Fraction
 from typing import Any
 
 import numpy as np
-from flint import arb, arb_mat
+from flint import arb, arb_mat, ctx
 
 from ..errors import (
     HypothesisViolatedError,
@@ -683,8 +683,8 @@ def learn_multihead_float(
     theta = _flat(V, Ucols)
     rho = _flat(bound_v, bound_U) * KRAWCZYK_INFLATION + 2.0**-60
     for _ in range(KRAWCZYK_TRIES):
-        box = F._run(lambda r=rho: [arb(float(x), float(e))  # type: ignore[misc]
-                                    for x, e in zip(theta, r, strict=True)])
+        with ctx.workprec(F.prec):
+            box = [arb(float(x), float(e)) for x, e in zip(theta, rho, strict=True)]
         K, figures = _krawczyk(F, bases, base_balls, V, Ucols, box)
         if figures["contained"]:
             break
@@ -709,8 +709,8 @@ def learn_multihead_float(
                 text + f" (of at most H = {H}): two heads closer than float64 resolves look "
                 "like one to the float solve; learn over EXP", report=again)
         raise RecoveryFailedError(text + f" = H; not multi-head attention with {H} heads")
-    K = F._run(lambda: arb_mat(len(first), 1, [b.intersection(K2[i, 0])
-                                               for i, b in enumerate(first)]))
+    with ctx.workprec(F.prec):
+        K = arb_mat(len(first), 1, [b.intersection(K2[i, 0]) for i, b in enumerate(first)])
     figures.update({"first_max_radius": figures["max_radius"],
                     "max_radius": max(float(K[i, 0].rad()) for i in range(K.nrows())),
                     "second_contained": again["contained"]})
@@ -1097,8 +1097,8 @@ def _krawczyk(F: BallField, bases: list[_Base], balls: list[list[Any]], V: Array
         return K, {"parameters": P, "equations": n, "contained": inside,
                    "max_radius": widest, "answers_missed": misfits}
 
-    out: tuple[arb_mat, dict[str, Any]] = F._run(work)
-    return out
+    with ctx.workprec(F.prec):                 # the field's precision, locally
+        return work()
 
 
 def _canonical_order(Ws: list[Array], vs: list[Array]) -> list[int]:
@@ -1131,7 +1131,8 @@ def _ball_recovery(F: BallField, rec: Recovery, K: arb_mat, B: Array, Ws: list[A
                     W[k, i, j] = PrecisionElement(WhT[j, i], F)
         return W, v
 
-    W, v = F._run(work)
+    with ctx.workprec(F.prec):
+        W, v = work()
     radius = max(float(x.value.rad()) for x in [*W.flat, *v.flat])
     enclosure = dict(figures)
     enclosure.update({"box_radius_max": float(rho.max()), "max_parameter_radius": radius,
