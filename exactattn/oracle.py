@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -556,10 +557,21 @@ class ValueOracle:
                             f"{float(np.abs(R).max()):.3g} in magnitude); scale the rows down")
             self._spend(B, phase)
             answers = np.empty(B, dtype=np.float64)
+            block: Array | None = None
             for s in range(0, B, step):
-                Xs = row_sums(R, T[s:s + step])
-                Xs.flags.writeable = False
-                answers[s:s + step] = self._answer_batch(Xs)
+                part = T[s:s + step]
+                # the last block's buffer is filled again when the hidden function kept no
+                # reference to it (CPython's count: this name and getrefcount's argument):
+                # a target that keeps its queries keeps them unchanged, and a fresh buffer
+                # would cost a page fault per 4 KB (about half the materialisation's time)
+                reuse = (block is not None and block.shape[0] == part.shape[0]
+                         and sys.getrefcount(block) == 2)
+                if reuse:
+                    assert block is not None
+                    block.flags.writeable = True
+                block = row_sums(R, part, out=block if reuse else None)
+                block.flags.writeable = False
+                answers[s:s + step] = self._answer_batch(block)
             if self._stores_batches():
                 assert self.transcript.store is not None
                 self.transcript.store.extend_sums(phase, R, T, answers)

@@ -162,7 +162,7 @@ def as_row_sums(field: Field, rows: Any, terms: Any, d: int) -> tuple[Array, Arr
     return R, T
 
 
-def row_sums(rows: Array, terms: Array, *, zero: Any = 0.0) -> Array:
+def row_sums(rows: Array, terms: Array, *, zero: Any = 0.0, out: Array | None = None) -> Array:
     """The (B, N, d) queries of validated ``(rows, terms)`` (see :func:`as_row_sums`).
 
     Token (b, n) is ``rows[t_0] + rows[t_1] + ...`` added left to right over
@@ -170,7 +170,8 @@ def row_sums(rows: Array, terms: Array, *, zero: Any = 0.0) -> Array:
     correctly rounded: the result is the same bits on every platform); a token
     with no term is the zero row (``zero``: +0.0, or the field's zero for an
     array of field elements); a token of one term is that row, bit for bit
-    (-0.0 kept).
+    (-0.0 kept). ``out``: a writeable C-contiguous (B, N, d) array of the rows'
+    dtype to fill instead of a new one (a caller reusing a buffer).
 
     >>> import numpy as np
     >>> row_sums(np.array([[1.0, 2.0], [0.5, -0.0]]), np.array([[[0, 1], [1, -1]]])).tolist()
@@ -178,7 +179,10 @@ def row_sums(rows: Array, terms: Array, *, zero: Any = 0.0) -> Array:
     """
     N, k = terms.shape[1], terms.shape[2]
     first = terms[..., 0]
-    out: Array = rows[np.maximum(first, 0)]  # every token's first term: one gather
+    if out is None:
+        out = rows[np.maximum(first, 0)]  # every token's first term: one gather
+    else:  # -1 (no term) clipped to row 0, then zeroed below
+        np.take(rows, first, axis=0, out=out, mode="clip")
     absent = first < 0
     if absent.any():
         out[absent] = zero

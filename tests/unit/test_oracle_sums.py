@@ -137,6 +137,42 @@ def test_the_learner_cannot_change_what_was_asked_nor_the_target_write_into_it()
         ValueOracle(Meddler()).batch_sums(rows, [[[0, 1]]])
 
 
+def test_blocks_reused_only_when_the_target_kept_no_reference(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import exactattn.oracle as oracle_module
+
+    monkeypatch.setattr(oracle_module, "SUMS_BLOCK_BYTES", 2 * 2 * 8 * 2)  # 2 queries a block
+    rng = np.random.default_rng(1)
+    rows = rng.standard_normal((5, 2))
+    terms = rng.integers(0, 5, size=(9, 2, 2))
+    kept: list[np.ndarray] = []
+    seen: list[bytes] = []
+
+    class Keeper:  # keeps every block it is given (a view of it, as a cache might)
+        field, d = F64, 2
+
+        def __call__(self, X: np.ndarray) -> float:
+            return 0.0
+
+        def batch(self, Xs: np.ndarray) -> np.ndarray:
+            kept.append(Xs[:, :1])
+            seen.append(Xs.tobytes())
+            return np.zeros(len(Xs))
+
+    ValueOracle(Keeper()).batch_sums(rows, terms)
+    assert [k.base.tobytes() for k in kept] == seen  # nothing overwritten afterwards
+    assert b"".join(seen) == row_sums(rows, terms).tobytes()
+
+    class Forgetter(Keeper):  # keeps nothing: its blocks may be refilled
+        def batch(self, Xs: np.ndarray) -> np.ndarray:
+            kept.append(np.array(Xs))
+            return np.zeros(len(Xs))
+
+    kept.clear()
+    ValueOracle(Forgetter()).batch_sums(rows, terms)
+    assert b"".join(k.tobytes() for k in kept) == row_sums(rows, terms).tobytes()
+
+
 def test_budget_is_refused_before_anything_is_counted() -> None:
     oracle = ValueOracle(_head(2), budget=3)
     oracle.batch_sums(np.eye(2), [[[0]], [[1]]])
