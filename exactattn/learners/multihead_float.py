@@ -515,13 +515,19 @@ def learn_multihead_float(
     ``head_count`` (singular values, tau, margin in decades),
     ``conditioning`` (condition numbers, head separation, relative estimates),
     ``residual`` and ``noise_bound`` (2-norms; the latter a rounding estimate),
-    ``iterations``.
+    ``iterations``. Over BALL(p): status ``approximate``, ``params["W"]`` and
+    ``params["v"]`` object arrays of BALL(p) balls (the Krawczyk enclosure, module
+    docstring), ``options["enclosure"]`` (radii, equations, ``answers_missed``), and
+    the hypotheses the enclosure rests on.
 
     Raises
     ------
-    InvalidEntryError : not an F64 oracle, or a bad argument (before any query).
-    IllConditionedError : the head count is undecided, or an estimate exceeds
-        ``max_relative_bound``; the report names the measured figures.
+    InvalidEntryError : not an F64 or BALL(p >= 53) oracle, or a bad argument (before
+        any query).
+    IllConditionedError : the head count is undecided, an estimate exceeds
+        ``max_relative_bound``, the residual shows heads the families did not separate
+        (m < H), or over BALL the Krawczyk test fails or the enclosure misses an
+        answer's ball (m < H); the report names the measured figures.
     HypothesisViolatedError : more canonical heads than d, or dependent v_h.
     RecoveryFailedError : the answers are not those of <= H heads in float64.
     """
