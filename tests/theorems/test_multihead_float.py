@@ -448,3 +448,14 @@ def test_ball_route_property(H: int, d: int, seed: int, prec: int) -> None:
     assert rec.status == "approximate" and balls_contain(rec, model)
     assert rec.queries == oracle.queries == float_query_count(H, d)
     assert rec.options["enclosure"]["answers_missed"] == 0
+
+
+def test_ball_route_refuses_when_no_box_passes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # boxes far narrower than the float solve's error (1e-9 x the estimates, widened
+    # 16-fold twice) cannot contain the Krawczyk image: the learner refuses with the
+    # figures instead of returning unproved balls
+    monkeypatch.setattr(multihead_float, "KRAWCZYK_INFLATION", 1e-9)
+    oracle = ball_oracle(random_float_multihead(2, 3, 0), 80)
+    with pytest.raises(IllConditionedError, match="Krawczyk test failed") as info:
+        learn_multihead_float(oracle, heads=2)
+    assert info.value.report["contained"] is False and info.value.report["max_radius"] > 0
