@@ -27,7 +27,8 @@ from flint import arb, ctx, fmpq
 
 from exactattn import certificates as cert
 from exactattn.certificates import verify
-from exactattn.fields import BALL, EXP, F64, QQ
+from exactattn.errors import IncompatibleFieldError
+from exactattn.fields import BALL, EXP, F64, MP, QQ
 from exactattn.fields import exponential as ex
 from exactattn.learners import Recovery, learn_single_head
 from exactattn.models import SingleHeadAttention
@@ -493,3 +494,23 @@ def test_exp_repr_shows_the_denominator_exactly_when_there_is_one() -> None:
     assert "/" not in repr(s) and repr(s) == str(s)
     assert "/" in repr(q)
     assert repr(EXP(Fraction(-2, 3))) == "-2/3"
+
+
+def test_exp_inverse_of_a_constant_over_a_sum_is_scaled() -> None:
+    # 1 / (2 / (1 + e^-1)) puts the single term 2 in the denominator: it must be divided
+    # out, not dropped ((1 + e^-1) / 2, never 1 + e^-1)
+    s = 1 + EXP.exp(EXP(-1))
+    w = EXP(2) / s
+    assert 1 / w == s / 2 and 1 / w != s
+    assert (1 / w) * 2 == s and float(1 / w) == pytest.approx(float(s) / 2, rel=1e-15)
+    t = EXP(Fraction(3, 7)) / (EXP.exp(EXP(2)) + 5)
+    assert 1 / t == (EXP.exp(EXP(2)) + 5) * Fraction(7, 3)
+
+
+def test_exp_refuses_an_element_of_another_field_itself() -> None:
+    # the EXP side names the mix; NotImplemented would hand the decision to the other
+    # operand (a ball raises with its own message, another object would compare False)
+    for other in (BALL(64)(1), MP(64)(1)):
+        for op in (lambda a, b: a == b, lambda a, b: a + b, lambda a, b: a * b):
+            with pytest.raises(IncompatibleFieldError, match="cannot mix an EXP element"):
+                op(EXP(1), other)
