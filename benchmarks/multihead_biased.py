@@ -25,7 +25,9 @@ per head. Without ``--checkpoint`` the layer is a seeded random one
 all-MiniLM-L6-v2, see benchmarks/real_heads.py for the download; never run
 in tests or CI). rho ~ N(0, I / d), seeded. Layer rows run with ``scale`` =
 ``--scale`` (default 4: bases of norm 4, as a layer's weights are small) and
-``refine_families=False`` (the memory of the final refinement).
+``refine_families`` only below d = 128 (the memory of the final refinement).
+A refused row reports ``refused_estimate_rel_error``: the refused estimate's
+measured error.
 
 Keys: case, H (heads learned), d, rank, queries (the oracle's counter),
 proved_queries (``biased_query_count``), degrees_of_freedom (H (r (2d - r) +
@@ -88,6 +90,20 @@ def _dof(H: int, d: int, r: int) -> int:
     return H * (r * (2 * d - r) + 2 * d) + 1
 
 
+def _dict_rel_error(params: dict[str, Any], truth: BiasedMultiHeadAttention) -> float:
+    """The largest relative error of W_h, c_h, v_h (heads paired by nearest W)."""
+    W, c, v = params["W"], params["c"], params["v"]
+    if W.shape[0] != truth.H:
+        return math.inf
+    rel = 0.0
+    for Wt, ct, vt in zip(truth.Ws, truth.cs, truth.vs, strict=True):
+        k = int(np.argmin([np.abs(W[k] - Wt).max() for k in range(W.shape[0])]))
+        rel = max(rel, float(np.abs(W[k] - Wt).max() / np.abs(Wt).max()),
+                  float(np.abs(c[k] - ct).max() / max(np.abs(ct).max(), np.abs(Wt).max())),
+                  float(np.abs(v[k] - vt).max() / np.abs(vt).max()))
+    return rel
+
+
 def _run(case: str, oracle: ValueOracle, truth: BiasedMultiHeadAttention, H: int, r: int,
          target: float, seed: int, extra: dict[str, Any],
          options: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -113,7 +129,11 @@ def _run(case: str, oracle: ValueOracle, truth: BiasedMultiHeadAttention, H: int
         if isinstance(exc, IllConditionedError):
             row["report"] = {k: v for k, v in report.items()
                              if k in ("m", "margin_decades", "usable_families", "tau",
-                                      "max_relative_bound")}
+                                      "max_relative_bound", "cond_projected_v",
+                                      "span_margin_decades")}
+            if exc.recovered.get("c") is not None:
+                # the refused estimate, measured against the truth: what the estimates cost
+                row["refused_estimate_rel_error"] = _dict_rel_error(exc.recovered, truth)
         return row
     seconds = time.perf_counter() - t0
     rel, within = biased_recovery_errors(rec, truth)
@@ -129,6 +149,32 @@ def _run(case: str, oracle: ValueOracle, truth: BiasedMultiHeadAttention, H: int
     return row
 
 
+class _Restricted:
+    """The layer on tokens x = P z (P: d x K orthonormal columns): a K-dimensional oracle."""
+
+    def __init__(self, oracle: ValueOracle, P: Any) -> None:
+        self.oracle, self.P, self.field, self.d = oracle, P, oracle.field, P.shape[1]
+
+    def __call__(self, Z: Any) -> Any:
+        return self.oracle(np.asarray(Z, dtype=np.float64) @ self.P.T)
+
+    def batch(self, Zs: Any) -> Any:
+        if isinstance(Zs, np.ndarray):
+            return self.oracle.batch(Zs @ self.P.T)
+        return np.array([self(Z) for Z in Zs])
+
+
+def _projected(oracle: ValueOracle, merged: BiasedMultiHeadAttention, K: int, seed: int
+               ) -> tuple[ValueOracle, BiasedMultiHeadAttention]:
+    """The layer restricted to a seeded K-dimensional subspace: W' = P^T W P, c' = P^T c,
+    v' = P^T v (every head keeps rank <= r). A way to measure real weights below d."""
+    P = np.linalg.qr(np.random.default_rng([seed, K, 16]).standard_normal((merged.d, K)))[0]
+    heads = [(P.T @ W @ P, P.T @ c, P.T @ v)
+             for W, c, v in zip(merged.Ws, merged.cs, merged.vs, strict=True)]
+    truth = BiasedMultiHeadAttention(heads, merged.beta, field=merged.field, d=K)
+    return ValueOracle(_Restricted(oracle, P), field=oracle.field, d=K), truth
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke test: two small rows")
@@ -137,6 +183,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--layer", type=int, default=0)
     ap.add_argument("--heads", default="0,1", help="the heads of the layer to learn, 0-based")
     ap.add_argument("--num-heads", type=int, default=None)
+    ap.add_argument("--project", type=int, default=None,
+                    help="learn the layer restricted to a seeded K-dimensional subspace")
     ap.add_argument("--scale", type=float, default=4.0,
                     help="norm of the query positions for the layer rows (default 4)")
     args = ap.parse_args(argv)
@@ -164,15 +212,22 @@ def main(argv: list[str] | None = None) -> int:
     except ExactattnError as exc:
         print(f"--heads: {exc}", file=sys.stderr)
         return 2
+    if args.project is not None:
+        if not 1 <= args.project <= layer.d:
+            print(f"--project must be in [1, {layer.d}]", file=sys.stderr)
+            return 2
+        oracle, merged = _projected(oracle, merged, args.project, args.seed)
+        source["projected_to"] = args.project
     rows = []
     for case, H, d, r, target in (QUICK if args.quick else SYNTHETIC):
         model = random_biased_multihead(H, d, rank=r, seed=args.seed, scale=3.0)
         rows.append(_run(case, ValueOracle(model), model, H, r, target, args.seed, {}))
         print(json.dumps(rows[-1]), flush=True)
-    case = f"layer_{len(heads)}_of_{layer.num_heads}_heads_d{layer.d}"
+    case = f"layer_{len(heads)}_of_{layer.num_heads}_heads_d{layer.d}" + (
+        f"_projected_{args.project}" if args.project is not None else "")
     # a layer's weights are small (entries about 0.05): bases of norm --scale; the copy
     # families stay out of the final refinement (memory, see learn_multihead_biased)
-    options = {"scale": args.scale, "refine_families": False}
+    options = {"scale": args.scale, "refine_families": merged.d < 128}
     rows.append(_run(case, oracle, merged, len(heads), layer.head_dim, LAYER_TARGET,
                      args.seed, {**source, "heads": list(heads), "layer_heads": layer.num_heads,
                                  **options}, options))
