@@ -27,7 +27,7 @@ from flint import arb, ctx, fmpq
 
 from exactattn import certificates as cert
 from exactattn.certificates import verify
-from exactattn.errors import IncompatibleFieldError
+from exactattn.errors import IncompatibleFieldError, InvalidEntryError
 from exactattn.fields import BALL, EXP, F64, MP, QQ
 from exactattn.fields import exponential as ex
 from exactattn.learners import Recovery, learn_single_head
@@ -514,3 +514,70 @@ def test_exp_refuses_an_element_of_another_field_itself() -> None:
         for op in (lambda a, b: a == b, lambda a, b: a + b, lambda a, b: a * b):
             with pytest.raises(IncompatibleFieldError, match="cannot mix an EXP element"):
                 op(EXP(1), other)
+
+
+# the approximate route (noisy recoveries): the bound checks of _check_certifiable and the
+# exact comparison |f_hat(X) - y| <= bound + tau of verify
+def _noisy_recovery() -> tuple[Recovery, Any]:
+    from exactattn.learners import learn_single_head_noisy
+    from exactattn.oracle import NoisyOracle
+
+    head = SingleHeadAttention([[1, -1], [Fraction(1, 2), 0]], [Fraction(1, 2), Fraction(-1, 2)])
+    oracle = NoisyOracle(head, tolerance=Fraction(1, 10**6), adversary="worst")
+    rec = learn_single_head_noisy(oracle, epsilon_W=Fraction(1, 10), epsilon_v=Fraction(1, 10),
+                                  W_bound=2, margin=Fraction(1, 2))
+    return rec, oracle
+
+
+def test_approximate_certificate_compares_exactly_against_bound_plus_tau() -> None:
+    rec, oracle = _noisy_recovery()
+    c = verify(rec, oracle, probes=3)
+    assert c.holds and c.kind == "tolerance" and (c.replayed, c.fresh) == (6, 3)
+    assert c.tolerance == ("the recovery's guaranteed bounds propagated to the query, plus the "
+                           "oracle's tolerance; compared exactly in EXP")
+    # the hidden (W, v) with bounds 0: every answer is within tau of it (the adversary
+    # moves it by up to tau), so bound + tau = tau must accept it, a bound of 0 is checked
+    # (not refused), and bound - tau or a missing tau would reject it
+    truth = dataclasses.replace(rec, params={"W": QQ.array([[1, -1], [Fraction(1, 2), 0]]),
+                                             "v": QQ.array([Fraction(1, 2), Fraction(-1, 2)])},
+                                options={**rec.options, "W_frobenius_bound": "0", "v_bound": "0"})
+    model = cert.rebuild(truth)
+    gaps = [(abs(EXP(model(e.X)) - EXP(e.answer)), EXP(e.tolerance)) for e in rec.transcript]
+    assert all(gap <= tau for gap, tau in gaps)
+    assert any(gap == tau for gap, tau in gaps)  # the worst adversary: exactly tau
+    assert verify(truth, None).holds
+    # moving W far outside the bound fails on the transcript, decided exactly
+    W = rec.W.copy()
+    W[0, 0] = W[0, 0] + 10
+    bad = verify(dataclasses.replace(rec, params={**rec.params, "W": W}), None)
+    assert not bad.holds and bad.first_failure is not None
+    assert bad.first_failure.reason.endswith("(exact comparison)")
+    assert bad.first_failure.source == "transcript"
+
+
+@pytest.mark.parametrize("text", ["abc", "-1/2", "1e5", "1/0", None])
+def test_approximate_bounds_that_are_not_plain_rationals_are_refused(text: Any) -> None:
+    rec, _ = _noisy_recovery()
+    bad = dataclasses.replace(rec, options={**rec.options, "v_bound": text})
+    with pytest.raises(InvalidEntryError, match="v_bound = .* is not a rational >= 0"):
+        verify(bad, None)
+
+
+def test_a_ball_recovery_with_other_parameters_is_refused() -> None:
+    head = SingleHeadAttention([[1, Fraction(-1, 2)], [0, 2]], [1, 3], field=EXP)
+    oracle = enclosing_oracle(head, BALL(128))
+    rec = learn_single_head(oracle, field=BALL(128))
+    assert verify(rec, oracle, probes=2).holds
+    extra = dataclasses.replace(rec, params={**rec.params, "beta": rec.v[:1]})
+    with pytest.raises(InvalidEntryError, match="ball recoveries are certified by enclosure"):
+        verify(extra, oracle)
+    # a disjoint enclosure is a failure with the query and both balls
+    W = rec.W.copy()
+    W[0, 1] = W[0, 1] + BALL(128)(Fraction(1, 1000))
+    c = verify(dataclasses.replace(rec, params={**rec.params, "W": W}), None)
+    f = c.first_failure
+    assert not c.holds and f is not None and f.source == "transcript"
+    entry = rec.transcript[f.index]
+    assert np.array_equal(f.X, entry.X) and f.oracle_answer is not None
+    assert f.model_answer is not None and not f.model_answer.value.overlaps(f.oracle_answer.value)
+    assert f.reason == "the recovered enclosure and the oracle's ball are disjoint (rigorous)"
