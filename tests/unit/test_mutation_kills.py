@@ -382,27 +382,29 @@ def test_approximate_bound_is_its_docstring_formula_in_rationals() -> None:
 
 
 def test_f64_replay_reports_the_first_bad_query_in_transcript_order() -> None:
-    # queries of length 2, 1, 2: the replay runs one block per length (lengths in order of
-    # first appearance), so the first failure (#1, length 1) is found after #2's
-    W, v = np.array([[0.3, -1.2], [0.8, 0.1]]), np.array([0.7, -0.4])
+    # queries of length 2, 1, 2: the replay runs one block per length (length 1 first), so
+    # the first failure (#0, length 2) is found after #1's and must replace it
+    W, v = np.array([[0.3, -1.2], [0.8, 0.1]]), np.array([-0.7, -0.4])
     oracle = ValueOracle(SingleHeadAttention(W, v, field=F64))
-    for X in ([[0.0, 1.0], [0.0, 1.0]], [[1.0, 0.0]], [[1.0, 0.0], [0.0, 1.0]]):
+    for X in ([[1.0, 0.0], [0.0, 1.0]], [[1.0, 0.0]], [[0.0, 1.0], [0.0, 1.0]]):
         oracle(np.array(X))
     rec, _ = _f64_single_head(2)
-    bad_v = v + np.array([1e-6, 0.0])  # answer #0 (v_1 only) is unchanged, #1 and #2 move
+    bad_v = v + np.array([1e-6, 0.0])  # answers #0 and #1 move, #2 (v_1 only) does not
     rec = dataclasses.replace(rec, params={"W": W.copy(), "v": bad_v},
                               transcript=oracle.transcript)
     c = verify(rec, None)
     assert not c.holds and c.kind == "tolerance"
-    assert (c.checked, c.replayed, c.fresh) == (2, 2, 0)  # queries #0 and #1
+    assert (c.checked, c.replayed, c.fresh) == (1, 1, 0)  # up to and including #0
     f = c.first_failure
-    assert f is not None and f.source == "transcript" and f.index == 1
-    entry = oracle.transcript[1]
-    assert np.array_equal(f.X, entry.X) and f.oracle_answer == float(entry.answer) == 0.7
+    assert f is not None and f.source == "transcript" and f.index == 0
+    entry = oracle.transcript[0]
+    assert np.array_equal(f.X, entry.X) and f.oracle_answer == float(entry.answer)
     model_answer = float(SingleHeadAttention(W, bad_v, field=F64)(entry.X))
     assert f.model_answer == model_answer
     tol = float(cert._answer_rounding(rec, entry.X[None].astype(float))[0])
-    assert f.reason == f"|difference| = {abs(model_answer - 0.7):.3e} > bound {tol:.3e}"
+    assert f.reason == (f"|difference| = {abs(model_answer - float(entry.answer)):.3e} > bound "
+                        f"{tol:.3e}")
+    assert verify(dataclasses.replace(rec, params={"W": W.copy(), "v": v.copy()}), None).holds
 
 
 def test_f64_replay_accepts_a_difference_equal_to_the_tolerance() -> None:
