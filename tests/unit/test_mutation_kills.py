@@ -553,8 +553,11 @@ def test_approximate_certificate_compares_exactly_against_bound_plus_tau() -> No
     W[0, 0] = W[0, 0] + 10
     bad = verify(dataclasses.replace(rec, params={**rec.params, "W": W}), None)
     assert not bad.holds and bad.first_failure is not None
-    assert bad.first_failure.reason.endswith("(exact comparison)")
-    assert bad.first_failure.source == "transcript"
+    f = bad.first_failure
+    assert f.reason.endswith("(exact comparison)") and f.source == "transcript"
+    entry = rec.transcript[f.index]
+    assert np.array_equal(f.X, entry.X) and f.oracle_answer == entry.answer
+    assert f.model_answer is not None and EXP(f.model_answer) != EXP(entry.answer)
 
 
 @pytest.mark.parametrize("text", ["abc", "-1/2", "1e5", "1/0", None])
@@ -583,3 +586,38 @@ def test_a_ball_recovery_with_other_parameters_is_refused() -> None:
     assert np.array_equal(f.X, entry.X) and f.oracle_answer is not None
     assert f.model_answer is not None and not f.model_answer.value.overlaps(f.oracle_answer.value)
     assert f.reason == "the recovered enclosure and the oracle's ball are disjoint (rigorous)"
+
+
+def test_verify_kind_arguments_and_defaults() -> None:
+    from exactattn.errors import ExactattnError
+    from exactattn.learners import learn_biased_head
+    from exactattn.models import BiasedSingleHeadAttention
+
+    head = SingleHeadAttention([[1, Fraction(-1, 2)], [0, 2]], [1, 3], field=EXP)
+    exact_oracle = ValueOracle(head)
+    rec = learn_single_head(exact_oracle)
+    c = verify(rec, exact_oracle)
+    assert (c.kind, c.tolerance, c.fresh) == ("exact", None, 16)  # 16 fresh probes by default
+    # reconstructed from balls: EXP parameters, ball answers: the kind is enclosure, with the
+    # oracle and offline
+    balls = enclosing_oracle(head, BALL(128))
+    rec_b = learn_single_head(balls, field=BALL(128), max_denominator=4)
+    assert rec_b.field == EXP
+    assert verify(rec_b, balls, probes=2).kind == verify(rec_b, None).kind == "enclosure"
+    with pytest.raises(IncompatibleFieldError, match="the oracle"):
+        verify(rec, ValueOracle(SingleHeadAttention([[1.0, 0.5], [0.0, 2.0]], [1.0, 3.0],
+                                                    field=F64)))
+    for bad in ({"seed": "x"}, {"seed": True}, {"seed": -1}, {"probes": "x"}, {"probes": True},
+                {"probes": 2.5}, {"probes": -1}):
+        with pytest.raises(InvalidEntryError):
+            verify(rec, exact_oracle, **bad)  # type: ignore[arg-type]
+    # a float recovery that does not interpolate its transcript keeps the propagated estimate
+    biased = BiasedSingleHeadAttention([[0.5, -0.2], [0.1, 0.3]], [0.2, -0.1], [1.0, -0.5], 0.25,
+                                       field=F64)
+    oracle_f = ValueOracle(biased)
+    try:
+        rec_f = learn_biased_head(oracle_f)
+    except ExactattnError as exc:  # pragma: no cover - the instance is generic
+        pytest.fail(f"the biased learner refused a generic head: {exc}")
+    cf = verify(rec_f, oracle_f, probes=2)
+    assert cf.holds and cf.tolerance is not None and not cf.tolerance.startswith("transcript:")
