@@ -16,7 +16,7 @@ from __future__ import annotations
 from ..claims import Outcome, claim, register_result
 
 LABEL = "clipped_inverse"
-PAPER_REF = "Lemma 6.1 (v1), Lemma A.1 (v2)"
+PAPER_REF = "Lemma 6.1 (v1), Lemma A.1 (v2, reported)"
 ROUTE_SYMBOLIC = "symbolic (sympy)"
 
 register_result(

@@ -93,7 +93,7 @@ __all__ = ["learn_single_head_membership", "query_count", "bisection_steps", "he
            "lower_bound", "LABEL", "PAPER_REF", "ETA_FACTOR"]
 
 LABEL = "membership_queries"
-PAPER_REF = "ours (cf. v2 appendix on membership queries, statement unknown)"
+PAPER_REF = "ours (cf. v2 appendix (reported) on membership queries, statement unknown)"
 
 #: every cut is within eta = 1 / (ETA_FACTOR Q^2) of the middle of its interval
 ETA_FACTOR = 1024

@@ -144,7 +144,7 @@ __all__ = ["learn_multihead", "learn_orthogonal_heads", "query_count", "publishe
 LABEL = "multihead_canonical"
 PAPER_REF = "exactattn's own; cf. arXiv 2608.03294"
 ORTHOGONAL_LABEL = "multihead_nonidentifiable"
-ORTHOGONAL_REF = "Prop 7.1 (v1), Prop 7.1 (v2)"
+ORTHOGONAL_REF = "Prop 7.1 (v1), Prop 7.1 (v2, reported)"
 
 #: first and last working precision (bits) of the ball fits
 START_PREC = 128

@@ -88,7 +88,7 @@ __all__ = ["learn_single_head_noisy", "naive_inverse", "theorem_tolerances", "No
            "TAU_F_DENOMINATOR", "MAX_PREC", "DEFAULT_PREC", "PROBE_A"]
 
 LABEL = "noisy_oracle"
-PAPER_REF = "Thm 6.2 (v1), Thm 6.1 (v2)"
+PAPER_REF = "Thm 6.2 (v1), Thm 6.1 (v2, reported)"
 
 #: tau_c = sigma(-1/2) = 1/(1 + sqrt(e)), an exact element of EXP
 TAU_C = EXP.sigmoid(EXP(fmpq(-1, 2)))

@@ -126,7 +126,7 @@ __all__ = ["learn_single_head_noisy_adapted", "adapted_tolerances", "adapted_err
 
 LABEL = "noisy_oracle"
 VARIANT = "adapted"
-PAPER_REF = "Thm 6.2 (v1), Thm 6.1 (v2); adapted-probe variant (beyond the paper)"
+PAPER_REF = "Thm 6.2 (v1), Thm 6.1 (v2, reported); adapted-probe variant (beyond the paper)"
 
 #: rho approximates ||v_hat||_2 from above within this factor: ||v_hat|| <= rho <= 9/8 ||v_hat||
 RHO_FACTOR = fmpq(9, 8)

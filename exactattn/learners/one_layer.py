@@ -85,7 +85,7 @@ __all__ = ["learn_one_layer", "antisymmetrised", "AntisymmetrisedOracle",
            "attention_query_count", "LABEL", "PAPER_REF"]
 
 LABEL = "one_layer_reduction"
-PAPER_REF = "§4.1 (v1), §4.1 (v2)"
+PAPER_REF = "§4.1 (v1), §4.1 (v2, reported)"
 
 #: the phase prefix under which the inner oracle counts antisymmetrised queries
 PHASE = "antisymmetrised"

@@ -246,7 +246,7 @@ __all__ = ["learn_relu_ffn", "query_count", "LABEL", "PAPER_REF", "SEPARATION_BI
            "MAX_STALL"]
 
 LABEL = "relu_ffn_exact"
-PAPER_REF = "§4.1 (v1, v2): the FFN learner the reduction needs (exactattn's own)"
+PAPER_REF = "§4.1 (v1; v2, reported): the FFN learner the reduction needs (exactattn's own)"
 
 #: exact route: steps are 2^-SEPARATION_BITS of the local scale
 SEPARATION_BITS = 64

@@ -69,7 +69,7 @@ __all__ = ["learn_single_head", "probe_matrix", "probe_logits", "LABEL", "PAPER_
            "query_count"]
 
 LABEL = "single_head_exact"
-PAPER_REF = "Thm 4.1 (v1), Thm 4.1 (v2)"
+PAPER_REF = "Thm 4.1 (v1), Thm 4.1 (v2, reported)"
 
 #: how many Gaussian probe matrices to draw before giving up (each draw is
 #: valid with probability 1 over the reals; rational roundings almost always)

@@ -61,7 +61,7 @@ from .single_head import Probes, probe_logits, probe_matrix
 __all__ = ["learn_skip_head", "query_count", "LABEL", "PAPER_REF"]
 
 LABEL = "one_layer_reduction"
-PAPER_REF = "§4.1 (v1), §4.1 (v2)"
+PAPER_REF = "§4.1 (v1), §4.1 (v2, reported)"
 
 
 def query_count(d: int) -> int:
