@@ -306,7 +306,7 @@ class _Liar:
 
 @pytest.mark.parametrize(("tokens", "says"), [
     (2, "the learner found answers that no single_head_exact model gives"),  # while learning
-    (3, "FAILS at fresh query"),  # honest on the learner's queries (N <= 2), caught by the fresh probes
+    (3, "FAILS at fresh query"),  # honest on N <= 2, caught by fresh probes
 ])
 def test_cli_exits_1_on_a_server_that_lies(tokens: int, says: str,
                                            capsys: pytest.CaptureFixture[str]) -> None:
