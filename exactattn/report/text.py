@@ -12,10 +12,14 @@ from ..errors import InvalidEntryError
 
 def _number(x: Any, name: str, where: str) -> float:
     """``x`` as a finite real number >= 0, or InvalidEntryError naming ``name``."""
-    if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x) or x < 0:
+    try:  # float() of a huge int overflows: not a figure a report can print either
+        value = float(x) if isinstance(x, int | float) and not isinstance(x, bool) else math.nan
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value) or value < 0:
         raise InvalidEntryError(f"{where}: {name} must be a finite number >= 0, got "
                                 f"{str(x)[:40]!r} ({type(x).__name__})")
-    return float(x)
+    return value
 
 
 def check_results(results: Any, seconds: Any, where: str) -> None:
