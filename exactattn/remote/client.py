@@ -332,7 +332,9 @@ class HttpOracle(ValueOracle):
     seed : seed of the jitter and of the request ids (None: fresh randomness).
     journal : a :class:`exactattn.remote.journal.Journal`; the target is then
         wrapped in ``JournaledTarget(target, journal)`` (answers already in the
-        journal are not asked again).
+        journal are not asked again), and its request ids are content-addressed
+        (:class:`~exactattn.remote.resume.ResumableRemoteTarget`), so that the
+        request in flight when a run was killed is not evaluated again.
     max_retry_after : the longest Retry-After (seconds) honoured (default 60).
     """
 
@@ -347,7 +349,15 @@ class HttpOracle(ValueOracle):
                                     f"{describe(field)}")
         if seed is not None:
             _count(seed, "seed", low=0)
-        remote = RemoteTarget(url, batch_size=batch_size, timeout=timeout, retries=retries,
+        # with a journal, request ids are content-addressed (exactattn.remote.resume): a
+        # request in flight when a run was killed is answered from the server's memory
+        # when the resumed run resends it, not evaluated again
+        remote_class: type[RemoteTarget] = RemoteTarget
+        if journal is not None:
+            from .resume import ResumableRemoteTarget
+
+            remote_class = ResumableRemoteTarget
+        remote = remote_class(url, batch_size=batch_size, timeout=timeout, retries=retries,
                               backoff=backoff, max_backoff=max_backoff,
                               max_retry_after=max_retry_after, seed=seed, info=_info)
         if field is not None and field != remote.field:

@@ -405,3 +405,25 @@ def test_bad_arguments_are_refused() -> None:
         Journal(os.devnull, {})
     with pytest.raises(InvalidEntryError, match="callable X -> number"):
         JournaledTarget(3, None)  # type: ignore[arg-type]
+
+
+def test_http_oracle_with_a_journal_resends_the_in_flight_request_under_its_own_id(
+        tmp_path: Path) -> None:
+    """The request in flight at a kill (answered by the server, never journaled) is
+    answered from the server's memory when HttpOracle(journal=...) resends it: its id
+    is the hash of its queries, not a fresh random id that the server would evaluate."""
+    from exactattn.remote import HttpOracle
+    from exactattn.remote.server import serve_in_thread
+
+    model = single_head_instance(3, 0, field=EXP).model
+    queries = [[[1, 0, 0]], [[0, 1, 0], [0, 0, 1]], [[1, 1, 0]]]
+    with serve_in_thread(model) as s:
+        first = HttpOracle(s.url, journal=Journal(tmp_path / "j.sqlite", {"run": "a"}))
+        first.remote.batch(queries)  # the server answers; the killed client journals nothing
+        assert s.service.counts["evaluated"] == 3
+        resumed = HttpOracle(s.url, journal=Journal(tmp_path / "j.sqlite", {"run": "a"}))
+        answers = resumed.batch(queries)
+        assert s.service.counts["evaluated"] == 3  # nothing evaluated twice
+        assert s.service.counts["replayed"] == 1
+        assert list(answers) == [model(np.array(q, dtype=object)) for q in [
+            [[EXP(x) for x in row] for row in q] for q in queries]]
