@@ -258,6 +258,7 @@ class NaiveTally:
         self.clipped_err_sum = 0.0
         self.clipped_err_n = 0
         self.clipped_violations = 0
+        self.vacuous = 0  # factors whose epsilon_W exceeds (d + 2) W_bound (refused)
         self.naive_seconds = 0.0
         self.clipped_seconds = 0.0
 
@@ -266,6 +267,11 @@ def naive_compare(inst: dict[str, Any], oracle: NoisyOracle, rec: Any, tally: Na
                   factor: int) -> None:
     """The naive inverse at factor * tau_f against the clipped one at the same tolerance."""
     d = inst["d"]
+    if factor != 1 and inst["epsilon_W"] * factor > (d + 2) * inst["W_bound"]:
+        # above (d + 2) W_bound the requirement is vacuous and the learner refuses it
+        # (noisy.check_epsilon_W): no comparison at this factor
+        tally.vacuous += 1
+        return
     if factor != 1:
         start = time.perf_counter()
         try:
@@ -385,6 +391,7 @@ def run_evidence(per_d: dict[int, int]) -> tuple[list[dict[str, Any]], bool]:
             "clipped_worst_entry_error": n.clipped_worst,
             "clipped_mean_entry_error": clipped_mean,
             "clipped_violations": n.clipped_violations,
+            "skipped_vacuous": n.vacuous,
             "ratio_mean_error_naive_over_clipped": (
                 naive_mean / clipped_mean if naive_mean is not None and clipped_mean else None),
             "ratio_worst_error_naive_over_clipped": (
