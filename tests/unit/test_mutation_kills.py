@@ -621,3 +621,26 @@ def test_verify_kind_arguments_and_defaults() -> None:
         pytest.fail(f"the biased learner refused a generic head: {exc}")
     cf = verify(rec_f, oracle_f, probes=2)
     assert cf.holds and cf.tolerance is not None and not cf.tolerance.startswith("transcript:")
+
+
+def test_rebuild_registers_the_later_builders_itself() -> None:
+    # a fresh process that never imported exactattn.claims: rebuild imports it for a label
+    # registered there (low_rank_adaptive), instead of calling it unknown
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from exactattn.certificates import MODEL_BUILDERS, rebuild\n"
+            "from exactattn.fields import EXP\n"
+            "from exactattn.learners import learn_low_rank\n"
+            "from exactattn.models import SingleHeadAttention\n"
+            "from exactattn.oracle import ValueOracle\n"
+            "assert 'exactattn.claims' not in sys.modules and 'low_rank_adaptive' not in "
+            "MODEL_BUILDERS\n"
+            "rec = learn_low_rank(ValueOracle(SingleHeadAttention([[1, 2], [2, 4]], [1, 1])), "
+            "rank=1)\n"
+            "print(type(rebuild(rec)).__name__)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-500:]
+    assert out.stdout.strip() == "SingleHeadAttention"
