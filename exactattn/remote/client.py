@@ -269,13 +269,18 @@ class RemoteTarget:
         """POST one chunk with ``request_id`` and ``extra`` keys; its answers, checked."""
         body = protocol.dumps({"field": self.field.name, "request_id": request_id,
                                "queries": protocol.encode_queries(self.field, chunk), **extra})
+        return self._post_queries(body, len(chunk), request_id)
+
+    def _post_queries(self, body: str, n: int, request_id: str) -> Array:
+        """POST a prebuilt ``/query`` body (``n`` queries, ``request_id``); its ``n``
+        answers, checked."""
         reply = self._post("POST", "/query", body.encode("utf-8"))
         where = f"{self.url}/query"
         if not isinstance(reply, dict) or "answers" not in reply:
             raise InvalidEntryError(f"{where} answered {describe(reply)}, not "
                                     "{\"answers\": [...]}")
         try:
-            return protocol.decode_answers(self.field, reply["answers"], len(chunk))
+            return protocol.decode_answers(self.field, reply["answers"], n)
         except ExactattnError as exc:
             raise InvalidEntryError(f"{where} (request {request_id}): {exc}") from None
 

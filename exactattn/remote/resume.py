@@ -26,7 +26,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import ExactattnError, IncompatibleFieldError, InvalidEntryError
+from ..errors import IncompatibleFieldError, InvalidEntryError
 from ..fields import Array, Field
 from ..fields.base import describe
 from . import protocol
@@ -53,15 +53,7 @@ class ResumableRemoteTarget(RemoteTarget):
         request_id = hashlib.sha256(f"{name}:{queries}".encode()).hexdigest()[:32]
         # the body protocol.dumps would write (sorted keys, compact), without encoding twice
         body = f'{{"field":{name},"queries":{queries},"request_id":"{request_id}"}}'
-        reply = self._post("POST", "/query", body.encode("utf-8"))
-        where = f"{self.url}/query"
-        if not isinstance(reply, dict) or "answers" not in reply:
-            raise InvalidEntryError(f"{where} answered {describe(reply)}, not "
-                                    "{\"answers\": [...]}")
-        try:
-            return protocol.decode_answers(self.field, reply["answers"], len(chunk))
-        except ExactattnError as exc:
-            raise InvalidEntryError(f"{where} (request {request_id}): {exc}") from None
+        return self._post_queries(body, len(chunk), request_id)
 
 
 def remote_fingerprint(info: Mapping[str, Any], *, label: str, seed: int,
