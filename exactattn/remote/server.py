@@ -52,12 +52,12 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from ..errors import ExactattnError, InvalidEntryError, QueryBudgetExceededError
 from ..fields import Field
@@ -585,34 +585,36 @@ def serve_in_thread(model: Any, *, host: str = "127.0.0.1", port: int = 0,
 
 
 # -- the command line -------------------------------------------------------------
-def _probability(text: str) -> float:
+_N = TypeVar("_N", int, float)
+
+
+def _argument(text: str, convert: Callable[[str], _N], what: str, ok: Callable[[_N], bool],
+              requirement: str, shown: Callable[[_N], object] | None = None) -> _N:
+    """``convert(text)`` if it parses and is ``ok``; else an ArgumentTypeError (``text`` is
+    not ``what``, or ``requirement``, got ``shown(value)`` or ``text``)."""
     try:
-        p = float(text)
+        value = convert(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= p <= 1:
-        raise argparse.ArgumentTypeError(f"a probability is in [0, 1], got {text}")
-    return p
+        raise argparse.ArgumentTypeError(f"{text!r} is not {what}") from None
+    if not ok(value):
+        raise argparse.ArgumentTypeError(
+            f"{requirement}, got {text if shown is None else shown(value)}")
+    return value
+
+
+def _probability(text: str) -> float:
+    return _argument(text, float, "a number", lambda p: 0 <= p <= 1,
+                     "a probability is in [0, 1]")
 
 
 def _positive(text: str) -> float:
-    try:
-        x = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not math.isfinite(x) or x < 0:
-        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
-    return x
+    return _argument(text, float, "a number", lambda x: math.isfinite(x) and x >= 0,
+                     "must be a finite number >= 0")
 
 
 def _count(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {n}")
-    return n
+    return _argument(text, int, "an integer", lambda n: n >= 0, "must be an integer >= 0",
+                     shown=lambda n: n)
 
 
 def _port(text: str) -> int:
