@@ -72,8 +72,9 @@ from .errors import InvalidEntryError, NotRepresentableError, ShapeError
 from .fields import EXP, F64, QQ, Array, Field
 from .linalg import from_fmpq_mat
 from .models.attention import softmax_average
+from .models.multihead_biased import _batch_answers
 from .oracle import ValueOracle
-from .queries import as_query, as_query_batch
+from .queries import as_query
 
 __all__ = ["TensorNames", "BERT_NAMES", "AttentionLayer", "FactoredHead", "HeadParameters",
            "load_layer", "head_oracle", "random_layer", "CHECKPOINTS_EXTRA"]
@@ -286,15 +287,8 @@ class FactoredHead:
 
     def batch(self, Xs: Any) -> Array:
         """Answers to a batch; over F64 one vectorised pass per (B, N, d) array."""
-        checked = as_query_batch(self.field, Xs, self.d)
-        if self.field == F64:
-            if isinstance(checked, np.ndarray):
-                return self._f64(checked)
-            return np.array([self._f64(X[None])[0] for X in checked], dtype=np.float64)
-        out = np.empty(len(checked), dtype=object)
-        for b, X in enumerate(checked):
-            out[b] = self._exact(X)
-        return out
+        # field is F64 (not exact) or EXP (exact): the biased multi-head model's batch
+        return _batch_answers(self.field, self.d, Xs, self._f64, self._exact)
 
     # -- merged parameters ---------------------------------------------------------
     def merged(self) -> HeadParameters:

@@ -26,7 +26,7 @@ every head is evaluated exactly.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -250,15 +250,24 @@ class BiasedMultiHeadAttention:
 
     def batch(self, Xs: Any) -> Array:
         """Answers to many queries; over F64 one vectorised pass per (B, N, d) array."""
-        checked = as_query_batch(self.field, Xs, self.d)
-        if not self.field.exact:
-            if isinstance(checked, np.ndarray):
-                return self._f64(checked)
-            return np.array([self._f64(X[None])[0] for X in checked], dtype=np.float64)
-        out = np.empty(len(checked), dtype=object)
-        for b, X in enumerate(checked):
-            out[b] = self._exact(X)
-        return out
+        return _batch_answers(self.field, self.d, Xs, self._f64, self._exact)
+
+
+def _batch_answers(field: Field, d: int, Xs: Any, f64: Callable[[Array], Array],
+                   exact: Callable[[Array], Any]) -> Array:
+    """A model's answers to a batch of queries (checked by ``as_query_batch``): over an
+    inexact field ``f64`` on the (B, N, d) array in one pass (else once per query, as a
+    (1, N, d) array), over an exact field ``exact`` per query, in an object array.
+    Also :class:`exactattn.checkpoints.FactoredHead`'s."""
+    checked = as_query_batch(field, Xs, d)
+    if not field.exact:
+        if isinstance(checked, np.ndarray):
+            return f64(checked)
+        return np.array([f64(X[None])[0] for X in checked], dtype=np.float64)
+    out = np.empty(len(checked), dtype=object)
+    for b, X in enumerate(checked):
+        out[b] = exact(X)
+    return out
 
 
 def canonical_biased(model: BiasedMultiHeadAttention) -> BiasedMultiHeadAttention:
