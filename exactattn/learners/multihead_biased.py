@@ -95,7 +95,6 @@ from typing import Any
 import numpy as np
 
 from ..errors import (
-    HypothesisViolatedError,
     IllConditionedError,
     InvalidEntryError,
     RecoveryFailedError,
@@ -108,20 +107,19 @@ from .multihead import PAPER_REF
 from .multihead_float import (
     DIRECTION_SCALE,
     FAMILIES_PER_DIMENSION,
-    ISOLATING_SCALE,
     MAX_OPTION_COUNT,
     MAX_RELATIVE_BOUND,
     REFINE_SCALES,
     _Base,
+    _copy_families,
+    _error_maps,
     _evaluate,
-    _family_queries,
-    _fit_family,
-    _head_count,
-    _match,
+    _isolating_design,
     _pack,
+    _phase_match,
     _phase_w_base,
     _refine,
-    ratio_grid,
+    _sized,
 )
 from .recovery import QuerySpan, Recovery
 
@@ -280,79 +278,25 @@ def learn_multihead_biased(
         return ys
 
     # 1. phase v and match at b_1 (the float learner's functions) ------------------------
-    grid = ratio_grid(2 * H)
-    r_grid = np.array([0.0] + [c / K for c, K in grid])
-    g0 = float(ask([b1[None, :]], 1, "v")[0])
-    fams = []
-    for k in range(n_fam):
-        ys = ask(_family_queries(b1 + Cand[k], b1, grid), 1, "v")
-        fams.append(np.concatenate([[g0], ys]))
-    m, usable, count_report = _head_count(r_grid, fams, H, d)
+    fam = _copy_families(ask, 1, b1, Cand, H, d)
+    m, count_report = fam.m, fam.report
     common = {"F": F, "span": span, "d": d, "seed": seed, "H": H, "rank": rank, "scale": scale,
               "refine_families": refine_families,
               "count_report": count_report, "beta": beta, "y0": y0}
     if m == 0:
         return _finish(common, [], [], [], [], [], [], {}, 0.0, 0.0, 0, False,
                        max_relative_bound)
-    if m > d:
-        raise HypothesisViolatedError(
-            f"the copy families show m = {m} canonical heads > d = {d}: the learner isolates "
-            "heads by directions orthogonal to the other v_h, which needs m <= d",
-            hypothesis="m <= d and linearly independent v_h")
-    chosen: list[int] = []
-    for i in usable:
-        if np.linalg.matrix_rank(Cand[chosen + [i]], tol=1e-8) == len(chosen) + 1:
-            chosen.append(i)
-        if len(chosen) == d:
-            break
-    if len(chosen) < d:
-        raise IllConditionedError(
-            f"only {len(usable)} of {n_fam} copy families show all m = {m} heads decisively "
-            f"(ranks {count_report['per_family'][:40]}...): {d} independent ones are needed. "
-            f"Fitting {m} poles from {2 * H} copy ratios in float64 is at its limit (some "
-            "poles nearly coincide along most directions, or there are too many heads); raise "
-            "families_per_dimension or direction_scale", report=count_report)
-    Delta = Cand[chosen]
-    count_report["chosen_families"] = chosen
-    fitted = [_fit_family(r_grid, fams[i], m, f"family {i + 1} at b_1") for i in chosen]
-    ell = np.empty((d, m))
-    rho = np.empty((d, m))
-    ell[0], rho[0] = fitted[0][0], fitted[0][1]
-    match_margin = math.inf
-    if m >= 2:
-        Xs = [np.stack([b1 + Delta[0], b1 + Delta[k], b1]) for k in range(1, d)]
-        ys = ask(Xs, 1, "match")
-        for k in range(1, d):
-            perm, margin = _match(fitted[0], fitted[k], g0, float(ys[k - 1]))
-            match_margin = min(match_margin, margin)
-            ell[k], rho[k] = fitted[k][0][perm], fitted[k][1][perm]
-    else:
-        for k in range(1, d):
-            ell[k], rho[k] = fitted[k][0], fitted[k][1]
-    V = np.linalg.solve(Delta, rho)          # column h: v_h
-    if np.linalg.matrix_rank(V) < m:
-        raise HypothesisViolatedError(
-            f"the estimated v_h (condition number {np.linalg.cond(V):.3e}) are linearly "
-            "dependent: the learner needs independent v_h (isolating plan)",
-            hypothesis="m <= d and linearly independent v_h")
+    V, U1, match_margin = _phase_match(
+        ask, 1, b1, Cand, fam, d, learner="the learner", ranks_shown=40,
+        why=f"Fitting {m} poles from {2 * H} copy ratios in float64 is at its limit (some "
+            "poles nearly coincide along most directions, or there are too many heads); "
+            "raise families_per_dimension or direction_scale")
 
     # 2. phase W at the full bases -------------------------------------------------------
-    P = np.concatenate([np.linalg.pinv(V.T), np.linalg.svd(V.T)[2][m:].T], axis=1)
-
-    def sized(x: Array) -> Array:
-        return x * (ISOLATING_SCALE / float(np.linalg.norm(x)))
-
-    singles = [[sized(P[:, h])] + [sized(P[:, h] + P[:, i]) for i in range(m, d)]
-               for h in range(m)]
-    pairs = [(h, g) for g in range(m) for h in range(g)] * pair_directions
-    pair_dirs = []
-    for h, g in pairs:
-        alpha, beta_ = rng.uniform(0.5, 1.5, size=2) * np.array([1.0, -1.0])
-        pair_dirs.append(sized(alpha * P[:, h] + beta_ * P[:, g]
-                               + P[:, m:] @ rng.standard_normal(d - m) * 0.5))
+    P, singles, pairs, pair_dirs = _isolating_design(V, pair_directions, rng)
     low = low_rank_applies(d, m, rank)
     full = [0] + list(range(2, (rank + 1) if low and rank is not None else d + 1))
-    first: dict[int, Array] = {1: np.linalg.solve(Delta, ell)}   # u_h(b_1) from phase v
+    first: dict[int, Array] = {1: U1}   # u_h(b_1) from phase v
     for j in full:
         first[j] = _phase_w_base(ask, j, bases_b[j], V, singles, pairs, pair_dirs, 1.0, "W")
     for refine_scale in REFINE_SCALES:
@@ -382,7 +326,7 @@ def learn_multihead_biased(
             # residual instead of being fitted exactly
             mix = np.concatenate([np.eye(Pc.shape[1]), rng.standard_normal(
                 (rank + 2 - Pc.shape[1], Pc.shape[1])) / math.sqrt(Pc.shape[1])])
-            dirs.append(np.stack([sized(P[:, h] + LOW_RANK_SPREAD * Pc @ mix[k])
+            dirs.append(np.stack([_sized(P[:, h] + LOW_RANK_SPREAD * Pc @ mix[k])
                                   for k in range(rank + 2)]))
         cond_low = 0.0
         for j in range(rank + 1, d + 1):
@@ -445,25 +389,8 @@ def _bounds(bases: list[_Base], V: Array, Ucols: list[Array], beta: float
         Q, R = np.linalg.qr(C)
         Gs.append(A - Q @ (Q.T @ A))
         parts.append((A, Q, R))
-    eta_all = np.concatenate(noises)
-    G = np.concatenate(Gs)
-    Gp = np.linalg.pinv(G)
-    offsets = np.cumsum([0] + [len(e) for e in noises])
-    Mv = Gp.copy()
-    for j, (_, Q, _) in enumerate(parts):
-        sl = slice(offsets[j], offsets[j + 1])
-        Mv[:, sl] -= (Gp[:, sl] @ Q) @ Q.T
-    bound_v = (np.abs(Mv) @ eta_all).reshape(m, d).T
-    bound_U = []
-    cond_C = 0.0
-    for j, (A, Q, R) in enumerate(parts):
-        sl = slice(offsets[j], offsets[j + 1])
-        cond_C = max(cond_C, float(np.linalg.cond(R)))
-        Cp = np.linalg.solve(R, Q.T)                       # C_j^+
-        L = -(Cp @ A) @ Mv
-        L[:, sl] += Cp
-        bound_U.append((np.abs(L) @ eta_all).reshape(m, d).T)
-    conds = {"cond_projected_v": float(np.linalg.cond(G)), "cond_W_blocks_max": cond_C}
+    bound_v, bound_U, eta_all, conds = _error_maps(
+        noises, parts, Gs, m, d, pseudo_inverse=lambda Q, R: np.linalg.solve(R, Q.T))
     return bound_v, bound_U, residual2, float((eta_all ** 2).sum()), conds
 
 

@@ -159,9 +159,10 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 from flint import arb, arb_mat, ctx
@@ -215,6 +216,8 @@ MIN_BALL_PREC = 53
 #: the largest polish_queries accepted (per base)
 MAX_POLISH_QUERIES = 4096
 U = UNIT_ROUNDOFF
+#: a learner's ask(queries, base index, phase): the answers as float64
+_Ask = Callable[[list[Array], int, str], Array]
 #: significand bits of the polish's residuals (numpy longdouble: 64 on x86-64 Linux)
 POLISH_BITS = int(np.finfo(np.longdouble).nmant) + 1
 #: eta per answer in the estimates: the oracle's rounding plus the learner's own
@@ -576,78 +579,19 @@ def learn_multihead_float(
         return ys
 
     # 1. phase v ----------------------------------------------------------------------
-    grid = ratio_grid(2 * H)
-    r = np.array([0.0] + [c / K for c, K in grid])
-    g0 = float(ask([b1[None, :]], 0, "v")[0])
-    fams = []
-    for k in range(n_fam):
-        ys = ask(_family_queries(b1 + Cand[k], b1, grid), 0, "v")
-        fams.append(np.concatenate([[g0], ys]))
-    m, usable, count_report = _head_count(r, fams, H, d)
+    fam = _copy_families(ask, 0, b1, Cand, H, d)
+    m, count_report = fam.m, fam.report
     if m == 0:
         return _finish(F, span, [], [], [], [], d, seed, H, count_report, {}, 0.0, 0.0, 0)
-    if m > d:
-        raise HypothesisViolatedError(
-            f"the copy families show m = {m} canonical heads > d = {d}: the float learner "
-            "isolates heads by directions orthogonal to the other v_h, which needs m <= d",
-            hypothesis="m <= d and linearly independent v_h")
-    # d families that show all m heads, best margin first, with independent directions
-    chosen: list[int] = []
-    for i in usable:
-        if np.linalg.matrix_rank(Cand[chosen + [i]], tol=1e-8) == len(chosen) + 1:
-            chosen.append(i)
-        if len(chosen) == d:
-            break
-    if len(chosen) < d:
-        raise IllConditionedError(
-            f"only {len(usable)} of {n_fam} copy families show all m = {m} heads decisively "
-            f"(ranks {count_report['per_family']}): {d} independent ones are needed. Some "
-            "heads' poles nearly coincide along most directions (nearly equal heads); raise "
-            "families_per_dimension or learn over EXP", report=count_report)
-    Delta = Cand[chosen]
-    count_report["chosen_families"] = chosen
-    fitted = [_fit_family(r, fams[i], m, f"family {i + 1} at b_1") for i in chosen]
-
     # 2. phase match -------------------------------------------------------------------
-    ell = np.empty((d, m))
-    rho = np.empty((d, m))
-    ell[0], rho[0] = fitted[0][0], fitted[0][1]
-    match_margin = math.inf
-    if m >= 2:
-        Xs = [np.stack([b1 + Delta[0], b1 + Delta[k], b1]) for k in range(1, d)]
-        ys = ask(Xs, 0, "match")
-        for k in range(1, d):
-            perm, margin = _match(fitted[0], fitted[k], g0, float(ys[k - 1]))
-            match_margin = min(match_margin, margin)
-            ell[k], rho[k] = fitted[k][0][perm], fitted[k][1][perm]
-    else:
-        for k in range(1, d):
-            ell[k], rho[k] = fitted[k][0], fitted[k][1]
-    V = np.linalg.solve(Delta, rho)          # column h: v_h
-    Ucols = [np.linalg.solve(Delta, ell)]     # base 1: column h is W_h b_1
-    if np.linalg.matrix_rank(V) < m:
-        raise HypothesisViolatedError(
-            f"the estimated v_h (condition number {np.linalg.cond(V):.3e}) are linearly "
-            "dependent: the float learner needs independent v_h (isolating plan)",
-            hypothesis="m <= d and linearly independent v_h")
+    V, U1, match_margin = _phase_match(
+        ask, 0, b1, Cand, fam, d, learner="the float learner", ranks_shown=None,
+        why="Some heads' poles nearly coincide along most directions (nearly equal heads); "
+            "raise families_per_dimension or learn over EXP")
+    Ucols = [U1]                              # base 1: column h is W_h b_1
 
     # 3. phase W -------------------------------------------------------------------------
-    # isolating directions: p_h = V (V^T V)^{-1} e_h sees head h only (p_h . v_g = [g = h]),
-    # the n_i (an orthonormal basis of the null space of V^T) see no head
-    P = np.concatenate([np.linalg.pinv(V.T), np.linalg.svd(V.T)[2][m:].T], axis=1)
-
-    def sized(x: Array) -> Array:  # directions of norm direction_scale: moderate logits
-        return x * (ISOLATING_SCALE / float(np.linalg.norm(x)))
-
-    singles = [[sized(P[:, h])] + [sized(P[:, h] + P[:, i]) for i in range(m, d)]
-               for h in range(m)]
-    # pair directions: heads h and g only, residues alpha != beta (a family of two poles)
-    pairs = [(h, g) for g in range(m) for h in range(g)] * pair_directions
-    pair_dirs = []
-    for h, g in pairs:
-        alpha, beta = rng.uniform(0.5, 1.5, size=2) * np.array([1.0, -1.0])
-        pair_dirs.append(sized(alpha * P[:, h] + beta * P[:, g]
-                               + P[:, m:] @ rng.standard_normal(d - m) * 0.5))
+    _, singles, pairs, pair_dirs = _isolating_design(V, pair_directions, rng)
     for j in range(1, d):
         Ucols.append(_phase_w_base(ask, j, B[j], V, singles, pairs, pair_dirs, 1.0, "W"))
         for scale in extra_scales:  # the same design at more scales: better W blocks
@@ -721,6 +665,116 @@ def learn_multihead_float(
                     "max_radius": max(float(K[i, 0].rad()) for i in range(K.nrows())),
                     "second_contained": again["contained"]})
     return _ball_recovery(F, rec, K, B, Ws, vs, rho, figures, H)
+
+
+class _CopyFamilies(NamedTuple):
+    """Phase v's copy families at one base (:func:`_copy_families`)."""
+    r: Array                      # the ratio grid, 0 first
+    g0: float                     # the answer at [b]
+    fams: list[Array]             # one family's answers per candidate direction, g0 first
+    m: int                        # the head count (:func:`_head_count`)
+    usable: list[int]             # the families that show all m heads, best margin first
+    report: dict[str, Any]        # the head-count report
+
+
+def _copy_families(ask: _Ask, j: int, b: Array, Cand: Array, H: int, d: int
+                   ) -> _CopyFamilies:
+    """Phase v: the answer at [b], a copy family at b per candidate direction (the rows of
+    ``Cand``, asked as base ``j``), and the head count from their Loewner ranks."""
+    grid = ratio_grid(2 * H)
+    r = np.array([0.0] + [c / K for c, K in grid])
+    g0 = float(ask([b[None, :]], j, "v")[0])
+    fams = []
+    for k in range(len(Cand)):
+        ys = ask(_family_queries(b + Cand[k], b, grid), j, "v")
+        fams.append(np.concatenate([[g0], ys]))
+    m, usable, report = _head_count(r, fams, H, d)
+    return _CopyFamilies(r, g0, fams, m, usable, report)
+
+
+def _phase_match(ask: _Ask, j: int, b: Array, Cand: Array, fam: _CopyFamilies, d: int, *,
+                 learner: str, why: str, ranks_shown: int | None
+                 ) -> tuple[Array, Array, float]:
+    """Phases v (end) and match at b, for m >= 1 heads: d families that show all m heads,
+    with independent directions, fitted; their poles and residues matched across families
+    (d - 1 three-token queries when m >= 2, asked as base ``j``); then v_h and u_h(b) = W_h b
+    (columns h of the two arrays returned, with the least match margin).
+
+    ``learner`` names the learner in the refusals, ``why`` ends the refusal for too few
+    independent families, and ``ranks_shown`` cuts its list of the families' ranks (None:
+    all of them)."""
+    m, usable, count_report = fam.m, fam.usable, fam.report
+    if m > d:
+        raise HypothesisViolatedError(
+            f"the copy families show m = {m} canonical heads > d = {d}: {learner} "
+            "isolates heads by directions orthogonal to the other v_h, which needs m <= d",
+            hypothesis="m <= d and linearly independent v_h")
+    # d families that show all m heads, best margin first, with independent directions
+    chosen: list[int] = []
+    for i in usable:
+        if np.linalg.matrix_rank(Cand[chosen + [i]], tol=1e-8) == len(chosen) + 1:
+            chosen.append(i)
+        if len(chosen) == d:
+            break
+    if len(chosen) < d:
+        per_family = count_report["per_family"]
+        ranks = per_family if ranks_shown is None else f"{per_family[:ranks_shown]}..."
+        raise IllConditionedError(
+            f"only {len(usable)} of {len(Cand)} copy families show all m = {m} heads "
+            f"decisively (ranks {ranks}): {d} independent ones are needed. {why}",
+            report=count_report)
+    Delta = Cand[chosen]
+    count_report["chosen_families"] = chosen
+    fitted = [_fit_family(fam.r, fam.fams[i], m, f"family {i + 1} at b_1") for i in chosen]
+
+    # phase match: the order of the heads in family k, by a query mixing families 1 and k
+    ell = np.empty((d, m))
+    rho = np.empty((d, m))
+    ell[0], rho[0] = fitted[0][0], fitted[0][1]
+    match_margin = math.inf
+    if m >= 2:
+        Xs = [np.stack([b + Delta[0], b + Delta[k], b]) for k in range(1, d)]
+        ys = ask(Xs, j, "match")
+        for k in range(1, d):
+            perm, margin = _match(fitted[0], fitted[k], fam.g0, float(ys[k - 1]))
+            match_margin = min(match_margin, margin)
+            ell[k], rho[k] = fitted[k][0][perm], fitted[k][1][perm]
+    else:
+        for k in range(1, d):
+            ell[k], rho[k] = fitted[k][0], fitted[k][1]
+    V = np.linalg.solve(Delta, rho)          # column h: v_h
+    if np.linalg.matrix_rank(V) < m:
+        raise HypothesisViolatedError(
+            f"the estimated v_h (condition number {np.linalg.cond(V):.3e}) are linearly "
+            f"dependent: {learner} needs independent v_h (isolating plan)",
+            hypothesis="m <= d and linearly independent v_h")
+    return V, np.linalg.solve(Delta, ell), match_margin
+
+
+def _sized(x: Array) -> Array:
+    """x scaled to norm ``ISOLATING_SCALE`` (moderate logits)."""
+    return x * (ISOLATING_SCALE / float(np.linalg.norm(x)))
+
+
+def _isolating_design(V: Array, pair_directions: int, rng: np.random.Generator
+                      ) -> tuple[Array, list[list[Array]], list[tuple[int, int]], list[Array]]:
+    """Phase W's directions from the estimated v_h (the columns of V, d x m): P, the
+    isolating directions of every head, the pairs of heads (each ``pair_directions``
+    times) and their pair directions (drawn from ``rng``)."""
+    d, m = V.shape
+    # isolating directions: p_h = V (V^T V)^{-1} e_h sees head h only (p_h . v_g = [g = h]),
+    # the n_i (an orthonormal basis of the null space of V^T) see no head
+    P = np.concatenate([np.linalg.pinv(V.T), np.linalg.svd(V.T)[2][m:].T], axis=1)
+    singles = [[_sized(P[:, h])] + [_sized(P[:, h] + P[:, i]) for i in range(m, d)]
+               for h in range(m)]
+    # pair directions: heads h and g only, residues alpha != beta (a family of two poles)
+    pairs = [(h, g) for g in range(m) for h in range(g)] * pair_directions
+    pair_dirs = []
+    for h, g in pairs:
+        alpha, beta = rng.uniform(0.5, 1.5, size=2) * np.array([1.0, -1.0])
+        pair_dirs.append(_sized(alpha * P[:, h] + beta * P[:, g]
+                                + P[:, m:] @ rng.standard_normal(d - m) * 0.5))
+    return P, singles, pairs, pair_dirs
 
 
 def _phase_w_base(ask: Any, j: int, b: Array, V: Array, singles: list[list[Array]],
@@ -895,6 +949,18 @@ def _bounds(bases: list[_Base], V: Array, Ucols: list[Array]
         Q, R = np.linalg.qr(C)
         Gs.append(A - Q @ (Q.T @ A))
         parts.append((A, Q, R))
+    bound_v, bound_U, _, conds = _error_maps(etas, parts, Gs, m, d,
+                                             pseudo_inverse=lambda Q, R: np.linalg.inv(R) @ Q.T)
+    return bound_v, bound_U, math.sqrt(residual2), math.sqrt(noise2), conds
+
+
+def _error_maps(etas: list[Array], parts: list[tuple[Array, Array, Array]], Gs: list[Array],
+                m: int, d: int, *, pseudo_inverse: Callable[[Array, Array], Array]
+                ) -> tuple[Array, list[Array], Array, dict[str, Any]]:
+    """The first-order estimates |L| eta of v and of every base's u_.j from the per-base
+    answer errors ``etas``, the blocks (A_j, Q_j, R_j) (df/dv and C_j = Q_j R_j = df/du_.j)
+    and G_j = (I - Q_j Q_j^T) A_j; ``pseudo_inverse(Q_j, R_j)`` computes C_j^+. Also
+    returns all the etas (concatenated) and the condition numbers."""
     eta_all = np.concatenate(etas)
     G = np.concatenate(Gs)
     Gp = np.linalg.pinv(G)                       # (md, n)
@@ -909,14 +975,13 @@ def _bounds(bases: list[_Base], V: Array, Ucols: list[Array]
     cond_C = 0.0
     for j, (A, Q, R) in enumerate(parts):
         sl = slice(offsets[j], offsets[j + 1])
-        Rinv = np.linalg.inv(R)
         cond_C = max(cond_C, float(np.linalg.cond(R)))
-        Cp = Rinv @ Q.T                            # C_j^+
+        Cp = pseudo_inverse(Q, R)                  # C_j^+
         L = -(Cp @ A) @ Mv
         L[:, sl] += Cp
         bound_U.append((np.abs(L) @ eta_all).reshape(m, d).T)
     conds = {"cond_projected_v": float(np.linalg.cond(G)), "cond_W_blocks_max": cond_C}
-    return bound_v, bound_U, math.sqrt(residual2), math.sqrt(noise2), conds
+    return bound_v, bound_U, eta_all, conds
 
 
 def _finish(F: Field, span: QuerySpan, Ws: list[Array], vs: list[Array], bW: list[Array],
