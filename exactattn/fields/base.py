@@ -89,6 +89,7 @@ class Field(ABC):
         True
         """
         def one(q: Any) -> Any:
+            q = self(q)  # an element first: anything else is refused with the field's error
             try:
                 ratio = q / (1 - q)
             except ZeroDivisionError:

@@ -312,7 +312,11 @@ class BallField(PrecisionField):
 
     def from_json(self, obj: Any) -> PrecisionElement:
         if isinstance(obj, dict) and set(obj) == {"mid", "rad"}:
-            mid, rad = Fraction(obj["mid"]), Fraction(obj["rad"])
+            try:
+                mid, rad = Fraction(str(obj["mid"])), Fraction(str(obj["rad"]))
+            except (ValueError, ZeroDivisionError):
+                raise InvalidEntryError(f"not the JSON form of a {self.name} element: "
+                                        f"{describe(obj)}") from None
             with ctx.workprec(self.prec):
                 ball = arb(rational(mid)) + arb(0, rational(rad))
             return PrecisionElement(ball, self)
@@ -393,7 +397,14 @@ class MPField(PrecisionField):
         return str(self.exact_value(self(x)))
 
     def from_json(self, obj: Any) -> PrecisionElement:
-        return self(Fraction(str(obj)))
+        if not isinstance(obj, str | int) or isinstance(obj, bool):
+            raise InvalidEntryError(f"not the JSON form of a {self.name} element (a rational "
+                                    f"string): {describe(obj)}")
+        try:
+            return self(Fraction(str(obj)))
+        except (ValueError, ZeroDivisionError):
+            raise InvalidEntryError(f"not the JSON form of a {self.name} element (a rational "
+                                    f"string): {describe(obj)}") from None
 
     def to_matrix(self, A: Array) -> Any:
         A2 = A if A.ndim == 2 else A.reshape(-1, 1)

@@ -13,9 +13,9 @@ Issue 10, defect 2.9 and section 3 (the API half). Two parts:
    :class:`~exactattn.errors.ExactattnError` subclasses; sizes are bounded so
    nothing can hang. Escapes in modules that other work owns are marked
    ``xfail(strict=True)`` with the defect named, so that fixing them turns the
-   mark into a failure that asks for its removal (two are left, in
-   fields/base.py and fields/precision.py; the learners' and the reports' nine
-   are fixed, see ``FORMER_ESCAPES`` and the report tests).
+   mark into a failure that asks for its removal (none is left: the learners'
+   and the reports' nine are fixed, see ``FORMER_ESCAPES`` and the report tests,
+   and the fields' in ``_FIELD_ESCAPES``).
 """
 
 from __future__ import annotations
@@ -443,23 +443,23 @@ def test_field_operations_on_raw_input(field: Field, x: Any) -> None:
         only_library_errors(op, x)
 
 
+#: former escapes of the fields (fixed): logit computed 1 - q before converting q
+#: (TypeError), MP.from_json let Fraction's ValueError out; each is now refused with
+#: the field's own error
 _FIELD_ESCAPES = [
-    pytest.param(lambda: EXP.logit(object()), id="EXP.logit(object())", marks=pytest.mark.xfail(
-        strict=True, raises=TypeError, reason="fields/base.py logit computes 1 - q before "
-        "converting q: TypeError (unsupported operand) escapes")),
-    pytest.param(lambda: MP(64).logit(object()), id="MP.logit(object())",
-                 marks=pytest.mark.xfail(strict=True, raises=TypeError,
-                                         reason="fields/base.py logit, as for EXP")),
-    pytest.param(lambda: MP(64).from_json(None), id="MP.from_json(None)",
-                 marks=pytest.mark.xfail(strict=True, raises=ValueError,
-                                         reason="fields/precision.py from_json: Fraction's "
-                                         "ValueError (Invalid literal) escapes")),
+    pytest.param(lambda: EXP.logit(object()), id="EXP.logit(object())"),
+    pytest.param(lambda: MP(64).logit(object()), id="MP.logit(object())"),
+    pytest.param(lambda: MP(64).from_json(None), id="MP.from_json(None)"),
+    pytest.param(lambda: MP(64).from_json("1/0"), id="MP.from_json('1/0')"),
+    pytest.param(lambda: BALL(64).from_json({"mid": "x", "rad": "0"}),
+                 id="BALL.from_json(bad mid)"),
 ]
 
 
 @pytest.mark.parametrize("call", _FIELD_ESCAPES)
-def test_field_known_escapes(call: Any) -> None:
-    only_library_errors(call)
+def test_field_former_escapes_are_library_errors(call: Any) -> None:
+    with pytest.raises(ExactattnError):
+        call()
 
 
 @pytest.mark.parametrize("field", FIELDS, ids=str)
