@@ -15,8 +15,10 @@ CLUSTER_GAP. The comparison operators and the hash of EXP are pinned too.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+from collections.abc import Callable, Iterator
 from fractions import Fraction
 from typing import Any
 
@@ -407,11 +409,12 @@ def test_f64_replay_reports_the_first_bad_query_in_transcript_order() -> None:
     assert verify(dataclasses.replace(rec, params={"W": W.copy(), "v": v.copy()}), None).holds
 
 
-def test_f64_replay_accepts_a_difference_equal_to_the_tolerance() -> None:
-    # a registered tolerance that returns the difference itself: <= passes, < would not
-    label = "mutation_kill_equal_tolerance"
-    rec, oracle = _f64_single_head(2)
-    model = SingleHeadAttention(rec.W * 1.001, rec.v, field=F64)
+@contextlib.contextmanager
+def _tolerance_equal_to_the_difference(
+        label: str, oracle: ValueOracle,
+        model: SingleHeadAttention) -> Iterator[Callable[[Recovery, np.ndarray], np.ndarray]]:
+    """Register `label` with a float tolerance that is |model - oracle| itself (so <= passes
+    and < would not); yields that tolerance and unregisters the label afterwards."""
 
     def exactly_the_difference(r: Recovery, Xs: np.ndarray) -> np.ndarray:
         ys = np.array([oracle._target(X) for X in Xs])
@@ -421,12 +424,21 @@ def test_f64_replay_accepts_a_difference_equal_to_the_tolerance() -> None:
     cert.register_model_builder(label, lambda r: model, float_tolerance=exactly_the_difference,
                                 tolerance_text="the difference itself")
     try:
-        c = verify(dataclasses.replace(rec, label=label), None)
-        assert c.holds and c.tolerance == "the difference itself"
-        assert cert.FLOAT_TOLERANCES[label] == (exactly_the_difference, "the difference itself")
+        yield exactly_the_difference
     finally:
         cert.MODEL_BUILDERS.pop(label, None)
         cert.FLOAT_TOLERANCES.pop(label, None)
+
+
+def test_f64_replay_accepts_a_difference_equal_to_the_tolerance() -> None:
+    # a registered tolerance that returns the difference itself: <= passes, < would not
+    label = "mutation_kill_equal_tolerance"
+    rec, oracle = _f64_single_head(2)
+    model = SingleHeadAttention(rec.W * 1.001, rec.v, field=F64)
+    with _tolerance_equal_to_the_difference(label, oracle, model) as exactly_the_difference:
+        c = verify(dataclasses.replace(rec, label=label), None)
+        assert c.holds and c.tolerance == "the difference itself"
+        assert cert.FLOAT_TOLERANCES[label] == (exactly_the_difference, "the difference itself")
 
 
 def test_register_model_builder_records_and_refuses_twice() -> None:
@@ -726,21 +738,10 @@ def test_fresh_float_probes_accept_a_difference_equal_to_the_tolerance() -> None
     label = "mutation_kill_equal_tolerance_fresh"
     rec, oracle = _f64_single_head(2)
     model = SingleHeadAttention(rec.W * 1.001, rec.v, field=F64)
-
-    def exactly_the_difference(r: Recovery, Xs: np.ndarray) -> np.ndarray:
-        ys = np.array([oracle._target(X) for X in Xs])
-        out: np.ndarray = np.abs(model.batch(Xs) - ys)
-        return out
-
-    cert.register_model_builder(label, lambda r: model, float_tolerance=exactly_the_difference,
-                                tolerance_text="the difference itself")
-    try:
+    with _tolerance_equal_to_the_difference(label, oracle, model):
         c = verify(dataclasses.replace(rec, label=label, transcript=Transcript(F64)), oracle,
                    probes=3)
         assert c.holds is True and (c.replayed, c.fresh) == (0, 3)
-    finally:
-        cert.MODEL_BUILDERS.pop(label, None)
-        cert.FLOAT_TOLERANCES.pop(label, None)
 
 
 def test_failures_on_the_transcript_hold_false_and_ask_nothing_fresh() -> None:
