@@ -196,14 +196,14 @@ def decode_queries(field: Field, obj: Any, d: int) -> list[Array] | Array:
             if len(row) != d:
                 raise ShapeError(f"{where}[{i}] has {len(row)} entries; this oracle's d is {d}")
             rows.append([_entry(field, x, f"{where}[{i}][{k}]") for k, x in enumerate(row)])
-        if field == F64:
+        if floats:
             out.append(np.array(rows, dtype=np.float64))
         else:
             A = np.empty((len(rows), d), dtype=object)
             for i, row in enumerate(rows):
                 A[i, :] = row
             out.append(A)
-    if field == F64 and len({X.shape[0] for X in out}) == 1:
+    if floats and len({X.shape[0] for X in out}) == 1:
         return np.stack(out)
     return out
 
