@@ -41,7 +41,13 @@ def higham_gamma(n: int, u: Any = UNIT_ROUNDOFF) -> Any:
 
     >>> higham_gamma(1) > UNIT_ROUNDOFF and higham_gamma(4) < 5 * UNIT_ROUNDOFF
     True
+
+    Outside its hypothesis (n < 0, or n u >= 1, where the formula would give a
+    negative number or divide by zero) no factor is returned: InvalidEntryError.
     """
+    if n < 0 or n * u >= 1:
+        raise InvalidEntryError(f"higham_gamma(n, u) needs n >= 0 and n u < 1, got n = {n}, "
+                                f"u = {u}")
     return n * u / (1 - n * u)
 
 

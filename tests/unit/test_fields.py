@@ -1227,3 +1227,15 @@ def test_f64_linalg_refuses_arrays_of_exact_fields() -> None:
         linalg.solve(F64, QQ.array([[1, 2], [3, 4]]), QQ.array([1, 1]))
     with pytest.raises(IncompatibleFieldError):
         linalg.rank(F64, EXP.array([[1, 2], [3, 4]]))
+
+
+def test_higham_gamma_refuses_n_u_of_one_or_more() -> None:
+    from exactattn.fields.float64 import UNIT_ROUNDOFF, higham_gamma
+    assert higham_gamma(2, fmpq(1, 4)) == fmpq(1)  # 2/4 / (1 - 2/4), exact
+    assert higham_gamma(0) == 0.0
+    with pytest.raises(InvalidEntryError):
+        higham_gamma(4, fmpq(1, 4))  # n u = 1: a division by zero before
+    with pytest.raises(InvalidEntryError):
+        higham_gamma(3, 0.5)  # n u > 1: a negative "bound" before
+    with pytest.raises(InvalidEntryError):
+        higham_gamma(-1, UNIT_ROUNDOFF)
