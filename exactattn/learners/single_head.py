@@ -353,7 +353,8 @@ def _reconstruct(F: BallField, W: Array, v: Array, Q: int) -> tuple[Array, Array
 
 
 #: what an undecided BALL logit of ``learn_single_head`` says about the bits that suffice
-#: (the bound of exactattn.reconstruct is proved for this learner's probes only)
+#: (the bound of exactattn.reconstruct is derived in prose, under its hypotheses (H1)-(H3),
+#: for this learner's probes only; H2 is an assumption about the oracle)
 _SINGLE_HEAD_PRECISION = (
     "For hidden W, v with |entries| <= M and denominators <= Q, "
     "reconstruct.required_precision(d, M, Q) bits suffice if the oracle's balls have "
@@ -368,7 +369,7 @@ def probe_logits(F: Field, p: Array, *, where: str, what: str, model: str,
     sigmoid: in (0, 1) with an exact logit in exact fields. Anything else is a
     :class:`~exactattn.errors.RecoveryFailedError` naming ``where`` and the probe,
     never a guess. ``precision_note`` is added to an InsufficientPrecisionError (a
-    learner with a proved precision bound names it there).
+    learner with a precision bound derived for its probes names it there).
     """
     why = (f"the oracle is not a {model} (or not exact): for such a head this quantity "
            "is a sigmoid, in (0, 1) with an exact logit")
