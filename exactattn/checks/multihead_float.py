@@ -228,8 +228,8 @@ def balls_contain(rec: Recovery, model: MultiHeadAttention) -> bool:
 @claim(LABEL, "ball_enclosure", paper_ref=PAPER_REF,
        title="From a BALL oracle: every canonical parameter in a rigorous ball (Krawczyk)",
        statement=r"K(\Theta) \subset \operatorname{int} \Theta \implies "
-                 r"\theta^* \in K \text{ for } \theta^* \in \Theta; \text{ the box around "
-                 r"a wrong centre is refused}",
+                 r"\theta^* \in K \text{ for } \theta^* \in \Theta; \text{ a ball moved by 4 "
+                 r"radii misses the hidden parameter}",
        route="float64 solve, Krawczyk enclosure in arb (BALL)")
 def _check_ball_enclosure() -> Outcome:
     failures, checked = [], 0
