@@ -335,6 +335,7 @@ def _learn_single_head(args: argparse.Namespace) -> int:
     from .learners.single_head import query_count
     from .oracle import ValueOracle
     from .report import learn_summary
+    from .report.json import certificate_json
 
     field = field_by_name(args.field)
     if field is QQ:
@@ -357,7 +358,7 @@ def _learn_single_head(args: argparse.Namespace) -> int:
         "queries": rec.queries, "expected_queries": query_count(args.d),
         "queries_by_phase": dict(rec.queries_by_phase),
         "status": rec.status, "hypotheses": list(rec.hypotheses),
-        "certificate": {**cert.to_json(), "text": str(cert)},
+        "certificate": certificate_json(cert),
         "seconds": {"total": learn_seconds, "oracle": oracle_seconds,
                     "learner": learn_seconds - oracle_seconds, "certificate": cert_seconds},
     }
@@ -464,6 +465,7 @@ def _learn_other(args: argparse.Namespace) -> int:
     from .certificates import verify
     from .instance_files import instance_spec, learn_instance
     from .learners.low_rank import adaptive_query_count
+    from .report.json import certificate_json
 
     if args.field != "EXP":
         raise UsageError(f"{args.label} runs exactly; omit --field")
@@ -501,7 +503,7 @@ def _learn_other(args: argparse.Namespace) -> int:
             "expected_queries": expected, "queries_by_phase": dict(rec.queries_by_phase),
             "status": rec.status, "hypotheses": list(rec.hypotheses),
             "matches_truth": bool(truth),
-            "certificate": {**cert.to_json(), "text": str(cert)},
+            "certificate": certificate_json(cert),
             "seconds": {"total": seconds, "oracle": oracle.seconds}}
     _print_learned(args.json, info, f"{label} on a seeded instance (d = {d}, seed = {seed})", [
         ("queries", f"{rec.queries}" + (f" (expected {expected})" if expected is not None
@@ -540,6 +542,7 @@ def _learn_noisy(args: argparse.Namespace) -> int:
     from .instances import noisy_single_head_instance
     from .learners.noisy import learn_single_head_noisy
     from .oracle import NoisyOracle
+    from .report.json import certificate_json
 
     if args.field != "EXP":
         raise UsageError("noisy_oracle runs on an exact hidden model; the answers are "
@@ -572,7 +575,7 @@ def _learn_noisy(args: argparse.Namespace) -> int:
         "status": rec.status, "hypotheses": list(rec.hypotheses),
         "max_entry_error": float(max(errors)), "entry_bound": float(bound),
         "within_bound": max(errors) <= bound, "clipped": rec.options["clipped"],
-        "certificate": {**cert.to_json(), "text": str(cert)},
+        "certificate": certificate_json(cert),
         "seconds": {"total": seconds, "oracle": oracle.seconds, "certificate": cert_seconds},
     }
     _print_learned(args.json, info, f"{rec.label} on {inst.name}, adversary {args.adversary}", [

@@ -22,6 +22,7 @@ from .errors import InvalidEntryError
 def learn_from_file(args: argparse.Namespace) -> int:
     """Learn and certify the instance in ``args.instance`` with the learner of ``args.label``."""
     from .instance_files import LABELS, learn_instance, load_instance
+    from .report.json import certificate_json
 
     if args.field != "EXP":
         raise InvalidEntryError("--field cannot be combined with --instance: the field is the "
@@ -44,7 +45,7 @@ def learn_from_file(args: argparse.Namespace) -> int:
             "field": spec.field.name, "d": rec.d, "seed": args.seed, "queries": rec.queries,
             "queries_by_phase": dict(rec.queries_by_phase), "status": rec.status,
             "hypotheses": list(rec.hypotheses), "matches_truth": result.matches_truth,
-            "certificate": {**cert.to_json(), "text": str(cert)},
+            "certificate": certificate_json(cert),
             "seconds": {"total": seconds}}
     _print_learned(args.json, info, f"{rec.label} on {args.instance} ({spec.model_kind} over "
                                     f"{spec.field.name}, d = {rec.d})", [

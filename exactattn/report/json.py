@@ -49,8 +49,7 @@ def error_report(command: str, message: str, exit_code: int = 2) -> dict[str, An
 
 def certificate_json(cert: Any) -> dict[str, Any]:
     """``Certificate.to_json()`` with the certificate's text line."""
-    out: dict[str, Any] = {**cert.to_json(), "text": str(cert)}
-    return out
+    return {**cert.to_json(), "text": str(cert)}
 
 
 def replay_report(path: str, rec: Any, certs: Sequence[tuple[str, Any]],
