@@ -72,7 +72,7 @@ from ..errors import (
 from ..fields import EXP, F64, QQ, Array, Field
 from ..fields.base import describe
 from ..oracle import ValueOracle
-from .protocol import query_key
+from .protocol import dumps, query_key
 
 __all__ = ["Journal", "JournalRow", "JournaledTarget", "JournaledOracle", "journal_key",
            "journal_fingerprint", "FORMAT", "MAIN"]
@@ -136,8 +136,10 @@ def journal_fingerprint(*, instance_sha256: str, field: str, d: int, label: str,
 
 
 def _canonical(value: Any) -> str:
+    """``value`` as the wire's canonical JSON (:func:`~exactattn.remote.protocol.dumps`:
+    sorted keys, compact, no NaN or Infinity, which no JSON reader need accept)."""
     try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+        return dumps(value)
     except (TypeError, ValueError) as exc:
         raise InvalidEntryError(f"a journal fingerprint value must be JSON: {describe(value)} "
                                 f"({exc})") from None

@@ -405,6 +405,9 @@ def test_bad_arguments_are_refused() -> None:
         Journal(os.devnull, {})
     with pytest.raises(InvalidEntryError, match="callable X -> number"):
         JournaledTarget(3, None)  # type: ignore[arg-type]
+    # a fingerprint is canonical JSON: NaN (not JSON, and never equal to itself) is refused
+    with pytest.raises(InvalidEntryError, match="must be JSON: .*nan.*not JSON compliant"):
+        Journal(os.devnull, {"options": {"tau": float("nan")}})
 
 
 def test_http_oracle_with_a_journal_resends_the_in_flight_request_under_its_own_id(
