@@ -962,7 +962,8 @@ class _Learner:
         kinks = np.abs(Zf @ N.T)
         g_hat = Zf @ lf + kinks @ beta
         size = np.abs(Zf) @ np.abs(lf) + kinks @ np.abs(beta)
-        bad = np.abs(np.asarray(ys, dtype=np.float64) - g_hat) > F64_RESIDUAL_RTOL * size
+        # "not within", not "beyond": an evaluation that overflowed to nan fails the probe
+        bad = ~(np.abs(np.asarray(ys, dtype=np.float64) - g_hat) <= F64_RESIDUAL_RTOL * size)
         return int(np.argmax(bad)) if bad.any() else None
 
     def run(self) -> dict[str, Any]:

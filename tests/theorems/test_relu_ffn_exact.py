@@ -629,6 +629,20 @@ def test_f64_residual_probes_reject_the_wedge() -> None:
         learn_relu_ffn(ValueOracle(g), seed=0)
 
 
+def test_f64_residual_check_refuses_a_nan_evaluation() -> None:
+    """A recovered network whose float64 evaluation overflows (inf - inf = nan) does not
+    match any answer: the residual check is "within the tolerance", which nan is not."""
+    from exactattn.learners.relu_ffn import _Learner
+
+    L = _Learner.__new__(_Learner)
+    L.exact = False
+    Z = np.array([[1.0, 1.0], [1.0, 0.0]])
+    l = np.array([np.inf, -np.inf])
+    with np.errstate(invalid="ignore"):  # the overflow is the point
+        assert L.first_mismatch(Z, [0.0, 0.0], l, {}, {}) == 0
+    assert L.first_mismatch(Z[1:], [1.0], np.array([1.0, 5.0]), {}, {}) is None
+
+
 def test_recovery_json_round_trip(tmp_path: Any) -> None:
     g = relu_ffn_instance(3, 4, 2)
     rec = learn_relu_ffn(ValueOracle(g))
