@@ -328,6 +328,9 @@ def test_the_sensing_claim_runs_the_nuclear_norm_program_and_names_its_solver(
     assert "m / (r(2d - r)) = 7/2 (ours), C = m / (2rd) = 67/20, 63/20, 14/5 (the paper's)" \
         in out.detail
     assert "ALS (numpy) ran" in out.detail
+    # the detail counts nothing it did not decide: it is shown only when every trial was exact
+    assert "every trial exact at m / (r(2d - r)) = 7/2 (ours)" in out.detail
+    assert " of 3 trials" not in out.detail
 
 
 def test_the_sensing_claim_without_cvxpy_says_so_and_runs_als(
