@@ -143,11 +143,11 @@ def _check_work(d: int, M: int, eta: fmpq, labels: int, what: str, instead: str)
     if bits > MAX_CUT_BITS:
         raise InvalidEntryError(
             f"max_abs = {M}: a cut point at logit M needs about {bits} bits, above "
-            f"MAX_CUT_BITS = 2^17 = {MAX_CUT_BITS}; {instead}")
+            f"MAX_CUT_BITS = {MAX_CUT_BITS}; {instead}")
     if labels * bits > MAX_LABEL_BITS:
         raise InvalidEntryError(
             f"{what} (d = {d}, max_abs = {M}): {labels} labels at about {bits} bits each "
-            f"({labels * bits:.3e} label-bits) exceed the work bound MAX_LABEL_BITS = 2^25 = "
+            f"({labels * bits:.3e} label-bits) exceed the work bound MAX_LABEL_BITS = "
             f"{MAX_LABEL_BITS}, checked before any label; {instead}")
 
 

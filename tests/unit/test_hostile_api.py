@@ -1019,3 +1019,17 @@ def test_write_json_to_an_unwritable_path(tmp_path: Any) -> None:
 
     with pytest.raises(OSError):  # an OS error is the caller's to report (the CLI does)
         report.write_json({"a": 1}, str(tmp_path / "missing" / "x.json"))
+
+
+def test_membership_work_refusal_names_the_bound_in_force(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the messages print the constants, not a copy of their value (2^17, 2^25) that could drift
+    from flint import fmpq
+
+    from exactattn.learners import membership as mb
+
+    monkeypatch.setattr(mb, "MAX_CUT_BITS", 1000)
+    with pytest.raises(InvalidEntryError, match=r"above MAX_CUT_BITS = 1000;"):
+        mb._check_work(2, 400, fmpq(1, 4096), 1, "max_abs", "lower max_abs")
+    monkeypatch.setattr(mb, "MAX_LABEL_BITS", 5000)
+    with pytest.raises(InvalidEntryError, match=r"work bound MAX_LABEL_BITS = 5000,"):
+        mb._check_work(2, 1, fmpq(1, 4096), 100, "max_abs", "lower max_abs")
