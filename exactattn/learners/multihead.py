@@ -546,14 +546,19 @@ def learn_multihead(
                      {"m": m, "plan": plan, "heads": H})
 
 
+def _stacked(F: Field, d: int, heads: list[tuple[Array, Array]]) -> tuple[Array, Array]:
+    """The heads (W_h, v_h) stacked head first: W of shape (m, d, d), v of shape (m, d),
+    row h being head h (the layout of every multi-head recovery)."""
+    W, v = F.zeros((len(heads), d, d)), F.zeros((len(heads), d))
+    for h, (Wh, vh) in enumerate(heads):
+        W[h], v[h] = Wh, vh
+    return W, v
+
+
 def _recovery(F: Field, span: QuerySpan, Ws: list[Array], vs: list[Array], d: int,
               seed: int, options: dict[str, Any]) -> Recovery:
     pairs = sorted(zip(Ws, vs, strict=True), key=lambda p: tuple(p[0].flat) + tuple(p[1]))
-    W = F.zeros((len(pairs), d, d))
-    v = F.zeros((len(pairs), d))               # head first: row h is v_h
-    for h, (Wh, vh) in enumerate(pairs):
-        W[h] = Wh
-        v[h] = vh
+    W, v = _stacked(F, d, pairs)
     return span.recovery(
         label=LABEL, paper_ref=PAPER_REF, field=F, params={"W": W, "v": v},
         seed=seed, options=options,
@@ -711,11 +716,7 @@ def learn_orthogonal_heads(
         Ginv = solve(F, Bh.T @ Bh, F.eye(dh))
         Ws.append(Bh @ Ginv @ rec.W @ Ginv @ Bh.T)
         vs.append(Bh @ (Ginv @ rec.v))
-    W = F.zeros((len(Bs), d, d))
-    v = F.zeros((len(Bs), d))                  # head first: row h is v_h
-    for h in range(len(Bs)):
-        W[h] = Ws[h]
-        v[h] = vs[h]
+    W, v = _stacked(F, d, list(zip(Ws, vs, strict=True)))
     return span.recovery(
         label=ORTHOGONAL_LABEL, paper_ref=ORTHOGONAL_REF, field=F, params={"W": W, "v": v},
         seed=0,
