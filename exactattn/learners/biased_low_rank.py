@@ -668,7 +668,7 @@ def _f64_homogeneous_tokens(rng: np.random.Generator, d: int, r: int) -> Array:
 def _f64_context(m: _Measurer, roundoff: float) -> dict[str, Any]:
     d = m.d
     v, beta = np.asarray(m.v, dtype=np.float64), float(m.beta)
-    g = higham_gamma(4 * d + 16) * (roundoff / UNIT_ROUNDOFF)
+    g = higham_gamma(4 * d + 16, roundoff)  # biased_f64_error_bounds' factor, at the oracle's u
     v1 = float(np.abs(v).sum())
     e_beta = g * abs(beta)
     e_v = (g * (v1 + abs(beta)) + e_beta) + 2 * UNIT_ROUNDOFF * np.abs(v)

@@ -273,6 +273,14 @@ def test_biased_f64_transcript_is_compact_and_its_replay_rejects_a_wrong_head() 
     assert not verify(wrong, None, probes=0).holds
 
 
+def test_biased_low_rank_answer_factor_is_gamma_at_the_oracles_roundoff() -> None:
+    # the single-head learner's factor gamma_{4d+16}(u), not gamma_{4d+16}(2^-53) u / 2^-53
+    from exactattn.fields.float64 import higham_gamma
+    d, r, u = 16, 4, 2.0**-24
+    head = random_layer(d, 3, head_dim=r, seed=3).head(0)
+    rec = learn_biased_low_rank(head.oracle(), rank=r, bias="general", scale=4.0, roundoff=u)
+    assert rec.options["answer_error_factor"] == higham_gamma(4 * d + 16, u)
+
 def test_store_refuses_sums_of_the_wrong_width() -> None:
     store = F64QueryStore(3)
     with pytest.raises(InvalidEntryError, match="width 3"):
