@@ -84,6 +84,21 @@ def within_bounds(rec: Recovery, model: MultiHeadAttention) -> bool:
                 and (ev <= rec.params["v_error_bound"]).all())
 
 
+def float_recovery_failures(name: str, rec: Recovery, oracle: ValueOracle, count: int,
+                            seed: int) -> list[str]:
+    """The failures of a float recovery's common checks: ``count`` queries (on the
+    recovery and the oracle), status "float", and the float certificate holding on 8
+    probes (seeded with ``seed``)."""
+    failures = []
+    if not rec.queries == oracle.queries == count:
+        failures.append(f"{name}: {rec.queries} queries, proved {count}")
+    if rec.status != "float":
+        failures.append(f"{name}: status {rec.status}, expected float")
+    if not certify(rec, oracle, probes=8, seed=seed).holds:
+        failures.append(f"{name}: the float certificate fails")
+    return failures
+
+
 @claim(LABEL, "float_recovery", paper_ref=PAPER_REF,
        title="From a float64 oracle: the canonical heads within their first-order estimates",
        statement=r"|\hat W_h - W_h| \le \epsilon_{W_h},\ |\hat v_h - v_h| \le \epsilon_{v_h} "
@@ -99,13 +114,8 @@ def _check_float_recovery() -> Outcome:
         checked += 1
         if rec.options["m"] != H or not within_bounds(rec, model):
             failures.append(f"H={H}, d={d}: a recovered entry is outside its estimate")
-        if not rec.queries == oracle.queries == float_query_count(H, d):
-            failures.append(f"H={H}, d={d}: {rec.queries} queries, proved "
-                            f"{float_query_count(H, d)}")
-        if rec.status != "float":
-            failures.append(f"H={H}, d={d}: status {rec.status}, expected float")
-        if not certify(rec, oracle, probes=8, seed=seed).holds:
-            failures.append(f"H={H}, d={d}: the float certificate fails")
+        failures += float_recovery_failures(f"H={H}, d={d}", rec, oracle,
+                                            float_query_count(H, d), seed)
     return first_failure(failures, checked, "within estimates, count as proved, certificate holds")
 
 
