@@ -352,9 +352,6 @@ class QueryService:
             return Reply(200, self._answered[memo])
         try:
             Xs = protocol.decode_queries(self.field, request["queries"], self.d)
-        except ExactattnError as exc:
-            return _error(400, str(exc))
-        try:
             tolerances = self._tolerances(request.get("tolerances"), len(Xs))
         except ExactattnError as exc:
             return _error(400, str(exc))
