@@ -62,6 +62,7 @@ import exactattn
 from exactattn.certificates import verify
 from exactattn.errors import ExactattnError, HypothesisViolatedError
 from exactattn.fields import EXP
+from exactattn.instances import random_rational
 from exactattn.learners import learn_single_head
 from exactattn.learners.noisy import (
     ceil_sqrt,
@@ -115,8 +116,7 @@ def q(x: Any) -> fmpq:
 def random_direction(rng: np.random.Generator, d: int) -> tuple[list[list[Fraction]], Fraction]:
     """(raw, s): a d x d matrix of entries p/q (|p| <= 9, 1 <= q <= 8), not zero, and a
     rational s >= ||raw||_F (s - 1/1024 < ||raw||_F), so raw * c / s has norm <= c."""
-    raw = [[Fraction(int(rng.integers(-9, 10)), int(rng.integers(1, 9))) for _ in range(d)]
-           for _ in range(d)]
+    raw = [[random_rational(rng) for _ in range(d)] for _ in range(d)]
     sq = sum((x * x for row in raw for x in row), Fraction(0))
     if sq == 0:
         raw[0][0], sq = Fraction(1), Fraction(1)
