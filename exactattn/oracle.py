@@ -532,7 +532,7 @@ class ValueOracle:
         if self.field != F64 or type(self).batch is not ValueOracle.batch:
             # exact fields and subclasses: block by block through batch (which counts
             # and times them)
-            step = B if self.field.exact else _block_queries(T, self.d)
+            step = max(1, B) if self.field.exact else _block_queries(T, self.d)  # B may be 0
             out = np.empty(B, dtype=self.field.dtype)
             for s in range(0, B, step):
                 out[s:s + step] = self.batch(row_sums(R, T[s:s + step], zero=self.field.zero()),

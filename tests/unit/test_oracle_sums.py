@@ -281,6 +281,13 @@ def test_biased_low_rank_answer_factor_is_gamma_at_the_oracles_roundoff() -> Non
     rec = learn_biased_low_rank(head.oracle(), rank=r, bias="general", scale=4.0, roundoff=u)
     assert rec.options["answer_error_factor"] == higham_gamma(4 * d + 16, u)
 
+@pytest.mark.parametrize("field", [QQ, EXP, F64])
+def test_batch_sums_of_no_query(field: Any) -> None:
+    # over an exact field an empty batch stepped by 0 (range() raised ValueError)
+    oracle = ValueOracle(lambda X: X.sum(), field=field, d=2)
+    out = oracle.batch_sums(field.eye(2), np.zeros((0, 2, 2), dtype=np.int64))
+    assert out.shape == (0,) and oracle.queries == 0
+
 def test_store_refuses_sums_of_the_wrong_width() -> None:
     store = F64QueryStore(3)
     with pytest.raises(InvalidEntryError, match="width 3"):
