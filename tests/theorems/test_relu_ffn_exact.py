@@ -613,8 +613,8 @@ def test_f64_route(d: int, m: int, seed: int) -> None:
     assert rec.options["canonical_terms"] == m
     assert rec.options["genericity_checks"]["distinct_hyperplanes"] is None  # not checked
     assert parameter_error(recovered(rec), g) < 1e-6
-    E = rec.options["query_terms"]["extra"] + rec.options["query_terms"]["sample_retries"] \
-        + rec.options["query_terms"]["gradient_retries"]
+    E = E_of(rec)
+    assert E == rec.options["extra_queries"]
     assert rec.queries == query_count(d, m, extra=E, exact=False)
     cert = verify(rec, oracle, probes=8)
     assert cert.holds and cert.kind == "tolerance" and cert.tolerance
