@@ -161,6 +161,11 @@ def _eta(Q: int) -> fmpq:
     return fmpq(1, ETA_FACTOR * Q * Q)
 
 
+def _interval_eta(eps: fmpq) -> fmpq:
+    """The resolution of the interval route's cut points (``epsilon=``): epsilon / 256."""
+    return eps / 256
+
+
 def bisection_steps(width: Any, max_denominator: int) -> int:
     """L(w): the fewest halvings, each cut within eta of the middle, to width < 1/Q^2.
 
@@ -389,8 +394,8 @@ def learn_single_head_membership(
                     f"max_denominator = {_short(Q)}",
                     "lower max_denominator or max_abs, or learn intervals (epsilon=)")
     else:
-        _check_work(d, M, eps / 256, d + d * d * interval_steps(M, eps), f"epsilon = {eps}",
-                    "raise epsilon or lower max_abs")
+        _check_work(d, M, _interval_eta(eps), d + d * d * interval_steps(M, eps),
+                    f"epsilon = {eps}", "raise epsilon or lower max_abs")
     span = QuerySpan.begin(oracle)
 
     def send(X: list[list[fmpq]]) -> Array:
@@ -673,7 +678,7 @@ def _learn_intervals(oracle: SignOracle, span: QuerySpan, ask: Callable[[Any, st
             lo, hi = fmpq(-M), fmpq(M)
             for _ in range(L):
                 mid = (lo + hi) / 2
-                lam, _A = _cut_point(mid, sigma, k_mid, R_mid, eps / 256, f"W[{i}][{j}]")
+                lam, _A = _cut_point(mid, sigma, k_mid, R_mid, _interval_eta(eps), f"W[{i}][{j}]")
                 x = [lam * t for t in u]
                 y = [xt + zt / lam for xt, zt in zip(x, z, strict=True)]
                 y, x = sent([y, x])  # exactly what the oracle is asked
