@@ -234,27 +234,28 @@ class RemoteTarget:
         """The answer to one query (one request)."""
         return self.batch([X])[0]
 
-    def batch(self, Xs: list[Array] | Array) -> Array:
-        """The answers to a batch, sent in chunks of ``batch_size`` queries."""
-        F = self.field
-        out = np.empty(len(Xs), dtype=F.dtype)
+    def _chunked(self, Xs: list[Array] | Array,
+                 send: Callable[[list[Array] | Array, int], Array]) -> Array:
+        """The answers to ``Xs``, ``send(chunk, lo)`` per chunk of ``batch_size`` queries
+        (``lo`` the chunk's first index)."""
+        out = np.empty(len(Xs), dtype=self.field.dtype)
         for lo in range(0, len(Xs), self.batch_size):
             chunk = Xs[lo:lo + self.batch_size]
-            out[lo:lo + len(chunk)] = self._send(chunk)
+            out[lo:lo + len(chunk)] = send(chunk, lo)
         return out
+
+    def batch(self, Xs: list[Array] | Array) -> Array:
+        """The answers to a batch, sent in chunks of ``batch_size`` queries."""
+        return self._chunked(Xs, lambda chunk, lo: self._send(chunk))
 
     def batch_within(self, Xs: list[Array] | Array, tolerances: list[Any]) -> Array:
         """Approximate answers to a batch, each within its tolerance (a rational): sent as
         ``tolerances`` to a server started with ``--noise`` (:class:`HttpNoisyOracle`)."""
         if len(tolerances) != len(Xs):
             raise InvalidEntryError(f"{len(tolerances)} tolerances for {len(Xs)} queries")
-        out = np.empty(len(Xs), dtype=self.field.dtype)
-        for lo in range(0, len(Xs), self.batch_size):
-            chunk = Xs[lo:lo + self.batch_size]
-            out[lo:lo + len(chunk)] = self._exchange(
-                chunk, self._request_id(),
-                {"tolerances": [str(t) for t in tolerances[lo:lo + len(chunk)]]})
-        return out
+        return self._chunked(Xs, lambda chunk, lo: self._exchange(
+            chunk, self._request_id(),
+            {"tolerances": [str(t) for t in tolerances[lo:lo + len(chunk)]]}))
 
     def _request_id(self) -> str:
         return uuid.UUID(int=self._rng.getrandbits(128), version=4).hex \
