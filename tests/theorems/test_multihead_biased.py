@@ -151,6 +151,19 @@ def test_certificate_rejects_perturbed_recovery_and_non_attention() -> None:
     assert not verify(rec, other, probes=8).holds
 
 
+def test_certificate_rejects_a_bias_entry_off_by_1000_estimates() -> None:
+    # the float tolerance is not vacuous: 1000 x the norm of head 1's c estimates (~1e-8)
+    model = random_biased_multihead(2, 6, rank=2, seed=0, c_in_column_space=True)
+    oracle = ValueOracle(model)
+    rec = learn_multihead_biased(oracle, heads=2, rank=2, seed=0)
+    shift = 1000 * float(np.linalg.norm(rec.params["c_error_bound"][0]))
+    assert 0 < shift < 1e-7
+    c = rec.params["c"].copy()
+    c[0, 0] += shift
+    assert verify(rec, oracle, probes=8, seed=0).holds
+    assert not verify(_with(rec, c=c), oracle, probes=8, seed=0).holds
+
+
 # -- hypotheses violated, near miss, bad input -------------------------------------------
 def test_rank_larger_than_declared_is_refused() -> None:
     d, r = 6, 2
