@@ -46,7 +46,7 @@ def noise_curve(dims: tuple[int, ...], epsilons: tuple[Fraction, ...]) -> Measur
         errors, bounds = [], []
         for eps in epsilons:
             b = theorem_tolerances(d, epsilon_W=eps, epsilon_v=eps, W_bound=2, margin=margin)
-            worst, bound = QQ(0), QQ(0)
+            worst, top = QQ(0), QQ(0)  # over the adversaries: the worst error, the widest bound
             for adversary in ADVERSARIES:
                 oracle = NoisyOracle(inst.model, tolerance={0: b.tau_f, 1: b.tau_v, 2: b.tau_f},
                                      adversary=adversary, seed=0)
@@ -56,14 +56,14 @@ def noise_curve(dims: tuple[int, ...], epsilons: tuple[Fraction, ...]) -> Measur
                 entry = max(abs(QQ(rec.W[i, j]) - hidden[i][j])
                             for i in range(d) for j in range(d))
                 bound = rational(Fraction(rec.options["W_entry_bound"]))
-                worst = max(worst, entry)
+                worst, top = max(worst, entry), max(top, bound)
                 if not entry <= bound <= QQ(eps) / d:
                     failures.append(f"d = {d}, epsilon_W = {eps}, {adversary}: entry error "
                                     f"{entry}, bound {bound}, epsilon_W / d = {eps / d}")
                 if oracle.queries != d + d * d:
                     failures.append(f"d = {d}, epsilon_W = {eps}: {oracle.queries} queries")
             errors.append((float(eps), float(worst)))
-            bounds.append((float(eps), float(bound)))
+            bounds.append((float(eps), float(top)))
         series += [Series(f"worst entry error, $d = {d}$", tuple(errors)),
                    Series(f"the learner's entry bound, $d = {d}$", tuple(bounds), bound=True)]
     detail = failures[0] if failures else (

@@ -326,6 +326,32 @@ def test_a_noise_curve_above_its_bound_is_not_verified(
     assert r"\notverified" in tex and r"\begin{loglogaxis}" in tex
 
 
+def test_the_noise_curve_draws_the_widest_bound_over_the_adversaries(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bound drawn beside the worst error (a max over adversaries) is the largest of the
+    adversaries' bounds, not the last adversary's."""
+    import dataclasses
+
+    import exactattn.checks.noisy_curve as noisy_curve
+    from exactattn.oracle import ADVERSARIES
+
+    original, calls = noisy_curve.learn_single_head_noisy, []
+
+    def widest_first(*args: object, **kwargs: object) -> object:
+        rec = original(*args, **kwargs)  # type: ignore[arg-type]
+        calls.append(rec)
+        if len(calls) == 1:  # the first adversary reports the widest bound allowed, eps / d
+            options = {**rec.options, "W_entry_bound": str(Fraction(1, 2) / 2)}
+            return dataclasses.replace(rec, options=options)
+        return rec
+
+    monkeypatch.setattr(noisy_curve, "learn_single_head_noisy", widest_first)
+    curve = noisy_curve.noise_curve((2,), (Fraction(1, 2),))
+    assert curve.holds and len(calls) == len(ADVERSARIES) > 1, curve.detail
+    (bound,) = [s for s in curve.series if s.bound]
+    assert bound.points == ((0.5, 0.25),)
+
+
 def test_a_phase_transition_below_its_measured_ratio_is_not_verified(
         monkeypatch: pytest.MonkeyPatch) -> None:
     import exactattn.checks.low_rank as low_rank
