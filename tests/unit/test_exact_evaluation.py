@@ -52,7 +52,10 @@ def test_sparse_and_dense_scores_are_the_same_rationals(d: int, N: int, data: An
     S, C = Xq * (Wq * xN + cq), Xq * vq
     expected = ([S[i, 0] for i in range(N)], [C[i, 0] for i in range(N)])
     assert parts(X) == expected
-    parts.DENSE_FACTOR = 0  # every query through the dense fmpq_mat route
+    parts.DENSE_FACTOR = 0  # every query through the sparse route (0 > d^2 never holds)
+    assert parts(X) == expected
+    # the dense fmpq_mat route for every query with a nonzero token entry and x_N != 0
+    parts.DENSE_FACTOR = 10**9
     assert parts(X) == expected
 
 
@@ -63,9 +66,22 @@ def test_softmax_quotient_at_once_equals_term_by_term(scores: list[Fraction], da
     c = [fmpq(x.numerator, x.denominator) for x in values]
     fast, slow = EXP.softmax_average(s, c), _elementwise(s, c)
     assert fast == slow and repr(fast) == repr(slow)
-    # canonical: an element equal to a rational is stored as that rational
-    assert EXP.is_rational(fast) == (len(set(scores)) == 1 or len(set(values)) == 1)
+    # canonical: an element equal to a rational is stored as that rational. By
+    # Lindemann-Weierstrass the quotient is rational exactly when every distinct score's
+    # values have the same mean (scores [0, 0, 1, 1], values [1, 3, 2, 2]: 2), and then
+    # it is that mean
+    means = {sum(c for t, c in zip(scores, values, strict=True) if t == x)
+             / scores.count(x) for x in set(scores)}
+    assert EXP.is_rational(fast) == (len(means) == 1)
+    if len(means) == 1:
+        assert fast == EXP(means.pop())
 
+
+def test_softmax_quotient_of_equal_group_means_is_rational() -> None:
+    # scores not all equal, values not all equal, yet each score's values average 2
+    p = EXP.softmax_average([fmpq(0), fmpq(0), fmpq(1), fmpq(1)],
+                            [fmpq(1), fmpq(3), fmpq(2), fmpq(2)])
+    assert EXP.is_rational(p) and p == EXP(2)
 
 def test_softmax_quotient_near_miss() -> None:
     # sigma(2^-60) and 1/2 differ by about 2^-62: a float comparison calls them equal
