@@ -174,7 +174,7 @@ register_model_builder("noisy_oracle",
 
 
 def _approximate_bound(recovery: Recovery, X: Array) -> fmpq:
-    """A rational upper bound on |f_hat(X) - f(X)| from the recovery's guaranteed bounds.
+    """A rational upper bound on |f_hat(X) - f(X)| from the recovery's (conditional) bounds.
 
     With ||W_hat - W||_F <= e_W and ||v_hat - v||_2 <= e_v: the values move by at
     most e_v ||x_i||, the scores by at most e_W ||x_i|| ||x_N||, and a softmax
@@ -328,8 +328,8 @@ def verify(
             else "enclosure" if balls else "exact")
     tolerance = None
     if approximate:
-        tolerance = ("the recovery's guaranteed bounds propagated to the query, plus the "
-                     "oracle's tolerance; compared exactly in EXP")
+        tolerance = ("the recovery's bounds (given its listed hypotheses) propagated to the "
+                     "query, plus the oracle's tolerance; compared exactly in EXP")
     registered_tol, tol_text = FLOAT_TOLERANCES.get(recovery.label, (_tolerances, (
         "first-order float64 estimate (not a rigorous bound): the recovery's error "
         "estimates (Higham gamma_n) propagated to the query")))
@@ -440,7 +440,8 @@ def verify(
 BALL_HEAD_LABELS = frozenset({"single_head_exact", "low_rank_adaptive", "low_rank_sensing",
                               "multihead_canonical"})
 _PLAIN_RATIONAL = re.compile(r"\d+(/0*[1-9]\d*)?")
-#: the guaranteed bounds an approximate recovery is certified against (:func:`_approximate_bound`)
+#: the bounds (given its hypotheses) an approximate recovery is certified against
+#: (:func:`_approximate_bound`)
 APPROXIMATE_BOUNDS = ("W_frobenius_bound", "v_bound")
 #: the error bounds the default float64 tolerance (:func:`_tolerances`) reads
 F64_BOUNDS = ("W_error_bound", "v_error_bound", "answer_error_factor")
@@ -475,7 +476,7 @@ def _check_certifiable(recovery: Recovery) -> None:
         if missing:
             raise InvalidEntryError(
                 f"the approximate recovery of {label} carries no {', '.join(missing)} in its "
-                "options: an estimate is certified against its guaranteed bounds")
+                "options: an estimate is certified against its reported bounds")
         for k in APPROXIMATE_BOUNDS:
             text = str(recovery.options[k])
             # a plain p/q (never Fraction("1e999999999"), which builds a huge integer)

@@ -217,7 +217,8 @@ def _check_error_chain() -> Outcome:
 
 @claim(
     "noisy_oracle", "recovery_within_bounds", paper_ref=PAPER_REF,
-    title="Every adversary: errors within the guaranteed bounds, with d + d^2 queries",
+    title="Every adversary: errors within the reported bounds (given the hypotheses), "
+          "with d + d^2 queries",
     statement=r"|\hat W_{ij} - W_{ij}| \le \tfrac{\varepsilon_W}{d},\ "
               r"\|\hat W - W\|_F \le \varepsilon_W,\ \|\hat v - v\|_2 \le \varepsilon_v"
               r"\ \text{after } d + d^2 \text{ queries with } \tau_f = "

@@ -547,8 +547,8 @@ def test_approximate_certificate_compares_exactly_against_bound_plus_tau() -> No
     rec, oracle = _noisy_recovery()
     c = verify(rec, oracle, probes=3)
     assert c.holds and c.kind == "tolerance" and (c.replayed, c.fresh) == (6, 3)
-    assert c.tolerance == ("the recovery's guaranteed bounds propagated to the query, plus the "
-                           "oracle's tolerance; compared exactly in EXP")
+    assert c.tolerance == ("the recovery's bounds (given its listed hypotheses) propagated to "
+                           "the query, plus the oracle's tolerance; compared exactly in EXP")
     # the hidden (W, v) with bounds 0: every answer is within tau of it (the adversary
     # moves it by up to tau), so bound + tau = tau must accept it, a bound of 0 is checked
     # (not refused), and bound - tau or a missing tau would reject it
