@@ -266,8 +266,9 @@ def _answer_rounding(recovery: Recovery, Xs: Array) -> Array:
     Doubled: the oracle's evaluation and the model's. On the transcript of an
     :data:`INTERPOLATING_LABELS` recovery this is the whole tolerance: the
     learner's own few roundings per parameter (``gamma_4 |T|``, the solve's backward
-    error ``gamma_d |Z||W|``) are within it because g = gamma_{4d+16} counts more
-    roundings than they do.
+    error ``gamma_d |Z||W|``) are taken to be within it, since g = gamma_{4d+16}
+    counts more roundings than they do (a prose argument, first order, not checked
+    here; tests/unit/test_near_miss.py measures honest recoveries passing at d = 8, 64).
     """
     g = float(recovery.options["answer_error_factor"])
     v_hat = np.asarray(recovery.v, dtype=np.float64)
