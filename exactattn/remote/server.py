@@ -64,6 +64,7 @@ from ..fields import Field
 from ..fields.base import describe
 from ..fields.rational import parse_rational
 from . import protocol
+from .client import _positive_number
 
 __all__ = ["ServeOptions", "QueryService", "Reply", "ServerThread", "serve_in_thread",
            "add_parser", "REMEMBERED_REQUESTS", "FAULTS"]
@@ -111,15 +112,9 @@ class ServeOptions:
         if self.fail_rate + self.slow_rate > 1:
             raise InvalidEntryError(f"fail_rate + slow_rate = {self.fail_rate + self.slow_rate}"
                                     " > 1: they are the probabilities of two disjoint events")
-        for name in ("rate", "slow_seconds"):
-            x = getattr(self, name)
-            if x is None:
-                continue
-            if isinstance(x, bool) or not isinstance(x, int | float) or not math.isfinite(x) \
-                    or x < 0 or (name == "rate" and x == 0):
-                raise InvalidEntryError(f"{name} must be a finite number "
-                                        f"{'> 0' if name == 'rate' else '>= 0'}, got "
-                                        f"{describe(x)}")
+        if self.rate is not None:
+            _positive_number(self.rate, "rate")
+        _positive_number(self.slow_seconds, "slow_seconds", zero=True)
         if self.noise is not None:
             try:
                 tau = parse_rational(self.noise)

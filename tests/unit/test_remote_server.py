@@ -195,6 +195,11 @@ def test_options_are_checked() -> None:
         ServeOptions(fail_rate=0.6, slow_rate=0.6)
     with pytest.raises(InvalidEntryError, match="rate must be a finite number > 0"):
         ServeOptions(rate=0)
+    with pytest.raises(InvalidEntryError, match="slow_seconds must be a finite number >= 0"):
+        ServeOptions(slow_seconds=float("inf"))
+    with pytest.raises(InvalidEntryError, match="rate must be a finite number > 0, got True"):
+        ServeOptions(rate=True)  # type: ignore[arg-type]
+    assert ServeOptions(slow_seconds=0).slow_seconds == 0
 
 
 def test_noise_answers_rationals_within_the_tolerance() -> None:
