@@ -17,7 +17,9 @@
   id: the server answers it from its memory of answered requests
   (:data:`~exactattn.remote.server.REMEMBERED_REQUESTS`) without evaluating
   or logging it again. So the server evaluates each query once in total,
-  kills included.
+  kills included, provided the same server process still remembers the
+  request (one of its last REMEMBERED_REQUESTS); a restarted server, or one
+  that answered that many other requests meanwhile, evaluates it again.
 """
 
 from __future__ import annotations
