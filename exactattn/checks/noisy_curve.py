@@ -73,7 +73,8 @@ def noise_curve(dims: tuple[int, ...], epsilons: tuple[Fraction, ...]) -> Measur
     caption = (r"\texttt{noisy\_oracle}: the worst entry error over the "
                rf"{len(ADVERSARIES)} adversaries against $\varepsilon_W$ "
                r"($\varepsilon_v = \varepsilon_W$, $\bar W = 2$, seeded instances), beside the "
-               r"learner's entry bound (dashed), which is at most $\varepsilon_W / d$. Decided "
+               r"largest of the learner's entry bounds over them (dashed), each at most "
+               r"$\varepsilon_W / d$. Decided "
                r"exactly by the check; drawn as floats.")
     return MeasuredCurve(caption, r"$\varepsilon_W$", "entry error of $W$", tuple(series),
                          not failures, detail, runs, log_x=True, log_y=True)

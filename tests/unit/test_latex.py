@@ -350,6 +350,7 @@ def test_the_noise_curve_draws_the_widest_bound_over_the_adversaries(
     assert curve.holds and len(calls) == len(ADVERSARIES) > 1, curve.detail
     (bound,) = [s for s in curve.series if s.bound]
     assert bound.points == ((0.5, 0.25),)
+    assert "largest of the learner's entry bounds over them (dashed)" in curve.caption
 
 
 def test_a_phase_transition_below_its_measured_ratio_is_not_verified(
