@@ -141,6 +141,15 @@ class RemoteTarget:
     def __repr__(self) -> str:
         return f"RemoteTarget({self.url}, field={self.field.name}, d={self.d})"
 
+    def check(self, field: Field | None, d: int | None) -> None:
+        """Refuse a ``field`` or ``d`` (None: not given) that is not the server's."""
+        if field is not None and field != self.field:
+            raise IncompatibleFieldError(f"field {field.name} given, but {self.url} answers "
+                                         f"over {self.field.name}")
+        if d is not None and _count(d, "d", low=1) != self.d:
+            raise InvalidEntryError(f"d = {d} given, but {self.url} answers queries of "
+                                    f"d = {self.d}")
+
     # -- HTTP ---------------------------------------------------------------------
     def _connect(self) -> http.client.HTTPConnection:
         if self._connection is None:
@@ -366,12 +375,7 @@ class HttpOracle(ValueOracle):
         remote = remote_class(url, batch_size=batch_size, timeout=timeout, retries=retries,
                               backoff=backoff, max_backoff=max_backoff,
                               max_retry_after=max_retry_after, seed=seed, info=_info)
-        if field is not None and field != remote.field:
-            raise IncompatibleFieldError(f"field {field.name} given, but {remote.url} answers "
-                                         f"over {remote.field.name}")
-        if d is not None and (_count(d, "d", low=1) != remote.d):
-            raise InvalidEntryError(f"d = {d} given, but {remote.url} answers queries of "
-                                    f"d = {remote.d}")
+        remote.check(field, d)
         self.remote = remote
         self.journal = journal
         target: Any = remote

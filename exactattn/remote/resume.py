@@ -28,7 +28,7 @@ import hashlib
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import IncompatibleFieldError, InvalidEntryError
+from ..errors import InvalidEntryError
 from ..fields import Array, Field
 from ..fields.base import describe
 from . import protocol
@@ -97,12 +97,7 @@ def journaled_remote_oracle(url: str, journal_path: str, *, label: str, seed: in
     """
     remote = ResumableRemoteTarget(url, batch_size=batch_size, timeout=timeout,
                                    retries=retries, backoff=backoff)
-    if field is not None and field != remote.field:
-        raise IncompatibleFieldError(f"field {field.name} given, but {remote.url} answers over "
-                                     f"{remote.field.name}")
-    if d is not None and d != remote.d:
-        raise InvalidEntryError(f"d = {d} given, but {remote.url} answers queries of "
-                                f"d = {remote.d}")
+    remote.check(field, d)
     fp = remote_fingerprint(remote.info, label=label, seed=seed, options=options)
     journal = Journal(journal_path, fp)
     try:

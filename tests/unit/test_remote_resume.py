@@ -316,3 +316,25 @@ def test_cli_exits_1_on_a_server_that_lies(tokens: int, says: str,
     out, err = capsys.readouterr()
     assert code == 1, (out, err)
     assert says in out + err
+
+
+def test_journaled_remote_oracle_refuses_another_field_or_d_before_the_journal(
+        tmp_path: Path) -> None:
+    """The field and d checks are HttpOracle's (RemoteTarget.check): same errors, and no
+    journal file is created for a run that cannot start."""
+    from exactattn.errors import IncompatibleFieldError, InvalidEntryError
+    from exactattn.fields import QQ
+    from exactattn.remote.resume import journaled_remote_oracle
+
+    path = tmp_path / "run.journal"
+    with serve_in_thread(single_head_instance(2, 0, field=EXP).model) as server:
+        for kwargs, error, match in (
+                ({"field": QQ}, IncompatibleFieldError, "field QQ given, but .* over EXP"),
+                ({"d": 3}, InvalidEntryError, "d = 3 given, but .* d = 2"),
+                ({"d": True}, InvalidEntryError, "d must be an integer >= 1")):
+            with pytest.raises(error, match=match):
+                journaled_remote_oracle(server.url, str(path), label="x", seed=0, options={},
+                                        **kwargs)
+            with pytest.raises(error, match=match):
+                HttpOracle(server.url, **kwargs)
+    assert not path.exists()
