@@ -128,8 +128,8 @@ class RemoteTarget:
         self.backoff = _positive_number(backoff, "backoff", zero=True)
         self.max_backoff = _positive_number(max_backoff, "max_backoff", zero=True)
         self.max_retry_after = _positive_number(max_retry_after, "max_retry_after", zero=True)
-        self.seed = seed
-        self._rng = random.Random(seed)
+        self.seed = None if seed is None else _count(seed, "seed", low=0)
+        self._rng = random.Random(self.seed)
         self._connection: http.client.HTTPConnection | None = None
         self.requests = 0
         self.waited = 0.0
@@ -362,8 +362,6 @@ class HttpOracle(ValueOracle):
         if field is not None and not isinstance(field, Field):
             raise InvalidEntryError(f"field must be a Field (EXP, QQ, F64) or None, got "
                                     f"{describe(field)}")
-        if seed is not None:
-            _count(seed, "seed", low=0)
         # with a journal, request ids are content-addressed (exactattn.remote.resume): a
         # request in flight when a run was killed is answered from the server's memory
         # when the resumed run resends it, not evaluated again
@@ -465,8 +463,6 @@ class HttpNoisyOracle(NoisyOracle):
                  backoff: float = 0.05, max_backoff: float = 2.0, seed: int | None = None,
                  name: str | None = None, max_retry_after: float = 60.0,
                  _info: dict[str, Any] | None = None) -> None:
-        if seed is not None:
-            _count(seed, "seed", low=0)
         remote = RemoteTarget(url, batch_size=batch_size, timeout=timeout, retries=retries,
                               backoff=backoff, max_backoff=max_backoff,
                               max_retry_after=max_retry_after, seed=seed, info=_info)

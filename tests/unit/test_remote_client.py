@@ -373,3 +373,16 @@ def test_a_status_that_is_not_retried_names_the_base_url(liar: Any) -> None:
     with pytest.raises(OracleUnavailableError, match="HTTP 404: no such path") as caught:
         oracle([[1]])
     assert caught.value.url == url and caught.value.attempts == 1
+
+
+@pytest.mark.parametrize("seed", [-1, True, 1.5])
+def test_a_bad_seed_is_refused_by_every_remote_target_before_any_request(seed: Any) -> None:
+    """RemoteTarget checks its seed (HttpOracle, HttpNoisyOracle and the resumable target
+    inherit the check): refused before GET /info is sent (no server listens here)."""
+    from exactattn.remote import HttpNoisyOracle
+    from exactattn.remote.client import RemoteTarget
+    from exactattn.remote.resume import ResumableRemoteTarget
+
+    for make in (RemoteTarget, ResumableRemoteTarget, HttpOracle, HttpNoisyOracle):
+        with pytest.raises(InvalidEntryError, match="seed must be an integer >= 0"):
+            make("http://127.0.0.1:9", seed=seed, retries=0)
