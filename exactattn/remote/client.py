@@ -141,6 +141,12 @@ class RemoteTarget:
     def __repr__(self) -> str:
         return f"RemoteTarget({self.url}, field={self.field.name}, d={self.d})"
 
+    def options(self) -> dict[str, Any]:
+        """The connection options, as keywords that build the same target again (a fork's)."""
+        return {"batch_size": self.batch_size, "timeout": self.timeout,
+                "retries": self.retries, "backoff": self.backoff,
+                "max_backoff": self.max_backoff, "max_retry_after": self.max_retry_after}
+
     def check(self, field: Field | None, d: int | None) -> None:
         """Refuse a ``field`` or ``d`` (None: not given) that is not the server's."""
         if field is not None and field != self.field:
@@ -382,9 +388,6 @@ class HttpOracle(ValueOracle):
 
             target = _journaled if _journaled is not None else JournaledTarget(remote, journal)
         self._journaled = target if journal is not None else None
-        self._options: dict[str, Any] = {
-            "batch_size": batch_size, "timeout": timeout, "retries": retries, "backoff": backoff,
-            "max_backoff": max_backoff, "max_retry_after": max_retry_after}
         super().__init__(target, field=remote.field, d=remote.d, budget=budget,
                          keep_transcript=keep_transcript, name=name or f"Http({remote.url})")
 
@@ -418,7 +421,7 @@ class HttpOracle(ValueOracle):
         journaled = None if self._journaled is None else self._journaled.fork(name)
         return HttpOracle(self.remote.url, keep_transcript=self.keep_transcript, seed=seed,
                           journal=self.journal, name=f"{self.name}/{name}",
-                          _info=self.remote.info, _journaled=journaled, **self._options)
+                          _info=self.remote.info, _journaled=journaled, **self.remote.options())
 
     def __repr__(self) -> str:
         return (f"HttpOracle({self.remote.url}, field={self.field.name}, d={self.d}, "
@@ -472,9 +475,6 @@ class HttpNoisyOracle(NoisyOracle):
                                     "approximate value queries need a server started with "
                                     "'exactattn serve --noise EPS' (or use HttpOracle)")
         self.remote = remote
-        self._options: dict[str, Any] = {
-            "batch_size": batch_size, "timeout": timeout, "retries": retries, "backoff": backoff,
-            "max_backoff": max_backoff, "max_retry_after": max_retry_after}
         # NoisyOracle's state without its model (the model is behind the URL): the
         # tolerance table (the server's EPS as the default), the pending per-query tolerance
         self._tolerances = {0: parse_rational(noise)}
@@ -496,7 +496,7 @@ class HttpNoisyOracle(NoisyOracle):
         seed = None if self.remote.seed is None else self.remote.seed + 1
         return HttpNoisyOracle(self.remote.url, keep_transcript=self.keep_transcript, seed=seed,
                                name=f"{self.name}/{name}", _info=self.remote.info,
-                               **self._options)
+                               **self.remote.options())
 
     def __repr__(self) -> str:
         return (f"HttpNoisyOracle({self.remote.url}, d={self.d}, tolerance="

@@ -169,6 +169,14 @@ def test_field_and_d_are_checked_against_info() -> None:
             HttpOracle(s.url, d=3)
         fork = HttpOracle(s.url).fork("certificate")
         assert fork.url == s.url and fork.d == 2 and fork.budget is None
+        # a fork connects with its parent's options
+        opts = {"batch_size": 7, "timeout": 3.0, "retries": 2, "backoff": 0.01,
+                "max_backoff": 0.5, "max_retry_after": 5.0}
+        assert HttpOracle(s.url, **opts).fork("c").remote.options() == opts
+    with serve_in_thread(_head(EXP, 2, seed=8), noise="1/100") as s:
+        from exactattn.remote import HttpNoisyOracle
+
+        assert HttpNoisyOracle(s.url, **opts).fork("c").remote.options() == opts
 
 
 # -- bad servers ------------------------------------------------------------------------
