@@ -358,6 +358,9 @@ def test_the_schemas_reject_broken_messages() -> None:
     assert _violations("remote_error", {"error": "two\nlines", "status": 400}) != []
     assert _violations("remote_query", {"queries": []}) != []
     assert _violations("remote_info", {**QueryService(HEAD).info(), "protocol": 2}) != []
+    # the noise seed is always sent (a journal's fingerprint of a noisy run holds it)
+    assert _violations("remote_info", {k: v for k, v in QueryService(HEAD).info().items()
+                                       if k != "noise_seed"}) != []
 
 
 def test_tolerances_are_checked_and_need_a_noisy_server() -> None:
