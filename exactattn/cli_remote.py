@@ -59,6 +59,7 @@ def learn_remote(args: argparse.Namespace) -> int:
     from .progress import ProgressBar
     from .remote.client import HttpOracle, RemoteTarget
     from .remote.resume import journaled_remote_oracle
+    from .report.json import certificate_json
 
     _check_args(args)
     field = field_by_name(args.field)
@@ -117,7 +118,7 @@ def learn_remote(args: argparse.Namespace) -> int:
         "queries": rec.queries, "expected_queries": expected,
         "queries_by_phase": dict(rec.queries_by_phase),
         "status": rec.status, "hypotheses": list(rec.hypotheses),
-        "certificate": {**cert.to_json(), "text": str(cert)},
+        "certificate": certificate_json(cert),
         "requests": remote.requests,
         "seconds": {"total": learn_seconds + cert_seconds, "learn": learn_seconds,
                     "oracle": oracle.seconds, "certificate": cert_seconds},
