@@ -407,7 +407,8 @@ def _cmd_learn(args: argparse.Namespace) -> int:
     return _learn_other(args)
 
 
-#: --save writes the hidden model as an instance file ("hidden") up to this many entries
+#: --save writes the hidden model as an instance file ("hidden") up to this many numbers,
+#: every parameter counted (instance_files.instance_size: H d^2 + H d for H heads)
 MAX_SAVED_HIDDEN_ENTRIES = 100_000
 
 
@@ -418,10 +419,17 @@ def _save(args: argparse.Namespace, rec: Any, cert: Any, instance: dict[str, Any
     if args.save:
         saved = {"recovery": rec.to_json(), "instance": instance,
                  "certificate": cert.to_json()}
-        if model is not None and rec.d * rec.d <= MAX_SAVED_HIDDEN_ENTRIES:
-            from .instance_files import instance_to_json
+        if model is not None:
+            from .instance_files import instance_size, instance_to_json
 
-            saved["hidden"] = instance_to_json(model)
+            size, how = instance_size(model)
+            if size <= MAX_SAVED_HIDDEN_ENTRIES:
+                saved["hidden"] = instance_to_json(model)
+            else:
+                _stderr(f"--save {args.save}: the hidden model is not written under "
+                        f"\"hidden\": it holds {how} numbers, more than the "
+                        f"{MAX_SAVED_HIDDEN_ENTRIES} --save writes; \"instance\" still says "
+                        "how it was drawn")
         _write_json_file(saved, args.save, "--save")
         _stderr(f"recovery saved to {args.save}")
 

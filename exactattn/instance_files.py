@@ -44,7 +44,8 @@ from .errors import ExactattnError, InvalidEntryError, ShapeError
 from .fields import EXP, F64, QQ, Field
 
 __all__ = ["MODELS", "FIELDS", "LABELS", "InstanceSpec", "LearnedInstance", "parse_instance",
-           "load_instance", "instance_to_json", "instance_spec", "learn_instance"]
+           "load_instance", "instance_to_json", "instance_size", "instance_spec",
+           "learn_instance"]
 
 #: the model kinds and the parameter keys each needs (besides ``model`` and ``field``)
 MODELS: Mapping[str, tuple[str, ...]] = {
@@ -362,6 +363,51 @@ def instance_to_json(model: Any, *, rank: int | None = None) -> dict[str, Any]:
         raise InvalidEntryError(f"no instance-file form for {type(model).__name__}; one of "
                                 f"{', '.join(MODELS)} expected")
     return {"model": out.pop("model"), **out}
+
+
+def instance_size(model: Any) -> tuple[int, str]:
+    """The numbers the instance-file form of ``model`` holds, and how they add up.
+
+    Every parameter counts: all H heads of a multi-head model, the d x m layer
+    and the m outputs of a ReLU network, the biases of a biased head. This is
+    the size ``learn --save`` compares with its cap (a size read from d alone
+    let H d^2 parameters through a d^2 cap).
+
+    >>> from exactattn.models import MultiHeadAttention, ReluFFN
+    >>> instance_size(MultiHeadAttention([([[1, 0], [0, 1]], [1, 2]), ([[2, 0], [0, 1]], [0, 1])]))
+    (12, '2 heads x (2 x 2 + 2) = 12')
+    >>> instance_size(ReluFFN([[1, 0, 2]], [1, 1, 1]))
+    (6, '1 x 3 + 3 = 6')
+    """
+    from .models import (
+        BiasedSingleHeadAttention,
+        MultiHeadAttention,
+        OneLayerTransformer,
+        ReluFFN,
+        SingleHeadAttention,
+    )
+
+    if isinstance(model, MultiHeadAttention):
+        d, H = model.d, len(model.heads)
+        total = sum(int(h.W.size) + int(h.v.size) for h in model.heads)
+        return total, f"{H} heads x ({d} x {d} + {d}) = {total}"
+    d = model.d
+    if isinstance(model, SingleHeadAttention):
+        parts = [f"{d} x {d}", f"{d}"]
+        total = int(model.W.size) + int(model.v.size)
+    elif isinstance(model, BiasedSingleHeadAttention):
+        parts = [f"{d} x {d}", f"2 x {d}", "1"]  # W; c and v; beta
+        total = int(model.W.size) + int(model.c.size) + int(model.v.size) + 1
+    elif isinstance(model, ReluFFN):
+        parts = [f"{d} x {model.m}", f"{model.m}"]
+        total = int(model.A.size) + int(model.w.size)
+    elif isinstance(model, OneLayerTransformer):
+        parts = [f"{d} x {d}", f"{d} x {model.m}", f"{model.m}"]
+        total = int(model.W.size) + int(model.A.size) + int(model.w_o.size)
+    else:
+        raise InvalidEntryError(f"no instance-file form for {type(model).__name__}; one of "
+                                f"{', '.join(MODELS)} expected")
+    return total, f"{' + '.join(parts)} = {total}"
 
 
 def instance_spec(model: Any, *, rank: int | None = None) -> InstanceSpec:
