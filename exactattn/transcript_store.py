@@ -563,6 +563,8 @@ def _check_columns(cols: dict[str, np.ndarray], phases: int, count: int, d: int,
                 terms = cols["terms"][_ranges(tstart, lens)].astype(np.int64)
                 limit = np.repeat(np.array(bases, dtype=np.int64)[basis[summed]], lens)
                 bad = bool(np.any((terms < -1) | (terms >= limit)))
+                if not bad:
+                    _check_terms_first(terms, lens, N, np.flatnonzero(summed), where)
         if bad:
             raise InvalidEntryError(f"the transcript file {where} is inconsistent: its "
                                     "sums of rows do not match its bases")
@@ -585,6 +587,44 @@ def _check_columns(cols: dict[str, np.ndarray], phases: int, count: int, d: int,
     if bad:
         raise InvalidEntryError(f"the transcript file {where} is inconsistent: its columns "
                                 "do not describe the same entries")
+
+
+def _check_terms_first(terms: np.ndarray, lens: np.ndarray, N: np.ndarray,
+                       entries: np.ndarray, where: str) -> None:
+    """Refuse a token whose terms have a -1 (no term) before a term.
+
+    ``terms`` is the concatenation of the terms of the chunk's entries
+    ``entries`` (``lens[i]`` terms for the i-th, its ``N[i]`` tokens of
+    ``lens[i] // N[i]`` terms each), as the writer lays them out
+    (:func:`exactattn.queries.as_row_sums`: the terms of a token first, then
+    -1). :func:`exactattn.queries.row_sums` relies on that order and stops at
+    the first position where no token has a term, so a damaged file with a gap
+    would decode to a query with fewer terms than it holds: refused here,
+    before any query is decoded.
+
+    >>> one = (np.array([4]), np.array([2]), np.array([7]), "f")
+    >>> _check_terms_first(np.array([0, 1, 2, -1]), *one)
+    >>> _check_terms_first(np.array([0, -1, -1, 2]), *one)
+    Traceback (most recent call last):
+    ...
+    exactattn.errors.InvalidEntryError: the transcript file f is inconsistent: entry 7 of its
+    chunk, token 1 has a -1 (no term) before a term (terms [-1, 2]); the writer lists ...
+    """
+    k = np.repeat(lens // N, lens)                            # terms per token, per term
+    offset = np.arange(terms.size) - np.repeat(np.cumsum(lens) - lens, lens)
+    later = offset % k > 0                                    # not a token's first term
+    gap = np.zeros(terms.size, dtype=bool)
+    gap[1:] = later[1:] & (terms[1:] >= 0) & (terms[:-1] < 0)
+    if gap.any():
+        at = int(np.flatnonzero(gap)[0])
+        entry = int(entries[np.searchsorted(np.cumsum(lens), at, side="right")])
+        token = int(offset[at] // k[at])
+        first = at - int(offset[at] % k[at])
+        raise InvalidEntryError(
+            f"the transcript file {where} is inconsistent: entry {entry} of its chunk, token "
+            f"{token} has a -1 (no term) before a term (terms "
+            f"{terms[first:first + int(k[at])].tolist()}); the writer lists a token's terms "
+            "first")
 
 
 def _ranges(starts: np.ndarray, lens: np.ndarray) -> np.ndarray:
