@@ -283,6 +283,13 @@ def test_certificate_rebuilds_the_whole_transformer() -> None:
     # offline replay of a saved recovery (JSON round trip)
     again = Recovery.from_json(rec.to_json())
     assert verify(again, None).holds and same(again.W, rec.W)
+    # the saved recovery with W[1, 0] moved by 1/7: rejected by the same offline replay
+    saved = rec.to_json()
+    entries = saved["params"]["W"]["entries"]
+    entries[2] = str(F(str(entries[2])) + F(1, 7))
+    wrong = verify(Recovery.from_json(saved), None)
+    assert not wrong.holds and wrong.first_failure is not None
+    assert wrong.first_failure.source == "transcript"
 
 
 def test_residual_certificate_rejects_perturbed_u() -> None:

@@ -653,3 +653,11 @@ def test_recovery_json_round_trip(tmp_path: Any) -> None:
     assert same(back.params["A"], rec.params["A"]) and same(back.params["w"], rec.params["w"])
     assert dict(back.options) == json.loads(json.dumps(dict(rec.options)))
     assert verify(back, None).holds
+    # the saved file with A[0, 0] moved by 1/7: a wrong network, rejected by the replay
+    saved = json.loads(path.read_text())
+    entries = saved["params"]["A"]["entries"]
+    entries[0] = str(F(str(entries[0])) + F(1, 7))
+    path.write_text(json.dumps(saved))
+    wrong = verify(Recovery.load(str(path)), None)
+    assert not wrong.holds and wrong.first_failure is not None
+    assert wrong.first_failure.source == "transcript"

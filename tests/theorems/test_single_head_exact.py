@@ -481,6 +481,15 @@ def test_recovery_json_round_trip(field: Field, tmp_path: Any) -> None:
             assert same(a.X, b.X) and a.answer == b.answer
         cert = verify(back, oracle)
         assert cert.holds and cert.kind == ("exact" if field.exact else "tolerance")
+    # the saved file with W[0, 1] moved (+1/7 exactly; a relative 1e-6 over F64): loaded,
+    # it is a wrong model that the replay of its transcript rejects
+    saved = json.loads(path.read_text())
+    entries = saved["params"]["W"]["entries"]
+    entries[1] = str(F(str(entries[1])) + F(1, 7)) if field.exact else entries[1] * (1 + 1e-6)
+    path.write_text(json.dumps(saved))
+    wrong = verify(Recovery.load(str(path)), oracle)
+    assert not wrong.holds and wrong.first_failure is not None
+    assert wrong.first_failure.source == "transcript"
 
 
 def test_json_round_trip_keeps_a_wrong_model_wrong(tmp_path: Any) -> None:

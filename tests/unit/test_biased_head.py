@@ -326,6 +326,13 @@ def test_json_round_trip_keeps_beta_and_the_certificate(tmp_path: Any) -> None:
     assert back.label == LABEL and back.params["beta"].shape == ()
     assert all(same(a, b) for a, b in zip(recovered(back), recovered(rec), strict=True))
     assert verify(back, oracle).holds
+    # the saved recovery with c[0] moved by 1/7: rejected by the replay of its transcript
+    saved = json.loads(json.dumps(rec.to_json()))
+    entries = saved["params"]["c"]["entries"]
+    entries[0] = str(F(str(entries[0])) + F(1, 7))
+    wrong = verify(Recovery.from_json(saved), oracle)
+    assert not wrong.holds and wrong.first_failure is not None
+    assert wrong.first_failure.source == "transcript"
 
 
 def test_the_biased_claims_hold() -> None:

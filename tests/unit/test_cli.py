@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -91,10 +92,19 @@ def test_save_then_replay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert "transcript replay" in out and "holds" in out
     # tamper with one recorded answer: the offline replay must now fail
     saved = json.loads(path.read_text())
+    answer = saved["recovery"]["transcript"]["entries"][0]["answer"]
     saved["recovery"]["transcript"]["entries"][0]["answer"] = "12345"
     path.write_text(json.dumps(saved))
     assert main(["replay", str(path), "--certificate-probes", "0"]) == EXIT_FAILED
     assert "FAILS" in capsys.readouterr().out
+    # the answers intact and W[0, 0] off by 1/7: a wrong model, rejected by the replay
+    saved["recovery"]["transcript"]["entries"][0]["answer"] = answer
+    W = saved["recovery"]["params"]["W"]["entries"]
+    W[0] = str(Fraction(str(W[0])) + Fraction(1, 7))
+    path.write_text(json.dumps(saved))
+    assert main(["replay", str(path), "--certificate-probes", "0"]) == EXIT_FAILED
+    assert "transcript replay: certificate (exact) for single_head_exact: FAILS at transcript " \
+        "query #" in capsys.readouterr().out
 
 
 def test_replay_of_a_non_recovery_file_is_a_usage_error(tmp_path: Path,
@@ -332,6 +342,18 @@ def test_save_works_for_every_label(argv: list[str], tmp_path: Path,
     assert json.loads(path.read_text())["recovery"]["label"] == argv[1]
     assert main(["replay", str(path)]) == EXIT_OK
     assert "holds" in capsys.readouterr().out
+    # the first parameter's first entry moved: a wrong model, rejected by the replay (the
+    # noisy recovery's by 2, about 20 times its entry bound: its answers carry the oracle's
+    # tolerance 1/50, which hides a move of 1 at d = 2)
+    saved = json.loads(path.read_text())
+    entries = next(iter(saved["recovery"]["params"].values()))["entries"]
+    entries[0] = str(Fraction(str(entries[0]))
+                     + (2 if argv[1] == "noisy_oracle" else Fraction(1, 7)))
+    path.write_text(json.dumps(saved))
+    assert main(["replay", str(path)]) == EXIT_FAILED
+    kind = "tolerance" if argv[1] == "noisy_oracle" else "exact"
+    assert f"transcript replay: certificate ({kind}) for {argv[1]}: FAILS at transcript " \
+        "query #" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv", [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from pathlib import Path
 
 import pytest
@@ -55,6 +56,14 @@ def test_learn_instance_save_and_replay(tmp_path: Path, capsys: pytest.CaptureFi
     replayed = capsys.readouterr().out
     assert "instance saved in the file: certificate (exact)" in replayed
     assert "holds; 22 queries checked (6 replayed, 16 fresh)" in replayed
+    # W[1, 0] off by 1/7: both the offline replay and the saved instance reject it
+    kept["recovery"]["params"]["W"]["entries"][2] = "50/7"
+    assert main(["replay", _write(tmp_path / "wrong.json", kept)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("transcript replay: certificate (exact) for single_head_exact: "
+                               "FAILS at transcript query #")
+    assert lines[1].startswith("against the single_head instance saved in the file: "
+                               "certificate (exact) for single_head_exact: FAILS at ")
 
 
 def test_replay_requeries_the_saved_instance_and_catches_a_changed_one(tmp_path: Path) -> None:
@@ -104,6 +113,16 @@ def test_save_of_every_label_holds_the_hidden_instance_and_replays(
         assert [str(x) for x in obj["recovery"]["params"]["W"]["entries"]] == \
             [str(x) for row in obj["hidden"]["W"] for x in row]
     assert main(["replay", str(saved)]) == 0
+    capsys.readouterr()
+    # the first parameter's first entry moved: a wrong model, rejected by the replay (the
+    # noisy recovery's by 2, about 20 times its entry bound: its answers carry the oracle's
+    # tolerance 1/50, which hides a move of 1 at d = 2)
+    entries = next(iter(obj["recovery"]["params"].values()))["entries"]
+    entries[0] = str(Fraction(str(entries[0])) + (2 if label == "noisy_oracle"
+                                                  else Fraction(1, 7)))
+    assert main(["replay", _write(saved, obj)]) == 1
+    assert f"transcript replay: certificate ({obj['certificate']['kind']}) for {label}: FAILS " \
+        "at transcript query #" in capsys.readouterr().out
 
 
 def test_instance_file_memory_is_estimated_at_the_files_size(

@@ -16,6 +16,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -235,8 +236,19 @@ def test_replay_json_names_every_certificate_and_a_broken_one_is_rejected(
     assert not validator.is_valid({**obj, "certificates": [{**cert, "checked": 0}]})
     assert not validator.is_valid({**obj, "certificates": [
         {k: x for k, x in cert.items() if k != "what"}]})
-    # a replay that checks nothing is exit 1 with holds false, still one JSON document
+    # a wrong model (v[1] off by 1/7): exit 1, both certificates fail, naming the query
     rec = json.loads(saved.read_text(encoding="utf-8"))
+    v = rec["recovery"]["params"]["v"]["entries"]
+    v[1] = str(Fraction(str(v[1])) + Fraction(1, 7))
+    wrong = tmp_path / "wrong.json"
+    wrong.write_text(json.dumps(rec), encoding="utf-8")
+    assert main(["replay", str(wrong), "--certificate-probes", "2", "--json"]) == 1
+    bad = json.loads(capsys.readouterr().out)
+    assert validator.is_valid(bad) and bad["holds"] is False
+    assert [c["holds"] for c in bad["certificates"]] == [False, False]
+    assert bad["certificates"][0]["first_failure"]["source"] == "transcript"
+    assert "FAILS at transcript query #" in bad["certificates"][0]["text"]
+    # a replay that checks nothing is exit 1 with holds false, still one JSON document
     rec["recovery"]["transcript"]["entries"] = []
     rec.pop("instance")
     saved.write_text(json.dumps(rec), encoding="utf-8")

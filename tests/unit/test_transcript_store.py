@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from exactattn.certificates import verify
+from exactattn.cli import main
 from exactattn.errors import IncompatibleFieldError, InvalidEntryError
 from exactattn.fields import EXP, F64
 from exactattn.learners import learn_single_head
@@ -241,7 +242,8 @@ def test_json_versions_old_new_and_future() -> None:
 
 
 def test_recovery_save_uses_an_npz_sidecar_for_large_f64_transcripts(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
     import exactattn.learners.recovery as recovery_module
 
     monkeypatch.setattr(recovery_module, "SIDECAR_ENTRIES", 10)
@@ -260,6 +262,17 @@ def test_recovery_save_uses_an_npz_sidecar_for_large_f64_transcripts(
         os.chdir(cwd)
     assert len(back.transcript) == 20 and verify(back, None).holds
     assert [e.index for e in back.transcript][:3] == [0, 1, 2]
+    # W[1, 2] off by a relative 1e-6 in the saved JSON: the replay of the sidecar's
+    # transcript rejects it (exit 1, naming the transcript query)
+    saved["params"]["W"]["entries"][1 * 4 + 2] *= 1 + 1e-6
+    wrong = tmp_path / "wrong.json"  # beside the sidecar that its "npz" key names
+    wrong.write_text(json.dumps(saved))
+    cert = verify(Recovery.load(str(wrong)), None)
+    assert not cert.holds and cert.first_failure is not None
+    assert cert.first_failure.source == "transcript"
+    assert main(["replay", str(wrong)]) == 1
+    assert "transcript replay: certificate (tolerance) for single_head_exact: FAILS at " \
+        "transcript query #" in capsys.readouterr().out
 
 
 def test_streamed_replay_rejects_a_wrong_model_at_the_first_bad_query() -> None:
