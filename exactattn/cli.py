@@ -665,6 +665,8 @@ def _builtin_instance(inst: dict[str, Any], rec: Any, path: str) -> tuple[str, A
     from .fields import F64, field_by_name
     from .instances import single_head_instance
 
+    if inst.get("kind") == "remote":  # learn --oracle URL: the hidden model is the server's
+        return None
     if "model" in inst:  # an instance file (docs/instances.md), saved by learn --instance
         from .cli_instance import saved_instance
 
