@@ -10,6 +10,11 @@ answer before the learner sees it, so that a killed run started again with the
 same command continues where it stopped (docs/remote.md, "Journals and
 resuming").
 
+A server whose ``/info`` reports a ``biased_head`` is learned by
+:func:`~exactattn.learners.biased_head.learn_biased_head` (label
+``single_head_biased``), as ``learn single_head_exact --instance FILE`` learns a
+biased head; over EXP or F64.
+
 The hidden model is the server's: there is no truth to compare with, so the
 certificate (replay of the transcript and fresh probes, asked of the server)
 decides the exit code: 0 it holds, 1 it fails or the answers fit no model of
@@ -93,6 +98,15 @@ def learn_remote(args: argparse.Namespace) -> int:
             if label == "low_rank_adaptive":
                 rec = learn_low_rank(oracle, rank=args.rank, method="adaptive", seed=args.seed)
                 expected = adaptive_query_count(args.d, args.rank)
+            elif kind == "biased_head":  # as learn --instance learns a biased head
+                from . import claims  # noqa: F401  (registers the biased head's certificate)
+                from .learners.biased_head import biased_query_count, learn_biased_head
+
+                progress = ProgressBar("measuring W, column",
+                                       not args.no_progress and args.d >= 64)
+                rec = learn_biased_head(oracle, probes=args.probes, seed=args.seed,
+                                        progress=progress)
+                expected = biased_query_count(args.d)
             else:
                 progress = ProgressBar("measuring W, column",
                                        not args.no_progress and args.d >= 64)
@@ -101,8 +115,9 @@ def learn_remote(args: argparse.Namespace) -> int:
                 expected = query_count(args.d)
         except RecoveryFailedError as exc:
             # the answers fit no model of the learner's class: a check that failed
+            learner = "single_head_biased" if kind == "biased_head" else label
             _stderr(f"exactattn learn: {args.oracle}: the learner found answers that no "
-                    f"{label} model gives: {exc}")
+                    f"{learner} model gives: {exc}")
             return EXIT_FAILED
         learn_seconds = time.perf_counter() - start
         cstart = time.perf_counter()
@@ -140,6 +155,6 @@ def learn_remote(args: argparse.Namespace) -> int:
                                 f"{j['written']} asked of the server and written"))
     rows.append(("seconds", f"{learn_seconds + cert_seconds:.3f} total, "
                             f"{oracle.seconds:.3f} in the oracle"))
-    _print_learned(args.json, info, f"{label} from {remote.url} ({info['model']} over "
+    _print_learned(args.json, info, f"{rec.label} from {remote.url} ({info['model']} over "
                                     f"{field.name}, d = {args.d})", rows)
     return EXIT_OK if cert.holds else EXIT_FAILED
