@@ -11,6 +11,8 @@ equal the printed batch sizes on exact instances.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from fractions import Fraction
 
 import pytest
@@ -20,7 +22,7 @@ from exactattn.blueprint import statement_of
 from exactattn.checks.low_rank import low_rank_head
 from exactattn.checks.low_rank_biased import biased_low_rank_head
 from exactattn.checks.one_layer_reduction import skip_head_instance
-from exactattn.checks.query_counts import COUNT_CLAIMS, check_counts
+from exactattn.checks.query_counts import COUNT_CLAIMS, COUNTERS, check_counts
 from exactattn.claims import REGISTRY, run_claims
 from exactattn.fields import EXP
 from exactattn.learners import (
@@ -68,6 +70,7 @@ def test_every_claim_routes_to_its_statement_and_holds() -> None:
                 "multihead_canonical.query_count_closed_form": "multihead_canonical"}
     assert set(COUNT_CLAIMS) == set(expected)
     assert {k for keys in COUNT_CLAIMS.values() for k in keys} == set(COUNTS)
+    assert COUNTERS == {k: e.counter.rsplit(".", 1)[1] for k, e in COUNTS.items()}
     ids = {c.id for c in REGISTRY}
     for cid, key in expected.items():
         assert cid in ids and statement_of(cid).key == key
@@ -228,3 +231,11 @@ def test_multihead_phases_on_instances(H: int, d: int) -> None:
     printed = {k: n for k, n in phase_sizes("multihead_canonical", case, H=H, d=d, m=H).items()
                if n}
     assert oracle.queries_by_phase == printed
+
+
+def test_loading_the_registry_does_not_import_sympy() -> None:
+    # the count claims import SymPy only when they run (exactattn claims stays fast)
+    code = "import sys, exactattn.claims; print('sympy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
