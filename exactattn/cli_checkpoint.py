@@ -13,8 +13,10 @@ certifies the recovery on fresh probes. Results on stdout (text, or
 ``docs/schemas/error.schema.json``), progress on stderr. Exit codes: 0 every error within the
 recovery's first-order error estimates (``W_error_bound``, ... in its options:
 estimates, not rigorous bounds) and the certificate holds, 1 otherwise, 2 bad
-input. ``proved_queries`` is the closed-form count of the learner
-(:func:`~exactattn.learners.biased_low_rank.biased_low_rank_query_count`).
+input. ``proved_queries`` (the key keeps its name) is the closed-form count of the
+learner (:func:`~exactattn.learners.biased_low_rank.biased_low_rank_query_count`),
+derived in prose, its sum checked symbolically
+(``low_rank_adaptive.query_count_closed_form``).
 
 Reached through :func:`exactattn.cli.main`, which hands ``learn checkpoint``
 over to :func:`main` here.

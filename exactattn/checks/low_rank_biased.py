@@ -1,7 +1,7 @@
 """Claims ``low_rank_adaptive.biased_*``: biased low-rank heads (real heads) at the floor.
 
 The learner is :func:`~exactattn.learners.biased_low_rank.learn_biased_low_rank`
-(module docstring: the measurement, both routes, the proofs of the counts).
+(module docstring: the measurement, both routes, the derivations of the counts).
 The claims live under the stable label ``low_rank_adaptive`` (the registry's
 labels are fixed; the result itself is registered in
 :mod:`exactattn.checks.low_rank`); recoveries carry the label

@@ -121,4 +121,5 @@ def _check_float_biased_recovery() -> Outcome:
             if certify(bad, oracle, probes=8, seed=seed).holds:
                 failures.append(f"{name}: the certificate accepts c_1 off by {shift:.1e}")
     return first_failure(failures, checked,
-                         "within estimates, count as proved, certificate holds and rejects")
+                         "within estimates; query count derived (prose), equal to the "
+                         f"counter on {checked} instances; certificate holds and rejects")

@@ -91,7 +91,7 @@ def float_recovery_failures(name: str, rec: Recovery, oracle: ValueOracle, count
     probes (seeded with ``seed``)."""
     failures = []
     if not rec.queries == oracle.queries == count:
-        failures.append(f"{name}: {rec.queries} queries, proved {count}")
+        failures.append(f"{name}: {rec.queries} queries, closed form {count}")
     if rec.status != "float":
         failures.append(f"{name}: status {rec.status}, expected float")
     if not certify(rec, oracle, probes=8, seed=seed).holds:
@@ -116,7 +116,8 @@ def _check_float_recovery() -> Outcome:
             failures.append(f"H={H}, d={d}: a recovered entry is outside its estimate")
         failures += float_recovery_failures(f"H={H}, d={d}", rec, oracle,
                                             float_query_count(H, d), seed)
-    return first_failure(failures, checked, "within estimates, count as proved, certificate holds")
+    return first_failure(failures, checked, "within estimates; query count derived (prose), "
+                         f"equal to the counter on {checked} instances; certificate holds")
 
 
 @claim(LABEL, "float_head_count", paper_ref=PAPER_REF,
@@ -254,7 +255,7 @@ def _check_ball_enclosure() -> Outcome:
         if not balls_contain(rec, model):
             failures.append(f"H={H}, d={d}, BALL({prec}): a hidden parameter outside its ball")
         if not rec.queries == oracle.queries == float_query_count(H, d):
-            failures.append(f"H={H}, d={d}: {rec.queries} queries, proved "
+            failures.append(f"H={H}, d={d}: {rec.queries} queries, closed form "
                             f"{float_query_count(H, d)}")
         # the balls are not vacuous: moved by 4 radii, a hidden parameter falls outside
         W = rec.params["W"].copy()

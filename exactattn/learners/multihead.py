@@ -76,8 +76,9 @@ delta_1..delta_d (invertible). m is the number of canonical heads (found).
      delta . v_h (needs pairwise distinct v_h). Per base: d (2m - 1).
    Then W_h b_j for every head by one exact solve, and W_h from the d columns.
 
-Total (proved by the count above; asserted from the oracle's counter in
-the tests), with [m >= 2] = 1 if m >= 2 else 0:
+Total (derived in prose from the count above; the sum is checked as a
+polynomial by the claim ``multihead_canonical.query_count_closed_form``, and equals the
+oracle's counter in the tests), with [m >= 2] = 1 if m >= 2 else 0:
 
     Q = 1 + 2 H d + [m >= 2] (d - 1) + (d - 1) K,
     K = m d + (m - 1)^2   (isolating),    K = d (2m - 1)   (families).
@@ -421,7 +422,7 @@ def learn_multihead(
     """Recover the canonical heads of multi-head attention, exactly, up to order.
 
     Label ``multihead_canonical`` (cf. arXiv 2608.03294); see the module
-    docstring for the algorithm, the exactness argument and the proved count
+    docstring for the algorithm, the exactness argument and the derived count
     ``query_count(heads, d, m=m, plan=plan)`` <= 4 H d^2 - 2 H + 1.
 
     Parameters

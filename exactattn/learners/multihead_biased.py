@@ -44,7 +44,9 @@ Steps
    (a head of rank above r) leaves a residual and is refused, never fitted
    exactly.
 
-Query count (proof). Every query is asked in one of the batches above, of a
+Query count (derived in prose; the sum below is checked as a polynomial by
+the claim ``multihead_canonical.query_count_closed_form``). Every query is
+asked in one of the batches above, of a
 fixed size once m is known, so the count is :func:`biased_query_count`:
 
     Q = 1 + (1 + 2 H f d) + [m >= 2] (d - 1) + (n_full + |REFINE_SCALES|) K_W
@@ -196,7 +198,7 @@ def learn_multihead_biased(
     """Recover the canonical biased heads (W_h, c_h, v_h) and beta from a float64 oracle.
 
     Label ``multihead_canonical`` (float variant, biased heads); see the module
-    docstring for the steps, the estimates and the proved count
+    docstring for the steps, the estimates and the derived count
     :func:`biased_query_count`.
 
     Parameters

@@ -121,7 +121,9 @@ systems' condition numbers grow, so do the estimates. Every figure is in
 relative estimate exceeds ``max_relative_bound`` the learner raises
 IllConditionedError with that report, never a silent poor estimate.
 
-Query count (proof). Every query is asked in one of the batches above, each
+Query count (derived in prose; the sum below is checked as a polynomial by
+the claim ``multihead_canonical.query_count_closed_form``). Every query is
+asked in one of the batches above, each
 of a fixed size once m is known: 1 + 2H f d (phase v) + [m >= 2](d - 1)
 (match) + (d - 1) K_W (phase W) + (|REFINE_SCALES| + (d - 1) e) K_W (refine,
 e = ``len(extra_scales)``) + (d - 1) n (polish), which is
@@ -486,7 +488,7 @@ def learn_multihead_float(
     """Recover the canonical heads from a float64 oracle, with first-order error estimates.
 
     Label ``multihead_canonical`` (float variant); see the module docstring
-    for the steps, the rounding model, the estimates and the proved count
+    for the steps, the rounding model, the estimates and the derived count
     :func:`float_query_count`, which is below 4 H d^2 - 2 H + 1 when d >= 3
     with f = 2, P = 1 and no extra scales (at d = 2 it can exceed it: 33 > 29
     at H = 2).
