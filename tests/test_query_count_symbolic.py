@@ -239,3 +239,18 @@ def test_loading_the_registry_does_not_import_sympy() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_the_blueprint_count_is_the_checked_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    from exactattn import blueprint
+
+    # the companion's printed count of the biased head, (d + 1)^2, is one of the checked forms
+    assert any(p.where == "blueprint:single_head_biased"
+               for p in COUNTS["single_head_biased"].cases[0].closed)
+    changed = tuple(dataclasses.replace(s, queries="$(d + 2)^2$")
+                    if s.key == "single_head_biased" else s for s in blueprint.STATEMENTS)
+    monkeypatch.setattr(blueprint, "STATEMENTS", changed)
+    bad = [s.why for s in count_derivation("single_head_biased").steps if not s.verified]
+    assert len(bad) == 1 and bad[0].startswith("NOT PRINTED") and "blueprint" in bad[0]

@@ -99,7 +99,17 @@ def _normal(text: str) -> str:
 
 
 def printed_in(text: str, where: str) -> bool:
-    """Whether ``text`` occurs (whitespace aside) in the docstring of the dotted name ``where``."""
+    """Whether ``text`` occurs (whitespace aside) in the docstring of the dotted name ``where``,
+    or, for ``where = "blueprint:KEY"``, in the query count the companion prints for KEY.
+
+    >>> printed_in("$(d + 1)^2$", "blueprint:single_head_biased")
+    True
+    """
+    if where.startswith("blueprint:"):
+        from ..blueprint import STATEMENTS
+
+        key = where.removeprefix("blueprint:")
+        return any(_normal(text) in _normal(st.queries) for st in STATEMENTS if st.key == key)
     return _normal(text) in _normal(inspect.getdoc(_resolve(where)) or "")
 
 
@@ -253,7 +263,9 @@ def phase_sizes(key: str, case_name: str, **values: int) -> dict[str, int]:
 
 
 def _where(p: Printed) -> str:
-    """Which docstring prints ``p``: ``single_head``, ``single_head.query_count``."""
+    """Which text prints ``p``: ``single_head``, ``single_head.query_count``, ``blueprint``."""
+    if p.where.startswith("blueprint:"):
+        return "the blueprint's query count"
     return _tex_text(p.where.removeprefix("exactattn.learners."))
 
 
@@ -372,11 +384,13 @@ def _mh_cases() -> tuple[CountCase, ...]:
     specialised = Printed("1 + 2Hd + [H >= 2](d - 1) + (d - 1)(Hd + (H - 1)^2)", _MH,
                           "For m = H <= d with independent v_h: Q = 1 + 2Hd + [H >= 2](d - 1) "
                           "+ (d - 1)(Hd + (H - 1)^2)")
+    blueprint = Printed(r"$1 + 2Hd + [H \ge 2](d-1) + (d-1)(Hd + (H-1)^2)$",
+                        "blueprint:multihead_canonical")
     cases.append(CountCase("m = H = 1", {"H": 1, "d": d, "plan": "isolating"},
-                           (specialised, Printed("d^2 + d + 1", _MH,
-                                                 "H = 1 gives d^2 + d + 1")), subs={"H": 1}))
+                           (specialised, Printed("d^2 + d + 1", _MH, "H = 1 gives d^2 + d + 1"),
+                            blueprint), subs={"H": 1}))
     cases.append(CountCase("m = H >= 2", {"H": k + 2, "d": d, "plan": "isolating"},
-                           (specialised,), subs={"H": k + 2},
+                           (specialised, blueprint), subs={"H": k + 2},
                            back={k: sp.Symbol("H") - 2}))
     return tuple(cases)
 
@@ -442,14 +456,16 @@ COUNTS: dict[str, CountEntry] = {
         CountCase("all d", {"d": d},
                   (Printed("d + d^2", _SH, "Total: exactly d + d^2 queries"),
                    Printed("d + d^2", f"{_SH}.query_count",
-                           "The exact query count of Thm 4.1: d + d^2.")),
+                           "The exact query count of Thm 4.1: d + d^2."),
+                   Printed("$d + d^2$", "blueprint:single_head_exact", "exactly $d + d^2$")),
                   (("v", Printed("d", _SH, "(d queries of length 1)")),
                    ("W", Printed("d^2", _SH, "(d^2 queries of length 2)")))),)),
     "single_head_biased": CountEntry("single_head_biased", f"{_BH}.biased_query_count", (
         CountCase("all d", {"d": d},
                   (Printed("(d + 1)^2", _BH, "Total: exactly 1 + d + d + d^2 = (d + 1)^2 queries"),
                    Printed("d^2 + 2d + 1", f"{_BH}.biased_query_count",
-                           "The exact (and optimal) query count: d^2 + 2d + 1 = (d + 1)^2.")),
+                           "The exact (and optimal) query count: d^2 + 2d + 1 = (d + 1)^2."),
+                   Printed("$(d + 1)^2$", "blueprint:single_head_biased")),
                   (("beta", Printed("1", _BH, '``{"beta": 1, "v": d, "c": d, "W": d^2}``')),
                    ("v", Printed("d", _BH, '``{"beta": 1, "v": d, "c": d, "W": d^2}``')),
                    ("c", Printed("d", _BH, '``{"beta": 1, "v": d, "c": d, "W": d^2}``')),
@@ -463,14 +479,17 @@ COUNTS: dict[str, CountEntry] = {
                    ("v", Printed("d", _SK, "(d queries of length 2)")),
                    ("W", Printed("d^2", _SK, "(d^2 queries of length 2)")))),)),
     "one_layer_attention": CountEntry("one_layer_reduction", f"{_OL}.attention_query_count", (
-        CountCase("plain", {"d": d}, (Printed("2 (d + d^2)", _OL, "Q = Q_FFN + 2 (d + d^2)"),)),
+        CountCase("plain", {"d": d}, (Printed("2 (d + d^2)", _OL, "Q = Q_FFN + 2 (d + d^2)"),
+                                      Printed("2(d + d^2)", "blueprint:one_layer_reduction",
+                                              r"$Q_{\mathrm{FFN}}(d, m) + 2(d + d^2)$"))),
         CountCase("residual", {"d": d, "residual": True},
                   (Printed("2 (2d + d^2)", _OL, "Q = Q_FFN + 2 (2d + d^2)"),)))),
     "low_rank_adaptive": CountEntry("low_rank_adaptive", f"{_LR}.adaptive_query_count", (
         CountCase("rank given", {"d": d, "r": r},
                   (Printed("r(2d - r) + d", _LR, "**Query count, rank given: exactly r(2d - r) "
                                                  "+ d**"),
-                   Printed("d + 2rd - r^2", _LR, "= d + 2rd - r^2 = r(2d - r) + d, the floor")),
+                   Printed("d + 2rd - r^2", _LR, "= d + 2rd - r^2 = r(2d - r) + d, the floor"),
+                   Printed("$r(2d - r) + d$", "blueprint:low_rank_adaptive")),
                   (("v", Printed("d", _LR, "d (v) + r^2 (core)")),
                    ("core", Printed("r^2", _LR, "r^2 (core)")),
                    ("WB", Printed("r(d - r)", _LR, "r(d - r) (W B)")),
