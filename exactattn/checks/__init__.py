@@ -23,6 +23,7 @@ from . import noisy_curve  # noisy_oracle's measured curve (a figure)
 from . import multihead
 from . import multihead_float
 from . import multihead_biased
+from . import multihead_saturated
 from . import membership_queries
 from . import bounds  # the blueprint's extra claims, under the labels above
 from . import query_counts  # the closed-form query counts, under the labels above
@@ -31,4 +32,5 @@ from . import query_counts  # the closed-form query counts, under the labels abo
 __all__ = ["single_head_exact", "single_head_biased", "relu_ffn_exact", "one_layer_reduction",
            "low_rank", "low_rank_biased", "clipped_inverse", "noisy_oracle", "noisy_curve",
            "multihead",
-           "multihead_float", "multihead_biased", "membership_queries", "bounds", "query_counts"]
+           "multihead_float", "multihead_biased", "multihead_saturated", "membership_queries",
+           "bounds", "query_counts"]

@@ -101,8 +101,8 @@ from ..fields.float64 import higham_gamma
 from ..oracle import ValueOracle
 from .arguments import checked_arguments
 from .multihead import PAPER_REF
-from .multihead_biased import _beta_error, _spans
-from .multihead_float import LABEL, MAX_RELATIVE_BOUND, _Base, _pack, _residual_extended
+from .multihead_biased import LABEL, _beta_error, _spans
+from .multihead_float import MAX_RELATIVE_BOUND, _Base, _pack, _residual_extended
 from .recovery import QuerySpan, Recovery
 
 __all__ = ["learn_multihead_saturated", "saturated_query_count"]
@@ -127,6 +127,10 @@ MAX_SCALE_STEPS = 30
 SCALE_RETRIES = 2
 #: the isolating queries are scaled so that head h's logits have about this size
 LOGIT = 2.0
+#: tries of phases path, isolate and v (each on a new random plane) before refusing
+PATH_TRIES = 3
+#: phase v's v_h and the path's must agree this closely (relative), else the try failed
+PATH_AGREEMENT = 1e-6
 #: the most passes of phase isolate (each rescales a head's directions)
 ISOLATE_PASSES = 4
 #: the sign coefficients of the path (0 or -1) must be within this of an integer
@@ -139,15 +143,15 @@ def saturated_query_count(m: int, d: int, *, rank: int | None = None, path: int 
     path's (adaptive) count ``path`` and the passes of phase isolate (module docstring).
 
     >>> saturated_query_count(8, 64, rank=8, path=0)
-    79153
+    11204
     """
     if m == 0:
         return 1 + path
     low = rank is not None and rank <= d - m
     n_full = (rank + 1) if low and rank is not None else d + 1
     n_low = d - rank if low and rank is not None else 0
-    fixed = 2 + isolate_passes * m * (d - m + 1) + m * (d + 1)
     per_full = 1 + m * (d - m + 1) + 2 * m * (m - 1)
+    fixed = 2 + isolate_passes * m * (d - m + 1) + per_full + m * (d + 1)
     per_low = 1 + m * ((rank or 0) + 2)
     return fixed + path + n_full * per_full + n_low * per_low
 
@@ -177,7 +181,7 @@ class _Path:
         out: Array = R * (math.cos(theta) * self.a + math.sin(theta) * self.a2)
         return out
 
-    def _values(self, pts: list[tuple[float, float]]) -> tuple[Array, Array]:
+    def _differences(self, pts: list[tuple[float, float]]) -> tuple[Array, Array]:
         """y = (g(n + p) - g(n)) / |p| at (theta, R) and its noise estimate, 2 queries per
         point; |p| = ``PATH_STEP`` R during the scale search, then fixed (``p_size``): a
         fixed p makes a probe near a crossing (where n and n + p see different heads)
@@ -200,7 +204,7 @@ class _Path:
     def probe(self, pts: list[tuple[float, float]]) -> list[_Probe]:
         """y at R and 2R for each point; saturated when they agree (4 queries a point)."""
         both = [q for theta, R in pts for q in ((theta, R), (theta, 2 * R))]
-        vals, noise = self._values(both)
+        vals, noise = self._differences(both)
         v1, v2 = vals[0::2], vals[1::2]
         # the scalar's scale: fixed from the grid's saturated plateaus once known (a probe
         # next to a crossing can be huge), the batch's median during the scale search
@@ -221,7 +225,8 @@ class _Path:
     def z(self, theta: float, R: float, B: Array) -> Array:
         """z_S at n(theta, R): the affine fit g(n + t B_i) - g(n) = t B_i . z (d + 1 queries)."""
         n = self.n(theta, R)
-        t = PATH_STEP * R
+        # the probes' own step (fixed once the scale is known): it kept this point saturated
+        t = PATH_STEP * R if self.p_size is None else self.p_size
         Xs = [np.stack([self.b + n, self.b])] + [np.stack([self.b + n + t * B[i], self.b])
                                                   for i in range(self.d)]
         ys = self.ask(Xs, "path")
@@ -270,10 +275,18 @@ def _bootstrap(path: _Path, H: int, B: Array, rng: np.random.Generator
     regions: list[tuple[_Probe, _Probe]] = []
 
     def bisect(lo: _Probe, hi: _Probe) -> None:
+        """The crossings between two saturated probes of different plateaus: a saturated
+        probe inside (the middle first, then the quarters and eighths: a probe next to
+        another crossing is not saturated) splits the interval, down to PATH_RESOLUTION."""
         while hi.theta - lo.theta > PATH_RESOLUTION:
-            mid = path.probe_saturated(0.5 * (lo.theta + hi.theta), R_path)
-            if not mid.saturated:
-                break      # a crossing right at the midpoint: the region is [lo, hi]
+            mid = None
+            for frac in (0.5, 0.25, 0.75, 0.125, 0.375, 0.625, 0.875):
+                pr = path.probe_saturated(lo.theta + frac * (hi.theta - lo.theta), R_path)
+                if pr.saturated:
+                    mid = pr
+                    break
+            if mid is None:
+                break      # no saturated probe inside: the region is [lo, hi]
             if _same(mid, lo, path):
                 lo = mid
             elif _same(mid, hi, path):
@@ -385,7 +398,9 @@ def _logit_solve(rows: Array, values: Array, y: Array, err: Array, basis: Array 
     Aw = A * w[:, None]
     sol = np.linalg.lstsq(Aw, ell * w, rcond=None)[0]
     pinv = np.linalg.pinv(Aw)
-    bound = np.abs(pinv).sum(axis=1)        # |pinv| @ (w sig) = |pinv| @ 1
+    # the rows' errors (each at most its sig, first order) combined as independent:
+    # sqrt(pinv^2 @ (w sig)^2) = sqrt(pinv^2 @ 1)
+    bound = np.sqrt((pinv ** 2).sum(axis=1))
     return sol, bound, float(np.linalg.cond(Aw))
 
 
@@ -417,9 +432,13 @@ def _full_base(ask: Callable[[list[Array], str], Array], b: Array, V: Array, bou
         Ut[:, h] = np.linalg.lstsq(iso[h], _logits(ys[h * k:(h + 1) * k], vals), rcond=None)[0]
     # muting queries: n_h in null(V^T) with n_h . u_g = -gap_g (g != h), n_h . u_h = 0
     NtU = N.T @ Ut                          # (d - m, m): exact from the isolating queries
+    # |delta' . u_g| <= s_h |u_g| for the step delta' = s_h (p^_h +- p^_g) / sqrt 2; |u_g| at
+    # this base is not known yet (Ut lacks the components along the other p^): 3 x the
+    # larger of |u_g(b_1)| and |Ut_g|, checked afterwards (muting_margin_min)
+    reach = 3 * np.maximum(u_scale, np.linalg.norm(Ut, axis=0))
     mut, owner = [], []
     for h in range(m):
-        target = np.array([0.0 if g == h else -(SATURATION + 2 * s[h] * u_scale[g])
+        target = np.array([0.0 if g == h else -(SATURATION + s[h] * reach[g])
                            for g in range(m)])
         n_h = N @ np.linalg.lstsq(NtU.T, target, rcond=None)[0]
         for g in range(m):
@@ -499,7 +518,8 @@ def _low_base(ask: Callable[[list[Array], str], Array], b: Array, V: Array, boun
             sl = slice(h * n, (h + 1) * n)
             z, bz, c = _logit_solve(dirs[h], dirs[h] @ V[:, h], y[sl], err[sl], spans[h])
             Uj[:, h] = spans[h] @ z
-            bound[:, h] = np.abs(spans[h]) @ bz + span_err[h] * float(np.linalg.norm(Uj[:, h]))
+            bound[:, h] = np.sqrt(spans[h] ** 2 @ bz ** 2) + span_err[h] * \
+                float(np.linalg.norm(Uj[:, h]))
             cond = max(cond, c)
     res = _residual_extended(base, V, Uj)
     return _BaseResult(Uj, bound, float((res ** 2).sum()), float((err ** 2).sum()), cond,
@@ -576,6 +596,43 @@ def _saturation_gap(deltas: list[Array], Uj: Array) -> float:
     return out
 
 
+_First = tuple[Array, dict[str, Any], Array, Array, Array, Array, Array, list[Array]]
+
+
+def _first_try(ask: Callable[[list[Array], str], Array], b1: Array, H: int, d: int,
+               B: Array, beta: float, rng: np.random.Generator) -> _First | None:
+    """One try of phases path, isolate and v at b_1 on a new plane: (V0, the path's
+    report, V, its estimates, u(b_1) with V0, the scales s_h, |u_h|), or None when the
+    try's checks fail (phase v's V differs from the path's by more than PATH_AGREEMENT,
+    or phase v's tokens have gaps below MIN_MARGIN at u(b_1)); a path that sees two heads
+    cross together reads them as one jump, and this is how that shows."""
+    path = _Path(ask, b1, rng)
+    V0, path_report, R1 = _bootstrap(path, H, B, rng)
+    m = V0.shape[1]
+    if m == 0:
+        path_report["isolate_passes"] = 0
+        empty = np.zeros((d, 0))
+        return V0, path_report, empty, empty, empty, np.zeros(0), np.zeros(0), []
+    # phase isolate at b_1 with the path's V (first estimates of u_h(b_1))
+    P, N = _design(V0)
+    gb1 = float(ask([b1[None, :]], "isolate")[0])
+    Ut, passes = _isolate_first(ask, b1, gb1, V0, P, N, R1 / 8)
+    path_report["isolate_passes"] = passes
+    u_scale = np.linalg.norm(Ut, axis=0)
+    s = LOGIT * math.sqrt(d) / np.maximum(u_scale, 1e-300)
+    # the whole u_h(b_1) with the path's V (phase W's design at b_1, asked as "isolate"),
+    # so that phase v's tokens have the gaps they are built for
+    Ut = _full_base(ask, b1, V0, np.zeros_like(V0), P, N, s, u_scale, beta, "isolate").U
+    u_scale = np.linalg.norm(Ut, axis=0)
+    s = LOGIT * math.sqrt(d) / np.maximum(u_scale, 1e-300)
+    # phase v: v_h to float64 precision from saturated tokens
+    V, bound_v, v_deltas = _measure_v(ask, b1, V0, N, Ut, B, beta)
+    change = float(np.abs(V - V0).max() / np.abs(V).max())
+    if not change <= PATH_AGREEMENT or _saturation_gap(v_deltas, Ut) < MIN_MARGIN:
+        return None
+    return V0, path_report, V, bound_v, Ut, s, u_scale, v_deltas
+
+
 @checked_arguments(counts={"heads": (1, 1024)})
 def learn_multihead_saturated(
     oracle: ValueOracle,
@@ -643,8 +700,30 @@ def learn_multihead_saturated(
     low_given = rank is not None
     full_steps = list(range(1, (rank + 1) if rank is not None else d + 1))
     b1 = b0 + scale * B[0]
-    path = _Path(ask, b1, rng)
-    V0, path_report, R1 = _bootstrap(path, H, B, rng)
+    # phases path, isolate and v, on a new random plane when a try fails its checks
+    failures: list[str] = []
+    spent = 0
+    for _ in range(PATH_TRIES):
+        before = oracle.queries
+        try:
+            first = _first_try(ask, b1, H, d, B, beta, rng)
+        except (RecoveryFailedError, HypothesisViolatedError) as exc:
+            failures.append(str(exc)[:200])
+            spent += oracle.queries - before
+            continue
+        if first is not None:
+            break
+        failures.append("the path's jumps are not single heads (phase v disagrees with them, "
+                        "or its tokens' gaps are short)")
+        spent += oracle.queries - before
+    else:
+        raise IllConditionedError(
+            f"no path of {PATH_TRIES} separated the heads: {failures}. Two heads cross "
+            "every plane almost together (nearly equal or proportional (W_h, c_h)), or a "
+            "head is too weak to saturate", report={"failures": failures})
+    V0, path_report, V, bound_v, Ut, s, u_scale, v_deltas = first
+    path_report["queries"] += spent
+    path_report["failed_tries"] = failures
     m = V0.shape[1]
     conds: dict[str, Any] = {"path": path_report}
     if m == 0:
@@ -653,17 +732,8 @@ def learn_multihead_saturated(
     low = low_given and rank is not None and rank <= d - m
     if not low:
         full_steps = list(range(1, d + 1))
-    # phase isolate at b_1 with the path's V (first estimates of u_h(b_1))
-    P, N = _design(V0)
-    gb1 = float(ask([b1[None, :]], "isolate")[0])
-    Ut, passes = _isolate_first(ask, b1, gb1, V0, P, N, R1 / 8)
-    path_report["isolate_passes"] = passes
-    # phase v: v_h to float64 precision from saturated tokens
-    V, bound_v, v_deltas = _measure_v(ask, b1, V0, N, Ut, B, beta)
     conds["v_change_from_path"] = float(np.abs(V - V0).max() / np.abs(V).max())
     P, N = _design(V)
-    u_scale = np.linalg.norm(Ut, axis=0)
-    s = LOGIT * math.sqrt(d) / np.maximum(u_scale, 1e-300)
     bases = {0: b0, **{j: b0 + scale * B[j - 1] for j in range(1, d + 1)}}
     full_idx = [0] + full_steps
     u_of: dict[int, Array] = {}
@@ -722,12 +792,12 @@ def learn_multihead_saturated(
         Uh = np.stack([u_of[j][:, h] for j in range(1, d + 1)], axis=1) - u0[:, None]
         bUh = np.stack([bu_of[j][:, h] for j in range(1, d + 1)], axis=1) + e0[:, None]
         W = Uh @ B / scale
-        eW = bUh @ np.abs(B) / scale + 2 * U * np.abs(W)
+        eW = np.sqrt(bUh ** 2 @ B ** 2) / scale + 2 * U * np.abs(W)
         c = u0 - W @ b0
         Ws.append(W)
         bW.append(eW)
         cs.append(c)
-        bc.append(e0 + eW @ np.abs(b0) + 2 * U * np.abs(c))
+        bc.append(e0 + np.sqrt(eW ** 2 @ b0 ** 2) + 2 * U * np.abs(c))
         vs.append(V[:, h])
         bv.append(bound_v[:, h] + 2 * U * np.abs(V[:, h]))
     return _result(span, F, d, seed, H, rank, scale, beta, Ws, cs, vs, bW, bc, bv, conds,
@@ -755,12 +825,18 @@ def _result(span: QuerySpan, F: Field, d: int, seed: int, H: int, rank: int | No
                  "c_error_bound": ec, "v_error_bound": ev,
                  "beta_error_bound": np.array(_beta_error(beta, d))}
     if m and residual > 2 * noise:
-        raise RecoveryFailedError(
-            f"the {m}-head biased model leaves a residual ||y - f_hat||_2 = {residual:.3e} > 2 "
-            f"x the answers' noise estimate {noise:.3e}: the answers are not those of {m} "
-            "canonical biased heads"
-            + (f" with rank [W_h | c_h] <= r + 1 = {rank + 1}" if low and rank else "")
-            + " in float64")
+        text = (f"the {m}-head biased model leaves a residual ||y - f_hat||_2 = {residual:.3e} "
+                f"> 2 x the answers' noise estimate {noise:.3e}: the answers are not those of "
+                f"{m} canonical biased heads"
+                + (f" with rank [W_h | c_h] <= r + 1 = {rank + 1}" if low and rank else "")
+                + " in float64")
+        if m < H:
+            raise IllConditionedError(
+                text + f" (of at most H = {H}): heads whose score vectors u_h(b_1) are nearly "
+                "parallel cross the path together and read as one (nearly equal heads, or "
+                "heads with proportional (W_h, c_h)); they are not separable by saturation",
+                report={**report, "residual": residual, "noise_bound": noise})
+        raise RecoveryFailedError(text)
     if m and report["max_relative_bound"] > max_relative_bound:
         raise IllConditionedError(
             f"the recovery is ill-conditioned: first-order relative error estimate "
