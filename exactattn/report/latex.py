@@ -37,19 +37,50 @@ STATUS_COLOUR = {"checked": "ForestGreen!35", "partly": "Goldenrod!45", "prose":
                  "failed": "red!45", "not run": "white"}
 
 
-def _escape(text: str) -> str:
-    """Plain text for LaTeX text mode."""
+#: characters outside what pdflatex's utf8 input and T1 fonts typeset, as LaTeX (maths
+#: symbols and Greek letters that a claim title or detail may carry)
+_UNICODE = {"≤": r"$\le$", "≥": r"$\ge$", "≠": r"$\ne$", "±": r"$\pm$", "×": r"$\times$",
+            "·": r"$\cdot$", "→": r"$\to$", "←": r"$\leftarrow$", "⇒": r"$\Rightarrow$",
+            "∈": r"$\in$", "∉": r"$\notin$", "∞": r"$\infty$", "√": r"$\surd$",
+            "∑": r"$\sum$", "∏": r"$\prod$", "‖": r"$\|$", "≈": r"$\approx$",
+            "−": r"$-$", "∘": r"$\circ$", "⊆": r"$\subseteq$", "∪": r"$\cup$",
+            "∩": r"$\cap$", "∅": r"$\emptyset$", "ε": r"$\varepsilon$", "ϕ": r"$\phi$",
+            **{chr(0x3B1 + k): f"$\\{name}$" for k, name in enumerate(
+                "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi o pi "
+                "rho varsigma sigma tau upsilon phi chi psi omega".split()) if name != "o"},
+            **{c: f"$\\{name}$" for c, name in zip("ΓΔΘΛΞΠΣΦΨΩ", (
+                "Gamma Delta Theta Lambda Xi Pi Sigma Phi Psi Omega".split()), strict=True)}}
+#: non-ASCII characters the utf8 input of pdflatex sets in T1 (Latin-1 letters and signs,
+#: typographic quotes and dashes); any other is printed as its code point, never passed raw
+_TEXT_SAFE = frozenset(chr(c) for c in range(0xA1, 0x100) if c != 0xAD) | set("‘’“”–—…•€")
+
+
+def _escape(text: str, *, unicode_maths: bool = True) -> str:
+    r"""Plain text for LaTeX text mode.
+
+    Every character is either typeset by pdflatex's utf8 input in T1 or replaced:
+    the LaTeX specials are escaped, maths symbols and Greek letters become their
+    commands, and any other character prints as its code point (a PDF build never
+    fails on a title or a detail).
+
+    >>> print(_escape("50% & #1 of {x_1} ~ 2^3 \\ a ≤ α, 中"))
+    50\% \& \#1 of \{x\_1\} \~{} 2\^{}3 \textbackslash{} a $\le$ $\alpha$, \texttt{[U+4E2D]}
+    """
     out = text.replace("\\", "\x00")
     for a, b in (("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"), ("_", r"\_"),
                  ("{", r"\{"), ("}", r"\}"), ("^", r"\^{}"), ("~", r"\~{}")):
         out = out.replace(a, b)
     out = out.replace("<=", r"$\le$").replace(">=", r"$\ge$").replace("\x00", r"\textbackslash{}")
-    return out.replace("–", "--")
+    out = out.replace("–", "--")
+    if not unicode_maths:
+        return out
+    return "".join(ch if ch.isascii() or ch in _TEXT_SAFE
+                   else _UNICODE.get(ch, f"\\texttt{{[U+{ord(ch):04X}]}}") for ch in out)
 
 
 def _plain(text: str) -> str:
-    """Text for a PDF bookmark: escaped, no maths."""
-    return _escape(text.replace("<=", "≤").replace(">=", "≥"))
+    """Text for a PDF bookmark: escaped, no maths (hyperref writes its Unicode itself)."""
+    return _escape(text.replace("<=", "≤").replace(">=", "≥"), unicode_maths=False)
 
 
 def _tt(text: str) -> str:
@@ -67,7 +98,13 @@ _FUNCTIONS = {"rank": r"\operatorname{rank}", "logit": r"\operatorname{logit}",
               "min": r"\min", "max": r"\max", "det": r"\det", "exp": r"\exp", "log": r"\log",
               "sigma": r"\sigma", "ReLU": r"\mathrm{ReLU}"}
 _OPERATORS = {"=": "=", "<=": r"\le", ">=": r"\ge", "!=": r"\ne", "+": "+", "-": "-",
-              "*": r"\cdot", "/": "/", ".": r"\cdot", "||": r"\|", "|": "|", "<": "<", ">": ">"}
+              "*": r"\cdot", "/": "/", ".": r"\cdot", "||": r"\|", "|": "|", "<": "<", ">": ">",
+              # a brace of the title is a visible brace, never a TeX group: a run of maths
+              # may end between a "{" and its "}" ("b}" alone, "{a}" around a word)
+              "{": r"\{", "}": r"\}"}
+#: a subscript and a superscript: braces only in pairs (a stray brace is a character)
+_SUB = r"_(?:\{[A-Za-z0-9]+\}|[A-Za-z0-9]+)"
+_SUP = r"\^(?:\{-?[A-Za-z0-9]+\}|-?[A-Za-z0-9]+)"
 _TITLE_TOKEN = re.compile(r"""
     (?P<space>\s+)
   | (?P<op><=|>=|!=|\|\|)
@@ -75,16 +112,15 @@ _TITLE_TOKEN = re.compile(r"""
   | (?P<frac>\d+/\d+)
   | (?P<hyph>[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)+)
   | (?P<num>\d+(?:\.\d+)?[A-Za-z]?(?![A-Za-z0-9]))
-  | (?P<word>[A-Za-z][A-Za-z0-9]*(?:_\{?[A-Za-z0-9]+\}?|\^\{?-?[A-Za-z0-9]+\}?)*)
-  | (?P<sup>\^\{?-?[A-Za-z0-9]+\}?)
+  | (?P<word>[A-Za-z][A-Za-z0-9]*(?:{sub}|{sup})*)
+  | (?P<sup>{sup})
   | (?P<char>.)
-""", re.VERBOSE)
+""".replace("{sub}", _SUB).replace("{sup}", _SUP), re.VERBOSE)
 
 
 def _identifier(word: str) -> str | None:
     """LaTeX of a maths identifier (W, W_ij, A^T, tau_c, e_d^T), or None for an English word."""
-    m = re.fullmatch(r"([A-Za-z][A-Za-z0-9]*)((?:_\{?[A-Za-z0-9]+\}?|\^\{?-?[A-Za-z0-9]+\}?)*)",
-                     word)
+    m = re.fullmatch(rf"([A-Za-z][A-Za-z0-9]*)((?:{_SUB}|{_SUP})*)", word)
     if m is None:
         return None
     base, rest = m.groups()
@@ -202,6 +238,10 @@ def title_tex(title: str) -> str:
                 run.append(pending + _FUNCTIONS[text])
             elif g == "word":
                 run.append(pending + (_identifier(text) or text))
+            elif g == "sup":  # rebuilt, so that a brace the title left open is not copied
+                body = text.lstrip("^").strip("{}")
+                body = r"\top" if body == "T" else body
+                run.append(pending + (f"^{{{body}}}" if len(body) > 1 else "^" + body))
             elif g == "sci":
                 mant, exp = text.split("e")
                 run.append(pending + ("" if mant == "1" else f"{mant} \\cdot ") + f"10^{{{exp}}}")
