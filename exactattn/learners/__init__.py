@@ -13,6 +13,7 @@ from .membership import learn_single_head_membership
 from .multihead import learn_multihead, learn_orthogonal_heads
 from .multihead_biased import learn_multihead_biased
 from .multihead_float import learn_multihead_float
+from .multihead_saturated import learn_multihead_saturated
 from .noisy import learn_single_head_noisy
 from .noisy_adapted import learn_single_head_noisy_adapted
 from .one_layer import learn_one_layer
@@ -26,4 +27,5 @@ __all__ = [
     "learn_relu_ffn", "learn_low_rank", "learn_biased_low_rank", "learn_single_head_noisy",
     "learn_single_head_noisy_adapted", "learn_multihead", "learn_orthogonal_heads",
     "learn_single_head_membership", "learn_multihead_float", "learn_multihead_biased",
+    "learn_multihead_saturated",
 ]
