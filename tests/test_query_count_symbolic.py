@@ -18,6 +18,7 @@ from fractions import Fraction
 import pytest
 import sympy as sp
 
+from exactattn import claims
 from exactattn.blueprint import statement_of
 from exactattn.checks.low_rank import low_rank_head
 from exactattn.checks.low_rank_biased import biased_low_rank_head
@@ -116,7 +117,7 @@ def test_a_counter_off_only_for_two_or_more_heads_is_not_verified(
     monkeypatch.setattr(multihead_float, "float_query_count", off)
     der = count_derivation("multihead_float")
     bad = [s.why for s in der.steps if not s.verified]
-    assert len(bad) == 1 and r"(m $\ge$ 2)" in bad[0]
+    assert len(bad) == 2 and all(r"(m $\ge$ 2" in w for w in bad)  # all e, n; e = n = 0
 
 
 def test_a_formula_not_printed_in_the_docstring_is_not_verified(
@@ -254,3 +255,18 @@ def test_the_blueprint_count_is_the_checked_one(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setattr(blueprint, "STATEMENTS", changed)
     bad = [s.why for s in count_derivation("single_head_biased").steps if not s.verified]
     assert len(bad) == 1 and bad[0].startswith("NOT PRINTED") and "blueprint" in bad[0]
+
+
+def test_a_claim_statement_whose_count_drifts_is_not_verified(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import dataclasses
+
+    # the count printed in the claim's statement is one of the checked forms
+    (k,) = [k for k, c in enumerate(REGISTRY) if c.id == "multihead_canonical.float_recovery"]
+    claim = REGISTRY[k]
+    assert r"(d + 1) K_W" in claim.statement
+    drifted = dataclasses.replace(
+        claim, statement=claim.statement.replace(r"(d + 1) K_W", r"(d + 2) K_W"))
+    monkeypatch.setattr(claims, "REGISTRY", [*REGISTRY[:k], drifted, *REGISTRY[k + 1:]])
+    bad = [s.why for s in count_derivation("multihead_float").steps if not s.verified]
+    assert len(bad) == 2 and all(w.startswith("NOT PRINTED") for w in bad)  # m = 1, m >= 2

@@ -70,7 +70,7 @@ def _split(name: str) -> bool:
 
 _TRANSFORMS = (*standard_transformations, split_symbols_custom(_split), implicit_multiplication,
                convert_xor)
-_IVERSON = re.compile(r"\[\s*([A-Za-z_]+)\s*(>=|<=|<|>)\s*(\d+)\s*\]")
+_IVERSON = re.compile(r"\[\s*([A-Za-z_]+)\s*(>=|<=|<|>)\s*([A-Za-z_0-9]+)\s*\]")
 
 
 def parse_count(text: str) -> sp.Expr:
@@ -85,10 +85,12 @@ def parse_count(text: str) -> sp.Expr:
     >>> parse_count("r(2d - r) + d"), parse_count("(|REFINE_SCALES| + (d - 1) e) K_W")
     (d + r*(2*d - r), K_W*(e*(d - 1) + len_REFINE_SCALES))
     """
-    s = text.replace("$", "").replace(r"\ge", ">=").replace(r"\le", "<=").replace("{", "(")
+    s = re.sub(r"\\mathrm\{(\w+)\}", r"\1", text)  # n_{\mathrm{full}} -> n_{full}
+    s = re.sub(r"_\{(\w+)\}", r"_\1", s)  # n_{full} -> n_full
+    s = s.replace("$", "").replace(r"\ge", ">=").replace(r"\le", "<=").replace("{", "(")
     s = s.replace("}", ")").replace(r"\,", " ")
     s = re.sub(r"\|([A-Za-z_]+)\|", r"len_\1", s)
-    s = _IVERSON.sub(r"(Piecewise((1, \1 \2 \3), (0, True)))*", s)
+    s = _IVERSON.sub(r"(Piecewise((1, \1 \2 \3), (0, True)))", s)
     names = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", s)) - {"Piecewise", "True"}
     local = {n: sp.Symbol(n) for n in names if "_" in n}
     return sp.sympify(parse_expr(s, local_dict=local, transformations=_TRANSFORMS))
@@ -100,7 +102,8 @@ def _normal(text: str) -> str:
 
 def printed_in(text: str, where: str) -> bool:
     """Whether ``text`` occurs (whitespace aside) in the docstring of the dotted name ``where``,
-    or, for ``where = "blueprint:KEY"``, in the query count the companion prints for KEY.
+    or, for ``where = "blueprint:KEY"``, in the query count the companion prints for KEY, or,
+    for ``where = "claim:ID"``, in the LaTeX statement of the registered claim ID.
 
     >>> printed_in("$(d + 1)^2$", "blueprint:single_head_biased")
     True
@@ -110,6 +113,11 @@ def printed_in(text: str, where: str) -> bool:
 
         key = where.removeprefix("blueprint:")
         return any(_normal(text) in _normal(st.queries) for st in STATEMENTS if st.key == key)
+    if where.startswith("claim:"):
+        from ..claims import REGISTRY
+
+        cid = where.removeprefix("claim:")
+        return any(_normal(text) in _normal(c.statement) for c in REGISTRY if c.id == cid)
     return _normal(text) in _normal(inspect.getdoc(_resolve(where)) or "")
 
 
@@ -266,7 +274,15 @@ def _where(p: Printed) -> str:
     """Which text prints ``p``: ``single_head``, ``single_head.query_count``, ``blueprint``."""
     if p.where.startswith("blueprint:"):
         return "the blueprint's query count"
-    return _tex_text(p.where.removeprefix("exactattn.learners."))
+    if p.where.startswith("claim:"):
+        return "the statement of " + _breakable(p.where.removeprefix("claim:"))
+    return _breakable(p.where.removeprefix("exactattn.learners."))
+
+
+def _breakable(name: str) -> str:
+    """A dotted name in typewriter, breakable after its dots and underscores."""
+    return r"\texttt{" + _tex_text(name).replace(".", r".\allowbreak{}").replace(
+        r"\_", r"\_\allowbreak{}") + "}"
 
 
 def _case_steps(entry: CountEntry, case: CountCase) -> list[Step]:
@@ -360,6 +376,8 @@ _MB = "exactattn.learners.multihead_biased"
 def _mh_cases() -> tuple[CountCase, ...]:
     """multihead.query_count: m = 1 or m >= 2 (m = k + 2), each plan; and m = H."""
     q = Printed("1 + 2 H d + [m >= 2] (d - 1) + (d - 1) K", _MH)
+    claimed = Printed(r"1 + 2Hd + [m \ge 2](d-1) + (d-1)K",
+                      "claim:multihead_canonical.exact_recovery")
     iso = Printed("K = m d + (m - 1)^2", _MH, "K = m d + (m - 1)^2   (isolating)")
     fam = Printed("K = d (2m - 1)", _MH, "K = d (2m - 1)   (families)")
     phases = (("v", Printed("1 + 2 H d", _MH, "1 + 2 H d queries.")),
@@ -373,7 +391,7 @@ def _mh_cases() -> tuple[CountCase, ...]:
             ksub = kexpr.subs(sp.Symbol("m"), m_val)
             cases.append(CountCase(
                 f"{m_name}, plan {plan}", {"H": H, "d": d, "m": m_val, "plan": plan},
-                (q,), phases, subs={"K": ksub, "m": m_val}, back=back, context=(K,)))
+                (q, claimed), phases, subs={"K": ksub, "m": m_val}, back=back, context=(K,)))
     per_base = Printed("m (d - m + 1) + (m - 1)(2m - 1)", _MH,
                        "Per base: m (d - m + 1) + (m - 1)(2m - 1) = m d + (m - 1)^2 queries.")
     cases.append(CountCase("isolating plan, its two printed per-base counts", {
@@ -416,6 +434,13 @@ def _float_cases() -> tuple[CountCase, ...]:
             m_name, {"H": H, "d": d, "m": m_val, "families_per_dimension": f,
                      "extra_scales": e0, "pair_directions": P, "polish_queries": n0},
             (), terms, subs=subs, back=back, context=(kw_printed,)))
+        # the claim float_recovery prints the count of its runs: no extra scale, no polish
+        cases.append(CountCase(
+            f"{m_name}, e = n = 0", {"H": H, "d": d, "m": m_val, "families_per_dimension": f,
+                                     "pair_directions": P},
+            (Printed(r"1 + 2Hfd + [m \ge 2](d-1) + (d + 1) K_W",
+                     "claim:multihead_canonical.float_recovery"),),
+            terms, subs={**subs, "e": 0, "n": 0}, back=back))
     return tuple(cases)
 
 
@@ -428,6 +453,9 @@ def _biased_mh_cases() -> tuple[CountCase, ...]:
     q = Printed("1 + (1 + 2 H f d) + [m >= 2] (d - 1) + (n_full + |REFINE_SCALES|) K_W "
                 "+ n_low (r + 2) m", _MB)
     kw_where = Printed("K_W = m (d - m + 1) + 3 P m (m - 1) / 2", _MB)
+    claimed = Printed(r"2 + 2Hfd + [m \ge 2](d-1) + (n_{\mathrm{full}} + 2) K_W + "
+                      r"n_{\mathrm{low}}(r + 2) m",
+                      "claim:multihead_canonical.float_biased_recovery")
     kw = parse_count(kw_where.text.split("=", 1)[1])
     cases = []
     for m_name, m_val, back in (("m = 1", 1, {}), ("m >= 2", k + 2, {k: sp.Symbol("m") - 2})):
@@ -436,7 +464,7 @@ def _biased_mh_cases() -> tuple[CountCase, ...]:
         cases.append(CountCase(
             f"{m_name}, no rank: n_full = d, n_low = 0",
             {"H": H, "d": d, "m": m_val, "families_per_dimension": f, "pair_directions": P},
-            (q,), subs={**base, "n_full": d, "n_low": 0}, back=back,
+            (q, claimed), subs={**base, "n_full": d, "n_low": 0}, back=back,
             context=(kw_where, Printed("n_full = d, n_low = 0 without a rank", _MB))))
         # with a rank: r = a + 1 >= 1 and d = m + r + b >= m + r, so 1 <= r <= d - m
         rr, dd = a + 1, m_val + a + 1 + b
@@ -446,7 +474,8 @@ def _biased_mh_cases() -> tuple[CountCase, ...]:
             f"{m_name}, rank r with 1 <= r <= d - m: n_full = r, n_low = d - r",
             {"H": H, "d": dd, "rank": rr, "m": m_val, "families_per_dimension": f,
              "pair_directions": P},
-            (q,), subs={**base, "d": dd, "r": rr, "n_full": rr, "n_low": dd - rr}, back=back_r,
+            (q, claimed), subs={**base, "d": dd, "r": rr, "n_full": rr, "n_low": dd - rr},
+            back=back_r,
             context=(kw_where, Printed("n_full = r,\nn_low = d - r with it", _MB))))
     return tuple(cases)
 
@@ -457,7 +486,9 @@ COUNTS: dict[str, CountEntry] = {
                   (Printed("d + d^2", _SH, "Total: exactly d + d^2 queries"),
                    Printed("d + d^2", f"{_SH}.query_count",
                            "The exact query count of Thm 4.1: d + d^2."),
-                   Printed("$d + d^2$", "blueprint:single_head_exact", "exactly $d + d^2$")),
+                   Printed("$d + d^2$", "blueprint:single_head_exact", "exactly $d + d^2$"),
+                   Printed("d + d^2", "claim:single_head_exact.exact_recovery",
+                           r"\text{ after exactly } d + d^2 \text{ value queries }")),
                   (("v", Printed("d", _SH, "(d queries of length 1)")),
                    ("W", Printed("d^2", _SH, "(d^2 queries of length 2)")))),)),
     "single_head_biased": CountEntry("single_head_biased", f"{_BH}.biased_query_count", (
@@ -465,7 +496,9 @@ COUNTS: dict[str, CountEntry] = {
                   (Printed("(d + 1)^2", _BH, "Total: exactly 1 + d + d + d^2 = (d + 1)^2 queries"),
                    Printed("d^2 + 2d + 1", f"{_BH}.biased_query_count",
                            "The exact (and optimal) query count: d^2 + 2d + 1 = (d + 1)^2."),
-                   Printed("$(d + 1)^2$", "blueprint:single_head_biased")),
+                   Printed("$(d + 1)^2$", "blueprint:single_head_biased"),
+                   Printed("(d + 1)^2", "claim:single_head_exact.biased_exact_recovery",
+                           r"\text{ after exactly } (d + 1)^2 \text{ queries")),
                   (("beta", Printed("1", _BH, '``{"beta": 1, "v": d, "c": d, "W": d^2}``')),
                    ("v", Printed("d", _BH, '``{"beta": 1, "v": d, "c": d, "W": d^2}``')),
                    ("c", Printed("d", _BH, '``{"beta": 1, "v": d, "c": d, "W": d^2}``')),
@@ -474,22 +507,30 @@ COUNTS: dict[str, CountEntry] = {
         CountCase("skip head, all d", {"d": d},
                   (Printed("d^2 + 2d", _SK, "Exactly d + d + d^2 = d^2 + 2d"),
                    Printed("d^2 + 2d", f"{_SK}.query_count",
-                           "The exact query count of :func:`learn_skip_head`: d^2 + 2d")),
+                           "The exact query count of :func:`learn_skip_head`: d^2 + 2d"),
+                   Printed("d^2 + 2d", "claim:one_layer_reduction.residual_recovery",
+                           r"\text{skip head alone: } d^2 + 2d")),
                   (("v+u", Printed("d", _SK, "(d queries of length 1)")),
                    ("v", Printed("d", _SK, "(d queries of length 2)")),
                    ("W", Printed("d^2", _SK, "(d^2 queries of length 2)")))),)),
     "one_layer_attention": CountEntry("one_layer_reduction", f"{_OL}.attention_query_count", (
         CountCase("plain", {"d": d}, (Printed("2 (d + d^2)", _OL, "Q = Q_FFN + 2 (d + d^2)"),
                                       Printed("2(d + d^2)", "blueprint:one_layer_reduction",
-                                              r"$Q_{\mathrm{FFN}}(d, m) + 2(d + d^2)$"))),
+                                              r"$Q_{\mathrm{FFN}}(d, m) + 2(d + d^2)$"),
+                                      Printed("2(d + d^2)", "claim:one_layer_reduction."
+                                              "exact_recovery", r"Q_{\mathrm{FFN}} + 2(d + d^2)"))),
         CountCase("residual", {"d": d, "residual": True},
-                  (Printed("2 (2d + d^2)", _OL, "Q = Q_FFN + 2 (2d + d^2)"),)))),
+                  (Printed("2 (2d + d^2)", _OL, "Q = Q_FFN + 2 (2d + d^2)"),
+                   Printed("2(2d + d^2)", "claim:one_layer_reduction.residual_recovery",
+                           r"Q = Q_{\mathrm{FFN}} + 2(2d + d^2)"))))),
     "low_rank_adaptive": CountEntry("low_rank_adaptive", f"{_LR}.adaptive_query_count", (
         CountCase("rank given", {"d": d, "r": r},
                   (Printed("r(2d - r) + d", _LR, "**Query count, rank given: exactly r(2d - r) "
                                                  "+ d**"),
                    Printed("d + 2rd - r^2", _LR, "= d + 2rd - r^2 = r(2d - r) + d, the floor"),
-                   Printed("$r(2d - r) + d$", "blueprint:low_rank_adaptive")),
+                   Printed("$r(2d - r) + d$", "blueprint:low_rank_adaptive"),
+                   Printed("r(2d - r) + d", "claim:low_rank_adaptive.exact_recovery_at_floor",
+                           r"\text{ after exactly } r(2d - r) + d \text{ value queries")),
                   (("v", Printed("d", _LR, "d (v) + r^2 (core)")),
                    ("core", Printed("r^2", _LR, "r^2 (core)")),
                    ("WB", Printed("r(d - r)", _LR, "r(d - r) (W B)")),
@@ -499,16 +540,21 @@ COUNTS: dict[str, CountEntry] = {
                   (Printed("r(2d - r) + d + 1", _LR, "**Rank not given: exactly r(2d - r) + d + 1 "
                                                      "queries if r < d"),
                    Printed("d + (r + 1)^2 + 2 r (d - r - 1)", _LR,
-                           "total d + (r + 1)^2 + 2 r (d - r - 1) = r(2d - r) + d + 1")),
+                           "total d + (r + 1)^2 + 2 r (d - r - 1) = r(2d - r) + d + 1"),
+                   Printed("r(2d - r) + d + [r < d]", "claim:low_rank_adaptive.rank_discovery")),
                   subs={"d": r + 1 + b}, back={b: sp.Symbol("d") - r - 1}),
         CountCase("rank not given, r = d", {"d": d, "r": d, "rank_given": False},
-                  (Printed("r(2d - r) + d", _LR, "r(2d - r) + d\nif r = d**"),), subs={"r": d}))),
+                  (Printed("r(2d - r) + d", _LR, "r(2d - r) + d\nif r = d**"),
+                   Printed("r(2d - r) + d + [r < d]", "claim:low_rank_adaptive.rank_discovery")),
+                  subs={"r": d}))),
     "low_rank_biased": CountEntry("low_rank_adaptive", f"{_BLR}.biased_low_rank_query_count", (
         CountCase("bias general, rank given", {"d": d, "r": r},
                   (Printed("r(2d - r) + 2d + 1", _BLR,
                            "**Query count: exactly r(2d - r) + 2d + 1**"),
                    Printed("1 + d + d + r^2 + 2 r(d - r)", _BLR,
-                           "1 (beta) + d (v) + d (c) +\nr^2 + 2 r(d - r)")),
+                           "1 (beta) + d (v) + d (c) +\nr^2 + 2 r(d - r)"),
+                   Printed("r(2d - r) + 2d + 1",
+                           "claim:low_rank_adaptive.biased_exact_recovery_at_floor")),
                   (("beta", Printed("1", _BLR, "1 (beta)")), ("v", Printed("d", _BLR, "d (v)")),
                    ("c", Printed("d", _BLR, "d (c)")), ("core", Printed("r^2", _BLR, "core (r^2)")),
                    ("WB", Printed("r(d - r)", _BLR, "the rest of Z W B (r(d - r))")),
@@ -516,7 +562,9 @@ COUNTS: dict[str, CountEntry] = {
         CountCase("bias column_space, rank given", {"d": d, "r": r, "bias": "column_space"},
                   (Printed("r(2d + 1 - r) + d + 1", _BLR, "**Query count: exactly\nr(2d + 1 - r) "
                                                           "+ d + 1**"),
-                   Printed("r(2d - r) + r + d + 1", _BLR, "= r(2d - r) + r + d + 1")),
+                   Printed("r(2d - r) + r + d + 1", _BLR, "= r(2d - r) + r + d + 1"),
+                   Printed("r(2d + 1 - r) + d + 1",
+                           "claim:low_rank_adaptive.biased_exact_recovery_at_floor")),
                   (("beta", Printed("1", _BLR, "1 (beta)")), ("v", Printed("d", _BLR, "d (v)")),
                    ("core", Printed("r^2", _BLR, "core r^2")),
                    ("WB", Printed("r(d - r)", _BLR, "rest of Z K B\nr(d - r)")),
