@@ -68,6 +68,8 @@ def test_every_claim_routes_to_its_statement_and_holds() -> None:
                 "single_head_exact.biased_query_count_closed_form": "single_head_biased",
                 "one_layer_reduction.query_count_closed_form": "one_layer_reduction",
                 "low_rank_adaptive.query_count_closed_form": "low_rank_adaptive",
+                "low_rank_sensing.query_count_closed_form": "low_rank_sensing",
+                "relu_ffn_exact.query_count_closed_form": "relu_ffn_exact",
                 "multihead_canonical.query_count_closed_form": "multihead_canonical"}
     assert set(COUNT_CLAIMS) == set(expected)
     assert {k for keys in COUNT_CLAIMS.values() for k in keys} == set(COUNTS)
@@ -76,7 +78,7 @@ def test_every_claim_routes_to_its_statement_and_holds() -> None:
     for cid, key in expected.items():
         assert cid in ids and statement_of(cid).key == key
     results = run_claims(list(expected))
-    assert len(results) == 5 and all(r.holds for r in results)
+    assert len(results) == 7 and all(r.holds for r in results)
     assert all("that each phase asks exactly its batch is prose" in r.outcome.detail
                for r in results)
     # the evidence printed by the companion is the derivation that ran
@@ -270,3 +272,13 @@ def test_a_claim_statement_whose_count_drifts_is_not_verified(
     monkeypatch.setattr(claims, "REGISTRY", [*REGISTRY[:k], drifted, *REGISTRY[k + 1:]])
     bad = [s.why for s in count_derivation("multihead_float").steps if not s.verified]
     assert len(bad) == 2 and all(w.startswith("NOT PRINTED") for w in bad)  # m = 1, m >= 2
+
+
+def test_sensing_phases_on_an_instance() -> None:
+    from exactattn.checks.low_rank import sensing_measurements
+
+    d, r = 4, 1
+    m = sensing_measurements(d, r, 2)
+    oracle = ValueOracle(low_rank_head(d, r, seed=d))
+    learn_low_rank(oracle, rank=r, method="sensing", measurements=m, seed=1)
+    assert oracle.queries_by_phase == phase_sizes("low_rank_sensing", "all d, m", d=d, m=m)

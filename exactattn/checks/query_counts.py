@@ -22,6 +22,7 @@ from . import (  # noqa: F401  (their results first)
     low_rank,
     multihead,
     one_layer_reduction,
+    relu_ffn_exact,
     single_head_biased,
     single_head_exact,
 )
@@ -34,6 +35,8 @@ COUNT_CLAIMS: dict[str, tuple[str, ...]] = {
     "single_head_exact.biased_query_count_closed_form": ("single_head_biased",),
     "one_layer_reduction.query_count_closed_form": ("one_layer_reduction", "one_layer_attention"),
     "low_rank_adaptive.query_count_closed_form": ("low_rank_adaptive", "low_rank_biased"),
+    "low_rank_sensing.query_count_closed_form": ("low_rank_sensing",),
+    "relu_ffn_exact.query_count_closed_form": ("relu_ffn_exact",),
     "multihead_canonical.query_count_closed_form": ("multihead_canonical", "multihead_float",
                                                     "multihead_biased"),
 }
@@ -44,6 +47,7 @@ COUNTERS: dict[str, str] = {
     "single_head_exact": "query_count", "single_head_biased": "biased_query_count",
     "one_layer_reduction": "query_count", "one_layer_attention": "attention_query_count",
     "low_rank_adaptive": "adaptive_query_count", "low_rank_biased": "biased_low_rank_query_count",
+    "low_rank_sensing": "sensing_query_count", "relu_ffn_exact": "query_count",
     "multihead_canonical": "query_count", "multihead_float": "float_query_count",
     "multihead_biased": "biased_query_count"}
 

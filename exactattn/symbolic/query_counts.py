@@ -88,11 +88,13 @@ def parse_count(text: str) -> sp.Expr:
     s = re.sub(r"\\mathrm\{(\w+)\}", r"\1", text)  # n_{\mathrm{full}} -> n_{full}
     s = re.sub(r"_\{(\w+)\}", r"_\1", s)  # n_{full} -> n_full
     s = s.replace("$", "").replace(r"\ge", ">=").replace(r"\le", "<=").replace("{", "(")
+    s = s.replace(r"\max", "max").replace(r"\min", "min")
     s = s.replace("}", ")").replace(r"\,", " ")
     s = re.sub(r"\|([A-Za-z_]+)\|", r"len_\1", s)
     s = _IVERSON.sub(r"(Piecewise((1, \1 \2 \3), (0, True)))", s)
     names = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", s)) - {"Piecewise", "True"}
-    local = {n: sp.Symbol(n) for n in names if "_" in n}
+    # one letter is a symbol, never SymPy's constant (E, I, N, O, Q, S)
+    local = {n: sp.Symbol(n) for n in names if "_" in n or len(n) == 1}
     return sp.sympify(parse_expr(s, local_dict=local, transformations=_TRANSFORMS))
 
 
@@ -356,13 +358,15 @@ def _nonneg(name: str) -> sp.Symbol:
     return sp.Symbol(name, integer=True, nonnegative=True)
 
 
-d, r, H, f, P, e, n = (_pos(s) for s in "drHfPen")
+d, r, H, f, P, e, n, m_ = (_pos(s) for s in "drHfPenm")
+K_, R_, E_ = _nonneg("K"), _nonneg("R"), _nonneg("E")  # kinks, residual probes, extra
 e0, n0 = _nonneg("e"), _nonneg("n")  # extra scales and polish queries may be 0
 k, a, b = _nonneg("k"), _nonneg("a"), _nonneg("b")
 #: the letters of the docstrings -> the symbols the counters are called with
 _CANON = {"d": d, "r": r, "H": H, "f": f, "P": P, "e": e0, "n": n0}
 
 _SH = "exactattn.learners.single_head"
+_RF = "exactattn.learners.relu_ffn"
 _BH = "exactattn.learners.biased_head"
 _SK = "exactattn.learners.skip_head"
 _OL = "exactattn.learners.one_layer"
@@ -572,6 +576,38 @@ COUNTS: dict[str, CountEntry] = {
         CountCase("both routes at r = d", {"d": d, "r": d, "bias": "column_space"},
                   (Printed("(d + 1)^2", f"{_BLR}.biased_degrees_of_freedom",
                            "Both equal (d + 1)^2 at r = d."),), subs={"r": d}))),
+    "low_rank_sensing": CountEntry("low_rank_sensing", f"{_LR}.sensing_query_count", (
+        CountCase("all d, m", {"d": d, "m": m_},
+                  (Printed("d + m", f"{_LR}.learn_low_rank", "(d + m queries, non-adaptive"),
+                   Printed("$d + m$", "blueprint:low_rank_sensing", "$d + m$ with"),
+                   Printed("d + m", "claim:low_rank_sensing.sensing_recovery",
+                           r"\text{ exactly after } d + m \text{ queries")),
+                  (("v", Printed("d", f"{_LR}.sensing_query_count", "d for v plus m")),
+                   ("measurements", Printed("m", f"{_LR}.sensing_query_count",
+                                            "plus m measurements"))),
+                  subs={"m": m_}),)),
+    "relu_ffn_exact": CountEntry("relu_ffn_exact", f"{_RF}.query_count", (
+        CountCase("exact route, d = 1", {"d": 1, "K": K_, "residual_probes": R_, "extra": E_},
+                  (Printed("8 + 5K + (K + 1)(max(d - 2, 0) + 1) + R + E", _RF,
+                           "Q = 8 + 5K + (K + 1)(max(d - 2, 0) + 1) + R + E"),
+                   Printed(r"8 + 5K + (K + 1)(\max(d - 2, 0) + 1) + R + E",
+                           "claim:relu_ffn_exact.exact_recovery")),
+                  subs={"d": 1, "K": K_, "R": R_, "E": E_}),
+        CountCase("exact route, d >= 2", {"d": k + 2, "K": K_, "residual_probes": R_,
+                                          "extra": E_},
+                  (Printed("8 + 5K + (K + 1)(max(d - 2, 0) + 1) + R + E", _RF,
+                           "Q = 8 + 5K + (K + 1)(max(d - 2, 0) + 1) + R + E"),
+                   Printed("(K + 1)(d + 4) + 3 + R + E", _RF,
+                           "= (K + 1)(d + 4) + 3 + R + E               for d >= 2"),
+                   Printed("(K + 1)(d + 4) + 3 + R + E", f"{_RF}.query_count",
+                           "For d >= 2 this is (K + 1)(d + 4) + 3 + R + E."),
+                   Printed(r"(K + 1)(d + 4) + 3 + R + E", "claim:relu_ffn_exact.exact_recovery",
+                           r"= (K + 1)(d + 4) + 3 + R + E \text{ for } d \ge 2")),
+                  subs={"d": k + 2, "K": K_, "R": R_, "E": E_}, back={k: sp.Symbol("d") - 2}),
+        CountCase("F64 route", {"d": d, "K": K_, "residual_probes": R_, "extra": E_,
+                                "exact": False},
+                  (Printed("8 + 7K + (K + 1)(d + 2) + R + E", f"{_RF}.query_count"),),
+                  subs={"K": K_, "R": R_, "E": E_}))),
     "multihead_canonical": CountEntry("multihead_canonical", f"{_MH}.query_count", _mh_cases(),
                                       headline="m = H >= 2"),
     "multihead_float": CountEntry("multihead_canonical", f"{_MF}.float_query_count",
