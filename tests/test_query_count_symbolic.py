@@ -167,6 +167,9 @@ def test_parse_count_reads_the_docstring_notation() -> None:
     assert parse_count(r"$1 + 2Hd + [H \ge 2](d-1)$").subs(H, 1) == 2 * d + 1
     assert parse_count("(|REFINE_SCALES| + 1) K_W") == (sp.Symbol("len_REFINE_SCALES") + 1) \
         * sp.Symbol("K_W")
+    # one letter is a symbol: E is the count of extra queries, not Euler's number
+    assert parse_count("R + E").free_symbols == {sp.Symbol("R"), sp.Symbol("E")}
+    assert parse_count(r"(K + 1)(\max(d - 2, 0) + 1)").subs("d", 1) == sp.Symbol("K") + 1
 
 
 def test_floor_is_dropped_only_when_integer_valued() -> None:
