@@ -194,3 +194,26 @@ def test_edge_titles_compile_with_pdflatex(tmp_path: Path) -> None:
                          cwd=tmp_path, capture_output=True, text=True, errors="replace",
                          check=False)
     assert run.returncode == 0, run.stdout[-2000:]
+
+
+def test_the_companion_prints_checked_only_when_earned(monkeypatch: pytest.MonkeyPatch) -> None:
+    from exactattn import blueprint
+    from exactattn.report.latex import statement_section
+
+    def with_fake(include: str) -> Statement:
+        fake = Statement("fake_checked", "ours", "Theorem", "A fake", include=(include,),
+                         coverage="checked")
+        monkeypatch.setattr(blueprint, "STATEMENTS", (*STATEMENTS, fake))
+        return fake
+
+    # instances only: every claim holds, but no step is printed from a checked object
+    fake = with_fake("single_head_exact.exact_recovery")
+    (c,) = [c for c in REGISTRY if c.id == "single_head_exact.exact_recovery"]
+    held = [ClaimResult(c, Outcome(True, 3), 0.0)]
+    assert statement_status(fake, held) == "partly"
+    assert "no claim recorded symbolic or interval evidence" in statement_section(fake, held)
+    # the symbolic derivation, run: checked, and no reason printed
+    fake = with_fake("single_head_exact.symbolic_derivation")
+    ran = run_claims(["single_head_exact.symbolic_derivation"])
+    assert statement_status(fake, ran) == "checked"
+    assert r"\textbf{Status:} checked." in statement_section(fake, ran)

@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..blueprint import PARTS, Statement, by_key, statement_of
+from ..blueprint import PARTS, Statement, by_key, coverage_problems, statement_of
 from ..claims import REGISTRY, Claim, ClaimResult, run_claims
 
 __all__ = ["write_companion", "label_section", "statement_section",
@@ -420,7 +420,27 @@ def statement_status(statement: Statement, results: Sequence[ClaimResult]) -> st
         return "failed"
     if any(c.id not in by_id for c in claims):
         return "not run"
-    return "checked" if statement.coverage == "checked" else "partly"
+    return "partly" if statement.coverage != "checked" or _problems(statement, results) \
+        else "checked"
+
+
+def _problems(statement: Statement, results: Sequence[ClaimResult]) -> list[str]:
+    """Why a statement whose coverage says "checked" is not (:func:`coverage_problems`)."""
+    table = by_key()
+    table[statement.key] = statement
+    prefix = f"{statement.key}: "
+    return [p.removeprefix(prefix) for p in coverage_problems(results, table)
+            if p.startswith(prefix)]
+
+
+def _why(statement: Statement, status: str, results: Sequence[ClaimResult]) -> str:
+    """The coverage column and the status note: the statement's own reason, or, for a
+    "checked" that its claims do not earn, what :func:`coverage_problems` found."""
+    if statement.coverage != "checked":
+        return statement.coverage
+    if status == "partly":
+        return "; ".join(_escape(p) for p in _problems(statement, results))
+    return ""
 
 
 def _ref(key: str) -> str:
@@ -454,8 +474,8 @@ def statement_section(statement: Statement, results: Sequence[ClaimResult] = ())
     codes = sorted({c.check.__module__ for c in claims})
     out.append(r"\checkedby{" + (", ".join(_tt(c.id) for c in claims) or "no claim (prose)")
                + (f" in {', '.join(_tt(m) for m in codes)}" if codes else "") + ".}")
-    out.append(f"\\par\\noindent\\textbf{{Status:}} {status}"
-               + ("" if statement.coverage == "checked" else f" ({statement.coverage})") + ".")
+    why = _why(statement, status, results)
+    out.append(f"\\par\\noindent\\textbf{{Status:}} {status}" + (f" ({why})" if why else "") + ".")
     out.append(r"\begin{proof}[Proof, step by step]\leavevmode")
     out += [f"\\par\\noindent\\prosestatus\\ {p}" for p in statement.proof]
     for c in claims:
@@ -502,7 +522,7 @@ def _coverage_table(results: Sequence[ClaimResult]) -> str:
              r"\begin{longtable}{@{}p{0.34\linewidth}p{0.16\linewidth}p{0.1\linewidth}"
              r"p{0.32\linewidth}@{}}", r"\toprule statement & paper & status & why \\ \midrule"]
     for s, status in rows:
-        why = "" if s.coverage == "checked" and status == "checked" else s.coverage
+        why = _why(s, status, results) if status != "prose" else s.coverage
         if status == "prose" and s.coverage == "checked":
             why = "no claim registered"
         lines.append(f"{_ref(s.key)} & {s.paper_ref} & {status} & {why} \\\\")
