@@ -32,8 +32,8 @@ Query count. Exactly d + d + d^2 = d^2 + 2d, the number of unknowns
 ask d, d and d * d queries and nothing else is asked (the sum is checked
 symbolically, the per-phase counters on instances). Proof (prose, not
 machine-checked) that it cannot be lowered by a learner whose queries depend
-continuously on earlier answers (as this one does on the open dense set where every v_i != 0, where Z = I):
-on the open set {v != 0} of R^{d^2 + 2d} the parameters are identifiable
+continuously on earlier answers (as this one does on the open dense set where
+every v_i != 0, where Z = I): on the open set {v != 0} of R^{d^2 + 2d} the parameters are identifiable
 (this algorithm recovers them), so the map from parameters to the k
 answers is continuous and injective there; by Brouwer's invariance of
 domain an injective continuous map from an open subset of R^n into R^k
