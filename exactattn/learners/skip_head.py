@@ -27,17 +27,17 @@ Algorithm (written once, for every field; e_i is the i-th basis vector):
    t_lj = logit((y - s_j) / c_l) = z_l^T w_j (d^2 queries of length 2).
 5. W = Z^{-1} T: one solve (:func:`exactattn.linalg.solve`).
 
-Query count. Exactly d + d + d^2 = d^2 + 2d, the number of unknowns
-(W in F^{dxd}, v, u in F^d). The count, derived in prose: steps 1, 2 and 4
-ask d, d and d * d queries and nothing else is asked (the sum is checked
+Query count. Exactly d + d + d^2 = d^2 + 2d, the number of unknowns (W in
+F^{dxd}, v, u in F^d). The count, derived in prose: steps 1, 2 and 4 ask d,
+d and d * d queries and nothing else is asked (the sum is checked
 symbolically, the per-phase counters on instances). Proof (prose, not
 machine-checked) that it cannot be lowered by a learner whose queries depend
-continuously on earlier answers (as this one does on the open dense set where
-every v_i != 0, where Z = I): on the open set {v != 0} of R^{d^2 + 2d} the parameters are identifiable
-(this algorithm recovers them), so the map from parameters to the k
-answers is continuous and injective there; by Brouwer's invariance of
-domain an injective continuous map from an open subset of R^n into R^k
-needs k >= n = d^2 + 2d.
+continuously on earlier answers (as this one does on the open dense set
+where every v_i != 0, where Z = I): on the open set {v != 0} of R^{d^2 + 2d}
+the parameters are identifiable (this algorithm recovers them), so the map
+from parameters to the k answers is continuous and injective there; by
+Brouwer's invariance of domain an injective continuous map from an open
+subset of R^n into R^k needs k >= n = d^2 + 2d.
 
 In EXP every step is exact (the logit of sigma(q) is the rational q). An
 answer that no such head gives (a non-rational step-1/2 answer, a quotient
