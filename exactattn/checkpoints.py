@@ -412,7 +412,12 @@ def load_layer(source: str | Path | Mapping[str, Any] | Any, *, layer: int,
         if not path.exists():
             raise InvalidEntryError(f"checkpoint file {str(path)!r} does not exist")
         st = _safetensors()
-        with st.safe_open(str(path), framework="numpy") as fh:
+        try:
+            opened = st.safe_open(str(path), framework="numpy")
+        except (st.SafetensorError, OSError) as exc:  # a damaged or truncated file
+            raise InvalidEntryError(f"{path.name}: not a readable .safetensors file "
+                                    f"({exc})") from None
+        with opened as fh:
             try:
                 tensors = _layer_tensors(list(fh.keys()), fh.get_tensor, names, layer,
                                          path.name)

@@ -859,6 +859,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if given[:2] == ["learn", "checkpoint"]:  # one head of a .safetensors file (issue 12)
         from .cli_checkpoint import main as learn_checkpoint
         return learn_checkpoint(given[2:])
+    if given[:2] == ["learn", "layer"]:  # every head of a checkpoint layer (issue 15 §3)
+        from .cli_layer import main as learn_layer
+        return learn_layer(given[2:])
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from exactattn import cli_checkpoint
+from exactattn import cli_checkpoint, cli_layer
 from exactattn.cli import build_parser, main
 
 jsonschema = pytest.importorskip("jsonschema", reason="jsonschema (test-only) not installed")
@@ -31,7 +31,7 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 
 #: sub-commands that ``exactattn.cli.main`` hands to a parser of their own
 DELEGATED: dict[str, Callable[[], argparse.ArgumentParser]] = {
-    "learn checkpoint": cli_checkpoint.build_parser}
+    "learn checkpoint": cli_checkpoint.build_parser, "learn layer": cli_layer.build_parser}
 #: sub-commands exempt from --json, with the reason (none: every command prints JSON)
 NO_JSON: dict[str, str] = {}
 
@@ -70,6 +70,8 @@ RUNS: dict[str, Callable[[Path], list[str]]] = {
     "learn": lambda tmp: ["learn", "single_head_exact", "--d", "2", "--certificate-probes", "2"],
     "replay": lambda tmp: ["replay", str(DATA / "multihead_orthogonal_v1_recovery.json")],
     "learn checkpoint": _checkpoint,
+    "learn layer": lambda tmp: ["learn", "layer", *_checkpoint(tmp)[2:5], "--num-heads", "2",
+                                "--certificate-probes", "2"],
     # a server: its one line of JSON once bound, then it serves until terminated
     "serve": lambda tmp: ["serve", str(_instance(tmp)), "--port", "0"],
 }

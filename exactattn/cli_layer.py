@@ -1,0 +1,348 @@
+"""``exactattn learn layer FILE --layer L [--heads ...]``: every head of a checkpoint layer.
+
+Reads layer L of a BERT-style ``.safetensors`` file
+(:func:`exactattn.checkpoints.load_layer`; the head count from ``--num-heads``
+or ``config.json`` beside the file), sums the chosen heads (default all) as
+the layer does and reads the attention output at the last position out by a
+vector rho, before the residual and the LayerNorm
+(:func:`exactattn.checkpoint_layer.layer_oracle`). The learner holds that
+float64 oracle only: :func:`~exactattn.learners.learn_multihead_saturated`
+with H = the number of chosen heads and rank r = the head dimension returns
+the canonical biased heads (W_h, c_h, v_h) and beta. The command then pairs
+every head of the file with the recovered head nearest in W, compares it with
+the merged parameters computed from the file (per head, the largest error
+relative to the head's largest entry, as
+:func:`exactattn.checks.multihead_biased.biased_recovery_errors` measures it),
+checks every entry against its first-order error estimate (``W_error_bound``,
+...: estimates, not rigorous bounds; the status is ``float``), and certifies
+the recovery on fresh probes (:func:`exactattn.certificates.verify`,
+``kind="tolerance"``).
+
+The readout is chosen as ``learn checkpoint`` chooses it: ``--readout I`` reads
+output coordinate I (rho = e_I, default I = 0); ``--readout-seed S`` draws
+rho ~ N(0, I / d) from ``numpy.random.default_rng(S)`` instead (every head
+then has a value vector v_h = W_v^hT W_o^hT rho mixing all its coordinates).
+
+Results on stdout (text, or ``--json``: one object,
+``docs/schemas/learn_layer.schema.json``; under ``--json`` an input error is
+one object of ``docs/schemas/error.schema.json``), progress on stderr (a bar
+over the bases while stderr is a terminal). Exit codes: 0 every head paired,
+every entry within its estimate and the certificate holds; 1 otherwise,
+including a learner that refuses after it has asked queries (an
+ill-conditioned layer: the document names the refusal under ``refused``);
+2 bad input, refused before any query (a missing, damaged or inconsistent
+file, ``--heads`` or ``--readout`` out of range, an unwritable ``--save``).
+
+``--save FILE`` writes the recovery with its transcript (over 10,000 entries
+in a ``.npz`` sidecar beside it), the layer it came from and the certificate;
+``exactattn replay FILE`` replays that transcript against the recovered model.
+
+Reached through :func:`exactattn.cli.main`, which hands ``learn layer`` over
+to :func:`main` here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .cli import (
+    MAX_CERTIFICATE_PROBES,
+    UsageError,
+    _check_writable,
+    _int_at_least,
+    _one_line,
+    _Parser,
+    _UsageExit,
+    _write_json_file,
+    print_json_error,
+    wants_json,
+)
+from .errors import ExactattnError, InvalidEntryError
+
+__all__ = ["build_parser", "main", "parse_heads"]
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+COMMAND = "learn layer"
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
+    return value
+
+
+def parse_heads(text: str) -> tuple[int, ...] | None:
+    """``--heads``: ``all`` (None: every head of the layer) or distinct indices ``0,2,5``.
+
+    The range is checked once the layer's head count is known (before any query).
+
+    >>> parse_heads("all") is None, parse_heads("2,0")
+    (True, (2, 0))
+    """
+    if text.strip() == "all":
+        return None
+    out = []
+    for part in text.split(","):
+        try:
+            j = int(part)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not 'all' or comma-separated head indices (e.g. 0,1,3)") from None
+        if j < 0:
+            raise argparse.ArgumentTypeError(f"head indices are >= 0, got {j}")
+        out.append(j)
+    if len(set(out)) != len(out):
+        raise argparse.ArgumentTypeError(f"head indices must be distinct, got {text!r}")
+    return tuple(out)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="exactattn learn layer",
+        description="Learn every head (or the chosen heads) of one attention layer of a "
+                    "BERT-style .safetensors checkpoint from float64 value queries of its "
+                    "read-out, compare with the file's merged parameters, certify.")
+    p.add_argument("file", help="the .safetensors file (BERT tensor names; prefix detected)")
+    p.add_argument("--layer", type=_int_at_least(0), required=True, help="layer index (0-based)")
+    p.add_argument("--heads", type=parse_heads, default=None, metavar="0,1,...|all",
+                   help="the heads summed and learned, 0-based (default all)")
+    p.add_argument("--num-heads", type=_int_at_least(1), default=None,
+                   help="heads of the layer (default: num_attention_heads in config.json)")
+    rho = p.add_mutually_exclusive_group()
+    rho.add_argument("--readout", type=_int_at_least(0), default=None, metavar="I",
+                     help="read out output coordinate I (rho = e_I; default 0)")
+    rho.add_argument("--readout-seed", type=_int_at_least(0), default=None, metavar="S",
+                     help="read out by rho ~ N(0, I/d) drawn with seed S")
+    p.add_argument("--scale", type=_positive_float, default=4.0,
+                   help="norm of the bases' steps (default 4: a real layer's small W)")
+    p.add_argument("--seed", type=_int_at_least(0), default=0,
+                   help="seed of the learner and of the certificate's probes (default 0)")
+    p.add_argument("--certificate-probes", type=_int_at_least(0, MAX_CERTIFICATE_PROBES),
+                   default=16, metavar="K", help="fresh queries for the certificate (default 16)")
+    p.add_argument("--max-relative-bound", type=_positive_float, default=None, metavar="X",
+                   help="refuse when a head's relative error estimate exceeds X (default: "
+                        "the learner's, 1e-4)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--save", metavar="FILE",
+                   help="save the recovery (with transcript) as JSON, for 'exactattn replay'")
+    return p
+
+
+def _readout(args: argparse.Namespace, d: int) -> tuple[Any, dict[str, Any], str]:
+    """(rho, its JSON description, its text)."""
+    if args.readout_seed is not None:
+        rho = np.random.default_rng(args.readout_seed).standard_normal(d) / math.sqrt(d)
+        return rho, {"kind": "gaussian", "seed": args.readout_seed}, \
+            f"rho ~ N(0, I/d), seed {args.readout_seed}"
+    i = 0 if args.readout is None else args.readout
+    if i >= d:
+        raise InvalidEntryError(f"--readout {i} is not an output coordinate of a layer with "
+                                f"d = {d} (0 <= I < {d})")
+    rho = np.zeros(d)
+    rho[i] = 1.0
+    return rho, {"kind": "coordinate", "index": i}, f"rho = e_{i}"
+
+
+def _pair(W: Any, truths: Sequence[Any]) -> list[int] | None:
+    """Recovered head nearest in W to each true head (relative max error); None unless
+    that is one-to-one and every recovered head is used."""
+    if W.shape[0] != len(truths):
+        return None
+    pairs = [int(np.argmin([np.abs(W[k] - Wt).max() for k in range(W.shape[0])]))
+             for Wt in truths]
+    return pairs if len(set(pairs)) == len(pairs) else None
+
+
+def _compare(rec: Any, merged: Any, heads: Sequence[int]) -> dict[str, Any]:
+    """Per head of the file: relative errors of W, c, v (each over the head's largest entry
+    of W, of max(c, W), of v), the head's relative estimate, every entry within its
+    estimate; beta's absolute error and estimate."""
+    P = rec.params
+    truths = [np.asarray(x, dtype=np.float64) for x in merged.Ws]
+    cs = [np.asarray(x, dtype=np.float64) for x in merged.cs]
+    vs = [np.asarray(x, dtype=np.float64) for x in merged.vs]
+    estimates = rec.options["conditioning"].get("relative_bound_per_head", [])
+    pairs = _pair(P["W"], truths)
+    rows: list[dict[str, Any]] = []
+    if pairs is not None:
+        for j, k, Wt, ct, vt in zip(heads, pairs, truths, cs, vs, strict=True):
+            wmax = float(np.abs(Wt).max())
+            parts = {"W": (P["W"][k], Wt, P["W_error_bound"][k], wmax),
+                     "c": (P["c"][k], ct, P["c_error_bound"][k],
+                           max(float(np.abs(ct).max()), wmax)),
+                     "v": (P["v"][k], vt, P["v_error_bound"][k], float(np.abs(vt).max()))}
+            rel = {n: float(np.abs(x - t).max()) / s if s > 0 else None
+                   for n, (x, t, _, s) in parts.items()}
+            within = all(bool((np.abs(x - t) <= e).all()) for x, t, e, _ in parts.values())
+            rows.append({"head": j, "recovered": k,
+                         "relative_error": max((x for x in rel.values() if x is not None),
+                                               default=0.0),
+                         "relative_errors": rel, "estimate": float(estimates[k]),
+                         "within_estimates": within})
+    e_beta = abs(float(P["beta"]) - float(merged.beta))
+    b_beta = float(P["beta_error_bound"])
+    return {"paired": pairs is not None, "per_head": rows,
+            "beta": {"abs_error": e_beta, "estimate": b_beta, "within": e_beta <= b_beta},
+            "max_relative_error": max((r["relative_error"] for r in rows), default=None),
+            "within_estimates": bool(pairs is not None and e_beta <= b_beta
+                                     and all(r["within_estimates"] for r in rows))}
+
+
+def _save(args: argparse.Namespace, rec: Any, cert: Any, instance: dict[str, Any]) -> None:
+    from .learners.recovery import SIDECAR_ENTRIES
+
+    sidecar = args.save + ".transcript.npz" if len(rec.transcript) > SIDECAR_ENTRIES else None
+    try:
+        saved = {"recovery": rec.to_json(transcript_file=sidecar), "instance": instance,
+                 "certificate": cert.to_json()}
+    except OSError as exc:
+        raise UsageError(f"cannot write --save {sidecar}: {exc.strerror or exc}") from None
+    _write_json_file(saved, args.save, "--save")
+    print(f"recovery saved to {args.save}" + (f" (transcript in {sidecar})" if sidecar else ""),
+          file=sys.stderr, flush=True)
+
+
+def _run(args: argparse.Namespace) -> dict[str, Any]:
+    """The result document (``docs/schemas/learn_layer.schema.json``); input refused before
+    any query raises (exit 2), a learner refusing after its first query is reported in the
+    document (``refused``, exit 1)."""
+    from . import claims  # noqa: F401  (registers the certificate builders)
+    from .certificates import verify
+    from .checkpoint_layer import layer_oracle
+    from .checkpoints import load_layer
+    from .learners import multihead_saturated as saturated
+    from .progress import ProgressBar
+    from .report.json import certificate_json
+
+    if args.save:
+        _check_writable(args.save, "--save")
+    layer = load_layer(args.file, layer=args.layer, num_heads=args.num_heads)
+    heads = tuple(range(layer.num_heads)) if args.heads is None else args.heads
+    wrong = [j for j in heads if j >= layer.num_heads]
+    if wrong:
+        raise InvalidEntryError(
+            f"--heads {','.join(map(str, wrong))}: layer {args.layer} of {args.file} has "
+            f"{layer.num_heads} heads (indices 0 to {layer.num_heads - 1}); pass --heads "
+            "with indices in that range, or --num-heads if the count is wrong")
+    rho, readout, readout_text = _readout(args, layer.d)
+    r = layer.head_dim
+    bound = (saturated.MAX_RELATIVE_BOUND if args.max_relative_bound is None
+             else args.max_relative_bound)
+    oracle, merged = layer_oracle(layer, heads=heads, readout=rho,
+                                  keep_transcript=bool(args.save))
+    doc: dict[str, Any] = {
+        "file": str(args.file), "layer": args.layer, "d": layer.d,
+        "num_heads": layer.num_heads, "head_dim": r, "heads": list(heads), "rank": r,
+        "readout": readout, "scale": args.scale, "seed": args.seed,
+        "max_relative_bound": bound}
+    print(f"learning {len(heads)} heads of {layer.source} (d = {layer.d}, rank {r}, "
+          f"{readout_text}, scale {args.scale})", file=sys.stderr, flush=True)
+    bar = ProgressBar(f"layer {args.layer}: bases")
+    start = time.perf_counter()
+    try:
+        rec = saturated.learn_multihead_saturated(
+            oracle, heads=len(heads), rank=r, seed=args.seed, scale=args.scale,
+            max_relative_bound=bound, progress=bar)
+    except ExactattnError as exc:
+        if oracle.queries == 0:
+            raise  # refused before any query: bad input
+        doc.update({"status": None, "hypotheses": [], "queries": oracle.queries,
+                    "queries_by_phase": dict(oracle.queries_by_phase),
+                    "seconds": {"learn": round(time.perf_counter() - start, 3),
+                                "certificate": 0.0},
+                    "refused": f"{type(exc).__name__}: {_one_line(str(exc))}",
+                    "recovered_heads": None, "paired": False, "per_head": [], "beta": None,
+                    "max_relative_error": None, "within_estimates": False,
+                    "certificate": None, "saved": None, "ok": False})
+        return doc
+    finally:
+        bar.close()
+    seconds = time.perf_counter() - start
+    t0 = time.perf_counter()
+    cert = verify(rec, oracle, probes=args.certificate_probes, seed=args.seed)
+    cert_seconds = time.perf_counter() - t0
+    path = rec.options["path"]
+    closed = saturated.saturated_query_count(
+        rec.options["m"], layer.d, rank=r, path=path["queries"],
+        isolate_passes=path["isolate_passes"])
+    doc.update({"status": rec.status, "hypotheses": list(rec.hypotheses),
+                "queries": rec.queries, "queries_by_phase": dict(rec.queries_by_phase),
+                "path_queries": path["queries"], "closed_form_queries": closed,
+                "seconds": {"learn": round(seconds, 3), "certificate": round(cert_seconds, 3)},
+                "refused": None, "recovered_heads": rec.options["m"]})
+    doc.update(_compare(rec, merged, heads))
+    doc["certificate"] = certificate_json(cert)
+    doc["saved"] = args.save or None
+    doc["ok"] = bool(doc["within_estimates"] and cert.holds)
+    if args.save:
+        _save(args, rec, cert, {"kind": "checkpoint_layer", "file": str(args.file),
+                                "layer": args.layer, "num_heads": layer.num_heads,
+                                "heads": list(heads), "readout": readout})
+    return doc
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2e}"
+
+
+def _text(doc: dict[str, Any]) -> str:
+    lines = [f"{doc['file']}, layer {doc['layer']}: d = {doc['d']}, heads "
+             f"{','.join(map(str, doc['heads']))} of {doc['num_heads']}, head dimension "
+             f"{doc['head_dim']} (rank {doc['rank']}), scale {doc['scale']}"]
+    if doc["refused"] is not None:
+        lines.append(f"REFUSED after {doc['queries']} queries ({doc['seconds']['learn']} s): "
+                     f"{doc['refused']}")
+        return "\n".join(lines)
+    lines.append(f"status: {doc['status']}"
+                 + (f" (given: {'; '.join(doc['hypotheses'])})" if doc["hypotheses"] else ""))
+    lines.append(f"queries: {doc['queries']} (path {doc['path_queries']}; closed form given "
+                 f"the path: {doc['closed_form_queries']}), learned in "
+                 f"{doc['seconds']['learn']} s, certificate {doc['seconds']['certificate']} s")
+    if not doc["paired"]:
+        lines.append(f"recovered {doc['recovered_heads']} heads for the {len(doc['heads'])} "
+                     "of the file: NOT PAIRED one to one with the file's heads")
+    else:
+        lines.append("  head  relative error  estimate   within estimates")
+        for row in doc["per_head"]:
+            lines.append(f"  {row['head']:>4}  {_fmt(row['relative_error']):>14}  "
+                         f"{_fmt(row['estimate']):>8}   "
+                         f"{'yes' if row['within_estimates'] else 'NO'}")
+    b = doc["beta"]
+    lines.append(f"beta: absolute error {_fmt(b['abs_error'])} (estimate "
+                 f"{_fmt(b['estimate'])}); every entry within its first-order estimate: "
+                 f"{doc['within_estimates']}")
+    lines.append(doc["certificate"]["text"])
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``exactattn learn layer ...``; returns the exit code."""
+    given = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(given)
+    except SystemExit as exc:  # --help, or a usage error already printed on stderr
+        if isinstance(exc, _UsageExit) and wants_json(given):
+            print_json_error(COMMAND, exc.message)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    try:
+        doc = _run(args)
+    except (ExactattnError, UsageError, ImportError) as exc:
+        message = _one_line(str(exc))
+        print(f"exactattn {COMMAND}: error: {message}", file=sys.stderr)
+        if args.json:
+            print_json_error(COMMAND, message)
+        return EXIT_USAGE
+    print(json.dumps(doc, indent=2) if args.json else _text(doc))
+    return EXIT_OK if doc["ok"] else EXIT_FAILED

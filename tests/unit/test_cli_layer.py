@@ -1,0 +1,189 @@
+"""``exactattn learn layer FILE --layer L [--heads ...]``: every head of a layer, on a file
+written here (random_layer(16, 4): four heads of dimension 4, about 3,100 queries each run)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from exactattn.checkpoint_layer import layer_merged
+from exactattn.checkpoints import BERT_NAMES, load_layer, random_layer
+from exactattn.checks.multihead_biased import biased_recovery_errors
+from exactattn.cli import main
+from exactattn.learners import multihead_saturated
+from exactattn.learners.recovery import Recovery
+
+st_numpy = pytest.importorskip("safetensors.numpy")
+SCHEMAS = Path(__file__).resolve().parents[2] / "docs" / "schemas"
+
+
+def _write(path: Path, tensors: tuple[Any, ...]) -> Path:
+    names = BERT_NAMES.resolve(prefix="", layer=0)
+    st_numpy.save_file({n: np.ascontiguousarray(t) for n, t in
+                        zip(names.values(), tensors, strict=True)}, str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def layer_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    L = random_layer(16, 4, seed=0)
+    return _write(tmp_path_factory.mktemp("layer") / "m.safetensors",
+                  (L.Wq, L.bq, L.Wk, L.bk, L.Wv, L.bv, L.Wo, L.bo))
+
+
+def _validator() -> Any:
+    jsonschema = pytest.importorskip("jsonschema")
+    schema = json.loads((SCHEMAS / "learn_layer.schema.json").read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def _base(path: Path) -> list[str]:
+    return ["learn", "layer", str(path), "--layer", "0", "--num-heads", "4"]
+
+
+def test_every_head_within_its_estimate_json(layer_file: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*_base(layer_file), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [e.message for e in _validator().iter_errors(out)] == []
+    assert out["heads"] == [0, 1, 2, 3] and out["recovered_heads"] == 4 and out["paired"]
+    assert [row["head"] for row in out["per_head"]] == [0, 1, 2, 3]
+    assert sorted(row["recovered"] for row in out["per_head"]) == [0, 1, 2, 3]
+    for row in out["per_head"]:
+        assert row["within_estimates"] and row["relative_error"] <= row["estimate"], row
+        assert row["relative_error"] < 1e-9
+    assert out["beta"]["within"] and out["within_estimates"] and out["ok"]
+    assert out["status"] == "float" and out["refused"] is None
+    # the adaptive path plus the fixed phases: the closed form equals the counter
+    assert out["queries"] == out["closed_form_queries"] == sum(out["queries_by_phase"].values())
+    cert = out["certificate"]
+    assert cert["holds"] and cert["kind"] == "tolerance" and cert["fresh"] == 16
+    # the schema refuses a document that says ok beside a refusal or a failed certificate
+    v = _validator()
+    assert not v.is_valid({**out, "refused": "IllConditionedError: x"})
+    assert not v.is_valid({**out, "certificate": {**cert, "holds": False, "verdict": "fails"}})
+    assert not v.is_valid({**out, "status": "exact"})
+
+
+def test_chosen_heads_text_and_progress(layer_file: Path, capsys: pytest.CaptureFixture[str],
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[tuple[int, int]] = []
+
+    class Recording:
+        def __init__(self, what: str) -> None:
+            self.what = what
+
+        def __call__(self, done: int, total: int) -> None:
+            calls.append((done, total))
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr("exactattn.progress.ProgressBar", Recording)
+    assert main([*_base(layer_file), "--heads", "3,1", "--readout-seed", "2",
+                 "--certificate-probes", "4"]) == 0
+    captured = capsys.readouterr()
+    lines = captured.out.splitlines()
+    assert "heads 3,1 of 4" in lines[0]
+    rows = [ln.split() for ln in lines if ln.startswith("     ")]
+    assert [r[0] for r in rows] == ["3", "1"] and all(r[-1] == "yes" for r in rows)
+    assert any(ln.startswith("certificate (tolerance)") and ": holds;" in ln for ln in lines)
+    assert "rho ~ N(0, I/d), seed 2" in captured.err
+    assert calls and calls[-1] == (17, 17)  # every base of d = 16: b_0 .. b_16
+
+
+def test_save_replays_and_a_moved_W_entry_is_rejected(
+        layer_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    saved = tmp_path / "layer.json"
+    assert main([*_base(layer_file), "--certificate-probes", "2", "--save", str(saved)]) == 0
+    capsys.readouterr()
+    assert main(["replay", str(saved)]) == 0
+    assert ": holds;" in capsys.readouterr().out
+    # the saved recovery, compared with the file's merged parameters independently
+    obj = json.loads(saved.read_text(encoding="utf-8"))
+    rec = Recovery.from_json(obj["recovery"])
+    truth = layer_merged(load_layer(layer_file, layer=0, num_heads=4), readout=np.eye(16)[0])
+    rel, within = biased_recovery_errors(rec, truth)
+    assert within and rel < 1e-9
+    assert obj["instance"]["kind"] == "checkpoint_layer" and obj["certificate"]["holds"]
+    # the largest W entry moved by a relative 1e-6: the transcript replay fails (exit 1)
+    entries = obj["recovery"]["params"]["W"]["entries"]
+    k = int(np.argmax(np.abs(np.asarray(entries, dtype=np.float64))))
+    entries[k] = float(entries[k]) * (1 + 1e-6)
+    saved.write_text(json.dumps(obj), encoding="utf-8")
+    assert main(["replay", str(saved)]) == 1
+    assert "FAILS at transcript query #" in capsys.readouterr().out
+
+
+def _tampered(tmp_path: Path, how: str) -> Path:
+    L = random_layer(16, 4, seed=0)
+    tensors = [L.Wq, L.bq, L.Wk, L.bk, L.Wv, L.bv, L.Wo, L.bo]
+    if how == "shape":
+        tensors[2] = L.Wk[:, :8]
+    elif how == "nan":
+        tensors[0] = L.Wq.copy()
+        tensors[0][3, 5] = np.nan
+    path = _write(tmp_path / f"{how}.safetensors", tuple(tensors))
+    if how == "truncated":
+        raw = path.read_bytes()
+        path.write_bytes(raw[:len(raw) // 2])
+    return path
+
+
+@pytest.mark.parametrize("how, message", [
+    ("truncated", "not a readable .safetensors file"),
+    ("shape", "Wk has shape (16, 8), expected (16, 16)"),
+    ("nan", "Wq[3, 5] = np.float64(nan) is not finite"),
+])
+@pytest.mark.parametrize("command", [["layer"], ["checkpoint", "--head", "0"]])
+def test_a_tampered_file_is_exit_2(how: str, message: str, command: list[str], tmp_path: Path,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    # regression (truncated): safetensors' own error escaped load_layer as a traceback
+    path = _tampered(tmp_path, how)
+    argv = ["learn", command[0], str(path), "--layer", "0", "--num-heads", "4", *command[1:]]
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert message in captured.err and len(captured.err.strip().splitlines()) == 1
+    assert captured.out == ""
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--heads", "9"], "--heads 9: layer 0 of"),
+    (["--heads", "0,4,9"], "--heads 4,9: layer 0 of"),
+    (["--num-heads", "3"], "16 projection rows do not split into num_heads = 3 heads"),
+    (["--readout", "16"], "--readout 16 is not an output coordinate"),
+    (["--heads", "1,1"], "head indices must be distinct"),
+    (["--heads", "x"], "is not 'all' or comma-separated head indices"),
+    (["--readout", "1", "--readout-seed", "2"], "not allowed with argument"),
+    (["--max-relative-bound", "0"], "must be a positive finite number"),
+])
+def test_bad_input_is_exit_2_before_any_query(
+        layer_file: Path, extra: list[str], message: str, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def never(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the learner ran on refused input")
+
+    monkeypatch.setattr(multihead_saturated, "learn_multihead_saturated", never)
+    assert main([*_base(layer_file), *extra]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert main([*_base(layer_file), *extra, "--json"]) == 2
+    obj = json.loads(capsys.readouterr().out)
+    assert obj["command"] == "learn layer" and obj["exit_code"] == 2 and message in obj["error"]
+
+
+def test_a_learner_refusal_after_queries_is_exit_1_with_its_document(
+        layer_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # estimates of about 1e-9 exceed a bound of 1e-15: IllConditionedError after the queries
+    assert main([*_base(layer_file), "--max-relative-bound", "1e-15", "--json"]) == 1
+    out = json.loads(capsys.readouterr().out)
+    assert _validator().is_valid(out)
+    assert out["refused"].startswith("IllConditionedError: the recovery is ill-conditioned")
+    assert out["queries"] > 0 and not out["ok"] and out["certificate"] is None
+    assert main([*_base(layer_file), "--max-relative-bound", "1e-15"]) == 1
+    assert "REFUSED after" in capsys.readouterr().out
