@@ -109,12 +109,16 @@ from ..oracle import ValueOracle
 from .arguments import checked_arguments
 from .multihead import PAPER_REF
 from .multihead_biased import LABEL, _beta_error, _spans
-from .multihead_float import MAX_RELATIVE_BOUND, _Base, _pack, _residual_extended
+from .multihead_float import _Base, _pack, _residual_extended
 from .recovery import QuerySpan, Recovery
 
 __all__ = ["learn_multihead_saturated", "saturated_query_count"]
 
 U = UNIT_ROUNDOFF
+#: default refusal threshold of the largest relative error estimate: the estimates (worst-case
+#: rounding per answer, combined as independent errors) are 1e5 to 1e7 times the measured
+#: errors (benchmarks/multihead_saturated.py), so 1e-4 refuses only what is ill-conditioned
+MAX_RELATIVE_BOUND = 1e-4
 #: the score gap of a saturated (or muted) head: e^-40 = 4.2e-18, below float64's 2^-53
 SATURATION = 40.0
 #: phase v's steps t B_i move a score by about this much (its tokens' gap is SATURATION + it)
@@ -530,8 +534,11 @@ def _low_base(ask: Callable[[list[Array], str], Array], b: Array, V: Array, boun
             sl = slice(h * n, (h + 1) * n)
             z, bz, c = _logit_solve(dirs[h], dirs[h] @ V[:, h], y[sl], err[sl], spans[h])
             Uj[:, h] = spans[h] @ z
+            # the span's error moves u_h(b) out of the span by a vector of norm at most
+            # span_err |u_h(b)| (first order); per entry its root mean square, as the
+            # other errors are combined (independent)
             bound[:, h] = np.sqrt(spans[h] ** 2 @ bz ** 2) + span_err[h] * \
-                float(np.linalg.norm(Uj[:, h]))
+                float(np.linalg.norm(Uj[:, h])) / math.sqrt(d)
             cond = max(cond, c)
     res = _residual_extended(base, V, Uj)
     return _BaseResult(Uj, bound, float((res ** 2).sum()), float((err ** 2).sum()), cond,
@@ -769,9 +776,15 @@ def learn_multihead_saturated(
                   "saturation_margin_min": sat_gap})
     if low:
         assert rank is not None
-        spans, span_err, span_margin = _spans(u_of, bu_of, full_idx, m)
+        # the span's error estimate (Wedin) at the dimension the singular values show;
+        # the basis kept is all r + 1 directions: a direction of noise kept costs one
+        # unknown, a direction of the span dropped (a small singular value of a real W_h
+        # read as noise) would leave a residual at every low-rank base
+        shown, span_err, span_margin = _spans(u_of, bu_of, full_idx, m)
+        spans = [np.linalg.svd(np.stack([u_of[j][:, h] for j in full_idx], axis=1),
+                               full_matrices=False)[0] for h in range(m)]
         conds["span_perturbation_max"] = max(span_err)
-        conds["span_dimensions"] = [int(C.shape[1]) for C in spans]
+        conds["span_dimensions_shown"] = [int(C.shape[1]) for C in shown]
         conds["span_margin_decades"] = min(span_margin)
         dirs = []
         for h in range(m):
