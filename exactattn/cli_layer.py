@@ -109,6 +109,8 @@ def parse_heads(text: str) -> tuple[int, ...] | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .learners.multihead_saturated import MAX_RELATIVE_BOUND
+
     p = _Parser(
         prog="exactattn learn layer",
         description="Learn every head (or the chosen heads) of one attention layer of a "
@@ -133,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
                    default=16, metavar="K", help="fresh queries for the certificate (default 16)")
     p.add_argument("--max-relative-bound", type=_positive_float, default=None, metavar="X",
                    help="refuse when a head's relative error estimate exceeds X (default: "
-                        "the learner's, 1e-4)")
+                        f"the learner's, {MAX_RELATIVE_BOUND:g})")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--save", metavar="FILE",
                    help="save the recovery (with transcript) as JSON, for 'exactattn replay'")
