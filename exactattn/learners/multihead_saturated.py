@@ -182,8 +182,13 @@ class _Path:
                  rng: np.random.Generator) -> None:
         d = b.size
         self.ask, self.b, self.d = ask, b, d
-        Q = np.linalg.qr(rng.standard_normal((d, 3)))[0]
-        self.a, self.a2, self.p = Q[:, 0], Q[:, 1], Q[:, 2]
+        # the plane of the path (at d = 1 a line: every head crosses at pi / 2, so only
+        # one head can be separated) and the probes' direction p^ (any unit vector)
+        Q = np.linalg.qr(rng.standard_normal((d, min(d, 2))))[0]
+        self.a = Q[:, 0]
+        self.a2 = Q[:, 1] if d >= 2 else np.zeros(d)
+        p = rng.standard_normal(d)
+        self.p = p / np.linalg.norm(p)
         self.queries = 0
         self.p_size: float | None = None
         self.scale_y = 0.0        # the scalar's scale, for the saturation tolerance
@@ -192,7 +197,7 @@ class _Path:
         out: Array = R * (math.cos(theta) * self.a + math.sin(theta) * self.a2)
         return out
 
-    def _differences(self, pts: list[tuple[float, float]]) -> tuple[Array, Array]:
+    def differences(self, pts: list[tuple[float, float]]) -> tuple[Array, Array]:
         """y = (g(n + p) - g(n)) / |p| at (theta, R) and its noise estimate, 2 queries per
         point; |p| = ``PATH_STEP`` R during the scale search, then fixed (``p_size``): a
         fixed p makes a probe near a crossing (where n and n + p see different heads)
@@ -215,7 +220,7 @@ class _Path:
     def probe(self, pts: list[tuple[float, float]]) -> list[_Probe]:
         """y at R and 2R for each point; saturated when they agree (4 queries a point)."""
         both = [q for theta, R in pts for q in ((theta, R), (theta, 2 * R))]
-        vals, noise = self._differences(both)
+        vals, noise = self.differences(both)
         v1, v2 = vals[0::2], vals[1::2]
         # the scalar's scale: fixed from the grid's saturated plateaus once known (a probe
         # next to a crossing can be huge), the batch's median during the scale search
@@ -699,9 +704,14 @@ def learn_multihead_saturated(
         raise InvalidEntryError(
             f"learn_multihead_saturated runs over F64, not {F.name} (a float64 oracle)")
     for name, val in (("max_relative_bound", max_relative_bound), ("scale", scale)):
-        if not isinstance(val, int | float) or isinstance(val, bool) or not (
-                math.isfinite(val) and val > 0):
-            raise InvalidEntryError(f"{name} must be a positive finite number, got {val!r}")
+        ok = isinstance(val, int | float) and not isinstance(val, bool) and val > 0
+        try:
+            ok = ok and math.isfinite(float(val)) and float(val) > 0
+        except OverflowError:       # an int beyond float64
+            ok = False
+        if not ok:
+            raise InvalidEntryError(f"{name} must be a positive finite number (as a float64), "
+                                    f"got {str(val)[:40]}")
     H, d = heads, oracle.d
     if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int)
                              or not 1 <= rank <= d):
@@ -842,9 +852,16 @@ def _result(span: QuerySpan, F: Field, d: int, seed: int, H: int, rank: int | No
     eW, ec, ev = np.zeros((m, d, d)), np.zeros((m, d)), np.zeros((m, d))
     for k, h in enumerate(order):
         W[k], c[k], v[k], eW[k], ec[k], ev[k] = Ws[h], cs[h], vs[h], bW[h], bc[h], bv[h]
-    rel = [max(float(eW[h].max()) / float(np.abs(W[h]).max()),
-               float(ec[h].max()) / max(float(np.abs(c[h]).max()), float(np.abs(W[h]).max())),
-               float(ev[h].max()) / float(np.abs(v[h]).max())) for h in range(m)]
+    def ratio(err: float, size: float) -> float:
+        # relative to the head's largest entry; a zero block (W_h = 0 is a valid head) is
+        # exact only when its estimate is 0 too, and nan (a degenerate solve) is infinite
+        out = err / size if size > 0 else (math.inf if err > 0 else 0.0)
+        return out if math.isfinite(out) else math.inf
+
+    rel = [max(ratio(float(eW[h].max()), float(np.abs(W[h]).max())),
+               ratio(float(ec[h].max()), max(float(np.abs(c[h]).max()),
+                                              float(np.abs(W[h]).max()))),
+               ratio(float(ev[h].max()), float(np.abs(v[h]).max()))) for h in range(m)]
     report = dict(conds)
     report.update({"relative_bound_per_head": rel, "max_relative_bound": max(rel, default=0.0)})
     recovered = {"W": W, "c": c, "v": v, "beta": np.array(beta), "W_error_bound": eW,

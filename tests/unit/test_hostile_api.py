@@ -720,6 +720,12 @@ def _learner_cases() -> dict[str, tuple[Any, Any, dict[str, Any]]]:
         "learn_multihead_biased": (lrn.learn_multihead_biased, lambda: ValueOracle(
             BiasedMultiHeadAttention([([[0.5, -0.3], [0.2, 0.4]], [0.1, 0.2], [1.0, -0.5])],
                                      0.5, field=F64)), {"heads": 1, "field": F64, "seed": 0}),
+        "learn_multihead_saturated": (lrn.learn_multihead_saturated, lambda: ValueOracle(
+            BiasedMultiHeadAttention([([[0.5, -0.3], [0.2, 0.4]], [0.1, 0.2], [1.0, -0.5])],
+                                     0.5, field=F64)), {"heads": 1, "field": F64, "seed": 0,
+                                                        "rank": None, "scale": 1.0,
+                                                        "max_relative_bound": 1e-4,
+                                                        "progress": None}),
         "learn_multihead_float": (lrn.learn_multihead_float, lambda: ValueOracle(
             MultiHeadAttention([([[0.5, -0.3], [0.2, 0.4]], [1.0, -0.5])], field=F64)), {
             "heads": 1, "field": F64, "seed": 0}),
@@ -846,7 +852,8 @@ def _in_child(fn: Any, *args: Any) -> None:
 CAPPED_COUNTS = {("learn_low_rank", "confirm"): 10**4, ("learn_biased_low_rank", "confirm"): 10**4,
                  ("learn_relu_ffn", "residual_probes"): 10**6, ("learn_multihead", "heads"): 1024,
                  ("learn_multihead_float", "heads"): 1024,
-                 ("learn_multihead_biased", "heads"): 1024}
+                 ("learn_multihead_biased", "heads"): 1024,
+                 ("learn_multihead_saturated", "heads"): 1024}
 
 _CLEAN_OPTIONS = [(learner, option) for learner, (_, _, good) in sorted(LEARNERS.items())
                   for option in sorted(good)
