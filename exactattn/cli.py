@@ -671,6 +671,10 @@ def _builtin_instance(inst: dict[str, Any], rec: Any, path: str) -> tuple[str, A
         from .cli_instance import saved_instance
 
         return saved_instance(inst, rec, path)
+    if inst.get("kind") == "checkpoint_layer":  # learn layer --save: the layer's read-out
+        from .cli_layer import saved_layer_instance
+
+        return saved_layer_instance(inst, rec, path)
     kind = inst.get("kind")
     if kind == "single_head":
         d, seed, name = inst.get("d"), inst.get("seed"), inst.get("field")

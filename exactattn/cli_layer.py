@@ -35,7 +35,9 @@ file, ``--heads`` or ``--readout`` out of range, an unwritable ``--save``).
 
 ``--save FILE`` writes the recovery with its transcript (over 10,000 entries
 in a ``.npz`` sidecar beside it), the layer it came from and the certificate;
-``exactattn replay FILE`` replays that transcript against the recovered model.
+``exactattn replay FILE`` replays that transcript against the recovered model
+and, while the checkpoint can still be read, asks fresh queries of the layer
+(:func:`saved_layer_instance`).
 
 Reached through :func:`exactattn.cli.main`, which hands ``learn layer`` over
 to :func:`main` here.
@@ -49,6 +51,7 @@ import math
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -67,7 +70,7 @@ from .cli import (
 )
 from .errors import ExactattnError, InvalidEntryError
 
-__all__ = ["build_parser", "main", "parse_heads"]
+__all__ = ["build_parser", "main", "parse_heads", "saved_layer_instance"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 COMMAND = "learn layer"
@@ -142,19 +145,67 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _readout(args: argparse.Namespace, d: int) -> tuple[Any, dict[str, Any], str]:
-    """(rho, its JSON description, its text)."""
-    if args.readout_seed is not None:
-        rho = np.random.default_rng(args.readout_seed).standard_normal(d) / math.sqrt(d)
-        return rho, {"kind": "gaussian", "seed": args.readout_seed}, \
-            f"rho ~ N(0, I/d), seed {args.readout_seed}"
-    i = 0 if args.readout is None else args.readout
+def _rho(readout: dict[str, Any], d: int) -> Any:
+    """rho from its JSON description (``readout`` in the document and the saved file)."""
+    if readout["kind"] == "gaussian":
+        return np.random.default_rng(readout["seed"]).standard_normal(d) / math.sqrt(d)
+    i = readout["index"]
     if i >= d:
         raise InvalidEntryError(f"--readout {i} is not an output coordinate of a layer with "
                                 f"d = {d} (0 <= I < {d})")
     rho = np.zeros(d)
     rho[i] = 1.0
-    return rho, {"kind": "coordinate", "index": i}, f"rho = e_{i}"
+    return rho
+
+
+def _readout(args: argparse.Namespace, d: int) -> tuple[Any, dict[str, Any], str]:
+    """(rho, its JSON description, its text)."""
+    if args.readout_seed is not None:
+        readout = {"kind": "gaussian", "seed": args.readout_seed}
+        text = f"rho ~ N(0, I/d), seed {args.readout_seed}"
+    else:
+        i = 0 if args.readout is None else args.readout
+        readout, text = {"kind": "coordinate", "index": i}, f"rho = e_{i}"
+    return _rho(readout, d), readout, text
+
+
+def _is_index(x: Any, low: int = 0) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= low
+
+
+def saved_layer_instance(inst: dict[str, Any], rec: Any, path: str) -> tuple[str, Any] | None:
+    """(name, the layer's read-out) of the instance block ``learn layer --save`` writes
+    (``"kind": "checkpoint_layer"``), for the fresh queries of ``exactattn replay``.
+
+    A block of the wrong shape raises :class:`~exactattn.cli.UsageError`; a
+    checkpoint that cannot be read any more (moved, changed) returns None
+    with a note on stderr: the replay then checks the transcript alone.
+    """
+    from .checkpoint_layer import LayerReadout
+    from .checkpoints import load_layer
+
+    ro: Any = inst.get("readout")
+    heads = inst.get("heads")
+    good = (isinstance(inst.get("file"), str) and _is_index(inst.get("layer"))
+            and _is_index(inst.get("num_heads"), 1) and isinstance(heads, list) and heads
+            and all(_is_index(j) for j in heads) and isinstance(ro, dict)
+            and ((ro.get("kind") == "coordinate" and _is_index(ro.get("index")))
+                 or (ro.get("kind") == "gaussian" and _is_index(ro.get("seed")))))
+    if not good:
+        raise UsageError(f"{path}: the instance block {json.dumps(inst)[:160]} is not a "
+                         "checkpoint layer (file, layer, num_heads, heads, readout) as "
+                         "'learn layer --save' writes it")
+    try:
+        layer = load_layer(inst["file"], layer=inst["layer"], num_heads=inst["num_heads"])
+        if layer.d != rec.d:
+            raise InvalidEntryError(f"the layer has d = {layer.d}, the recovery d = {rec.d}")
+        model = LayerReadout(layer, heads=heads, readout=_rho(ro, layer.d))
+    except ExactattnError as exc:
+        print(f"note: {path}: the checkpoint layer it was learned from cannot be rebuilt "
+              f"({_one_line(str(exc))}); replaying the transcript only", file=sys.stderr,
+              flush=True)
+        return None
+    return f"the checkpoint layer {model!r}", model
 
 
 def _pair(W: Any, truths: Sequence[Any]) -> list[int] | None:
@@ -289,7 +340,8 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     doc["saved"] = args.save or None
     doc["ok"] = bool(doc["within_estimates"] and cert.holds)
     if args.save:
-        _save(args, rec, cert, {"kind": "checkpoint_layer", "file": str(args.file),
+        _save(args, rec, cert, {"kind": "checkpoint_layer",
+                                "file": str(Path(args.file).resolve()),
                                 "layer": args.layer, "num_heads": layer.num_heads,
                                 "heads": list(heads), "readout": readout})
     return doc

@@ -122,6 +122,37 @@ def test_save_replays_and_a_moved_W_entry_is_rejected(
     assert "FAILS at transcript query #" in capsys.readouterr().out
 
 
+def test_replay_asks_fresh_queries_of_the_checkpoint(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    L = random_layer(16, 4, seed=0)
+    layer_file = _write(tmp_path / "m.safetensors",
+                        (L.Wq, L.bq, L.Wk, L.bk, L.Wv, L.bv, L.Wo, L.bo))
+    saved = tmp_path / "layer.json"
+    assert main([*_base(layer_file), "--readout-seed", "1", "--certificate-probes", "0",
+                 "--save", str(saved)]) == 0
+    capsys.readouterr()
+    obj = json.loads(saved.read_text(encoding="utf-8"))
+    obj["recovery"]["transcript"]["entries"] = []  # only the fresh queries can check it
+    saved.write_text(json.dumps(obj), encoding="utf-8")
+    assert main(["replay", str(saved), "--certificate-probes", "8", "--json"]) == 0
+    certs = json.loads(capsys.readouterr().out)["certificates"]
+    assert certs[1]["what"].startswith("against the checkpoint layer LayerReadout(m.safetensors")
+    assert certs[1]["holds"] and certs[1]["fresh"] == 8 and certs[0]["checked"] == 0
+    # the largest W entry moved by a relative 1e-3: the fresh queries of the layer see it
+    entries = obj["recovery"]["params"]["W"]["entries"]
+    k = int(np.argmax(np.abs(np.asarray(entries, dtype=np.float64))))
+    entries[k] = float(entries[k]) * (1 + 1e-3)
+    saved.write_text(json.dumps(obj), encoding="utf-8")
+    assert main(["replay", str(saved)]) == 1
+    assert "FAILS at fresh query #" in capsys.readouterr().out
+    # the checkpoint gone: a note on stderr, the transcript alone (here empty: nothing checked)
+    layer_file.unlink()
+    assert main(["replay", str(saved)]) == 1
+    captured = capsys.readouterr()
+    assert "cannot be rebuilt" in captured.err and "does not exist" in captured.err
+    assert "nothing was checked" in captured.out
+
+
 def _tampered(tmp_path: Path, how: str) -> Path:
     L = random_layer(16, 4, seed=0)
     tensors = [L.Wq, L.bq, L.Wk, L.bk, L.Wv, L.bv, L.Wo, L.bo]
