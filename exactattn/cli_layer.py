@@ -326,10 +326,13 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     t0 = time.perf_counter()
     cert = verify(rec, oracle, probes=args.certificate_probes, seed=args.seed)
     cert_seconds = time.perf_counter() - t0
-    path = rec.options["path"]
+    path, cond = rec.options["path"], rec.options["conditioning"]
+    # the adaptive parts: the path, the isolate passes, and (when the learner re-asks rows
+    # whose logit came out too large) the re-asked rows
+    rescaled = {"rescaled": cond["rescaled_queries"]} if "rescaled_queries" in cond else {}
     closed = saturated.saturated_query_count(
         rec.options["m"], layer.d, rank=r, path=path["queries"],
-        isolate_passes=path["isolate_passes"])
+        isolate_passes=path["isolate_passes"], **rescaled)
     doc.update({"status": rec.status, "hypotheses": list(rec.hypotheses),
                 "queries": rec.queries, "queries_by_phase": dict(rec.queries_by_phase),
                 "path_queries": path["queries"], "closed_form_queries": closed,
