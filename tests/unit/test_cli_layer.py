@@ -220,3 +220,28 @@ def test_a_learner_refusal_after_queries_is_exit_1_with_its_document(
     assert out["queries"] > 0 and not out["ok"] and out["certificate"] is None
     assert main([*_base(layer_file), "--max-relative-bound", "1e-15"]) == 1
     assert "REFUSED after" in capsys.readouterr().out
+
+
+def test_heads_that_do_not_pair_one_to_one_are_not_ok() -> None:
+    # fewer recovered heads than the file's, or two file heads nearest one recovered head:
+    # no pairing, so no per-head row can claim a match (the document's ok is then false)
+    from exactattn.cli_layer import _pair
+
+    A, B = np.eye(2), np.array([[0.0, 1.0], [1.0, 0.0]])
+    assert _pair(np.stack([A, B]), [B, A]) == [1, 0]
+    assert _pair(np.stack([A]), [A, B]) is None
+    assert _pair(np.stack([A, B]), [A, 1.01 * A]) is None
+    from types import SimpleNamespace
+
+    from exactattn.cli_layer import _compare
+
+    z = np.zeros((1, 2, 2))
+    rec = SimpleNamespace(
+        params={"W": np.stack([A]), "c": np.zeros((1, 2)), "v": np.ones((1, 2)),
+                "W_error_bound": z + 1, "c_error_bound": np.ones((1, 2)),
+                "v_error_bound": np.ones((1, 2)), "beta": np.array(0.0),
+                "beta_error_bound": np.array(1.0)},
+        options={"conditioning": {"relative_bound_per_head": [1.0]}})
+    merged = SimpleNamespace(Ws=[A, B], cs=[np.zeros(2)] * 2, vs=[np.ones(2)] * 2, beta=0.0)
+    doc = _compare(rec, merged, (0, 1))
+    assert doc["paired"] is False and doc["per_head"] == [] and doc["within_estimates"] is False
