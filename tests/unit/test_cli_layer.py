@@ -102,14 +102,16 @@ def test_chosen_heads_text_and_progress(layer_file: Path, capsys: pytest.Capture
 def test_save_replays_and_a_moved_W_entry_is_rejected(
         layer_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     saved = tmp_path / "layer.json"
-    assert main([*_base(layer_file), "--certificate-probes", "2", "--save", str(saved)]) == 0
+    assert main([*_base(layer_file), "--heads", "1,2", "--certificate-probes", "2",
+                 "--save", str(saved)]) == 0
     capsys.readouterr()
     assert main(["replay", str(saved)]) == 0
     assert ": holds;" in capsys.readouterr().out
     # the saved recovery, compared with the file's merged parameters independently
     obj = json.loads(saved.read_text(encoding="utf-8"))
     rec = Recovery.from_json(obj["recovery"])
-    truth = layer_merged(load_layer(layer_file, layer=0, num_heads=4), readout=np.eye(16)[0])
+    truth = layer_merged(load_layer(layer_file, layer=0, num_heads=4), heads=(1, 2),
+                         readout=np.eye(16)[0])
     rel, within = biased_recovery_errors(rec, truth)
     assert within and rel < 1e-9
     assert obj["instance"]["kind"] == "checkpoint_layer" and obj["certificate"]["holds"]
