@@ -47,5 +47,23 @@ def test_the_sign_search_gives_up_at_four_times_the_size(monkeypatch: Any) -> No
     with pytest.raises(InsufficientPrecisionError) as info:
         ex._sum_sign(a)
     assert calls == [64, 128]
-    assert "(2 terms, 44 bits)" in str(info.value)
-    assert "is not decided by rigorous balls at 128 bits" in str(info.value)
+    err = info.value
+    assert (err.prec, err.needed_prec) == (128, 129)
+    assert str(err) == (
+        f"the sign of the exponential sum {ex._sum_str(a)} (2 terms, 44 bits) is not decided "
+        "by rigorous balls at 128 bits (tiny exponent gaps already resolved by exact Taylor "
+        "moments); it is nonzero, but its coefficients cancel to more than 128 bits: the sign "
+        "needs more than 128 bits of working precision")
+
+
+def test_the_give_up_message_shortens_a_long_sum(monkeypatch: Any) -> None:
+    """The sum's text is cut to 197 characters and "..." past 200 characters."""
+    monkeypatch.setattr(ex, "SIGN_MAX_PREC", 32)
+    monkeypatch.setattr(ex, "_sum_ball", lambda a, prec: arb(0, 1))
+    a = tuple((fmpq(k, 3), fmpq((-1) ** k * (k + 1), 7)) for k in range(40, 0, -1))
+    text = ex._sum_str(a)
+    assert len(text) > 200
+    with pytest.raises(InsufficientPrecisionError) as info:
+        ex._sum_sign(a)
+    assert str(info.value).startswith(
+        f"the sign of the exponential sum {text[:197]}... (40 terms, ")
