@@ -57,8 +57,10 @@ def _check_saturated_recovery() -> Outcome:
             failures.append(f"{name}: {rec.options['m']} heads, or a recovered entry outside "
                             f"its estimate (relative error {rel:.2e})")
         path = rec.options["path"]
-        count = saturated_query_count(rec.options["m"], d, rank=r, path=path["queries"],
-                                      isolate_passes=path["isolate_passes"])
+        count = saturated_query_count(
+            rec.options["m"], d, rank=r, path=path["queries"],
+            isolate_passes=path["isolate_passes"],
+            rescaled=rec.options["conditioning"]["rescaled_queries"])
         failures += float_recovery_failures(name, rec, oracle, count, seed)
         for shift in (1e-5, 1000 * float(np.linalg.norm(rec.params["c_error_bound"][0]))):
             c = rec.params["c"].copy()

@@ -144,14 +144,19 @@ PATH_TRIES = 3
 PATH_AGREEMENT = 1e-6
 #: the most passes of phase isolate (each rescales a head's directions)
 ISOLATE_PASSES = 4
+#: a row whose |logit| exceeds this is asked again, its step scaled by LOGIT / |logit|
+RESCALE_LOGIT = 8.0
+#: the most times a row is asked again
+RESCALE_ROUNDS = 2
 #: the sign coefficients of the path (0 or -1) must be within this of an integer
 SIGN_MARGIN = 0.1
 
 
 def saturated_query_count(m: int, d: int, *, rank: int | None = None, path: int = 0,
-                          isolate_passes: int = 1) -> int:
+                          isolate_passes: int = 1, rescaled: int = 0) -> int:
     """The query count of :func:`learn_multihead_saturated` for m heads, given the
-    path's (adaptive) count ``path`` and the passes of phase isolate (module docstring).
+    path's (adaptive) count ``path``, the passes of phase isolate and the rows asked again at
+    a smaller step (``options["conditioning"]["rescaled_queries"]``; module docstring).
 
     >>> saturated_query_count(8, 64, rank=8, path=0)
     11204
@@ -164,7 +169,7 @@ def saturated_query_count(m: int, d: int, *, rank: int | None = None, path: int 
     per_full = 1 + m * (d - m + 1) + 2 * m * (m - 1)
     fixed = 2 + isolate_passes * m * (d - m + 1) + per_full + m * (d + 1)
     per_low = 1 + m * ((rank or 0) + 2)
-    return fixed + path + n_full * per_full + n_low * per_low
+    return fixed + path + rescaled + n_full * per_full + n_low * per_low
 
 
 @dataclass
@@ -433,6 +438,77 @@ class _BaseResult:
     noise2: float
     cond: float
     muting_margin: float
+    rescaled: int     # rows asked again at a smaller step (their logit was too large)
+
+
+def _ask_rows(ask: Callable[[list[Array], str], Array], b: Array, gb: float, fixed: Array,
+              steps: Array, owners: Array, V: Array, phase: str
+              ) -> tuple[Array, Array, Array, int]:
+    """Ask [b + fixed_k + steps_k; b] and read head owners_k's logit from each answer; a row
+    whose |logit| exceeds ``RESCALE_LOGIT`` (sigma' small: its logit is imprecise) is asked
+    again with its step scaled by LOGIT / |logit| (the fixed part, a muting token with
+    n . u_h = 0, stays), at most ``RESCALE_ROUNDS`` times. Returns every asked row (deltas),
+    its answer minus gb, its owner, and the number of re-asked rows."""
+    deltas, ys, who = fixed + steps, None, owners
+    new = deltas
+    cur_steps, cur_fixed, cur_owner = steps, fixed, owners
+    all_d, all_y, all_w = [], [], []
+    extra = 0
+    for round_ in range(RESCALE_ROUNDS + 1):
+        if new.shape[0] == 0:
+            break
+        ys = ask([np.stack([b + delta, b]) for delta in new], phase) - gb
+        all_d.append(new)
+        all_y.append(ys)
+        all_w.append(cur_owner)
+        if round_ > 0:
+            extra += new.shape[0]
+        vals = np.einsum("kd,dk->k", new, V[:, cur_owner])
+        ell = np.abs(_logits(ys, vals))
+        bad = ell > RESCALE_LOGIT
+        if round_ == RESCALE_ROUNDS or not bad.any():
+            break
+        cur_steps = cur_steps[bad] * (LOGIT / ell[bad])[:, None]
+        cur_fixed, cur_owner = cur_fixed[bad], cur_owner[bad]
+        new = cur_fixed + cur_steps
+    deltas = np.concatenate(all_d) if all_d else np.zeros((0, b.size))
+    ys = np.concatenate(all_y) if all_y else np.zeros(0)
+    who = np.concatenate(all_w) if all_w else np.zeros(0, dtype=int)
+    return deltas, ys, who, extra
+
+
+def _solve_base(b: Array, gb: float, V: Array, bound_v: Array, beta: float, rows: Array,
+                y: Array, who: Array, Uj: Array, bases: list[Array] | None,
+                span_err: list[tuple[Array, Array]] | None
+                ) -> tuple[Array, Array, float, Any]:
+    """Per head the weighted logit solve (twice: the second with the noise model at the
+    first solution), u_h(b) = C_h z when ``bases`` C_h are given; the estimates."""
+    d, m = V.shape
+    base = _pack([np.stack([b + delta, b]) for delta in rows], list(y + gb))
+    bound = np.zeros((d, m))
+    cond = 0.0
+    for _ in range(2):
+        f, Jv, eta = _eta(base, V, Uj, 0.0)
+        err = eta + _beta_error(beta, d) + np.abs(Jv.reshape(len(f), m * d)) @ \
+            bound_v.T.reshape(m * d)
+        for h in range(m):
+            sel = who == h
+            C = None if bases is None else bases[h]
+            sol, bz, c = _logit_solve(rows[sel], rows[sel] @ V[:, h], y[sel], err[sel], C)
+            if C is None:
+                Uj[:, h], bound[:, h] = sol, bz
+            else:
+                assert span_err is not None
+                Uj[:, h] = C @ sol
+                # the span's error: C spans the r + 1 measured columns M^ = M + dM exactly,
+                # and u_h(b) = M a, so u_h(b) leaves col C by (I - C C^T) dM a: at most
+                # |dM a| per entry, a = M^+ u_h(b) (first order; the columns' estimates
+                # combined as independent errors, as everywhere here)
+                pinv_M, bM = span_err[h]
+                a = pinv_M @ Uj[:, h]
+                bound[:, h] = np.sqrt(C ** 2 @ bz ** 2) + np.sqrt(bM ** 2 @ a ** 2)
+            cond = max(cond, c)
+    return Uj, bound, cond, base
 
 
 def _full_base(ask: Callable[[list[Array], str], Array], b: Array, V: Array, bound_v: Array,
@@ -442,22 +518,24 @@ def _full_base(ask: Callable[[list[Array], str], Array], b: Array, V: Array, bou
     d, m = V.shape
     gb = float(ask([b[None, :]], phase)[0])
     # isolating queries: head h's value only (p^_h . v_g = 0 for g != h, N . v_g = 0)
-    iso = [np.concatenate([P[:, h:h + 1], (P[:, h:h + 1] + N) / math.sqrt(2)], axis=1).T
-           * s[h] for h in range(m)]
-    Xs = [np.stack([b + delta, b]) for h in range(m) for delta in iso[h]]
-    ys = ask(Xs, phase) - gb
+    iso = np.concatenate([np.concatenate([P[:, h:h + 1], (P[:, h:h + 1] + N) / math.sqrt(2)],
+                                         axis=1).T * s[h] for h in range(m)])
     k = d - m + 1
+    owners = np.repeat(np.arange(m), k)
+    rows_i, y_i, who_i, extra = _ask_rows(ask, b, gb, np.zeros_like(iso), iso, owners, V,
+                                          phase)
     Ut = np.zeros((d, m))
     for h in range(m):
-        vals = iso[h] @ V[:, h]
-        Ut[:, h] = np.linalg.lstsq(iso[h], _logits(ys[h * k:(h + 1) * k], vals), rcond=None)[0]
+        sel = who_i == h
+        Ut[:, h] = np.linalg.lstsq(rows_i[sel], _logits(y_i[sel], rows_i[sel] @ V[:, h]),
+                                   rcond=None)[0]
     # muting queries: n_h in null(V^T) with n_h . u_g = -gap_g (g != h), n_h . u_h = 0
     NtU = N.T @ Ut                          # (d - m, m): exact from the isolating queries
     # |delta' . u_g| <= s_h |u_g| for the step delta' = s_h (p^_h +- p^_g) / sqrt 2; |u_g| at
     # this base is not known yet (Ut lacks the components along the other p^): 3 x the
     # larger of |u_g(b_1)| and |Ut_g|, checked afterwards (muting_margin_min)
     reach = 3 * np.maximum(u_scale, np.linalg.norm(Ut, axis=0))
-    mut, owner = [], []
+    fixed, steps, owner = [], [], []
     for h in range(m):
         target = np.array([0.0 if g == h else -(SATURATION + s[h] * reach[g])
                            for g in range(m)])
@@ -465,36 +543,24 @@ def _full_base(ask: Callable[[list[Array], str], Array], b: Array, V: Array, bou
         for g in range(m):
             if g != h:
                 for sign in (1.0, -1.0):
-                    mut.append(n_h + s[h] * (P[:, h] + sign * P[:, g]) / math.sqrt(2))
+                    fixed.append(n_h)
+                    steps.append(s[h] * (P[:, h] + sign * P[:, g]) / math.sqrt(2))
                     owner.append(h)
-    Xm = [np.stack([b + delta, b]) for delta in mut]
-    ym = ask(Xm, phase) - gb if Xm else np.zeros(0)
-    # first pass: logits with the isolating estimates; second: with the noise model
-    queries = Xs + Xm
-    answers = np.concatenate([ys, ym]) + gb
-    base = _pack(queries, list(answers))
-    rows = np.concatenate([np.concatenate(iso), np.array(mut).reshape(-1, d)])
-    who = np.concatenate([np.repeat(np.arange(m), k), np.array(owner, dtype=int)])
-    y = np.concatenate([ys, ym])
-    Uj = Ut.copy()
-    bound = np.zeros((d, m))
-    cond = 0.0
-    for _ in range(2):
-        f, Jv, eta = _eta(base, V, Uj, 0.0)
-        err = eta + _beta_error(beta, d) + np.abs(Jv.reshape(len(f), m * d)) @ \
-            bound_v.T.reshape(m * d)
-        for h in range(m):
-            sel = who == h
-            Uj[:, h], bound[:, h], c = _logit_solve(rows[sel], rows[sel] @ V[:, h], y[sel],
-                                                   err[sel], None)
-            cond = max(cond, c)
-    margin = _muting_margin(rows[k * m:], who[k * m:], Uj)
+    rows_m, y_m, who_m, extra_m = _ask_rows(
+        ask, b, gb, np.array(fixed).reshape(-1, d), np.array(steps).reshape(-1, d),
+        np.array(owner, dtype=int), V, phase)
+    rows = np.concatenate([rows_i, rows_m])
+    who = np.concatenate([who_i, who_m])
+    y = np.concatenate([y_i, y_m])
+    Uj, bound, cond, base = _solve_base(b, gb, V, bound_v, beta, rows, y, who, Ut.copy(),
+                                        None, None)
+    margin = _muting_margin(rows_m, who_m, Uj)
     res = _residual_extended(base, V, Uj)
     f, Jv, eta = _eta(base, V, Uj, 0.0)
     err = eta + _beta_error(beta, d) + np.abs(Jv.reshape(len(f), m * d)) @ \
         bound_v.T.reshape(m * d)
     return _BaseResult(Uj, bound, float((res ** 2).sum()), float((err ** 2).sum()), cond,
-                       margin)
+                       margin, extra + extra_m)
 
 
 def _logits(y: Array, values: Array) -> Array:
@@ -515,39 +581,29 @@ def _muting_margin(rows: Array, who: Array, Uj: Array) -> float:
 
 
 def _low_base(ask: Callable[[list[Array], str], Array], b: Array, V: Array, bound_v: Array,
-              spans: list[Array], span_err: list[float], dirs: list[Array], beta: float
-              ) -> _BaseResult:
+              spans: list[Array], span_err: list[tuple[Array, Array]], dirs: list[Array],
+              beta: float) -> _BaseResult:
     """Phase ``W_low_rank`` at one base: r + 2 isolating queries per head, u_h(b) = C_h z."""
     d, m = V.shape
     gb = float(ask([b[None, :]], "W_low_rank")[0])
-    Xs = [np.stack([b + delta, b]) for h in range(m) for delta in dirs[h]]
-    y = ask(Xs, "W_low_rank") - gb
-    base = _pack(Xs, list(y + gb))
-    n = dirs[0].shape[0]
+    steps = np.concatenate(dirs)
+    owners = np.repeat(np.arange(m), dirs[0].shape[0])
+    rows, y, who, extra = _ask_rows(ask, b, gb, np.zeros_like(steps), steps, owners, V,
+                                    "W_low_rank")
     Uj = np.zeros((d, m))
     for h in range(m):
-        z = np.linalg.lstsq(dirs[h] @ spans[h],
-                            _logits(y[h * n:(h + 1) * n], dirs[h] @ V[:, h]), rcond=None)[0]
+        sel = who == h
+        z = np.linalg.lstsq(rows[sel] @ spans[h], _logits(y[sel], rows[sel] @ V[:, h]),
+                            rcond=None)[0]
         Uj[:, h] = spans[h] @ z
-    bound = np.zeros((d, m))
-    cond = 0.0
-    for _ in range(2):
-        f, Jv, eta = _eta(base, V, Uj, 0.0)
-        err = eta + _beta_error(beta, d) + np.abs(Jv.reshape(len(f), m * d)) @ \
-            bound_v.T.reshape(m * d)
-        for h in range(m):
-            sl = slice(h * n, (h + 1) * n)
-            z, bz, c = _logit_solve(dirs[h], dirs[h] @ V[:, h], y[sl], err[sl], spans[h])
-            Uj[:, h] = spans[h] @ z
-            # the span's error moves u_h(b) out of the span by a vector of norm at most
-            # span_err |u_h(b)| (first order); per entry its root mean square, as the
-            # other errors are combined (independent)
-            bound[:, h] = np.sqrt(spans[h] ** 2 @ bz ** 2) + span_err[h] * \
-                float(np.linalg.norm(Uj[:, h])) / math.sqrt(d)
-            cond = max(cond, c)
+    Uj, bound, cond, base = _solve_base(b, gb, V, bound_v, beta, rows, y, who, Uj, spans,
+                                        span_err)
     res = _residual_extended(base, V, Uj)
+    f, Jv, eta = _eta(base, V, Uj, 0.0)
+    err = eta + _beta_error(beta, d) + np.abs(Jv.reshape(len(f), m * d)) @ \
+        bound_v.T.reshape(m * d)
     return _BaseResult(Uj, bound, float((res ** 2).sum()), float((err ** 2).sum()), cond,
-                       math.inf)
+                       math.inf, extra)
 
 
 def _isolate_first(ask: Callable[[list[Array], str], Array], b: Array, gb: float, V: Array,
@@ -646,7 +702,9 @@ def _first_try(ask: Callable[[list[Array], str], Array], b1: Array, H: int, d: i
     s = LOGIT * math.sqrt(d) / np.maximum(u_scale, 1e-300)
     # the whole u_h(b_1) with the path's V (phase W's design at b_1, asked as "isolate"),
     # so that phase v's tokens have the gaps they are built for
-    Ut = _full_base(ask, b1, V0, np.zeros_like(V0), P, N, s, u_scale, beta, "isolate").U
+    at_b1 = _full_base(ask, b1, V0, np.zeros_like(V0), P, N, s, u_scale, beta, "isolate")
+    Ut = at_b1.U
+    path_report["isolate_rescaled"] = at_b1.rescaled
     u_scale = np.linalg.norm(Ut, axis=0)
     s = LOGIT * math.sqrt(d) / np.maximum(u_scale, 1e-300)
     # phase v: v_h to float64 precision from saturated tokens
@@ -771,6 +829,7 @@ def learn_multihead_saturated(
     residual2 = noise2 = 0.0
     cond_full = 0.0
     muting = math.inf
+    rescaled = path_report["isolate_rescaled"]
     total = d + 1
     for count, j in enumerate(full_idx):
         r_ = _full_base(ask, bases[j], V, bound_v, P, N, s, u_scale, beta, "W")
@@ -779,6 +838,7 @@ def learn_multihead_saturated(
         noise2 += r_.noise2
         cond_full = max(cond_full, r_.cond)
         muting = min(muting, r_.muting_margin)
+        rescaled += r_.rescaled
         if progress is not None:
             progress(count + 1, total)
     sat_gap = _saturation_gap(v_deltas, u_of[1])
@@ -791,8 +851,11 @@ def learn_multihead_saturated(
         # unknown, a direction of the span dropped (a small singular value of a real W_h
         # read as noise) would leave a residual at every low-rank base
         shown, span_err, span_margin = _spans(u_of, bu_of, full_idx, m)
-        spans = [np.linalg.svd(np.stack([u_of[j][:, h] for j in full_idx], axis=1),
-                               full_matrices=False)[0] for h in range(m)]
+        Ms = [np.stack([u_of[j][:, h] for j in full_idx], axis=1) for h in range(m)]
+        spans = [np.linalg.svd(M, full_matrices=False)[0] for M in Ms]
+        # per head M^+ and the columns' estimates: the span's error at each low base
+        span_terms = [(np.linalg.pinv(Ms[h]),
+                       np.stack([bu_of[j][:, h] for j in full_idx], axis=1)) for h in range(m)]
         conds["span_perturbation_max"] = max(span_err)
         conds["span_dimensions_shown"] = [int(C.shape[1]) for C in shown]
         conds["span_margin_decades"] = min(span_margin)
@@ -808,14 +871,16 @@ def learn_multihead_saturated(
             dirs.append(D * (LOGIT * math.sqrt(rank + 1) / max(u_scale[h], 1e-300)))
         cond_low = 0.0
         for count, j in enumerate(range(rank + 1, d + 1)):
-            r_ = _low_base(ask, bases[j], V, bound_v, spans, span_err, dirs, beta)
+            r_ = _low_base(ask, bases[j], V, bound_v, spans, span_terms, dirs, beta)
             u_of[j], bu_of[j] = r_.U, r_.bound
             residual2 += r_.residual2
             noise2 += r_.noise2
             cond_low = max(cond_low, r_.cond)
+            rescaled += r_.rescaled
             if progress is not None:
                 progress(len(full_idx) + count + 1, total)
         conds["cond_low_rank_max"] = cond_low
+    conds["rescaled_queries"] = rescaled
     for name, gap in (("saturation", sat_gap), ("muting", muting)):
         if gap < MIN_MARGIN:
             raise RecoveryFailedError(

@@ -49,7 +49,9 @@ BETA = 0.75
 def _count(rec: object, d: int, rank: int | None) -> int:
     path = rec.options["path"]  # type: ignore[attr-defined]
     return saturated_query_count(rec.options["m"], d, rank=rank,  # type: ignore[attr-defined]
-                                 path=path["queries"], isolate_passes=path["isolate_passes"])
+                                 path=path["queries"], isolate_passes=path["isolate_passes"],
+                                 rescaled=rec.options["conditioning"]  # type: ignore[attr-defined]
+                                 .get("rescaled_queries", 0))
 
 
 # -- worked example ------------------------------------------------------------------
