@@ -138,6 +138,8 @@ MAX_SCALE_STEPS = 30
 SCALE_RETRIES = 2
 #: the isolating queries are scaled so that head h's logits have about this size
 LOGIT = 2.0
+#: the hypothesis on the number of heads that muting needs
+HEAD_ROOM = "2 m <= d (room in null(V^T) to mute m heads)"
 #: tries of phases path, isolate and v (each on a new random plane) before refusing
 PATH_TRIES = 3
 #: phase v's v_h and the path's must agree this closely (relative), else the try failed
@@ -693,6 +695,12 @@ def _first_try(ask: Callable[[list[Array], str], Array], b1: Array, H: int, d: i
         path_report["isolate_passes"] = 0
         empty = np.zeros((d, 0))
         return V0, path_report, empty, empty, empty, np.zeros(0), np.zeros(0), []
+    if 2 * m > d:
+        raise HypothesisViolatedError(
+            f"the path found m = {m} heads at d = {d}: muting needs tokens in null(V^T) (of "
+            f"dimension d - m = {d - m}) that give {m} heads prescribed scores, so 2 m <= d; "
+            "use learn_multihead_float or learn_multihead_biased (copy families) for so many "
+            "heads in so few dimensions", hypothesis=HEAD_ROOM)
     # phase isolate at b_1 with the path's V (first estimates of u_h(b_1))
     P, N = _design(V0)
     gb1 = float(ask([b1[None, :]], "isolate")[0])
@@ -796,6 +804,8 @@ def learn_multihead_saturated(
         try:
             first = _first_try(ask, b1, H, d, B, beta, rng)
         except (RecoveryFailedError, HypothesisViolatedError) as exc:
+            if isinstance(exc, HypothesisViolatedError) and exc.hypothesis == HEAD_ROOM:
+                raise
             failures.append(str(exc)[:200])
             spent += oracle.queries - before
             continue
@@ -951,7 +961,7 @@ def _result(span: QuerySpan, F: Field, d: int, seed: int, H: int, rank: int | No
             f"{report['max_relative_bound']:.3e} > {max_relative_bound:.1e} (per head "
             f"{[f'{x:.1e}' for x in rel]}). Pass a larger max_relative_bound to accept these "
             "estimates", report=report, recovered=recovered)
-    hypotheses = [f"f has at most H = {H} canonical heads, m <= d, with linearly "
+    hypotheses = [f"f has at most H = {H} canonical heads, 2 m <= d, with linearly "
                   "independent v_h and u_h(b_1) != 0 for every head (the path sees each "
                   "head cross once)"]
     if low:

@@ -24,7 +24,12 @@ from exactattn.checkpoint_layer import layer_oracle
 from exactattn.checkpoints import random_layer
 from exactattn.checks.multihead_biased import biased_recovery_errors
 from exactattn.claims import run_claims
-from exactattn.errors import IllConditionedError, InvalidEntryError, RecoveryFailedError
+from exactattn.errors import (
+    HypothesisViolatedError,
+    IllConditionedError,
+    InvalidEntryError,
+    RecoveryFailedError,
+)
 from exactattn.fields import F64
 from exactattn.learners.multihead_biased import LABEL
 from exactattn.learners.multihead_saturated import (
@@ -165,6 +170,17 @@ def test_equal_heads_merge_into_the_canonical_form() -> None:
     k = int(np.argmin([np.abs(rec.params["W"][k] - Ws[0]).max() for k in range(2)]))
     assert np.abs(rec.params["v"][k] - (vs[0] + vs[1])).max() <= \
         rec.params["v_error_bound"][k].max()
+
+
+def test_too_many_heads_for_the_dimension_is_refused() -> None:
+    # 6 heads at d = 8: null(V^T) has dimension 2, too small to mute 5 heads (2 m <= d)
+    rng = np.random.default_rng(0)
+    model = BiasedMultiHeadAttention(
+        [(rng.standard_normal((8, 8)) / 3, np.zeros(8), rng.standard_normal(8))
+         for _ in range(6)], 0.0, field=F64)
+    with pytest.raises(HypothesisViolatedError, match="2 m <= d") as info:
+        learn_multihead_saturated(ValueOracle(model), heads=6)
+    assert info.value.hypothesis.startswith("2 m <= d")
 
 
 def test_rank_larger_than_declared_is_refused() -> None:
