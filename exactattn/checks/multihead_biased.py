@@ -33,8 +33,8 @@ from ..models.multihead_biased import BiasedMultiHeadAttention, random_biased_mu
 from ..oracle import ValueOracle
 from .multihead_float import float_recovery_failures
 
-__all__ = ["rebuild_biased_multihead", "biased_recovery_errors", "TOLERANCE_TEXT",
-           "BIASED_INSTANCES"]
+__all__ = ["rebuild_biased_multihead", "biased_recovery_errors", "rejection_failures",
+           "TOLERANCE_TEXT", "BIASED_INSTANCES"]
 
 ROUTE = "float64 (tolerance)"
 TOLERANCE_TEXT = ("first-order float64 estimate: the recovery's per-entry error estimates "
@@ -88,6 +88,20 @@ def biased_recovery_errors(rec: Recovery, model: BiasedMultiHeadAttention
     return rel, within
 
 
+def rejection_failures(name: str, rec: Recovery, oracle: ValueOracle, seed: int) -> list[str]:
+    """The certificate shown rejecting a wrong model: one bias entry off by 1e-5 (1e6 to 1e7
+    times its estimate), and by 1000 times the norm of its head's c estimates (~1e-8), so
+    that the tolerance is not vacuous."""
+    failures = []
+    for shift in (1e-5, 1000 * float(np.linalg.norm(rec.params["c_error_bound"][0]))):
+        c = rec.params["c"].copy()
+        c[0, 0] += shift
+        bad = dataclasses.replace(rec, params={**rec.params, "c": c})
+        if certify(bad, oracle, probes=8, seed=seed).holds:
+            failures.append(f"{name}: the certificate accepts c_1 off by {shift:.1e}")
+    return failures
+
+
 @claim(CLAIM_LABEL, "float_biased_recovery", paper_ref=PAPER_REF,
        title="Biased low-rank heads (W_h, c_h, v_h) and beta from a float64 oracle, within "
              "their first-order estimates; the certificate rejects a bias entry off by "
@@ -112,14 +126,7 @@ def _check_float_biased_recovery() -> Outcome:
                             f"(relative error {rel:.2e})")
         failures += float_recovery_failures(name, rec, oracle,
                                             biased_query_count(H, d, rank=r), seed)
-        # a wrong model: one bias entry off by 1e-5 (1e6 to 1e7 times its estimate), and
-        # by 1000 times the norm of its head's c estimates (~1e-8): the tolerance is not vacuous
-        for shift in (1e-5, 1000 * float(np.linalg.norm(rec.params["c_error_bound"][0]))):
-            c = rec.params["c"].copy()
-            c[0, 0] += shift
-            bad = dataclasses.replace(rec, params={**rec.params, "c": c})
-            if certify(bad, oracle, probes=8, seed=seed).holds:
-                failures.append(f"{name}: the certificate accepts c_1 off by {shift:.1e}")
+        failures += rejection_failures(name, rec, oracle, seed)
     return first_failure(failures, checked,
                          "within estimates; query count derived (prose), equal to the "
                          f"counter on {checked} instances; certificate holds and rejects")

@@ -109,7 +109,7 @@ from ..oracle import ValueOracle
 from .arguments import checked_arguments
 from .multihead import PAPER_REF
 from .multihead_biased import LABEL, _beta_error, _spans
-from .multihead_float import _Base, _pack, _residual_extended
+from .multihead_float import _Base, _heads, _pack, _residual_extended
 from .recovery import QuerySpan, Recovery
 
 __all__ = ["learn_multihead_saturated", "saturated_query_count"]
@@ -388,14 +388,8 @@ def _design(V: Array) -> tuple[Array, Array]:
 
 def _eta(base: _Base, V: Array, Uj: Array, beta: float) -> tuple[Array, Array, Array]:
     """f (answers minus beta), df/dv (n, m, d) and the rounding estimate of each answer."""
-    X, mask = base.X, base.mask
-    s = np.einsum("nid,dh->nih", X, Uj)
-    s = np.where(mask[:, :, None], s, -np.inf)
-    s = s - s.max(axis=1, keepdims=True)
-    a = np.exp(s)
-    a = a / a.sum(axis=1, keepdims=True)
-    c = np.einsum("nid,dh->nih", X, V)
-    fh = np.einsum("nih,nih->nh", a, c)
+    X = base.X
+    a, c, fh = _heads(base, V, Uj)
     f = fh.sum(axis=1)
     Jv = np.einsum("nih,nid->nhd", a, X)
     d = X.shape[2]
