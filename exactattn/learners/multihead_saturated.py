@@ -52,12 +52,16 @@ Steps
    n_h . u_g <= -``SATURATION`` for g != h mutes the other heads, so
    [b + n_h + s (p^_h +- p^_g) / sqrt 2; b] gives head h's logit along p_g.
    Per head a weighted linear least-squares solve of d + m - 1 logits for the
-   d entries of u_h(b): no Gauss-Newton, no joint refinement.
+   d entries of u_h(b): no Gauss-Newton, no joint refinement. A query whose
+   |logit| exceeds ``RESCALE_LOGIT`` (its logit is imprecise) is asked again
+   with its step scaled by LOGIT / |logit|, at most ``RESCALE_ROUNDS`` times
+   (counted in ``options["conditioning"]["rescaled_queries"]``).
 6. Phase ``W_low_rank`` (with ``rank`` r, r <= d - m): only b_0..b_r are full
-   bases; u_h(b) lies in col [W_h | c_h], spanned by u_h(b_0..b_r)
-   (:func:`~exactattn.learners.multihead_biased._spans`); at every other base
-   r + 2 isolating queries per head (one more than the span's dimension, so
-   that a larger rank leaves a residual) give its coordinates.
+   bases; u_h(b) lies in col [W_h | c_h], spanned by the r + 1 measured
+   columns M = [u_h(b_0) .. u_h(b_r)] (all kept: a weak singular direction of
+   a real W_h must not be read as noise); at every other base r + 2
+   isolating queries per head (one more than the span's dimension, so that a
+   larger rank leaves a residual) give its coordinates.
 7. W_h = [u_h(b_j) - u_h(b_0)]_j B / scale, c_h = u_h(b_0) - W_h b_0.
 
 Every muting and saturation margin is checked afterwards at the recovered
@@ -73,8 +77,12 @@ gamma_{2d} sum_h sum_i alpha_ih |c_ih - f_h| |x_i|.|u_h| (Higham's gamma_n,
 the dot products' own bound, at the recovered parameters), plus 2u |f|,
 plus the error of beta, plus v's error propagated to the answer (the
 isolating queries see v only through it); then through the logit transform
-and the per-head least squares (|pinv| times the per-row errors). These are
-estimates, not proved bounds: the status is ``float``.
+and the per-head least squares, the rows' errors combined as independent
+(root sum of squares of the pseudo-inverse times them). At a low-rank base
+the span's own error adds |dM a| per entry (u_h(b) = M a, dM the columns'
+estimates), and W_h = U_h B / scale combines its columns the same way.
+These are estimates, not proved bounds: the status is ``float``; measured,
+they are 1e4 to 1e5 times the actual errors (benchmarks/multihead_saturated.py).
 
 Query count (measured, and a formula given the adaptive part). Steps 1
 and 3 to 7 have fixed sizes once m and the isolate passes p are known:
@@ -116,7 +124,7 @@ __all__ = ["learn_multihead_saturated", "saturated_query_count"]
 
 U = UNIT_ROUNDOFF
 #: default refusal threshold of the largest relative error estimate: the estimates (worst-case
-#: rounding per answer, combined as independent errors) are 1e5 to 1e7 times the measured
+#: rounding per answer, combined as independent errors) are 1e4 to 1e5 times the measured
 #: errors (benchmarks/multihead_saturated.py), so 1e-4 refuses only what is ill-conditioned
 MAX_RELATIVE_BOUND = 1e-4
 #: the score gap of a saturated (or muted) head: e^-40 = 4.2e-18, below float64's 2^-53
