@@ -30,40 +30,65 @@ def test_sum_bits_counts_numerators_and_denominators() -> None:
     assert ex._sum_bits(()) == 0
 
 
-def test_the_sign_search_gives_up_at_four_times_the_size(monkeypatch: Any) -> None:
-    """Past SIGN_MAX_PREC the search goes on to 4 * _sum_bits bits, then refuses
-    naming the size: with SIGN_MAX_PREC = 32 and 4 * 44 = 176 bits it evaluates at
-    64 and 128 bits and gives up at 128."""
+def _undecided(monkeypatch: Any) -> list[int]:
+    """SIGN_MAX_PREC lowered to 32 and an evaluation that never decides the sign (a ball
+    around 0); returns the list of the precisions it is called at."""
     calls: list[int] = []
 
     def undecided(a: Any, prec: int) -> arb:
         calls.append(prec)
-        return arb(0, 1)  # a ball around 0: the sign is never decided
+        return arb(0, 1)
 
     monkeypatch.setattr(ex, "SIGN_MAX_PREC", 32)
     monkeypatch.setattr(ex, "_sum_ball", undecided)
-    a = ((fmpq(1), fmpq(1)), (fmpq(0), fmpq(-(2**30 + 1), 2**7)))  # 2 + 2 + 1 + 31 + 8 bits
-    assert ex._sum_bits(a) == 44
+    return calls
+
+
+def _e_minus(num: int, den: int) -> Any:
+    """The sum e^1 - num/den (sizes: 1, 1 -> 2 + 2 bits; 0 -> 0 + 1; num and den)."""
+    return ((fmpq(1), fmpq(1)), (fmpq(0), fmpq(-num, den)))
+
+
+@pytest.mark.parametrize(("num", "bits", "calls"), [
+    (2**30 + 1, 44, [64, 128]),   # 4 * 44 = 176: 256 is past it
+    (2**18 + 1, 32, [64, 128]),   # 4 * 32 = 128 exactly: 128 is still evaluated
+    (2**46 + 1, 60, [64, 128]),   # 4 * 60 = 240 < 256 (5 * 60 = 300 would not be)
+])
+def test_the_sign_search_gives_up_at_four_times_the_size(
+        monkeypatch: Any, num: int, bits: int, calls: list[int]) -> None:
+    """Past SIGN_MAX_PREC the search goes on while the precision is <= 4 * _sum_bits,
+    then refuses naming the size and the last precision tried, as integers."""
+    seen = _undecided(monkeypatch)
+    a = _e_minus(num, 2**7)
+    assert ex._sum_bits(a) == bits == 2 + 2 + 1 + num.bit_length() + 8
     with pytest.raises(InsufficientPrecisionError) as info:
         ex._sum_sign(a)
-    assert calls == [64, 128]
+    assert seen == calls
     err = info.value
     assert (err.prec, err.needed_prec) == (128, 129)
+    assert type(err.prec) is int and type(err.needed_prec) is int
     assert str(err) == (
-        f"the sign of the exponential sum {ex._sum_str(a)} (2 terms, 44 bits) is not decided "
-        "by rigorous balls at 128 bits (tiny exponent gaps already resolved by exact Taylor "
-        "moments); it is nonzero, but its coefficients cancel to more than 128 bits: the sign "
-        "needs more than 128 bits of working precision")
+        f"the sign of the exponential sum {ex._sum_str(a)} (2 terms, {bits} bits) is not "
+        "decided by rigorous balls at 128 bits (tiny exponent gaps already resolved by exact "
+        "Taylor moments); it is nonzero, but its coefficients cancel to more than 128 bits: "
+        "the sign needs more than 128 bits of working precision")
 
 
-def test_the_give_up_message_shortens_a_long_sum(monkeypatch: Any) -> None:
-    """The sum's text is cut to 197 characters and "..." past 200 characters."""
-    monkeypatch.setattr(ex, "SIGN_MAX_PREC", 32)
-    monkeypatch.setattr(ex, "_sum_ball", lambda a, prec: arb(0, 1))
-    a = tuple((fmpq(k, 3), fmpq((-1) ** k * (k + 1), 7)) for k in range(40, 0, -1))
+def _long_sum(last: int) -> Any:
+    """13 terms of alternating sign and a last term last * e^(1/3), in decreasing order."""
+    return tuple((fmpq(k, 3), fmpq((-1) ** k * (k + 1), 7)) for k in range(14, 1, -1)) + \
+        ((fmpq(1, 3), fmpq(last)),)
+
+
+@pytest.mark.parametrize(("last", "length", "shortened"), [(8, 200, False), (15, 201, True)])
+def test_the_give_up_message_shortens_a_sum_past_200_characters(
+        monkeypatch: Any, last: int, length: int, shortened: bool) -> None:
+    """The sum's text is kept up to 200 characters, else cut to 197 and "..."."""
+    _undecided(monkeypatch)
+    a = _long_sum(last)
     text = ex._sum_str(a)
-    assert len(text) > 200
+    assert len(text) == length
     with pytest.raises(InsufficientPrecisionError) as info:
         ex._sum_sign(a)
-    assert str(info.value).startswith(
-        f"the sign of the exponential sum {text[:197]}... (40 terms, ")
+    shown = text[:197] + "..." if shortened else text
+    assert str(info.value).startswith(f"the sign of the exponential sum {shown} (14 terms, ")
