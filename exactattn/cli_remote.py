@@ -25,12 +25,14 @@ after its retries, a journal of another run): one line on stderr.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 from typing import Any
 
-from .cli import EXIT_FAILED, EXIT_OK, UsageError, _print_learned, _save, _stderr
+from .cli import EXIT_FAILED, EXIT_OK, UsageError, _one_line, _print_learned, _save, _stderr
 from .errors import RecoveryFailedError
+from .report.json import error_report
 
 #: the labels learned from a server, with the model kinds (``/info``'s ``model``) they accept
 REMOTE_LABELS = {"single_head_exact": ("single_head", "low_rank_head", "biased_head"),
@@ -116,8 +118,12 @@ def learn_remote(args: argparse.Namespace) -> int:
         except RecoveryFailedError as exc:
             # the answers fit no model of the learner's class: a check that failed
             learner = "single_head_biased" if kind == "biased_head" else label
-            _stderr(f"exactattn learn: {args.oracle}: the learner found answers that no "
-                    f"{learner} model gives: {exc}")
+            line = (f"{args.oracle}: the learner found answers that no {learner} model "
+                    f"gives: {exc}")
+            _stderr(f"exactattn learn: {line}")
+            if args.json:   # no recovery to document: the error object, with exit code 1
+                print(json.dumps(error_report("learn", _one_line(line), EXIT_FAILED)),
+                      flush=True)
             return EXIT_FAILED
         learn_seconds = time.perf_counter() - start
         cstart = time.perf_counter()

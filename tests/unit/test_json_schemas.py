@@ -189,7 +189,8 @@ def test_refused_input_under_json_is_one_error_object(
     obj = json.loads(captured.out)
     assert _validator("error").is_valid(obj) and obj["command"] == command, obj
     assert obj["error"] in captured.err  # the same line on stderr
-    assert not _validator("error").is_valid({**obj, "exit_code": 1})
+    assert not _validator("error").is_valid({**obj, "exit_code": 0})
+    assert not _validator("error").is_valid({**obj, "exit_code": 3})
 
 
 @pytest.mark.parametrize("argv", [

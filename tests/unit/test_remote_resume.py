@@ -318,6 +318,21 @@ def test_cli_exits_1_on_a_server_that_lies(tokens: int, says: str,
     assert says in out + err
 
 
+def test_cli_json_on_a_server_whose_answers_fit_no_model_is_one_error_object(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # exit 1 with nothing on stdout broke the --json rule: now the error object, exit_code 1
+    from exactattn.report.json import error_report
+
+    with serve_in_thread(_Liar(2)) as server:
+        code = main(["learn", "single_head_exact", "--d", "2", "--oracle", server.url,
+                     "--no-progress", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    obj = json.loads(out)
+    assert set(obj) == set(error_report("learn", "x")) and obj["exit_code"] == 1
+    assert "no single_head_exact model gives" in obj["error"] and obj["error"] in err
+
+
 def test_journaled_remote_oracle_refuses_another_field_or_d_before_the_journal(
         tmp_path: Path) -> None:
     """The field and d checks are HttpOracle's (RemoteTarget.check): same errors, and no
