@@ -28,7 +28,10 @@ Steps
    affine fit), and consecutive plateaus differ by +- v_h of the head that
    crossed: m = the number of crossings, v_h = +- the jumps, the signs from
    z_start = -sum over the heads that leave of their jumps (a linear solve
-   whose coefficients must be 0 or -1: the margin is reported).
+   whose coefficients must be 0 or -1: the margin is reported). The head
+   count's margin (``options["path"]["head_count_margin_decades"]``) is the
+   smallest change of the scalar across a crossing over the tolerance within
+   which two plateaus count as one.
 3. Phase ``isolate`` at b_1 (first estimates, with the path's v): with
    p_h = (V^T)^+ e_h (p_h . v_g = [g = h]) and N an orthonormal basis of
    null(V^T), the d - m + 1 queries [b + s (p^_h + n_i) / sqrt 2; b] see head
@@ -365,7 +368,12 @@ def _bootstrap(path: _Path, H: int, B: Array, rng: np.random.Generator
     sv = np.linalg.svd(J, compute_uv=False)
     report.update({"crossing_widths_max": max(widths), "gap_min": min(gaps, default=math.pi),
                    "jump_norms": [float(x) for x in np.linalg.norm(J, axis=0)],
-                   "jump_condition": float(sv[0] / sv[-1]) if sv[-1] > 0 else math.inf})
+                   "jump_condition": float(sv[0] / sv[-1]) if sv[-1] > 0 else math.inf,
+                   # the head count's margin: the smallest change of the scalar across a
+                   # crossing over the tolerance by which two plateaus count as one (decades)
+                   "head_count_margin_decades": math.log10(
+                       max(float(np.abs(path.p @ J).min()), 1e-300)
+                       / (1e3 * SATURATION_TOLERANCE * path.scale_y))})
     if not sv[-1] > 1e-8 * sv[0]:
         raise HypothesisViolatedError(
             f"phase path: the {m} jumps v_h are linearly dependent (condition "

@@ -67,6 +67,7 @@ def test_worked_example() -> None:
     assert rec.label == LABEL and rec.status == "float"
     assert rec.options["m"] == 2 and rec.options["plan"] == "saturated"
     assert rec.options["path"]["crossings"] == 2
+    assert rec.options["path"]["head_count_margin_decades"] >= 1
     assert rec.queries == oracle.queries == _count(rec, 4, None)
     assert rec.queries_by_phase["beta"] == 1
     # sorted by (W_h, c_h) row-major: W2 first (-0.6 < 0.5)
