@@ -30,6 +30,13 @@ InvalidEntryError naming the entry (never read as a number).
 The standard library's :mod:`http.client` does the HTTP, on one keep-alive
 connection per target (opened again after any failure); the timeout applies
 to the connection and to every read.
+
+Encodings: over F64 a server that lists ``"f64le"`` in its ``GET /info``
+``encodings`` is sent the binary encoding
+(:data:`~exactattn.remote.protocol.F64_BINARY_TYPE`: the token arrays as
+little-endian float64) unless ``encoding="json"`` is asked; EXP and QQ
+always travel as JSON. Both are bit-exact; the binary one is cheaper to
+write and read for large batches (docs/remote.md, "The binary F64 encoding").
 """
 
 from __future__ import annotations
@@ -111,7 +118,11 @@ class RemoteTarget:
     def __init__(self, url: str, *, batch_size: int = 256, timeout: float = 10.0,
                  retries: int = 8, backoff: float = 0.05, max_backoff: float = 2.0,
                  max_retry_after: float = 60.0, seed: int | None = None,
-                 info: dict[str, Any] | None = None) -> None:
+                 info: dict[str, Any] | None = None, encoding: str | None = None) -> None:
+        if encoding is not None and encoding not in protocol.ENCODINGS:
+            raise InvalidEntryError(f"encoding must be None (the binary one when the server "
+                                    f"offers it), {' or '.join(map(repr, protocol.ENCODINGS))}"
+                                    f", got {describe(encoding)}")
         if not isinstance(url, str):
             raise InvalidEntryError(f"url must be a string such as 'http://127.0.0.1:8000', "
                                     f"got {describe(url)}")
@@ -137,12 +148,30 @@ class RemoteTarget:
         self.field: Field = protocol.wire_field(self.info.get("field"))
         d = self.info.get("d")
         self.d = _count(d, f"the d that {self.url}/info reports", low=1)
+        #: the encoding of the requests: "json" or "f64le" (:meth:`_choose_encoding`)
+        self.encoding = self._choose_encoding(encoding)
+
+    def _choose_encoding(self, asked: str | None) -> str:
+        """``asked``, or (None) "f64le" when the server offers it, else "json"; an encoding
+        asked that the server does not offer is refused (InvalidEntryError)."""
+        offered = self.info.get("encodings", ["json"])  # a server without the key: JSON only
+        if not isinstance(offered, list) or not all(isinstance(e, str) for e in offered):
+            raise InvalidEntryError(f"{self.url}/info reports encodings {describe(offered)}, "
+                                    "not a list of names")
+        if asked is None:
+            return "f64le" if "f64le" in offered and self.field.name == "F64" else "json"
+        if asked != "json" and asked not in offered:
+            raise InvalidEntryError(f"encoding {asked!r} asked, but {self.url} offers "
+                                    f"{offered} (over {self.field.name}); use encoding=None "
+                                    "or 'json'")
+        return asked
 
     def __repr__(self) -> str:
         return f"RemoteTarget({self.url}, field={self.field.name}, d={self.d})"
 
     def options(self) -> dict[str, Any]:
-        """The connection options, as keywords that build the same target again (a fork's)."""
+        """The connection options, as keywords that build the same target again (a fork's;
+        with :attr:`encoding`, passed on separately)."""
         return {"batch_size": self.batch_size, "timeout": self.timeout,
                 "retries": self.retries, "backoff": self.backoff,
                 "max_backoff": self.max_backoff, "max_retry_after": self.max_retry_after}
@@ -171,13 +200,13 @@ class RemoteTarget:
             self._connection.close()
             self._connection = None
 
-    def _once(self, method: str, path: str, body: bytes | None
-              ) -> tuple[int, dict[str, str], bytes]:
+    def _once(self, method: str, path: str, body: bytes | None,
+              content_type: str = protocol.JSON_TYPE) -> tuple[int, dict[str, str], bytes]:
         """One request on the keep-alive connection; the connection is dropped on failure."""
         conn = self._connect()
         self.requests += 1
         try:
-            headers = {"Content-Type": "application/json"} if body is not None else {}
+            headers = {"Content-Type": content_type} if body is not None else {}
             conn.request(method, self._base + path, body=body, headers=headers)
             response = conn.getresponse()
             data = response.read()
@@ -189,9 +218,11 @@ class RemoteTarget:
         return response.status, {k.lower(): v for k, v in response.getheaders()}, data
 
     def _post(self, method: str, path: str, body: bytes | None,
-              sleep: Callable[[float], None] = time.sleep) -> Any:
-        """Send until a 2xx (parsed JSON returned) or a final failure (raised); see the
-        module docstring for the policy."""
+              sleep: Callable[[float], None] = time.sleep,
+              content_type: str = protocol.JSON_TYPE) -> Any:
+        """Send until a 2xx (parsed JSON returned; with the binary ``content_type``, the
+        body's bytes, once its Content-Type is checked) or a final failure (raised); see
+        the module docstring for the policy."""
         where = f"{self.url}{path}"
         last = "no attempt"
         attempts = 0
@@ -199,12 +230,19 @@ class RemoteTarget:
             attempts = k + 1
             wait: float | None = None
             try:
-                status, headers, data = self._once(method, path, body)
+                status, headers, data = self._once(method, path, body, content_type)
             except TimeoutError:
                 last = f"timed out after {self.timeout} s"
             except _NETWORK_ERRORS as exc:
                 last = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
             else:
+                if 200 <= status < 300 and content_type == protocol.F64_BINARY_TYPE:
+                    answered = headers.get("content-type", "").split(";")[0].strip()
+                    if answered != content_type:
+                        raise InvalidEntryError(f"{where} answered a binary request with "
+                                                f"Content-Type {answered!r}, not "
+                                                f"{content_type}")
+                    return data
                 if 200 <= status < 300:
                     try:
                         return protocol.loads(data)
@@ -283,6 +321,8 @@ class RemoteTarget:
     def _exchange(self, chunk: list[Array] | Array, request_id: str,
                   extra: dict[str, Any]) -> Array:
         """POST one chunk with ``request_id`` and ``extra`` keys; its answers, checked."""
+        if self.encoding == "f64le" and not extra:
+            return self._post_f64(chunk, request_id)
         body = protocol.dumps({"field": self.field.name, "request_id": request_id,
                                "queries": protocol.encode_queries(self.field, chunk), **extra})
         return self._post_queries(body, len(chunk), request_id)
@@ -299,6 +339,22 @@ class RemoteTarget:
             return protocol.decode_answers(self.field, reply["answers"], n)
         except ExactattnError as exc:
             raise InvalidEntryError(f"{where} (request {request_id}): {exc}") from None
+
+
+    def _post_f64(self, chunk: list[Array] | Array, request_id: str) -> Array:
+        """POST one chunk in the binary F64 encoding; its answers, checked (count, length,
+        finiteness, the request id echoed)."""
+        body = protocol.pack_f64_queries(chunk, request_id, self.d)
+        data = self._post("POST", "/query", body, content_type=protocol.F64_BINARY_TYPE)
+        where = f"{self.url}/query"
+        try:
+            header, answers = protocol.unpack_f64_answers(data, len(chunk))
+        except ExactattnError as exc:
+            raise InvalidEntryError(f"{where} (request {request_id}): {exc}") from None
+        if header.get("request_id") != request_id:
+            raise InvalidEntryError(f"{where} answered request {describe(header.get('request_id'))}"
+                                    f" to request {request_id}")
+        return answers
 
 
 def _error_message(data: bytes) -> str:
@@ -357,6 +413,9 @@ class HttpOracle(ValueOracle):
         (:class:`~exactattn.remote.resume.ResumableRemoteTarget`), so that the
         request in flight when a run was killed is not evaluated again.
     max_retry_after : the longest Retry-After (seconds) honoured (default 60).
+    encoding : None (default: the binary F64 encoding ``"f64le"`` when the server
+        offers it in ``GET /info``, else JSON), ``"json"`` or ``"f64le"`` (refused if
+        the server does not offer it). The answers are the same bits either way.
     """
 
     def __init__(self, url: str, *, field: Field | None = None, d: int | None = None,
@@ -364,7 +423,8 @@ class HttpOracle(ValueOracle):
                  batch_size: int = 256, timeout: float = 10.0, retries: int = 8,
                  backoff: float = 0.05, max_backoff: float = 2.0, seed: int | None = None,
                  journal: Any = None, name: str | None = None, max_retry_after: float = 60.0,
-                 _info: dict[str, Any] | None = None, _journaled: Any = None) -> None:
+                 encoding: str | None = None, _info: dict[str, Any] | None = None,
+                 _journaled: Any = None) -> None:
         if field is not None and not isinstance(field, Field):
             raise InvalidEntryError(f"field must be a Field (EXP, QQ, F64) or None, got "
                                     f"{describe(field)}")
@@ -378,7 +438,8 @@ class HttpOracle(ValueOracle):
             remote_class = ResumableRemoteTarget
         remote = remote_class(url, batch_size=batch_size, timeout=timeout, retries=retries,
                               backoff=backoff, max_backoff=max_backoff,
-                              max_retry_after=max_retry_after, seed=seed, info=_info)
+                              max_retry_after=max_retry_after, seed=seed, info=_info,
+                              encoding=encoding)
         remote.check(field, d)
         self.remote = remote
         self.journal = journal
@@ -421,7 +482,8 @@ class HttpOracle(ValueOracle):
         journaled = None if self._journaled is None else self._journaled.fork(name)
         return HttpOracle(self.remote.url, keep_transcript=self.keep_transcript, seed=seed,
                           journal=self.journal, name=f"{self.name}/{name}",
-                          _info=self.remote.info, _journaled=journaled, **self.remote.options())
+                          _info=self.remote.info, _journaled=journaled,
+                          encoding=self.remote.encoding, **self.remote.options())
 
     def __repr__(self) -> str:
         return (f"HttpOracle({self.remote.url}, field={self.field.name}, d={self.d}, "
@@ -465,10 +527,11 @@ class HttpNoisyOracle(NoisyOracle):
                  batch_size: int = 256, timeout: float = 10.0, retries: int = 8,
                  backoff: float = 0.05, max_backoff: float = 2.0, seed: int | None = None,
                  name: str | None = None, max_retry_after: float = 60.0,
-                 _info: dict[str, Any] | None = None) -> None:
+                 encoding: str | None = None, _info: dict[str, Any] | None = None) -> None:
         remote = RemoteTarget(url, batch_size=batch_size, timeout=timeout, retries=retries,
                               backoff=backoff, max_backoff=max_backoff,
-                              max_retry_after=max_retry_after, seed=seed, info=_info)
+                              max_retry_after=max_retry_after, seed=seed, info=_info,
+                              encoding=encoding)
         noise = remote.info.get("noise")
         if noise is None:
             raise InvalidEntryError(f"{remote.url} answers exactly (its /info has no noise); "
@@ -496,7 +559,7 @@ class HttpNoisyOracle(NoisyOracle):
         seed = None if self.remote.seed is None else self.remote.seed + 1
         return HttpNoisyOracle(self.remote.url, keep_transcript=self.keep_transcript, seed=seed,
                                name=f"{self.name}/{name}", _info=self.remote.info,
-                               **self.remote.options())
+                               encoding=self.remote.encoding, **self.remote.options())
 
     def __repr__(self) -> str:
         return (f"HttpNoisyOracle({self.remote.url}, d={self.d}, tolerance="

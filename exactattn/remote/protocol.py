@@ -40,6 +40,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import struct
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -50,7 +52,10 @@ from ..fields.base import describe
 
 __all__ = ["PROTOCOL_VERSION", "WIRE_FIELDS", "MAX_QUERIES_PER_REQUEST", "MAX_BODY_BYTES",
            "dumps", "loads", "encode_query", "encode_queries", "decode_queries",
-           "encode_answers", "decode_answers", "query_key", "wire_field"]
+           "encode_answers", "decode_answers", "query_key", "wire_field",
+           "JSON_TYPE", "F64_BINARY_TYPE", "ENCODINGS", "F64_MAGIC", "encodings_of",
+           "pack_f64_queries", "unpack_f64_queries", "pack_f64_answers", "unpack_f64_answers",
+           "batch_digest"]
 
 #: version of the wire format (``GET /info`` reports it; a client refuses another)
 PROTOCOL_VERSION = 1
@@ -61,6 +66,17 @@ WIRE_FIELDS: dict[str, Field] = {"EXP": EXP, "QQ": QQ, "F64": F64}
 MAX_QUERIES_PER_REQUEST = 65_536
 #: the largest request body a server reads (64 MiB; larger is refused with 413)
 MAX_BODY_BYTES = 64 * 2**20
+#: the content type of a JSON request or answer (the default, and the only one for EXP and QQ)
+JSON_TYPE = "application/json"
+#: the content type of the binary F64 encoding ``"f64le"`` (see :func:`pack_f64_queries`)
+F64_BINARY_TYPE = "application/vnd.exactattn.f64+octet-stream"
+#: the encodings a server may offer in ``GET /info`` (``"encodings"``), by name
+ENCODINGS = {"json": JSON_TYPE, "f64le": F64_BINARY_TYPE}
+#: the first 4 bytes of every binary body (format version 1)
+F64_MAGIC = b"XAF1"
+_PREFIX = struct.Struct("<4sI")  # magic, length of the JSON header in bytes
+#: the longest JSON header of a binary body (a header of 65,536 token counts fits)
+MAX_HEADER_BYTES = 2**20
 
 
 def wire_field(name: Any) -> Field:
@@ -261,3 +277,194 @@ def query_key(field: Field, X: Any) -> str:
         raise ShapeError(f"a query is an N x d matrix, got shape {A.shape}")
     text = dumps({"field": field.name, "X": encode_query(field, A)})
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def encodings_of(field: Field) -> list[str]:
+    """The encodings a server over ``field`` offers: ``["json", "f64le"]`` over F64, else
+    ``["json"]`` (exact entries have no binary form here).
+
+    >>> encodings_of(F64), encodings_of(EXP)
+    (['json', 'f64le'], ['json'])
+    """
+    return ["json", "f64le"] if field == F64 else ["json"]
+
+
+# -- the binary F64 encoding "f64le" ------------------------------------------------
+# A body is: the 4 bytes F64_MAGIC, the header's length H (uint32, little-endian), H bytes
+# of a compact JSON object, then the numbers as little-endian IEEE 754 float64, C order.
+# The bytes of a float64 are the number, so the encoding is bit-exact by construction
+# (-0.0, subnormals, the largest doubles); NaN and the infinities are refused both ways.
+def _pack(header: dict[str, Any], payload: Sequence[bytes]) -> bytes:
+    head = dumps(header).encode("utf-8")
+    return b"".join([_PREFIX.pack(F64_MAGIC, len(head)), head, *payload])
+
+
+def _unpack(body: bytes, what: str) -> tuple[dict[str, Any], memoryview]:
+    """The JSON header and the payload of a binary body; InvalidEntryError if it is not one."""
+    if len(body) < _PREFIX.size:
+        raise InvalidEntryError(f"a binary {what} of {len(body)} bytes is truncated: it starts "
+                                f"with {_PREFIX.size} bytes (the magic {F64_MAGIC!r} and the "
+                                "header's length)")
+    magic, size = _PREFIX.unpack_from(body)
+    if magic != F64_MAGIC:
+        raise InvalidEntryError(f"a binary {what} starts with {F64_MAGIC!r}, got {magic!r}")
+    if size > MAX_HEADER_BYTES or _PREFIX.size + size > len(body):
+        raise InvalidEntryError(f"the binary {what}'s header of {size} bytes does not fit in "
+                                f"its {len(body)} bytes (truncated, or not this encoding)")
+    header = loads(bytes(body[_PREFIX.size:_PREFIX.size + size]))
+    if not isinstance(header, dict):
+        raise InvalidEntryError(f"the binary {what}'s header is a JSON object, got "
+                                f"{describe(header)}")
+    return header, memoryview(body)[_PREFIX.size + size:]
+
+
+def _first_not_finite(A: np.ndarray) -> tuple[int, ...] | None:
+    bad = np.argwhere(~np.isfinite(A))
+    return None if len(bad) == 0 else tuple(int(i) for i in bad[0])
+
+
+def _not_finite(where: str, x: float) -> InvalidEntryError:
+    # the words of loads' refusal, so that NaN and Infinity read the same in both encodings
+    name = "NaN" if math.isnan(x) else ("Infinity" if x > 0 else "-Infinity")
+    return InvalidEntryError(f"{where}: {name} is not a number of any field; F64 entries are "
+                             "finite (JSON has no NaN or Infinity)")
+
+
+def pack_f64_queries(Xs: Any, request_id: str, d: int) -> bytes:
+    """A batch of F64 queries (N_b x d each; a (B, N, d) array or a sequence) as a binary body.
+
+    The header is ``{"d": d, "field": "F64", "request_id": ..., "tokens": [N_0, ...]}``
+    (one token count per query, so queries may have different lengths); the
+    payload is the queries one after another, row by row.
+
+    >>> body = pack_f64_queries([[[1.0, -0.0]], [[2.0, 3.0], [4.0, 5.0]]], "r1", 2)
+    >>> header, Xs = unpack_f64_queries(body, 2)
+    >>> header["tokens"], [X.tolist() for X in Xs]
+    ([1, 2], [[[1.0, -0.0]], [[2.0, 3.0], [4.0, 5.0]]])
+    """
+    if isinstance(Xs, np.ndarray) and Xs.ndim == 3:
+        A = np.ascontiguousarray(Xs, dtype="<f8")
+        tokens = [A.shape[1]] * A.shape[0]
+        parts = [A.tobytes()]
+    else:
+        arrays = [np.ascontiguousarray(X, dtype="<f8") for X in Xs]
+        for b, A in enumerate(arrays):
+            if A.ndim != 2 or A.shape[1] != d:
+                raise ShapeError(f"queries[{b}] has shape {A.shape}; this oracle's queries "
+                                 f"are N x {d}")
+        tokens = [A.shape[0] for A in arrays]
+        parts = [A.tobytes() for A in arrays]
+    return _pack({"d": d, "field": "F64", "request_id": request_id, "tokens": tokens}, parts)
+
+
+def unpack_f64_queries(body: bytes, d: int) -> tuple[dict[str, Any], list[Array] | Array]:
+    """The header and the queries of a binary body, checked against ``d``.
+
+    Everything that is not a well-formed body of this encoding (truncated, a
+    wrong magic, a header that is not the expected JSON object, a length that
+    is not the header's token counts times d float64s, NaN or an infinity) is
+    an InvalidEntryError or ShapeError naming what is wrong, never a partial
+    read. The queries are a (B, N, d) float64 array when all have N tokens (as
+    :func:`decode_queries` returns), else a list.
+
+    >>> unpack_f64_queries(pack_f64_queries([[[1.0, 2.0]]], "r", 2)[:-1], 2)
+    Traceback (most recent call last):
+    ...
+    exactattn.errors.InvalidEntryError: the binary request has 15 bytes of numbers; ...
+    """
+    header, payload = _unpack(body, "request")
+    keys = {"d", "field", "request_id", "tokens"}
+    if set(header) != keys:
+        raise InvalidEntryError(f"the binary request's header has the keys {sorted(keys)}, got "
+                                f"{sorted(header)}")
+    if header["field"] != "F64":
+        raise InvalidEntryError(f"the binary encoding carries F64 only; the header asks "
+                                f"{describe(header['field'])}")
+    if type(header["d"]) is not int or header["d"] != d:
+        shown = header["d"] if type(header["d"]) is int else describe(header["d"])
+        raise ShapeError(f"the binary request's header has d = {shown}; this oracle's d "
+                         f"is {d}")
+    if not isinstance(header["request_id"], str):
+        raise InvalidEntryError(f"request_id must be a string, got "
+                                f"{describe(header['request_id'])}")
+    tokens = header["tokens"]
+    if not isinstance(tokens, list) or not tokens:
+        raise ShapeError(f"tokens must be a non-empty list of token counts, got "
+                         f"{describe(tokens)}")
+    if len(tokens) > MAX_QUERIES_PER_REQUEST:
+        raise ShapeError(f"{len(tokens)} queries in one request; at most "
+                         f"{MAX_QUERIES_PER_REQUEST} (split the batch)")
+    for b, n in enumerate(tokens):
+        if type(n) is not int or n < 1:
+            raise ShapeError(f"tokens[{b}] = {describe(n)}: a query has N >= 1 tokens")
+    rows = sum(tokens)
+    if len(payload) != 8 * d * rows:
+        listed: Any = tokens if len(tokens) <= 8 else f"(sum {rows})"
+        raise InvalidEntryError(f"the binary request has {len(payload)} bytes of numbers; its "
+                                f"header's tokens {listed} times d = {d} make {8 * d * rows} "
+                                "(8 bytes per float64)")
+    flat = np.frombuffer(payload, dtype="<f8").astype(np.float64).reshape(rows, d)
+    bad = _first_not_finite(flat)
+    if bad is not None:
+        starts = np.cumsum([0, *tokens])
+        b = int(np.searchsorted(starts, bad[0], side="right")) - 1
+        raise _not_finite(f"queries[{b}][{bad[0] - int(starts[b])}][{bad[1]}]",
+                          float(flat[bad]))
+    if len(set(tokens)) == 1:
+        return header, flat.reshape(len(tokens), tokens[0], d)
+    out: list[Array] = []
+    lo = 0
+    for n in tokens:
+        out.append(flat[lo:lo + n])
+        lo += n
+    return header, out
+
+
+def pack_f64_answers(answers: Any, request_id: str) -> bytes:
+    """F64 answers as a binary body: header ``{"count": B, "request_id": ...}``, B float64s.
+
+    A NaN or infinite answer is refused (InvalidEntryError), as the JSON path refuses it.
+
+    >>> unpack_f64_answers(pack_f64_answers([0.5, -0.0, 5e-324], "r"), 3)[1].tolist()
+    [0.5, -0.0, 5e-324]
+    """
+    A = np.ascontiguousarray(answers, dtype="<f8").reshape(-1)
+    bad = _first_not_finite(A)
+    if bad is not None:
+        raise _not_finite(f"answers[{bad[0]}]", float(A[bad]))
+    return _pack({"count": int(A.shape[0]), "request_id": request_id}, [A.tobytes()])
+
+
+def unpack_f64_answers(body: bytes, count: int) -> tuple[dict[str, Any], Array]:
+    """The header and the ``count`` answers of a binary answer body, checked (length, count,
+    finiteness); InvalidEntryError naming what is wrong otherwise."""
+    header, payload = _unpack(body, "answer")
+    said = header.get("count")
+    if type(said) is not int or said != count:
+        shown = said if type(said) is int else describe(said)
+        raise InvalidEntryError(f"the server answered {shown} values to {count} queries")
+    if len(payload) != 8 * count:
+        raise InvalidEntryError(f"the binary answer has {len(payload)} bytes of numbers for "
+                                f"{count} answers (8 bytes per float64)")
+    A = np.frombuffer(payload, dtype="<f8").astype(np.float64)
+    bad = _first_not_finite(A)
+    if bad is not None:
+        raise _not_finite(f"answers[{bad[0]}]", float(A[bad]))
+    return header, A
+
+
+def batch_digest(field: Field, Xs: Any) -> str:
+    """A sha256 (hex) of a decoded F64 batch: its shapes and float64 bits, whatever the
+    encoding it came in (the server's memory of answered requests keys on it over F64, so
+    that a request resent in the other encoding is still recognised).
+
+    >>> a = batch_digest(F64, np.zeros((1, 1, 2)))
+    >>> a == batch_digest(F64, [np.zeros((1, 2))]), a == batch_digest(F64, [-np.zeros((1, 2))])
+    (True, False)
+    """
+    h = hashlib.sha256(field.name.encode("utf-8"))
+    for X in Xs:
+        A = np.ascontiguousarray(X, dtype="<f8")
+        h.update(struct.pack("<II", *A.shape))
+        h.update(A.tobytes())
+    return h.hexdigest()

@@ -46,13 +46,19 @@ class ResumableRemoteTarget(RemoteTarget):
     same chunk of queries is the same request in every process: resent after
     a kill, it is answered from the server's memory, not evaluated again.
     Two equal requests in one run get the same id too, and the same answers
-    (a server's answers are a function of the query).
+    (a server's answers are a function of the query). The id does not depend on
+    the encoding (JSON or the binary F64 one): it is computed from the JSON form
+    either way, and the server recognises an F64 request by its decoded queries,
+    so a run killed over one encoding and resumed over the other is answered from
+    the server's memory too.
     """
 
     def _send(self, chunk: list[Array] | Array) -> Array:
         queries = protocol.dumps(protocol.encode_queries(self.field, chunk))
         name = protocol.dumps(self.field.name)
         request_id = hashlib.sha256(f"{name}:{queries}".encode()).hexdigest()[:32]
+        if self.encoding == "f64le":  # the same id as over JSON: a resume may switch encodings
+            return self._post_f64(chunk, request_id)
         # the body protocol.dumps would write (sorted keys, compact), without encoding twice
         body = f'{{"field":{name},"queries":{queries},"request_id":"{request_id}"}}'
         return self._post_queries(body, len(chunk), request_id)
@@ -83,8 +89,8 @@ def journaled_remote_oracle(url: str, journal_path: str, *, label: str, seed: in
                             options: Mapping[str, Any], field: Field | None = None,
                             d: int | None = None, budget: int | None = None,
                             keep_transcript: bool = True, batch_size: int = 256,
-                            timeout: float = 10.0, retries: int = 8, backoff: float = 0.05
-                            ) -> tuple[JournaledOracle, Journal]:
+                            timeout: float = 10.0, retries: int = 8, backoff: float = 0.05,
+                            encoding: str | None = None) -> tuple[JournaledOracle, Journal]:
     """A journaled oracle on the server at ``url`` and its open journal (close it when done).
 
     ``field`` and ``d``, when given, must be the server's; ``label``,
@@ -93,10 +99,12 @@ def journaled_remote_oracle(url: str, journal_path: str, *, label: str, seed: in
     another run is refused (:class:`~exactattn.errors.JournalMismatchError`).
     A batch is committed to the journal per request of ``batch_size``
     queries; ``timeout``, ``retries`` and ``backoff`` are the
-    :class:`~exactattn.remote.client.RemoteTarget`'s.
+    :class:`~exactattn.remote.client.RemoteTarget`'s, and so is ``encoding`` (None: the
+    binary F64 one when the server offers it). The encoding is not part of the
+    fingerprint: the journal holds the answers' bits, the same in both.
     """
     remote = ResumableRemoteTarget(url, batch_size=batch_size, timeout=timeout,
-                                   retries=retries, backoff=backoff)
+                                   retries=retries, backoff=backoff, encoding=encoding)
     remote.check(field, d)
     fp = remote_fingerprint(remote.info, label=label, seed=seed, options=options)
     journal = Journal(journal_path, fp)

@@ -10,14 +10,17 @@ see docs/remote.md for the figures).
 Endpoints (the wire format is :mod:`exactattn.remote.protocol`):
 
 * ``GET /info`` -> ``{"field", "d", "model", "instance_sha256", "version",
-  "protocol", "noise", "budget", "max_queries"}``.
+  "protocol", "noise", "budget", "max_queries", "encodings"}``.
 * ``POST /query`` with ``{"queries": [...], "request_id": str, "field": str}``
-  -> ``{"answers": [...], "request_id": str}``. Errors are one-line JSON
+  -> ``{"answers": [...], "request_id": str}``; over F64 also with a body of
+  the binary encoding (Content-Type
+  :data:`~exactattn.remote.protocol.F64_BINARY_TYPE`, ``"f64le"`` in
+  ``encodings``), answered in kind. Errors are one-line JSON
   objects ``{"error": "...", "status": code}``: 400 bad input (not JSON,
   wrong field, wrong d, an entry that is not a number of the field), 403 the
   query budget is spent (with ``budget`` and ``used``), 404 no such path, 411
   no Content-Length, 413 too large, 429 rate limited (with ``Retry-After``),
-  500 / 503 injected faults.
+  415 the binary encoding sent to a server over EXP or QQ, 500 / 503 injected faults.
 
 The server's logic lives in :class:`QueryService` (no HTTP in it), so that it
 is tested directly; :class:`_Handler` only moves bytes.
@@ -60,7 +63,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from ..errors import ExactattnError, InvalidEntryError, QueryBudgetExceededError
-from ..fields import Field
+from ..fields import F64, Field
 from ..fields.base import describe
 from ..fields.rational import parse_rational
 from . import protocol
@@ -133,14 +136,16 @@ class ServeOptions:
 
 @dataclass
 class Reply:
-    """What the handler sends: a status, a JSON body and extra headers, ``delay``
-    seconds late; or, with ``drop``, nothing (the connection is closed)."""
+    """What the handler sends: a status, a body (JSON, or the binary F64 encoding when
+    ``content_type`` says so) and extra headers, ``delay`` seconds late; or, with
+    ``drop``, nothing (the connection is closed)."""
 
     status: int
     body: bytes
     headers: dict[str, str] = dataclass_field(default_factory=dict)
     drop: bool = False
     delay: float = 0.0
+    content_type: str = protocol.JSON_TYPE
 
 
 def _error(status: int, message: str, **extra: Any) -> Reply:
@@ -227,7 +232,10 @@ class QueryService:
         self._lock = threading.Lock()
         self._rng = random.Random(options.seed)
         self._limit = _RateLimit(options.rate) if options.rate is not None else None
-        self._answered: OrderedDict[tuple[str, str], bytes] = OrderedDict()
+        # answered requests: (request_id, digest of the queries) -> answers; over F64 the
+        # digest is that of the decoded batch (protocol.batch_digest), the same whatever the
+        # encoding; over EXP and QQ that of the body
+        self._answered: OrderedDict[tuple[str, str], Any] = OrderedDict()
         self._log: BinaryIO | None = open(options.log, "ab") if options.log else None
         #: requests received; queries evaluated; requests answered from memory (retries);
         #: faults injected; requests over the rate limit; refused (4xx); model errors (500)
@@ -246,7 +254,8 @@ class QueryService:
                 else str(parse_rational(self.options.noise)),
                 "noise_seed": self.options.noise_seed if self.options.noise else None,
                 "budget": self.options.budget,
-                "max_queries": protocol.MAX_QUERIES_PER_REQUEST}
+                "max_queries": protocol.MAX_QUERIES_PER_REQUEST,
+                "encodings": protocol.encodings_of(self.field)}
 
     def _write_log(self, **event: Any) -> None:
         if self._log is not None:
@@ -262,13 +271,17 @@ class QueryService:
                 self._log = None
 
     # -- one request --------------------------------------------------------------
-    def query(self, body: bytes) -> Reply:
+    def query(self, body: bytes, content_type: str | None = None) -> Reply:
         """Answer the body of a ``POST /query``. Never raises on bad input: every
-        problem is a :class:`Reply` with a 4xx status and a one-line JSON error."""
+        problem is a :class:`Reply` with a 4xx status and a one-line JSON error.
+
+        ``content_type`` is the request's Content-Type: the binary F64 encoding
+        (:data:`~exactattn.remote.protocol.F64_BINARY_TYPE`, answered in kind), or
+        anything else, read as JSON."""
         with self._lock:
             self.counts["requests"] += 1
             try:
-                reply = self._answer(body)
+                reply = self._answer(body, content_type)
             except Exception as exc:  # a bug of the served model: answer 500 naming it, go on
                 self.counts["errors"] += 1
                 self._write_log(event="error", error=f"{type(exc).__name__}: {exc}")
@@ -291,7 +304,7 @@ class QueryService:
             return self._rng.choice(FAULTS), False
         return None, u < o.fail_rate + o.slow_rate
 
-    def _answer(self, body: bytes) -> Reply:
+    def _answer(self, body: bytes, content_type: str | None) -> Reply:
         if self._limit is not None:
             wait = self._limit.take()
             if wait > 0:
@@ -308,7 +321,7 @@ class QueryService:
             self._write_log(event="fault", kind=fault)
             return _error(int(fault), f"injected fault {fault} (--fail-rate "
                                       f"{self.options.fail_rate}); retry")
-        reply = self._evaluate(body)
+        reply = self._evaluate(body, content_type)
         if reply.status != 200:
             return reply
         if fault == "drop":  # evaluated, then the answer is lost
@@ -320,18 +333,31 @@ class QueryService:
             reply.delay = self.options.slow_seconds
         return reply
 
-    def _evaluate(self, body: bytes) -> Reply:
-        try:
-            request = protocol.loads(body)
-        except InvalidEntryError as exc:
-            return _error(400, f"the request body is {exc}")
-        if not isinstance(request, dict):
-            return _error(400, f"the request is a JSON object, got {describe(request)}")
-        unknown = sorted(set(request) - {"queries", "request_id", "field", "tolerances"})
-        if unknown or "queries" not in request:
-            return _error(400, "the request is {\"queries\": [...], \"request_id\": str, "
-                               "\"field\": str, \"tolerances\": [...] (optional)}; got keys "
-                               f"{sorted(request)}")
+    def _evaluate(self, body: bytes, content_type: str | None = None) -> Reply:
+        ctype = (content_type or "").split(";")[0].strip().lower()
+        binary = ctype == protocol.F64_BINARY_TYPE
+        if binary:
+            if "f64le" not in protocol.encodings_of(self.field):
+                return _error(415, f"the binary encoding {protocol.F64_BINARY_TYPE} carries "
+                                   f"F64 only; this server answers over {self.field.name}: "
+                                   f"send {protocol.JSON_TYPE}")
+            try:
+                header, Xs = protocol.unpack_f64_queries(body, self.d)
+            except ExactattnError as exc:
+                return _error(400, f"the binary request body is refused: {exc}")
+            request: dict[str, Any] = {"request_id": header["request_id"]}
+        else:
+            try:
+                request = protocol.loads(body)
+            except InvalidEntryError as exc:
+                return _error(400, f"the request body is {exc}")
+            if not isinstance(request, dict):
+                return _error(400, f"the request is a JSON object, got {describe(request)}")
+            unknown = sorted(set(request) - {"queries", "request_id", "field", "tolerances"})
+            if unknown or "queries" not in request:
+                return _error(400, "the request is {\"queries\": [...], \"request_id\": str, "
+                                   "\"field\": str, \"tolerances\": [...] (optional)}; got "
+                                   f"keys {sorted(request)}")
         rid = request.get("request_id", "")
         if not isinstance(rid, str) or len(rid) > 200:
             return _error(400, f"request_id must be a string of at most 200 characters, got "
@@ -339,17 +365,21 @@ class QueryService:
         if "field" in request and request["field"] != self.field.name:
             return _error(400, f"field {describe(request['field'])} asked; this server answers"
                                f" over {self.field.name} (d = {self.d})")
-        memo = (rid, hashlib.sha256(body).hexdigest())
-        if rid and memo in self._answered:  # a retry of an answered request: same answers
-            self._answered.move_to_end(memo)
-            self.counts["replayed"] += 1
-            self._write_log(event="replayed", request_id=rid)
-            return Reply(200, self._answered[memo])
+        floats = self.field == F64
+        if not floats:  # exact fields: the memory keys on the body, looked up before decoding
+            memo = (rid, hashlib.sha256(body).hexdigest())
+            if rid and memo in self._answered:
+                return self._replay(memo, rid, binary)
         try:
-            Xs = protocol.decode_queries(self.field, request["queries"], self.d)
+            if not binary:
+                Xs = protocol.decode_queries(self.field, request["queries"], self.d)
             tolerances = self._tolerances(request.get("tolerances"), len(Xs))
         except ExactattnError as exc:
             return _error(400, str(exc))
+        if floats:  # over F64 on the decoded batch: a retry in either encoding is recognised
+            memo = (rid, protocol.batch_digest(self.field, Xs))
+            if rid and memo in self._answered:
+                return self._replay(memo, rid, binary)
         answers: Any
         try:
             if tolerances is None:
@@ -373,14 +403,27 @@ class QueryService:
             for X in Xs:
                 self._write_log(event="query", key=protocol.query_key(self.field, X),
                                 request_id=rid, n=int(X.shape[0]))
-        out = protocol.dumps({"answers": protocol.encode_answers(self.field, answers),
-                              "request_id": rid}).encode("utf-8")
+        reply = self._encode(answers, rid, binary)
         if rid:
-            self._answered[memo] = out
+            self._answered[memo] = answers
             while len(self._answered) > REMEMBERED_REQUESTS:
                 self._answered.popitem(last=False)
-        return Reply(200, out)
+        return reply
 
+    def _encode(self, answers: Any, rid: str, binary: bool) -> Reply:
+        """The 200 reply carrying ``answers``, in the request's encoding."""
+        if binary:
+            return Reply(200, protocol.pack_f64_answers(answers, rid),
+                         content_type=protocol.F64_BINARY_TYPE)
+        return Reply(200, protocol.dumps({"answers": protocol.encode_answers(self.field, answers),
+                                          "request_id": rid}).encode("utf-8"))
+
+    def _replay(self, memo: tuple[str, str], rid: str, binary: bool) -> Reply:
+        """A retry of an answered request: the same answers, not evaluated again."""
+        self._answered.move_to_end(memo)
+        self.counts["replayed"] += 1
+        self._write_log(event="replayed", request_id=rid)
+        return self._encode(self._answered[memo], rid, binary)
 
     def _tolerances(self, obj: Any, n: int) -> list[Any] | None:
         """The request's ``tolerances`` (one rational string per query), or None."""
@@ -457,12 +500,13 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
         pass  # the service's own JSON-lines log records what matters
 
-    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None,
+              content_type: str = protocol.JSON_TYPE) -> None:
         """The status line, the headers and the body in one write (a small answer is one
         TCP segment, never held back waiting for an ACK)."""
         lines = [f"{self.protocol_version} {status} {self.responses.get(status, ('',))[0]}",
                  f"Server: {self.version_string()}", f"Date: {self.date_time_string()}",
-                 "Content-Type: application/json", f"Content-Length: {len(body)}",
+                 f"Content-Type: {content_type}", f"Content-Length: {len(body)}",
                  *(f"{k}: {v}" for k, v in (headers or {}).items())]
         if self.close_connection:
             lines.append("Connection: close")
@@ -488,7 +532,8 @@ class _Handler(BaseHTTPRequestHandler):
             reply = _error(413, f"request body of {int(length)} bytes; at most "
                                 f"{protocol.MAX_BODY_BYTES} (split the batch)")
         else:
-            reply = self.server.service.query(self.rfile.read(int(length)))
+            reply = self.server.service.query(self.rfile.read(int(length)),
+                                              self.headers.get("Content-Type"))
             if reply.drop:  # an injected dropped connection: no answer at all
                 self.close_connection = True
                 try:
@@ -498,7 +543,7 @@ class _Handler(BaseHTTPRequestHandler):
                 return
             if reply.delay:
                 time.sleep(reply.delay)
-            self._send(reply.status, reply.body, reply.headers)
+            self._send(reply.status, reply.body, reply.headers, reply.content_type)
             return
         self.close_connection = True
         self._send(reply.status, reply.body)
