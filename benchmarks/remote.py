@@ -18,7 +18,13 @@ queries are seeded random two-token queries (as the learner's W phase asks),
 fresh ones for every row, so that no request is answered from the server's
 memory of answered requests.
 
-Keys: field, d, batch_size, journal, queries, requests (POST requests sent),
+Every F64 row is measured twice in the same run, over JSON and over the binary
+encoding (``encoding``: "json" or "f64le", docs/remote.md "The binary F64
+encoding"), on fresh queries each; a binary row also has json_seconds (the
+JSON row just before it: same field, batch size, journal and number of
+queries) and speedup_over_json = json_seconds / seconds.
+
+Keys: field, d, batch_size, journal, encoding, queries, requests (POST requests sent),
 seconds (the client's ``oracle.batch`` calls, one per batch), qps,
 inprocess_seconds / inprocess_qps (the same queries, the same batches, on a
 :class:`~exactattn.oracle.ValueOracle` of the model in this process),
@@ -59,6 +65,8 @@ FIELDS = {"F64": F64, "EXP": EXP}
 FULL = {"F64": (64, 512, 8192), "EXP": (16, 128, 1024)}
 QUICK = {"F64": (8, 16, 64), "EXP": (3, 8, 16)}
 FULL_BATCHES = (1, 64, 1024)
+#: the request encodings measured per field: JSON, and over F64 the binary "f64le" too
+ENCODINGS = {"F64": ("json", "f64le"), "EXP": ("json",)}
 QUICK_BATCHES = (1, 4, 16)
 
 
@@ -101,6 +109,52 @@ def _serve(instance: Path) -> tuple[subprocess.Popen[str], str]:
     return proc, str(json.loads(line)["url"])
 
 
+def _measure(url: str, model: Any, field: Field, d: int, batch: int, journaled: bool,
+             encoding: str, n: int, seed: int, workdir: Path) -> dict[str, Any]:
+    """One row: n fresh seeded queries in batches of ``batch``, through the server (with a
+    journal, and a resume, if ``journaled``) in ``encoding``, and in process."""
+    name = field.name
+    Xs = _queries(field, d, n, seed)
+    print(f"{name} d={d} batch={batch} journal={journaled} encoding={encoding}: {n} queries",
+          file=sys.stderr, flush=True)
+    local = ValueOracle(model, keep_transcript=False)
+    expected, local_seconds = _ask(local, Xs, batch)
+    row: dict[str, Any] = {"field": name, "d": d, "batch_size": batch, "journal": journaled,
+                           "encoding": encoding, "queries": n}
+    if journaled:
+        path = workdir / f"{name}-{batch}-{encoding}.journal"
+        oracle, journal = journaled_remote_oracle(
+            url, str(path), label="benchmark", seed=seed, options={},
+            keep_transcript=False, batch_size=batch, encoding=encoding)
+        remote = oracle.journaled.inner
+        try:
+            answers, seconds = _ask(oracle, Xs, batch)
+        finally:
+            journal.close()
+        requests = remote.requests - 1  # without GET /info
+        again, journal = journaled_remote_oracle(
+            url, str(path), label="benchmark", seed=seed, options={},
+            keep_transcript=False, batch_size=batch, encoding=encoding)
+        try:
+            before = again.journaled.inner.requests
+            replayed, resume_seconds = _ask(again, Xs, batch)
+            row.update(resume_seconds=resume_seconds, resume_qps=n / resume_seconds,
+                       resume_requests=again.journaled.inner.requests - before)
+        finally:
+            journal.close()
+        answers_ok = _equal(field, answers, expected) and _equal(field, replayed, expected)
+        row["journal_mb"] = path.stat().st_size / 2**20
+    else:
+        http = HttpOracle(url, batch_size=batch, keep_transcript=False, encoding=encoding)
+        answers, seconds = _ask(http, Xs, batch)
+        requests = http.remote.requests - 1  # without GET /info
+        answers_ok = _equal(field, answers, expected)
+    row.update(requests=requests, seconds=seconds, qps=n / seconds,
+               inprocess_seconds=local_seconds, inprocess_qps=n / local_seconds,
+               overhead_ratio=seconds / local_seconds, answers_equal=answers_ok)
+    return row
+
+
 def run_field(name: str, batches: tuple[int, ...], sizes: dict[str, tuple[int, int, int]],
               workdir: Path) -> list[dict[str, Any]]:
     field = FIELDS[name]
@@ -114,50 +168,19 @@ def run_field(name: str, batches: tuple[int, ...], sizes: dict[str, tuple[int, i
         seed = 0
         for batch in batches:
             for journaled in (False, True):
-                seed += 1
-                n = n_single if batch == 1 else max(n_batch, batch)
-                Xs = _queries(field, d, n, seed)
-                print(f"{name} d={d} batch={batch} journal={journaled}: {n} queries",
-                      file=sys.stderr, flush=True)
-                local = ValueOracle(model, keep_transcript=False)
-                expected, local_seconds = _ask(local, Xs, batch)
-                row: dict[str, Any] = {"field": name, "d": d, "batch_size": batch,
-                                       "journal": journaled, "queries": n}
-                if journaled:
-                    path = workdir / f"{name}-{batch}.journal"
-                    oracle, journal = journaled_remote_oracle(
-                        url, str(path), label="benchmark", seed=seed, options={},
-                        keep_transcript=False, batch_size=batch)
-                    remote = oracle.journaled.inner
-                    try:
-                        answers, seconds = _ask(oracle, Xs, batch)
-                    finally:
-                        journal.close()
-                    requests = remote.requests - 1  # without GET /info
-                    again, journal = journaled_remote_oracle(
-                        url, str(path), label="benchmark", seed=seed, options={},
-                        keep_transcript=False, batch_size=batch)
-                    try:
-                        before = again.journaled.inner.requests
-                        replayed, resume_seconds = _ask(again, Xs, batch)
-                        row.update(resume_seconds=resume_seconds,
-                                   resume_qps=n / resume_seconds,
-                                   resume_requests=again.journaled.inner.requests - before)
-                    finally:
-                        journal.close()
-                    answers_ok = _equal(field, answers, expected) and \
-                        _equal(field, replayed, expected)
-                    row["journal_mb"] = path.stat().st_size / 2**20
-                else:
-                    http = HttpOracle(url, batch_size=batch, keep_transcript=False)
-                    answers, seconds = _ask(http, Xs, batch)
-                    requests = http.remote.requests - 1  # without GET /info
-                    answers_ok = _equal(field, answers, expected)
-                row.update(requests=requests, seconds=seconds, qps=n / seconds,
-                           inprocess_seconds=local_seconds, inprocess_qps=n / local_seconds,
-                           overhead_ratio=seconds / local_seconds, answers_equal=answers_ok)
-                print(json.dumps(row), flush=True)
-                rows.append(row)
+                json_row: dict[str, Any] = {}
+                for encoding in ENCODINGS[name]:
+                    seed += 1
+                    n = n_single if batch == 1 else max(n_batch, batch)
+                    row = _measure(url, model, field, d, batch, journaled, encoding, n, seed,
+                                   workdir)
+                    if encoding == "json":
+                        json_row = row
+                    else:  # the binary row against the JSON row of the same run
+                        row.update(json_seconds=json_row["seconds"],
+                                   speedup_over_json=json_row["seconds"] / row["seconds"])
+                    print(json.dumps(row), flush=True)
+                    rows.append(row)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)

@@ -15,7 +15,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "remote.py"
 
-KEYS = {"field", "d", "batch_size", "journal", "queries", "requests", "seconds", "qps",
+KEYS = {"field", "d", "batch_size", "journal", "encoding", "queries", "requests", "seconds",
+        "qps",
         "inprocess_seconds", "inprocess_qps", "overhead_ratio", "answers_equal"}
 JOURNAL_KEYS = KEYS | {"journal_mb", "resume_seconds", "resume_qps", "resume_requests"}
 
@@ -27,8 +28,14 @@ def test_quick_benchmark_prints_valid_json_rows() -> None:
     rows = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
     assert {(r["field"], r["batch_size"], r["journal"]) for r in rows} == {
         (f, b, j) for f in ("F64", "EXP") for b in (1, 16) for j in (False, True)}
+    # every F64 row over JSON and over the binary encoding; EXP over JSON only
+    assert sorted((r["field"], r["encoding"]) for r in rows) == sorted(
+        [("F64", "json"), ("F64", "f64le")] * 4 + [("EXP", "json")] * 4)
     for row in rows:
-        assert set(row) == (JOURNAL_KEYS if row["journal"] else KEYS), row
+        binary = {"json_seconds", "speedup_over_json"} if row["encoding"] == "f64le" else set()
+        assert set(row) == (JOURNAL_KEYS if row["journal"] else KEYS) | binary, row
+        if binary:
+            assert row["speedup_over_json"] == row["json_seconds"] / row["seconds"]
         assert row["answers_equal"] is True
         assert row["qps"] == row["queries"] / row["seconds"]
         assert row["overhead_ratio"] == row["seconds"] / row["inprocess_seconds"]
