@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import InvalidEntryError
-from ..fields import Array, Field
+from ..fields import F64, Array, Field
 from ..fields.base import describe
 from . import protocol
 from .client import RemoteTarget
@@ -42,23 +42,30 @@ class ResumableRemoteTarget(RemoteTarget):
     """A :class:`~exactattn.remote.client.RemoteTarget` with content-addressed request ids.
 
     The ``request_id`` of a request is the first 32 hex digits of the sha256
-    of its field and queries (the canonical JSON the server reads), so the
+    of its field and queries (over EXP and QQ of the canonical JSON the server
+    reads; over F64 of the queries' shapes and float64 bits,
+    :func:`~exactattn.remote.protocol.batch_digest`, whatever the encoding), so the
     same chunk of queries is the same request in every process: resent after
     a kill, it is answered from the server's memory, not evaluated again.
     Two equal requests in one run get the same id too, and the same answers
     (a server's answers are a function of the query). The id does not depend on
-    the encoding (JSON or the binary F64 one): it is computed from the JSON form
-    either way, and the server recognises an F64 request by its decoded queries,
+    the encoding (JSON or the binary F64 one), and the server recognises an F64
+    request by its decoded queries (the same digest),
     so a run killed over one encoding and resumed over the other is answered from
     the server's memory too.
     """
 
     def _send(self, chunk: list[Array] | Array) -> Array:
-        queries = protocol.dumps(protocol.encode_queries(self.field, chunk))
+        if self.field == F64:  # the batch's shapes and bits: the same id in both encodings
+            request_id = protocol.batch_digest(self.field, chunk)[:32]
+            if self.encoding == "f64le":
+                return self._post_f64(chunk, request_id)
+            queries = protocol.dumps(protocol.encode_queries(self.field, chunk))
+        else:
+            queries = protocol.dumps(protocol.encode_queries(self.field, chunk))
+            request_id = hashlib.sha256(f"{protocol.dumps(self.field.name)}:{queries}"
+                                        .encode()).hexdigest()[:32]
         name = protocol.dumps(self.field.name)
-        request_id = hashlib.sha256(f"{name}:{queries}".encode()).hexdigest()[:32]
-        if self.encoding == "f64le":  # the same id as over JSON: a resume may switch encodings
-            return self._post_f64(chunk, request_id)
         # the body protocol.dumps would write (sorted keys, compact), without encoding twice
         body = f'{{"field":{name},"queries":{queries},"request_id":"{request_id}"}}'
         return self._post_queries(body, len(chunk), request_id)
