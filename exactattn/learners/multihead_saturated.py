@@ -92,9 +92,12 @@ and 3 to 7 have fixed sizes once m and the isolate passes p are known:
 2 + p m (d - m + 1) + K_full + m (d + 1) + n_full K_full + n_low (1 + m (r + 2)),
 K_full = 1 + m (d - m + 1) + 2 m (m - 1), with n_full = d + 1 and n_low = 0
 without a rank, n_full = r + 1 and n_low = d - r with it
-(:func:`saturated_query_count`). The path (and any failed try, whole) is
-adaptive: its count is ``options["path"]["queries"]``; the tests assert that
-the total equals the oracle's counter. Measured: 13,000 to 16,000 queries at
+(:func:`saturated_query_count`); with no crossing (m = 0), 1 + the path + d +
+2, the last d + 2 a check that unit-size queries all answer beta (a head the
+path could not resolve is refused, never returned as no head). The path
+(and any failed try, whole) is adaptive: its count is
+``options["path"]["queries"]``; the tests assert that the total equals the
+oracle's counter. Measured: 13,000 to 16,000 queries at
 H = 8, d = 64, r = 8 (of which about 4,000 the path), against the 8,705
 degrees of freedom.
 """
@@ -175,7 +178,7 @@ def saturated_query_count(m: int, d: int, *, rank: int | None = None, path: int 
     11204
     """
     if m == 0:
-        return 1 + path
+        return 1 + path + d + 2     # beta, the path, the zero check
     low = rank is not None and rank <= d - m
     n_full = (rank + 1) if low and rank is not None else d + 1
     n_low = d - rank if low and rank is not None else 0
@@ -189,8 +192,9 @@ def saturated_query_count(m: int, d: int, *, rank: int | None = None, path: int 
 class _Probe:
     theta: float
     R: float
-    value: float       # y(theta, R) = (g(n + p) - g(n)) / R
+    value: float       # y(theta, R) = (g(n + p) - g(n)) / |p|
     saturated: bool
+    noise: float       # the rounding estimate of value
 
 
 class _Path:
@@ -244,7 +248,8 @@ class _Path:
         # next to a crossing can be huge), the batch's median during the scale search
         scale_y = self.scale_y if self.scale_y > 0 else float(np.median(np.abs(v1)))
         tol = SATURATION_TOLERANCE * scale_y + noise[0::2] + noise[1::2]
-        return [_Probe(theta, R, float(v1[i]), bool(abs(v1[i] - v2[i]) <= tol[i]))
+        return [_Probe(theta, R, float(v1[i]), bool(abs(v1[i] - v2[i]) <= tol[i]),
+                       float(noise[0::2][i]))
                 for i, (theta, R) in enumerate(pts)]
 
     def probe_saturated(self, theta: float, R: float) -> _Probe:
@@ -270,7 +275,11 @@ class _Path:
 
 
 def _same(a: _Probe, b: _Probe, path: _Path) -> bool:
-    return abs(a.value - b.value) <= 1e3 * SATURATION_TOLERANCE * path.scale_y
+    """Two saturated probes on one plateau: their scalars agree within 1e3 times the
+    saturation tolerance, or within 4 times their rounding estimates (answers far larger
+    than the probe's step, e.g. bases of a huge norm, leave only that)."""
+    return abs(a.value - b.value) <= max(1e3 * SATURATION_TOLERANCE * path.scale_y,
+                                         4 * (a.noise + b.noise))
 
 
 def _bootstrap(path: _Path, H: int, B: Array, rng: np.random.Generator
@@ -321,6 +330,8 @@ def _bootstrap(path: _Path, H: int, B: Array, rng: np.random.Generator
                     break
             if mid is None:
                 break      # no saturated probe inside: the region is [lo, hi]
+            if len(regions) > H:
+                break      # more crossings than heads already: refused below, no more work
             if _same(mid, lo, path):
                 lo = mid
             elif _same(mid, hi, path):
@@ -331,6 +342,8 @@ def _bootstrap(path: _Path, H: int, B: Array, rng: np.random.Generator
         regions.append((lo, hi))
 
     for lo, hi in zip(sat, sat[1:], strict=False):
+        if len(regions) > H:
+            break          # more crossings than heads: refused below, no more probes
         if not _same(lo, hi, path):
             bisect(lo, hi)
     regions.sort(key=lambda r: r[0].theta)
@@ -339,6 +352,16 @@ def _bootstrap(path: _Path, H: int, B: Array, rng: np.random.Generator
                               "grid_angles": K + 1,
                               "unsaturated_grid_points": K + 1 - len(sat)}
     if m == 0:
+        # no crossing: f is beta alone only if the scalar is 0 everywhere (z_S = 0); a head
+        # whose jumps drown in the answers' rounding (bases of a huge norm) must not read
+        # as no head at all
+        loud = [p for p in sat if abs(p.value) > 4 * p.noise]
+        if loud:
+            raise IllConditionedError(
+                f"phase path: no crossing was resolved, yet the path's scalar is "
+                f"{loud[0].value:.3e} (rounding estimate {loud[0].noise:.3e}) at theta = "
+                f"{loud[0].theta:.6f}: heads are present whose changes drown in the answers' "
+                "rounding; use bases of a smaller norm (scale)", report=report)
         report["queries"] = path.queries
         return np.zeros((path.d, 0)), report, R1
     if m > H:
@@ -835,6 +858,20 @@ def learn_multihead_saturated(
     m = V0.shape[1]
     conds: dict[str, Any] = {"path": path_report}
     if m == 0:
+        # f = beta, or heads the path could not see: d + 2 queries of unit-size tokens (one
+        # token e_i: beta + e_i . sum_h v_h; two random tokens) must all answer beta
+        probe_rng = np.random.default_rng([seed, d, 17])
+        Xs = [np.eye(d)[i][None, :] for i in range(d)] + [
+            probe_rng.standard_normal((2, d)) / math.sqrt(d) for _ in range(2)]
+        off = np.abs(ask(Xs, "zero_check"))
+        tol = 64 * higham_gamma(4 * d + 16) * max(1.0, abs(beta))
+        conds["zero_check_max"] = float(off.max())
+        if off.max() > tol:
+            raise IllConditionedError(
+                f"the path saw no head, yet a unit-size query answers beta + {off.max():.3e} "
+                f"(rounding allows {tol:.1e}): heads are present that the path could not "
+                "resolve (scores or values drowned in the rounding of answers at this scale); "
+                "use bases of a smaller norm (scale)", report=conds)
         return _result(span, F, d, seed, H, rank, scale, beta, [], [], [], [], [], [],
                        conds, 0.0, 0.0, False, max_relative_bound, path_report)
     low = low_given and rank is not None and rank <= d - m

@@ -108,7 +108,7 @@ def test_count_values() -> None:
         100 + 2 + 2 * 7 + (1 + 14 + 4) + 2 * 9 + 9 * (1 + 14 + 4))
     assert saturated_query_count(2, 8, rank=2, path=0, isolate_passes=2) == (
         2 + 2 * 14 + 19 + 18 + 3 * 19 + 6 * (1 + 2 * 4))
-    assert saturated_query_count(0, 8, path=7) == 8
+    assert saturated_query_count(0, 8, path=7) == 1 + 7 + 8 + 2   # beta, path, zero check
     # a rank above d - m: every base is full
     assert saturated_query_count(2, 8, rank=7) == saturated_query_count(2, 8)
 
@@ -207,6 +207,14 @@ def test_exact_oracle_refused() -> None:
     model = BiasedMultiHeadAttention([([[1, 0], [0, 1]], [0, 1], [1, 1])], 0)
     with pytest.raises(InvalidEntryError, match="runs over F64, not EXP"):
         learn_multihead_saturated(ValueOracle(model), heads=1)
+
+
+def test_heads_drowned_in_rounding_are_refused_not_read_as_none() -> None:
+    # bases of norm 1e6: every jump of the path's scalar is below the answers' rounding, so
+    # no crossing is resolved; the head is there, and returning 0 heads would be wrong
+    oracle = ValueOracle(BiasedMultiHeadAttention([(W1, C1, V1)], BETA, field=F64))
+    with pytest.raises(IllConditionedError, match="drown"):
+        learn_multihead_saturated(oracle, heads=1, scale=1110560.0)
 
 
 def test_zero_heads_gives_beta_only() -> None:
