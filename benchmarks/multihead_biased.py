@@ -175,6 +175,17 @@ def _projected(oracle: ValueOracle, merged: BiasedMultiHeadAttention, K: int, se
     return ValueOracle(_Restricted(oracle, P), field=oracle.field, d=K), truth
 
 
+def checkpoint_layer(args: argparse.Namespace) -> tuple[Any, dict[str, Any]] | None:
+    """The layer ``--checkpoint``, ``--layer``, ``--num-heads`` name, and its source keys;
+    None (after a line on stderr) when the file is refused."""
+    try:
+        layer = load_layer(args.checkpoint, layer=args.layer, num_heads=args.num_heads)
+    except ExactattnError as exc:
+        print(f"--checkpoint: {exc}", file=sys.stderr)
+        return None
+    return layer, {"source": Path(args.checkpoint).name, "layer": args.layer}
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="smoke test: two small rows")
@@ -194,12 +205,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"--heads must be comma-separated integers, got {args.heads!r}", file=sys.stderr)
         return 2
     if args.checkpoint:
-        try:
-            layer = load_layer(args.checkpoint, layer=args.layer, num_heads=args.num_heads)
-        except ExactattnError as exc:
-            print(f"--checkpoint: {exc}", file=sys.stderr)
+        loaded = checkpoint_layer(args)
+        if loaded is None:
             return 2
-        source = {"source": Path(args.checkpoint).name, "layer": args.layer}
+        layer, source = loaded
     elif args.quick:
         layer, heads = random_layer(12, 3, seed=args.seed, init_scale=3.0), (0, 2)
         source = {"source": "random_layer(12, 3, init_scale=3)", "layer": 0}

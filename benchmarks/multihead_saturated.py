@@ -61,10 +61,10 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from multihead_biased import SYNTHETIC, _dof  # noqa: E402
+from multihead_biased import SYNTHETIC, _dof, checkpoint_layer  # noqa: E402
 
 from exactattn.checkpoint_layer import layer_oracle  # noqa: E402
-from exactattn.checkpoints import load_layer, random_layer  # noqa: E402
+from exactattn.checkpoints import random_layer  # noqa: E402
 from exactattn.checks.multihead_biased import biased_recovery_errors  # noqa: E402
 from exactattn.errors import ExactattnError  # noqa: E402
 from exactattn.learners import learn_multihead_biased, learn_multihead_saturated  # noqa: E402
@@ -164,6 +164,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"--heads must be comma-separated integers, got {args.heads!r}",
                   file=sys.stderr)
             return 2
+    if args.checkpoint:
+        loaded = checkpoint_layer(args)
+        if loaded is None:
+            return 2
+        layer, source = loaded
+    elif args.quick:
+        layer = random_layer(16, 4, seed=0, init_scale=3.0)
+        source = {"source": "random_layer(16, 4, init_scale=3)", "layer": 0}
+    else:
+        layer = None
+    layer_case = None
+    if layer is not None:   # checked before any row runs: a usage error does no work
+        rho = np.random.default_rng([0, 15]).standard_normal(layer.d) / math.sqrt(layer.d)
+        try:
+            layer_case = layer_oracle(layer, heads=heads, readout=rho)
+        except ExactattnError as exc:
+            print(f"--heads: {exc}", file=sys.stderr)
+            return 2
     rows = []
     for case, H, d, r, target in (QUICK if args.quick else SYNTHETIC):
         for seed in range(1 if args.quick else args.seeds):
@@ -171,25 +189,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(_run(case, ValueOracle(model), model, H, r, target, seed, {},
                              baseline=case in BASELINE_ROWS))
             print(json.dumps(rows[-1]), flush=True)
-    if args.checkpoint:
-        try:
-            layer = load_layer(args.checkpoint, layer=args.layer, num_heads=args.num_heads)
-        except ExactattnError as exc:
-            print(f"--checkpoint: {exc}", file=sys.stderr)
-            return 2
-        source = {"source": Path(args.checkpoint).name, "layer": args.layer}
-    elif args.quick:
-        layer = random_layer(16, 4, seed=0, init_scale=3.0)
-        source = {"source": "random_layer(16, 4, init_scale=3)", "layer": 0}
-    else:
-        layer = None
-    if layer is not None:
-        rho = np.random.default_rng([0, 15]).standard_normal(layer.d) / math.sqrt(layer.d)
-        try:
-            oracle, merged = layer_oracle(layer, heads=heads, readout=rho)
-        except ExactattnError as exc:
-            print(f"--heads: {exc}", file=sys.stderr)
-            return 2
+    if layer is not None and layer_case is not None:
+        oracle, merged = layer_case
         case = f"layer_{merged.H}_of_{layer.num_heads}_heads_d{layer.d}"
         rows.append(_run(case, oracle, merged, merged.H, layer.head_dim, LAYER_TARGET, 0,
                          {**source, "layer_heads": layer.num_heads, "scale": args.scale},

@@ -130,15 +130,24 @@ def _relative(e: dict[str, Any]) -> str:
     return f"{e['relative']:.2e}"
 
 
+def parse_subcommand(parser: argparse.ArgumentParser, given: list[str], command: str
+                     ) -> argparse.Namespace | int:
+    """The arguments of a ``learn`` sub-command, or the exit code of --help or of a usage
+    error (already printed on stderr; under --json also the error object on stdout)."""
+    try:
+        return parser.parse_args(given)
+    except SystemExit as exc:
+        if isinstance(exc, _UsageExit) and wants_json(given):
+            print_json_error(command, exc.message)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``exactattn learn checkpoint ...``; returns the exit code."""
     given = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args = build_parser().parse_args(given)
-    except SystemExit as exc:  # --help, or a usage error already printed on stderr
-        if isinstance(exc, _UsageExit) and wants_json(given):
-            print_json_error("learn checkpoint", exc.message)
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    args = parse_subcommand(build_parser(), given, "learn checkpoint")
+    if isinstance(args, int):
+        return args
     try:
         out = _run(args)
     except (ExactattnError, ImportError) as exc:

@@ -63,11 +63,10 @@ from .cli import (
     _int_at_least,
     _one_line,
     _Parser,
-    _UsageExit,
     _write_json_file,
     print_json_error,
-    wants_json,
 )
+from .cli_checkpoint import parse_subcommand
 from .errors import ExactattnError, InvalidEntryError
 
 __all__ = ["build_parser", "main", "parse_heads", "saved_layer_instance"]
@@ -387,12 +386,9 @@ def _text(doc: dict[str, Any]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """``exactattn learn layer ...``; returns the exit code."""
     given = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args = build_parser().parse_args(given)
-    except SystemExit as exc:  # --help, or a usage error already printed on stderr
-        if isinstance(exc, _UsageExit) and wants_json(given):
-            print_json_error(COMMAND, exc.message)
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    args = parse_subcommand(build_parser(), given, COMMAND)
+    if isinstance(args, int):
+        return args
     try:
         doc = _run(args)
     except (ExactattnError, UsageError, ImportError) as exc:
