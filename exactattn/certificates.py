@@ -48,6 +48,7 @@ from flint import fmpq
 
 from .errors import ExactattnError, InvalidEntryError
 from .fields import EXP, QQ, Array, BallField, Field, MPField, PrecisionElement, rational
+from .fields.rational import sqrt_upper
 from .learners.recovery import Recovery
 from .models import SingleHeadAttention
 from .oracle import NoisyOracle, ValueOracle
@@ -177,20 +178,25 @@ def _approximate_bound(recovery: Recovery, X: Array) -> fmpq:
     """A rational upper bound on |f_hat(X) - f(X)| from the recovery's (conditional) bounds.
 
     With ||W_hat - W||_F <= e_W and ||v_hat - v||_2 <= e_v: the values move by at
-    most e_v ||x_i||, the scores by at most e_W ||x_i|| ||x_N||, and a softmax
-    average moves by at most max|delta s| (max c - min c) (its derivative in
-    the scores is a covariance). Norms are bounded by 1-norms (rational).
+    most e_v ||x_i||_2, the scores by at most e_W ||x_i||_2 ||x_N||_2 (Cauchy-Schwarz,
+    ||.||_2 <= ||.||_F), and a softmax average of values c moves by at most
+    max|delta s| (max c - min c) / 2: its derivative along the score change delta s
+    is Cov_p(c, delta s), and |Cov| <= (range c / 2)(range delta s / 2) (Popoviciu's
+    inequality, with Cauchy-Schwarz), range delta s <= 2 max|delta s|. The range of
+    the true values is at most that of c_hat = x_i . v_hat plus 2 e_v max ||x_i||_2.
+    Every 2-norm is replaced by a dyadic rational upper bound within a factor 9/8
+    (:func:`~exactattn.fields.rational.sqrt_upper`), so the bound is a rational, exactly.
     """
     e_W = rational(Fraction(recovery.options["W_frobenius_bound"]))
     e_v = rational(Fraction(recovery.options["v_bound"]))
     to_q = QQ.to_rational
     rows = [[to_q(x) for x in row] for row in X]
-    norms = [sum((abs(x) for x in row), fmpq(0)) for row in rows]
+    norms = [sqrt_upper(sum((x * x for x in row), fmpq(0))) for row in rows]
     v_hat = [to_q(x) for x in recovery.v]
     c = [sum((x * w for x, w in zip(row, v_hat, strict=True)), fmpq(0)) for row in rows]
     top = max(norms)
     spread = max(c) - min(c) + 2 * e_v * top
-    return e_v * top + e_W * top * norms[-1] * spread
+    return e_v * top + e_W * top * norms[-1] * spread / 2
 
 
 def rebuild(recovery: Recovery) -> Any:

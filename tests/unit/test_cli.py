@@ -344,7 +344,7 @@ def test_save_works_for_every_label(argv: list[str], tmp_path: Path,
     assert "holds" in capsys.readouterr().out
     # the first parameter's first entry moved: a wrong model, rejected by the replay (the
     # noisy recovery's by 2, about 20 times its entry bound: its answers carry the oracle's
-    # tolerance 1/50, which hides a move of 1 at d = 2)
+    # tolerance 1/50, which hides a move of 1/2 at d = 2)
     saved = json.loads(path.read_text())
     entries = next(iter(saved["recovery"]["params"].values()))["entries"]
     entries[0] = str(Fraction(str(entries[0]))
@@ -354,6 +354,25 @@ def test_save_works_for_every_label(argv: list[str], tmp_path: Path,
     kind = "tolerance" if argv[1] == "noisy_oracle" else "exact"
     assert f"transcript replay: certificate ({kind}) for {argv[1]}: FAILS at transcript " \
         "query #" in capsys.readouterr().out
+
+
+def test_noisy_replay_rejects_a_move_of_ten_entry_bounds(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the tolerance of a noisy recovery's certificate used 1-norms and a covariance bound
+    # twice too large: W[0, 0] + 1 (about 10 times its entry bound 0.106) was accepted at
+    # d = 2; with 2-norms (rational upper bounds) and Popoviciu's 1/2 it is rejected
+    path = tmp_path / "rec.json"
+    assert main(["learn", "noisy_oracle", "--d", "2", "--certificate-probes", "2",
+                 "--save", str(path)]) == EXIT_OK
+    saved = json.loads(path.read_text())
+    bound = Fraction(saved["recovery"]["options"]["W_entry_bound"])
+    assert 8 * bound < 1 < 10 * bound
+    entries = saved["recovery"]["params"]["W"]["entries"]
+    entries[0] = str(Fraction(str(entries[0])) + 1)
+    path.write_text(json.dumps(saved))
+    capsys.readouterr()
+    assert main(["replay", str(path)]) == EXIT_FAILED
+    assert "certificate (tolerance) for noisy_oracle: FAILS" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv", [

@@ -116,7 +116,7 @@ def test_save_of_every_label_holds_the_hidden_instance_and_replays(
     capsys.readouterr()
     # the first parameter's first entry moved: a wrong model, rejected by the replay (the
     # noisy recovery's by 2, about 20 times its entry bound: its answers carry the oracle's
-    # tolerance 1/50, which hides a move of 1 at d = 2)
+    # tolerance 1/50, which hides a move of 1/2 at d = 2)
     entries = next(iter(obj["recovery"]["params"].values()))["entries"]
     entries[0] = str(Fraction(str(entries[0])) + (2 if label == "noisy_oracle"
                                                   else Fraction(1, 7)))

@@ -32,6 +32,7 @@ from exactattn.certificates import verify
 from exactattn.errors import IncompatibleFieldError, InvalidEntryError
 from exactattn.fields import BALL, EXP, F64, MP, QQ
 from exactattn.fields import exponential as ex
+from exactattn.fields.rational import sqrt_upper
 from exactattn.learners import Recovery, learn_single_head
 from exactattn.models import SingleHeadAttention
 from exactattn.oracle import Transcript, ValueOracle, enclosing_oracle
@@ -375,10 +376,13 @@ def test_approximate_bound_is_its_docstring_formula_in_rationals() -> None:
         options={"W_frobenius_bound": "1/7", "v_bound": "2/9"})
     X = np.array([[Fraction(3), Fraction(-1, 2)], [Fraction(1, 5), Fraction(2)]], dtype=object)
     e_W, e_v = Fraction(1, 7), Fraction(2, 9)
-    norms = [sum(abs(t) for t in row) for row in X]
+    norms = [Fraction(int(r.p), int(r.q))
+             for r in (sqrt_upper(sum(t * t for t in row)) for row in X)]
+    for row, n in zip(X, norms, strict=True):   # 2-norm upper bounds within 9/8
+        assert sum(t * t for t in row) <= n * n <= Fraction(81, 64) * sum(t * t for t in row)
     c = [2 * row[0] - 3 * row[1] for row in X]
     top = max(norms)
-    want = e_v * top + e_W * top * norms[-1] * (max(c) - min(c) + 2 * e_v * top)
+    want = e_v * top + e_W * top * norms[-1] * (max(c) - min(c) + 2 * e_v * top) / 2
     assert cert._approximate_bound(rec, QQ.array(X.tolist())) == fmpq(want.numerator,
                                                                         want.denominator)
 
