@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -46,10 +47,14 @@ from .errors import ExactattnError
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+def positive_float(text: str) -> float:
+    """A positive finite float option (``--scale``; ``learn layer``'s too)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0 or math.isinf(value):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
     return value
 
 
@@ -69,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="column_space: rank [W | c] <= r (real heads); general: rank W <= r")
     p.add_argument("--readout", type=_int_at_least(0), default=0, metavar="I",
                    help="read out output coordinate I (rho = e_I; default 0)")
-    p.add_argument("--scale", type=_positive_float, default=4.0,
+    p.add_argument("--scale", type=positive_float, default=4.0,
                    help="probe scale (default 4, see docs/real_heads.md)")
     p.add_argument("--seed", type=_int_at_least(0), default=0)
     p.add_argument("--certificate-probes", type=_int_at_least(0, MAX_CERTIFICATE_PROBES),

@@ -66,23 +66,13 @@ from .cli import (
     _write_json_file,
     print_json_error,
 )
-from .cli_checkpoint import parse_subcommand
+from .cli_checkpoint import parse_subcommand, positive_float
 from .errors import ExactattnError, InvalidEntryError
 
 __all__ = ["build_parser", "main", "parse_heads", "saved_layer_instance"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 COMMAND = "learn layer"
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or math.isinf(value):
-        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
-    return value
 
 
 def parse_heads(text: str) -> tuple[int, ...] | None:
@@ -129,13 +119,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="read out output coordinate I (rho = e_I; default 0)")
     rho.add_argument("--readout-seed", type=_int_at_least(0), default=None, metavar="S",
                      help="read out by rho ~ N(0, I/d) drawn with seed S")
-    p.add_argument("--scale", type=_positive_float, default=4.0,
+    p.add_argument("--scale", type=positive_float, default=4.0,
                    help="norm of the bases' steps (default 4: a real layer's small W)")
     p.add_argument("--seed", type=_int_at_least(0), default=0,
                    help="seed of the learner and of the certificate's probes (default 0)")
     p.add_argument("--certificate-probes", type=_int_at_least(0, MAX_CERTIFICATE_PROBES),
                    default=16, metavar="K", help="fresh queries for the certificate (default 16)")
-    p.add_argument("--max-relative-bound", type=_positive_float, default=None, metavar="X",
+    p.add_argument("--max-relative-bound", type=positive_float, default=None, metavar="X",
                    help="refuse when a head's relative error estimate exceeds X (default: "
                         f"the learner's, {MAX_RELATIVE_BOUND:g})")
     p.add_argument("--json", action="store_true", help="print the result as JSON")

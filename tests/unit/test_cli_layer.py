@@ -247,3 +247,21 @@ def test_heads_that_do_not_pair_one_to_one_are_not_ok() -> None:
     merged = SimpleNamespace(Ws=[A, B], cs=[np.zeros(2)] * 2, vs=[np.ones(2)] * 2, beta=0.0)
     doc = _compare(rec, merged, (0, 1))
     assert doc["paired"] is False and doc["per_head"] == [] and doc["within_estimates"] is False
+
+
+@pytest.mark.parametrize("scale, message", [
+    ("x", "'x' is not a number"),
+    ("inf", "must be a positive finite number, got inf"),
+    ("nan", "must be a positive finite number, got nan"),
+    ("-1", "must be a positive finite number, got -1"),
+])
+@pytest.mark.parametrize("command", [["layer"], ["checkpoint", "--head", "0"]])
+def test_scale_is_one_positive_finite_option_in_both_commands(
+        scale: str, message: str, command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    # one parser of --scale for learn layer and learn checkpoint (learn checkpoint had its
+    # own copy, which said "invalid _positive_float value: 'x'" for a non-number)
+    argv = ["learn", command[0], "no-such.safetensors", "--layer", "0", *command[1:],
+            f"--scale={scale}"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"argument --scale: {message}" in err, err
