@@ -167,8 +167,11 @@ def saved_layer_instance(inst: dict[str, Any], rec: Any, path: str) -> tuple[str
     (``"kind": "checkpoint_layer"``), for the fresh queries of ``exactattn replay``.
 
     A block of the wrong shape raises :class:`~exactattn.cli.UsageError`; a
-    checkpoint that cannot be read any more (moved, changed) returns None
-    with a note on stderr: the replay then checks the transcript alone.
+    checkpoint that cannot be read any more (moved, deleted, damaged, another d)
+    returns None with a note on stderr: the replay then checks the transcript
+    alone. Nothing records the file's content: a checkpoint changed in place
+    that still loads is queried as it is now, so its fresh queries may reject
+    a recovery that was right for the file it was learned from.
     """
     from .checkpoint_layer import LayerReadout
     from .checkpoints import load_layer
