@@ -157,6 +157,23 @@ def test_a_printed_form_that_disagrees_is_not_verified(monkeypatch: pytest.Monke
     assert len(bad) == 1 and "printed forms agree" in bad[0]
 
 
+
+def test_the_two_per_base_counts_are_compared_where_they_can_differ(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # regression: the case compared them at m = 1 only, where both are d; a per-base form wrong
+    # for every m >= 2, "(m - 1)(2m)" for "(m - 1)(2m - 1)", passed
+    import dataclasses
+
+    entry = COUNTS["multihead_canonical"]
+    (case,) = [c for c in entry.cases if "per-base" in c.name]
+    first, second = case.closed
+    wrong = dataclasses.replace(second, text=second.text.replace("(2m - 1))", "(2m))"))
+    assert wrong.text != second.text
+    broken = dataclasses.replace(case, closed=(first, wrong))
+    monkeypatch.setitem(COUNTS, "wrong", dataclasses.replace(entry, cases=(broken,)))
+    bad = [s.why for s in count_derivation("wrong").steps if not s.verified]
+    assert len(bad) == 1 and "printed forms agree" in bad[0]
+
 # -- the pieces ------------------------------------------------------------------------------
 def test_parse_count_reads_the_docstring_notation() -> None:
     d, r, H, m = sp.symbols("d r H m")

@@ -398,11 +398,12 @@ def _mh_cases() -> tuple[CountCase, ...]:
                 (q, claimed), phases, subs={"K": ksub, "m": m_val}, back=back, context=(K,)))
     per_base = Printed("m (d - m + 1) + (m - 1)(2m - 1)", _MH,
                        "Per base: m (d - m + 1) + (m - 1)(2m - 1) = m d + (m - 1)^2 queries.")
-    cases.append(CountCase("isolating plan, its two printed per-base counts", {
-        "H": H, "d": d, "m": 1, "plan": "isolating"},
+    # at m >= 2 (m = k + 2): at m = 1 both per-base forms are d, and would agree if one were wrong
+    cases.append(CountCase("m >= 2, isolating plan, its two printed per-base counts", {
+        "H": H, "d": d, "m": k + 2, "plan": "isolating"},
         (Printed("1 + 2 H d + [m >= 2] (d - 1) + (d - 1) (m d + (m - 1)^2)", _MH, iso.shown),
          Printed("1 + 2 H d + [m >= 2] (d - 1) + (d - 1) (m (d - m + 1) + (m - 1)(2m - 1))",
-                 _MH, per_base.shown)), subs={"m": 1}))
+                 _MH, per_base.shown)), subs={"m": k + 2}, back={k: sp.Symbol("m") - 2}))
     specialised = Printed("1 + 2Hd + [H >= 2](d - 1) + (d - 1)(Hd + (H - 1)^2)", _MH,
                           "For m = H <= d with independent v_h: Q = 1 + 2Hd + [H >= 2](d - 1) "
                           "+ (d - 1)(Hd + (H - 1)^2)")
