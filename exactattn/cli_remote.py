@@ -100,21 +100,20 @@ def learn_remote(args: argparse.Namespace) -> int:
             if label == "low_rank_adaptive":
                 rec = learn_low_rank(oracle, rank=args.rank, method="adaptive", seed=args.seed)
                 expected = adaptive_query_count(args.d, args.rank)
-            elif kind == "biased_head":  # as learn --instance learns a biased head
-                from . import claims  # noqa: F401  (registers the biased head's certificate)
-                from .learners.biased_head import biased_query_count, learn_biased_head
-
-                progress = ProgressBar("measuring W, column",
-                                       not args.no_progress and args.d >= 64)
-                rec = learn_biased_head(oracle, probes=args.probes, seed=args.seed,
-                                        progress=progress)
-                expected = biased_query_count(args.d)
             else:
                 progress = ProgressBar("measuring W, column",
                                        not args.no_progress and args.d >= 64)
-                rec = learn_single_head(oracle, probes=args.probes, seed=args.seed,
-                                        progress=progress)
-                expected = query_count(args.d)
+                if kind == "biased_head":  # as learn --instance learns a biased head
+                    from . import claims  # noqa: F401  (registers the biased head's certificate)
+                    from .learners.biased_head import biased_query_count, learn_biased_head
+
+                    rec = learn_biased_head(oracle, probes=args.probes, seed=args.seed,
+                                            progress=progress)
+                    expected = biased_query_count(args.d)
+                else:
+                    rec = learn_single_head(oracle, probes=args.probes, seed=args.seed,
+                                            progress=progress)
+                    expected = query_count(args.d)
         except RecoveryFailedError as exc:
             # the answers fit no model of the learner's class: a check that failed
             learner = "single_head_biased" if kind == "biased_head" else label
