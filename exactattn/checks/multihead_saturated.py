@@ -36,9 +36,10 @@ SATURATED_INSTANCES = ((3, 12, 3, True, 0), (2, 8, None, False, 1), (4, 16, 4, F
              "within their first-order estimates; the certificate rejects a bias entry off by "
              "1e-5 or by 1000 times its head's estimate; nearly equal heads are refused",
        statement=r"|\hat W_h - W_h| \le \epsilon_{W_h},\ |\hat c_h - c_h| \le \epsilon_{c_h},\ "
-                 r"|\hat v_h - v_h| \le \epsilon_{v_h},\ Q = Q_{\mathrm{path}} + 2 + "
-                 r"p\,m(d - m + 1) + m(d + 1) + n_{\mathrm{full}}(1 + m(d - m + 1) + 2m(m - 1))"
-                 r" + n_{\mathrm{low}}(1 + m(r + 2))",
+                 r"|\hat v_h - v_h| \le \epsilon_{v_h},\ Q = Q_{\mathrm{path}} + "
+                 r"Q_{\mathrm{rescaled}} + 2 + p\,m(d - m + 1) + m(d + 1) + "
+                 r"(n_{\mathrm{full}} + 1)(1 + m(d - m + 1) + 2m(m - 1)) + "
+                 r"n_{\mathrm{low}}(1 + m(r + 2))",
        route=ROUTE)
 def _check_saturated_recovery() -> Outcome:
     failures, checked = [], 0

@@ -87,12 +87,15 @@ estimates), and W_h = U_h B / scale combines its columns the same way.
 These are estimates, not proved bounds: the status is ``float``; measured,
 they are 1e4 to 5e5 times the actual errors (benchmarks/multihead_saturated.py).
 
-Query count (measured, and a formula given the adaptive part). Steps 1
-and 3 to 7 have fixed sizes once m and the isolate passes p are known:
-2 + p m (d - m + 1) + K_full + m (d + 1) + n_full K_full + n_low (1 + m (r + 2)),
-K_full = 1 + m (d - m + 1) + 2 m (m - 1), with n_full = d + 1 and n_low = 0
-without a rank, n_full = r + 1 and n_low = d - r with it
-(:func:`saturated_query_count`); with no crossing (m = 0), 1 + the path + d +
+Query count (measured, and a formula given the adaptive parts). Steps 1
+and 3 to 7 have fixed sizes once m, the isolate passes p and the rows asked
+again at a smaller step (``options["conditioning"]["rescaled_queries"]``) are
+known: 2 + p m (d - m + 1) + K_full + m (d + 1) + n_full K_full
++ n_low (1 + m (r + 2)) + the rows asked again, K_full = 1 + m (d - m + 1)
++ 2 m (m - 1) (the K_full after p m (d - m + 1) is step 3's full design at
+b_1), with n_full = d + 1 and n_low = 0 without a rank, n_full = r + 1 and
+n_low = d - r with it (:func:`saturated_query_count`; the claim's statement
+prints the same sum); with no crossing (m = 0), 1 + the path + d +
 2, the last d + 2 a check that unit-size queries all answer beta (a head the
 path could not resolve is refused, never returned as no head). The path
 (and any failed try, whole) is adaptive: its count is

@@ -113,6 +113,23 @@ def test_count_values() -> None:
     assert saturated_query_count(2, 8, rank=7) == saturated_query_count(2, 8)
 
 
+def test_claim_statement_prints_the_count() -> None:
+    # the Q the claim's statement prints is saturated_query_count, with and without a rank
+    from exactattn.claims import REGISTRY
+    from exactattn.symbolic.query_counts import parse_count
+
+    (st,) = [c.statement for c in REGISTRY if c.id == "multihead_canonical.saturated_recovery"]
+    Q = parse_count(st.split("Q =", 1)[1])
+    for m, d, rank, p, path, rescaled in ((2, 8, None, 1, 100, 0), (3, 12, 3, 2, 57, 5),
+                                          (8, 64, 8, 3, 4000, 11), (2, 8, 7, 1, 9, 0)):
+        low = rank is not None and rank <= d - m
+        r = rank if low and rank is not None else 0
+        subs = {"Q_path": path, "Q_rescaled": rescaled, "p": p, "m": m, "d": d, "r": r,
+                "n_full": r + 1 if low else d + 1, "n_low": d - r if low else 0}
+        assert Q.subs(subs) == saturated_query_count(
+            m, d, rank=rank, path=path, isolate_passes=p, rescaled=rescaled), (m, d, rank)
+
+
 def test_low_rank_bases_ask_r_plus_2_per_head() -> None:
     model = random_biased_multihead(3, 12, rank=3, seed=4)
     oracle = ValueOracle(model)
