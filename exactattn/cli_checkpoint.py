@@ -87,14 +87,11 @@ def _run(args: argparse.Namespace) -> dict[str, Any]:
     from . import claims  # noqa: F401  (registers the certificate builders)
     from .certificates import verify
     from .checkpoints import load_layer
+    from .cli_layer import _rho
     from .learners.biased_low_rank import biased_low_rank_query_count, learn_biased_low_rank
 
     layer = load_layer(args.file, layer=args.layer, num_heads=args.num_heads)
-    if args.readout >= layer.d:
-        raise ExactattnError(f"--readout {args.readout} is not an output coordinate of a "
-                             f"layer with d = {layer.d}")
-    rho = np.zeros(layer.d)
-    rho[args.readout] = 1.0
+    rho = _rho({"kind": "coordinate", "index": args.readout}, layer.d)
     head = layer.head(args.head, readout=rho)
     r = layer.head_dim if args.rank is None else args.rank
     if r > layer.d:

@@ -265,3 +265,16 @@ def test_scale_is_one_positive_finite_option_in_both_commands(
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert f"argument --scale: {message}" in err, err
+
+
+@pytest.mark.parametrize("command", [["layer"], ["checkpoint", "--head", "0"]])
+def test_readout_out_of_range_is_one_check_in_both_commands(
+        layer_file: Path, command: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    # learn checkpoint builds rho = e_I with learn layer's _rho (it had its own copy, whose
+    # message did not give the range)
+    argv = ["learn", command[0], str(layer_file), "--layer", "0", "--num-heads", "4",
+            *command[1:], "--readout", "16"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--readout 16 is not an output coordinate of a layer with d = 16 (0 <= I < 16)" \
+        in err, err
