@@ -20,25 +20,28 @@ Steps
    every head's score n . u_h changes sign exactly once. Where every head is
    saturated (|n . u_h| large), g is affine near n:
    g(n + e) = (n + e) . z_S, z_S = sum_{h in S} v_h, S = {h : n . u_h > 0},
-   so y(theta, R) = (g(n + p) - g(n)) / R (p = ``PATH_STEP`` R p^) is
-   p^ . z_S ``PATH_STEP``, the same at R and 2R: that equality (within
-   ``SATURATION_TOLERANCE``) is the saturation test. The scalar is piecewise
-   constant in theta; bisection (to ``PATH_RESOLUTION`` radians) finds every
-   change. At a point of each plateau z_S is measured by d + 1 queries (an
-   affine fit), and consecutive plateaus differ by +- v_h of the head that
-   crossed: m = the number of crossings, v_h = +- the jumps, the signs from
-   z_start = -sum over the heads that leave of their jumps (a linear solve
-   whose coefficients must be 0 or -1: the margin is reported). The head
-   count's margin (``options["path"]["head_count_margin_decades"]``) is the
-   smallest change of the scalar across a crossing over the tolerance within
-   which two plateaus count as one.
-3. Phase ``isolate`` at b_1 (first estimates, with the path's v): with
-   p_h = (V^T)^+ e_h (p_h . v_g = [g = h]) and N an orthonormal basis of
-   null(V^T), the d - m + 1 queries [b + s (p^_h + n_i) / sqrt 2; b] see head
-   h's value only, so their answers are sigma(logit) x value: a logit each
-   (repeated with a rescaled s_h until the logits have a median size between
-   LOGIT / 4 and 4 LOGIT, at most ``ISOLATE_PASSES`` passes). Then phase W's
-   design (step 5) at b_1 with the path's v gives the whole u_h(b_1).
+   so y(theta, R) = (g(n + p) - g(n)) / |p| is p^ . z_S, the same at R and
+   2R: that equality (within ``SATURATION_TOLERANCE``) is the saturation
+   test (p = ``PATH_STEP`` R p^ while the scale R1 is searched, then p =
+   ``PATH_STEP`` R1 p^ at every R, so that a probe next to a crossing
+   changes with R). The scalar is piecewise constant in theta; bisection (to
+   ``PATH_RESOLUTION`` radians) finds every change. At a point of each
+   plateau z_S is measured by d + 1 queries (an affine fit), and consecutive
+   plateaus differ by +- v_h of the head that crossed: m = the number of
+   crossings, v_h = +- the jumps, the signs from z_start = -sum over the
+   heads that leave of their jumps (a linear solve whose coefficients must
+   be 0 or -1: the margin is reported). The head count's margin
+   (``options["path"]["head_count_margin_decades"]``) is the smallest change
+   of the scalar across a crossing over the tolerance within which two
+   plateaus count as one.
+3. Phase ``isolate`` at b_1 (first estimates, with the path's v): with p_h =
+   (V^T)^+ e_h (p_h . v_g = [g = h]) and N an orthonormal basis of
+   null(V^T), the d - m + 1 queries [b + s p^_h; b] and [b + s (p^_h + n_i)
+   / sqrt 2; b] see head h's value only, so their answers are sigma(logit) x
+   value: a logit each (repeated with a rescaled s_h until the logits have a
+   median size between LOGIT / 4 and 4 LOGIT, at most ``ISOLATE_PASSES``
+   passes). Then phase W's design (step 5) at b_1 with the path's v gives
+   the whole u_h(b_1).
 4. Phase ``v`` at b_1 (v to float64 precision): for each head h a token n in
    null(V^T) with n . u_h = +(``SATURATION`` + 4), n . u_g = -(``SATURATION`` + 4)
    (g != h): near n only head h attends to the new token, so
@@ -100,9 +103,9 @@ prints the same sum); with no crossing (m = 0), 1 + the path + d +
 path could not resolve is refused, never returned as no head). The path
 (and any failed try, whole) is adaptive: its count is
 ``options["path"]["queries"]``; the tests assert that the total equals the
-oracle's counter. Measured: 13,000 to 16,000 queries at
-H = 8, d = 64, r = 8 (of which about 4,000 the path), against the 8,705
-degrees of freedom.
+oracle's counter. Measured: 15,498 to 16,345 queries at
+H = 8, d = 64, r = 8 (of which 3,837 to 4,225 the path), against the 8,705
+degrees of freedom (docs/multihead_saturated.md).
 """
 
 from __future__ import annotations
