@@ -60,12 +60,10 @@ class ResumableRemoteTarget(RemoteTarget):
             request_id = protocol.batch_digest(self.field, chunk)[:32]
             if self.encoding == "f64le":
                 return self._post_f64(chunk, request_id)
-            queries = protocol.dumps(protocol.encode_queries(self.field, chunk))
-        else:
-            queries = protocol.dumps(protocol.encode_queries(self.field, chunk))
-            request_id = hashlib.sha256(f"{protocol.dumps(self.field.name)}:{queries}"
-                                        .encode()).hexdigest()[:32]
         name = protocol.dumps(self.field.name)
+        queries = protocol.dumps(protocol.encode_queries(self.field, chunk))
+        if self.field != F64:  # exact entries: the canonical JSON the server reads
+            request_id = hashlib.sha256(f"{name}:{queries}".encode()).hexdigest()[:32]
         # the body protocol.dumps would write (sorted keys, compact), without encoding twice
         body = f'{{"field":{name},"queries":{queries},"request_id":"{request_id}"}}'
         return self._post_queries(body, len(chunk), request_id)
