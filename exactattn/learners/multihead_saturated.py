@@ -446,6 +446,15 @@ def _eta(base: _Base, V: Array, Uj: Array, beta: float) -> tuple[Array, Array, A
     return f, Jv, eta
 
 
+def _answer_errors(base: _Base, V: Array, Uj: Array, bound_v: Array, beta: float) -> Array:
+    """Each answer's error estimate at (V, Uj) (module docstring): the oracle's rounding,
+    the error of beta, and v's estimates ``bound_v`` propagated through df/dv."""
+    f, Jv, eta = _eta(base, V, Uj, 0.0)
+    out: Array = eta + _beta_error(beta, V.shape[0]) + \
+        np.abs(Jv.reshape(len(f), -1)) @ bound_v.T.reshape(-1)
+    return out
+
+
 def _logit_solve(rows: Array, values: Array, y: Array, err: Array, basis: Array | None
                  ) -> tuple[Array, Array, float]:
     """u (or its coordinates in ``basis``) from sigma(rows . u) values = y, weighted least
@@ -529,9 +538,7 @@ def _solve_base(b: Array, gb: float, V: Array, bound_v: Array, beta: float, rows
     bound = np.zeros((d, m))
     cond = 0.0
     for _ in range(2):
-        f, Jv, eta = _eta(base, V, Uj, 0.0)
-        err = eta + _beta_error(beta, d) + np.abs(Jv.reshape(len(f), m * d)) @ \
-            bound_v.T.reshape(m * d)
+        err = _answer_errors(base, V, Uj, bound_v, beta)
         for h in range(m):
             sel = who == h
             C = None if bases is None else bases[h]
@@ -597,9 +604,7 @@ def _full_base(ask: Callable[[list[Array], str], Array], b: Array, V: Array, bou
                                         None, None)
     margin = _muting_margin(rows_m, who_m, Uj)
     res = _residual_extended(base, V, Uj)
-    f, Jv, eta = _eta(base, V, Uj, 0.0)
-    err = eta + _beta_error(beta, d) + np.abs(Jv.reshape(len(f), m * d)) @ \
-        bound_v.T.reshape(m * d)
+    err = _answer_errors(base, V, Uj, bound_v, beta)
     return _BaseResult(Uj, bound, float((res ** 2).sum()), float((err ** 2).sum()), cond,
                        margin, extra + extra_m)
 
@@ -640,9 +645,7 @@ def _low_base(ask: Callable[[list[Array], str], Array], b: Array, V: Array, boun
     Uj, bound, cond, base = _solve_base(b, gb, V, bound_v, beta, rows, y, who, Uj, spans,
                                         span_err)
     res = _residual_extended(base, V, Uj)
-    f, Jv, eta = _eta(base, V, Uj, 0.0)
-    err = eta + _beta_error(beta, d) + np.abs(Jv.reshape(len(f), m * d)) @ \
-        bound_v.T.reshape(m * d)
+    err = _answer_errors(base, V, Uj, bound_v, beta)
     return _BaseResult(Uj, bound, float((res ** 2).sum()), float((err ** 2).sum()), cond,
                        math.inf, extra)
 
