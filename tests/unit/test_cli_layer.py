@@ -278,3 +278,25 @@ def test_readout_out_of_range_is_one_check_in_both_commands(
     err = capsys.readouterr().err
     assert "--readout 16 is not an output coordinate of a layer with d = 16 (0 <= I < 16)" \
         in err, err
+
+
+def test_save_with_a_sidecar_replays_and_rejects_a_moved_W(
+        layer_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # the path a real layer takes (342,152 queries): the transcript in a .npz beside the file
+    monkeypatch.setattr("exactattn.learners.recovery.SIDECAR_ENTRIES", 100)
+    saved = tmp_path / "layer.json"
+    assert main([*_base(layer_file), "--heads", "0,3", "--certificate-probes", "2",
+                 "--save", str(saved)]) == 0
+    assert f"(transcript in {saved}.transcript.npz)" in capsys.readouterr().err
+    obj = json.loads(saved.read_text(encoding="utf-8"))
+    assert obj["recovery"]["transcript"]["npz"] == "layer.json.transcript.npz"
+    assert main(["replay", str(saved), "--certificate-probes", "0", "--json"]) == 0
+    cert = json.loads(capsys.readouterr().out)["certificates"][0]
+    assert cert["holds"] and cert["checked"] == obj["recovery"]["queries"] > 100
+    entries = obj["recovery"]["params"]["W"]["entries"]
+    k = int(np.argmax(np.abs(np.asarray(entries, dtype=np.float64))))
+    entries[k] = float(entries[k]) * (1 + 1e-6)
+    saved.write_text(json.dumps(obj), encoding="utf-8")
+    assert main(["replay", str(saved), "--certificate-probes", "0"]) == 1
+    assert "FAILS at transcript query #" in capsys.readouterr().out
