@@ -174,6 +174,23 @@ def test_the_two_per_base_counts_are_compared_where_they_can_differ(
     bad = [s.why for s in count_derivation("wrong").steps if not s.verified]
     assert len(bad) == 1 and "printed forms agree" in bad[0]
 
+
+def test_the_match_phase_batch_is_read_from_the_docstring(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # regression: only the phase's condition, "(only if m >= 2)", was looked up; its batch
+    # "d - 1 queries" could change in the docstring and the check still passed
+    from exactattn.learners import multihead
+
+    doc = multihead.__doc__
+    assert doc is not None and "d - 1 queries. Now v_h" in doc
+    monkeypatch.setattr(multihead, "__doc__", doc.replace("d - 1 queries. Now v_h",
+                                                          "d queries. Now v_h"))
+    bad = [s.why for s in count_derivation("multihead_canonical").steps if not s.verified]
+    assert len(bad) == 4 and all(w.startswith("NOT PRINTED") for w in bad)  # plans x m cases
+    monkeypatch.setattr(multihead, "__doc__", doc.replace("(only if m >= 2)", "(always)"))
+    bad = [s.why for s in count_derivation("multihead_canonical").steps if not s.verified]
+    assert len(bad) == 4 and all(w.startswith("NOT PRINTED") for w in bad)
+
 # -- the pieces ------------------------------------------------------------------------------
 def test_parse_count_reads_the_docstring_notation() -> None:
     d, r, H, m = sp.symbols("d r H m")

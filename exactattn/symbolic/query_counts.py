@@ -385,9 +385,11 @@ def _mh_cases() -> tuple[CountCase, ...]:
     iso = Printed("K = m d + (m - 1)^2", _MH, "K = m d + (m - 1)^2   (isolating)")
     fam = Printed("K = d (2m - 1)", _MH, "K = d (2m - 1)   (families)")
     phases = (("v", Printed("1 + 2 H d", _MH, "1 + 2 H d queries.")),
-              ("match", Printed("[m >= 2] (d - 1)", _MH,
-                                "Phase ``match`` (only if m >= 2)")),
+              # the docstring prints the batch ("d - 1 queries") and its condition apart:
+              # the batch here, the condition in each case's context
+              ("match", Printed("[m >= 2] (d - 1)", _MH, "d - 1 queries. Now v_h and W_h b_1")),
               ("W", Printed("(d - 1) K", _MH)))
+    only_if = Printed("[m >= 2]", _MH, "Phase ``match`` (only if m >= 2)")
     cases = []
     for plan, K in (("isolating", iso), ("families", fam)):
         kexpr = parse_count(K.text.split("=", 1)[1])
@@ -395,7 +397,8 @@ def _mh_cases() -> tuple[CountCase, ...]:
             ksub = kexpr.subs(sp.Symbol("m"), m_val)
             cases.append(CountCase(
                 f"{m_name}, plan {plan}", {"H": H, "d": d, "m": m_val, "plan": plan},
-                (q, claimed), phases, subs={"K": ksub, "m": m_val}, back=back, context=(K,)))
+                (q, claimed), phases, subs={"K": ksub, "m": m_val}, back=back,
+                context=(K, only_if)))
     per_base = Printed("m (d - m + 1) + (m - 1)(2m - 1)", _MH,
                        "Per base: m (d - m + 1) + (m - 1)(2m - 1) = m d + (m - 1)^2 queries.")
     # at m >= 2 (m = k + 2): at m = 1 both per-base forms are d, and would agree if one were wrong
