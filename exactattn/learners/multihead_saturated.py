@@ -460,8 +460,7 @@ def _logit_solve(rows: Array, values: Array, y: Array, err: Array, basis: Array 
     """u (or its coordinates in ``basis``) from sigma(rows . u) values = y, weighted least
     squares on the logits; the first-order estimate |pinv| x the logits' errors, and the
     condition of the weighted system."""
-    q = np.clip(y / values, 1e-300, None)
-    q = np.clip(q, 1e-15, 1 - 1e-15)
+    q = np.clip(y / values, 1e-15, 1 - 1e-15)
     ell = np.log(q / (1 - q))
     sig = err / (np.abs(values) * q * (1 - q))
     A = rows if basis is None else rows @ basis
@@ -499,8 +498,7 @@ def _ask_rows(ask: Callable[[list[Array], str], Array], b: Array, gb: float, fix
     again with its step scaled by LOGIT / |logit| (the fixed part, a muting token with
     n . u_h = 0, stays), at most ``RESCALE_ROUNDS`` times. Returns every asked row (deltas),
     its answer minus gb, its owner, and the number of re-asked rows."""
-    deltas, ys, who = fixed + steps, None, owners
-    new = deltas
+    new = fixed + steps
     cur_steps, cur_fixed, cur_owner = steps, fixed, owners
     all_d, all_y, all_w = [], [], []
     extra = 0
@@ -679,7 +677,7 @@ def _isolate_first(ask: Callable[[list[Array], str], Array], b: Array, gb: float
 
 
 def _measure_v(ask: Callable[[list[Array], str], Array], b: Array, V: Array,
-               N: Array, Ut: Array, B: Array, beta: float
+               N: Array, Ut: Array, beta: float
                ) -> tuple[Array, Array, list[Array]]:
     """Phase ``v``: v_h from the saturated tokens n (only head h attends to them), the
     first-order estimates, and per head the tokens' deltas (to check the saturation gaps
@@ -689,12 +687,12 @@ def _measure_v(ask: Callable[[list[Array], str], Array], b: Array, V: Array,
     Vn = np.zeros((d, m))
     bv = np.zeros((d, m))
     deltas = []
+    gap = SATURATION + V_STEP_LOGIT
+    # t: the steps t e_i move every score by about V_STEP_LOGIT at most
+    t = V_STEP_LOGIT / max(float(np.abs(Ut).max()), 1e-300)
     for h in range(m):
-        gap = SATURATION + V_STEP_LOGIT
         target = np.array([gap if g == h else -gap for g in range(m)])
         n = N @ np.linalg.lstsq(NtU.T, target, rcond=None)[0]
-        # t: the steps t e_i move every score by about V_STEP_LOGIT at most
-        t = V_STEP_LOGIT / max(float(np.abs(Ut).max()), 1e-300)
         Xs = [np.stack([b + n, b])] + [np.stack([b + n + t * e, b]) for e in np.eye(d)]
         ys = ask(Xs, "v")
         Vn[:, h] = (ys[1:] - ys[0]) / t
@@ -758,7 +756,7 @@ def _first_try(ask: Callable[[list[Array], str], Array], b1: Array, H: int, d: i
     u_scale = np.linalg.norm(Ut, axis=0)
     s = LOGIT * math.sqrt(d) / np.maximum(u_scale, 1e-300)
     # phase v: v_h to float64 precision from saturated tokens
-    V, bound_v, v_deltas = _measure_v(ask, b1, V0, N, Ut, B, beta)
+    V, bound_v, v_deltas = _measure_v(ask, b1, V0, N, Ut, beta)
     change = float(np.abs(V - V0).max() / np.abs(V).max())
     if not change <= PATH_AGREEMENT or _saturation_gap(v_deltas, Ut) < MIN_MARGIN:
         return None
@@ -835,8 +833,6 @@ def learn_multihead_saturated(
     def ask(Xs: list[Array], phase: str) -> Array:
         return np.asarray(oracle.batch(Xs, phase=phase), dtype=np.float64) - beta
 
-    low_given = rank is not None
-    full_steps = list(range(1, (rank + 1) if rank is not None else d + 1))
     b1 = b0 + scale * B[0]
     # phases path, isolate and v, on a new random plane when a try fails its checks
     failures: list[str] = []
@@ -883,9 +879,8 @@ def learn_multihead_saturated(
                 "use bases of a smaller norm (scale)", report=conds)
         return _result(span, F, d, seed, H, rank, scale, beta, [], [], [], [], [], [],
                        conds, 0.0, 0.0, False, max_relative_bound, path_report)
-    low = low_given and rank is not None and rank <= d - m
-    if not low:
-        full_steps = list(range(1, d + 1))
+    low = rank is not None and rank <= d - m
+    full_steps = list(range(1, (rank + 1) if low and rank is not None else d + 1))
     conds["v_change_from_path"] = float(np.abs(V - V0).max() / np.abs(V).max())
     P, N = _design(V)
     bases = {0: b0, **{j: b0 + scale * B[j - 1] for j in range(1, d + 1)}}
