@@ -9,7 +9,10 @@ not on instances:
 
 1. each formula is read from the docstring that prints it (the printed text
    must occur there, whitespace aside, or the step is NOT VERIFIED): the check
-   is of the printed statement itself, not of a copy typed beside it;
+   is of the printed statement itself, not of a copy typed beside it (two
+   exceptions, each piece printed but not the whole: a sum printed with its
+   terms labelled, ``1 (beta) + d (v) + ...``, and the multihead total with K
+   replaced by a printed per-base count);
 2. the printed forms of one count agree (``1 + d + d + d^2 = (d + 1)^2``);
 3. the printed per-phase batch sizes sum to the closed form;
 4. the code's counting function, called with SymPy symbols instead of
@@ -404,9 +407,11 @@ def _mh_cases() -> tuple[CountCase, ...]:
     # at m >= 2 (m = k + 2): at m = 1 both per-base forms are d, and would agree if one were wrong
     cases.append(CountCase("m >= 2, isolating plan, its two printed per-base counts", {
         "H": H, "d": d, "m": k + 2, "plan": "isolating"},
-        (Printed("1 + 2 H d + [m >= 2] (d - 1) + (d - 1) (m d + (m - 1)^2)", _MH, iso.shown),
-         Printed("1 + 2 H d + [m >= 2] (d - 1) + (d - 1) (m (d - m + 1) + (m - 1)(2m - 1))",
-                 _MH, per_base.shown)), subs={"m": k + 2}, back={k: sp.Symbol("m") - 2}))
+        # Q with K replaced by each printed per-base form: every piece is printed, the
+        # composition is not (each is looked up where it is printed)
+        tuple(Printed(q.text.removesuffix("K") + f"({form})", _MH, p.shown) for form, p in (
+            (iso.text.split("=", 1)[1].strip(), iso), (per_base.text, per_base))),
+        subs={"m": k + 2}, back={k: sp.Symbol("m") - 2}, context=(q,)))
     specialised = Printed("1 + 2Hd + [H >= 2](d - 1) + (d - 1)(Hd + (H - 1)^2)", _MH,
                           "For m = H <= d with independent v_h: Q = 1 + 2Hd + [H >= 2](d - 1) "
                           "+ (d - 1)(Hd + (H - 1)^2)")
