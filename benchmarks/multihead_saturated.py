@@ -29,7 +29,7 @@ Keys: case, H, d, rank, seed, queries (the oracle's counter), path_queries
 (the adaptive part), failed_tries, degrees_of_freedom (H (r (2d - r) + 2d) +
 1), max_rel_error (max over heads of the largest entry error of W_h, c_h or
 v_h over the largest entry of the hidden head; beta over max(1, |beta|)),
-per_head (the same per head, layer rows), within_bounds (every entry within
+per_head (the same per head, rows of more than 4 heads), within_bounds (every entry within
 its first-order estimate), max_relative_bound (the learner's estimate),
 estimate_over_error, seconds, max_rss_mb, target, target_met; ``refused``
 with ``error`` when the learner refused.
