@@ -177,15 +177,18 @@ def saved_layer_instance(inst: dict[str, Any], rec: Any, path: str) -> tuple[str
     from .checkpoints import load_layer
 
     ro: Any = inst.get("readout")
-    heads = inst.get("heads")
+    heads, H = inst.get("heads"), inst.get("num_heads")
     good = (isinstance(inst.get("file"), str) and _is_index(inst.get("layer"))
-            and _is_index(inst.get("num_heads"), 1) and isinstance(heads, list) and heads
-            and all(_is_index(j) for j in heads) and isinstance(ro, dict)
-            and ((ro.get("kind") == "coordinate" and _is_index(ro.get("index")))
+            and _is_index(H, 1) and isinstance(heads, list) and heads
+            and all(_is_index(j) and j < H for j in heads) and len(set(heads)) == len(heads)
+            and isinstance(ro, dict)
+            and ((ro.get("kind") == "coordinate" and _is_index(ro.get("index"))
+                  and ro["index"] < rec.d)
                  or (ro.get("kind") == "gaussian" and _is_index(ro.get("seed")))))
     if not good:
         raise UsageError(f"{path}: the instance block {json.dumps(inst)[:160]} is not a "
-                         "checkpoint layer (file, layer, num_heads, heads, readout) as "
+                         "checkpoint layer (file, layer, num_heads, distinct heads below "
+                         f"num_heads, readout with an index below d = {rec.d}) as "
                          "'learn layer --save' writes it")
     try:
         layer = load_layer(inst["file"], layer=inst["layer"], num_heads=inst["num_heads"])

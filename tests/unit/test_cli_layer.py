@@ -300,3 +300,24 @@ def test_save_with_a_sidecar_replays_and_rejects_a_moved_W(
     saved.write_text(json.dumps(obj), encoding="utf-8")
     assert main(["replay", str(saved), "--certificate-probes", "0"]) == 1
     assert "FAILS at transcript query #" in capsys.readouterr().out
+
+
+def test_replay_refuses_an_instance_block_inconsistent_with_itself(
+        layer_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # regression: heads out of range or repeated, or a readout index past d, were read as
+    # "the checkpoint cannot be rebuilt" (a note, the transcript alone, exit 0), so an
+    # edited block turned the fresh queries off; they are a malformed block (exit 2) now
+    saved = tmp_path / "layer.json"
+    assert main([*_base(layer_file), "--heads", "1,2", "--certificate-probes", "0",
+                 "--save", str(saved)]) == 0
+    capsys.readouterr()
+    obj = json.loads(saved.read_text(encoding="utf-8"))
+    assert main(["replay", str(saved), "--certificate-probes", "2"]) == 0
+    assert "cannot be rebuilt" not in capsys.readouterr().err
+    for edit in ({"heads": [1, 9]}, {"heads": [1, 1]},
+                 {"readout": {"kind": "coordinate", "index": 16}}):
+        saved.write_text(json.dumps({**obj, "instance": {**obj["instance"], **edit}}),
+                         encoding="utf-8")
+        assert main(["replay", str(saved), "--certificate-probes", "2"]) == 2, edit
+        err = capsys.readouterr().err
+        assert "is not a checkpoint layer" in err and "cannot be rebuilt" not in err, err
