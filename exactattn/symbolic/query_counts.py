@@ -29,9 +29,10 @@ has integer coefficients for each parity of each variable).
 What is NOT checked here, and stays prose: that each phase of the learner
 asks exactly its stated batch and nothing else. That step is evidence only:
 the claims compare the oracle's counter with the counting function (and the
-tests the per-phase counters with these batch sizes) on instances. Hence the
-status printed for a query count: "derived (prose), closed form checked
-symbolically, equal to the counter on N instances", never "proved".
+tests the per-phase counters with these batch sizes) on instances. Hence a
+result claim prints its query count as "derived (prose), equal to the counter
+on N instances", never "proved"; the closed form's claim
+(``<label>.query_count_closed_form``) says that each phase's batch is prose.
 
 >>> all(step.verified for step in count_derivation("single_head_exact").steps)
 True
@@ -59,11 +60,7 @@ from sympy.parsing.sympy_parser import (
 from .steps import Step, identity_step, recorded
 
 __all__ = ["Printed", "CountCase", "CountEntry", "CountDerivation", "COUNTS", "parse_count",
-           "count_derivation", "phase_sizes", "printed_in", "drop_integer_floors", "COUNT_STATUS"]
-
-#: how a query count's status reads wherever it is printed (verify details, docs)
-COUNT_STATUS = ("derived (prose: each phase asks its stated batch), closed form checked "
-                "symbolically")
+           "count_derivation", "phase_sizes", "printed_in", "drop_integer_floors"]
 
 
 def _split(name: str) -> bool:
