@@ -73,9 +73,12 @@ Steps
 Every muting and saturation margin is checked afterwards at the recovered
 parameters (``options["conditioning"]["muting_margin_min"]``,
 ``"saturation_margin_min"``); a margin below ``MIN_MARGIN`` raises
-RecoveryFailedError. The residual of every answer of steps 5 and 6 against
-the recovered model (in numpy ``longdouble``) must be at most twice the
-answers' noise estimate, else RecoveryFailedError.
+RecoveryFailedError. The residuals of the answers of steps 5 and 6 against
+the recovered model (in numpy ``longdouble``), as one 2-norm over all of
+them, must be at most twice the 2-norm of the answers' noise estimates (an
+aggregate test: one answer may exceed its own estimate), else
+RecoveryFailedError, or IllConditionedError when m < H (heads that crossed
+the path together).
 
 Error estimates (first order, computed per answer, named ``*_error_bound``):
 the oracle's rounding, eta = gamma_{4d+16} sum_h sum_i alpha_ih |x_i|.|v_h| +
