@@ -344,6 +344,9 @@ def pack_f64_queries(Xs: Any, request_id: str, d: int) -> bytes:
     """
     if isinstance(Xs, np.ndarray) and Xs.ndim == 3:
         A = np.ascontiguousarray(Xs, dtype="<f8")
+        if A.shape[2] != d:  # as for a sequence: refused here, not by the server's byte count
+            raise ShapeError(f"queries have shape {A.shape[1:]}; this oracle's queries are "
+                             f"N x {d}")
         tokens = [A.shape[1]] * A.shape[0]
         parts = [A.tobytes()]
     else:

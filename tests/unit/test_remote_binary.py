@@ -22,7 +22,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from exactattn.errors import InvalidEntryError, QueryBudgetExceededError
+from exactattn.errors import InvalidEntryError, QueryBudgetExceededError, ShapeError
 from exactattn.fields import EXP, F64
 from exactattn.instances import single_head_instance
 from exactattn.oracle import ValueOracle
@@ -131,6 +131,14 @@ def test_a_non_finite_answer_is_refused_by_the_client() -> None:
     with pytest.raises(InvalidEntryError, match="Infinity"):
         wire.pack_f64_answers([1.0, -np.inf], "r")
 
+
+
+def test_a_query_of_another_d_is_refused_before_it_is_sent() -> None:
+    # regression: a (B, N, d') array was packed under the header's d and sent; the server then
+    # refused it by its byte count ("48 bytes of numbers ... make 32"), a list at once
+    for Xs in (np.zeros((2, 1, 3)), [np.zeros((1, 3))] * 2):
+        with pytest.raises(ShapeError, match="this oracle's queries are N x 2"):
+            wire.pack_f64_queries(Xs, "r", 2)
 
 # -- malformed bodies ---------------------------------------------------------------
 GOOD = wire.pack_f64_queries([np.ones((2, 3)), np.zeros((1, 3))], "r", 3)
