@@ -1017,7 +1017,11 @@ def _result(span: QuerySpan, F: Field, d: int, seed: int, H: int, rank: int | No
             "estimates", report=report, recovered=recovered)
     hypotheses = [f"f has at most H = {H} canonical heads, 2 m <= d, with linearly "
                   "independent v_h and u_h(b_1) != 0 for every head (the path sees each "
-                  "head cross once)"]
+                  "head cross once)",
+                  # measured: a third head with v_3 = 1e-11 v of seed 0 (H = 3, d = 12) is
+                  # returned as m = 2, its share of the answers within the residual test
+                  "every head's share of the answers exceeds their noise estimate: a head "
+                  "within it is not counted in m, and the residual test cannot see it"]
     if low:
         hypotheses.append(f"rank [W_h | c_h] <= r + 1 = {(rank or 0) + 1} for every head "
                           f"(implied by rank(W_h) <= r = {rank})")

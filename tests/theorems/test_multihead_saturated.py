@@ -234,6 +234,22 @@ def test_heads_drowned_in_rounding_are_refused_not_read_as_none() -> None:
         learn_multihead_saturated(oracle, heads=1, scale=1110560.0)
 
 
+def test_a_head_within_the_noise_is_not_counted_and_the_hypothesis_says_so() -> None:
+    # v_3 = 1e-11 v: the head's share of every answer is below the answers' noise estimate,
+    # so the path does not see it and the residual test passes; the recovery must name the
+    # hypothesis this breaks (m counts only the heads above the noise)
+    base = random_biased_multihead(3, 12, rank=3, seed=0)
+    heads = [(np.asarray(W, dtype=float), np.asarray(c, dtype=float),
+              np.asarray(v, dtype=float)) for W, c, v in zip(base.Ws, base.cs, base.vs,
+                                                              strict=True)]
+    W3, c3, v3 = heads[2]
+    model = BiasedMultiHeadAttention([*heads[:2], (W3, c3, 1e-11 * v3)], 0.5, field=F64)
+    rec = learn_multihead_saturated(ValueOracle(model), heads=3, rank=3)
+    assert rec.options["m"] == 2
+    assert rec.options["residual"] <= 2 * rec.options["noise_bound"]
+    assert any("noise estimate" in h and "not counted in m" in h for h in rec.hypotheses)
+
+
 def test_zero_heads_gives_beta_only() -> None:
     model = BiasedMultiHeadAttention([(W1, C1, 0 * V1)], BETA, field=F64)
     oracle = ValueOracle(model)
