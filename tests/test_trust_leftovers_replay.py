@@ -108,3 +108,24 @@ def test_a_file_saved_by_learn_from_a_server_replays_and_rejects_a_moved_W(
     assert code == 1
     assert out.startswith(f"transcript replay: certificate ({kind}) for single_head_exact: "
                           "FAILS at transcript query #")
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "cli._check_numbers (a hunk outside this review) refuses any string of a saved file with "
+    "'e' and more than 4 digits or a value past 4300 after it, numbers or not: about 39% of "
+    "sha256 hex digests, so a file saved by learn --oracle URL does not replay (exit 2) for "
+    "that share of servers; it should look only at strings that are numbers"))
+def test_a_file_saved_from_a_server_replays_whatever_its_instance_hash(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "remote.json"
+    with serve_in_thread(single_head_instance(2, 0, field=EXP).model) as server:
+        assert main(["learn", "single_head_exact", "--d", "2", "--certificate-probes", "1",
+                     "--oracle", server.url, "--no-progress", "--save", str(path)]) == 0
+    capsys.readouterr()
+    saved = json.loads(path.read_text())
+    # a digest as a server reports it: hashlib.sha256(b"3").hexdigest(), which holds 'e07408562'
+    saved["instance"]["instance_sha256"] = \
+        "4e07408562bedb8b60ce05c1decfe3ad16b72230967de01f640b7e4729b49fce"
+    path.write_text(json.dumps(saved))
+    code, out = _replay(path, capsys)
+    assert code == 0 and "holds" in out
