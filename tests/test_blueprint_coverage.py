@@ -172,6 +172,12 @@ def test_title_tex_keeps_every_stray_brace_and_special_visible() -> None:
     assert title_tex("x ≤ α, 中") == r"$x$ $\le$ $\alpha$, \texttt{[U+4E2D]}"
 
 
+
+def test_greek_letters_print_as_their_own_shapes() -> None:
+    # regression: the entry "ε" -> \varepsilon was overwritten by the generated \epsilon (the
+    # lunate ϵ), and φ printed as \phi, the straight ϕ
+    assert title_tex("ε ϵ φ ϕ") == r"$\varepsilon$ $\epsilon$ $\varphi$ $\phi$"
+
 _PIECES = st.sampled_from(list("aAWxdbe_^{}()[]$%&#~\\ 01-+=<>!|/.,'≤α中") + [
     "tau", "alpha", " and ", "W_ij", "x^T", "rank", "squared", "1e-6", "1/2", "L-Lipschitz",
     "x_{12}", "^{-1}", "A^T", "det(", "<=", "!=", "||", "'s"])

@@ -44,10 +44,11 @@ _UNICODE = {"≤": r"$\le$", "≥": r"$\ge$", "≠": r"$\ne$", "±": r"$\pm$", "
             "∈": r"$\in$", "∉": r"$\notin$", "∞": r"$\infty$", "√": r"$\surd$",
             "∑": r"$\sum$", "∏": r"$\prod$", "‖": r"$\|$", "≈": r"$\approx$",
             "−": r"$-$", "∘": r"$\circ$", "⊆": r"$\subseteq$", "∪": r"$\cup$",
-            "∩": r"$\cap$", "∅": r"$\emptyset$", "ε": r"$\varepsilon$", "ϕ": r"$\phi$",
+            "∩": r"$\cap$", "∅": r"$\emptyset$", "ϵ": r"$\epsilon$", "ϕ": r"$\phi$",
+            # U+03B5 and U+03C6 are the curly forms, TeX's \varepsilon and \varphi
             **{chr(0x3B1 + k): f"$\\{name}$" for k, name in enumerate(
-                "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi o pi "
-                "rho varsigma sigma tau upsilon phi chi psi omega".split()) if name != "o"},
+                "alpha beta gamma delta varepsilon zeta eta theta iota kappa lambda mu nu xi o pi "
+                "rho varsigma sigma tau upsilon varphi chi psi omega".split()) if name != "o"},
             **{c: f"$\\{name}$" for c, name in zip("ΓΔΘΛΞΠΣΦΨΩ", (
                 "Gamma Delta Theta Lambda Xi Pi Sigma Phi Psi Omega".split()), strict=True)}}
 #: non-ASCII characters the utf8 input of pdflatex sets in T1 (Latin-1 letters and signs,
