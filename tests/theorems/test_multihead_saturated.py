@@ -250,6 +250,22 @@ def test_a_head_within_the_noise_is_not_counted_and_the_hypothesis_says_so() -> 
     assert any("noise estimate" in h and "not counted in m" in h for h in rec.hypotheses)
 
 
+def test_the_residual_test_is_coarser_than_the_certificate() -> None:
+    # as the module docstring says: an oracle 1e-10 tanh(x_1 . a) off attention passes the
+    # learner's aggregate residual test, and the certificate rejects the recovery
+    model = random_biased_multihead(3, 12, rank=3, seed=0)
+    a = np.random.default_rng(5).standard_normal(12)
+
+    def f(X: np.ndarray) -> float:
+        X = np.asarray(X, dtype=float)
+        return float(model(X)) + 1e-10 * float(np.tanh(X[0] @ a))
+
+    oracle = ValueOracle(f, field=F64, d=12)
+    rec = learn_multihead_saturated(oracle, heads=3, rank=3)
+    assert rec.options["residual"] <= 2 * rec.options["noise_bound"]
+    assert not verify(rec, oracle, probes=8).holds
+
+
 def test_zero_heads_gives_beta_only() -> None:
     model = BiasedMultiHeadAttention([(W1, C1, 0 * V1)], BETA, field=F64)
     oracle = ValueOracle(model)
