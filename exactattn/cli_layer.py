@@ -221,7 +221,7 @@ def _compare(rec: Any, merged: Any, heads: Sequence[int]) -> dict[str, Any]:
     truths = [np.asarray(x, dtype=np.float64) for x in merged.Ws]
     cs = [np.asarray(x, dtype=np.float64) for x in merged.cs]
     vs = [np.asarray(x, dtype=np.float64) for x in merged.vs]
-    estimates = rec.options["conditioning"].get("relative_bound_per_head", [])
+    estimates = rec.options["conditioning"]["relative_bound_per_head"]
     pairs = _pair(P["W"], truths)
     rows: list[dict[str, Any]] = []
     if pairs is not None:
