@@ -201,6 +201,11 @@ def saturated_query_count(m: int, d: int, *, rank: int | None = None, path: int 
     return fixed + path + rescaled + n_full * per_full + n_low * per_low
 
 
+class _TooManyHeadsError(RecoveryFailedError):
+    """A path saw more crossings than heads (raised as RecoveryFailedError when every try
+    saw it: the answers are not those of at most H heads)."""
+
+
 @dataclass
 class _Probe:
     theta: float
@@ -378,7 +383,7 @@ def _bootstrap(path: _Path, H: int, B: Array, rng: np.random.Generator
         report["queries"] = path.queries
         return np.zeros((path.d, 0)), report, R1
     if m > H:
-        raise RecoveryFailedError(
+        raise _TooManyHeadsError(
             f"phase path: {m} heads crossed the path, more than heads = {H}: not multi-head "
             f"attention with at most {H} heads")
     widths = [hi.theta - lo.theta for lo, hi in regions]
@@ -844,6 +849,7 @@ def learn_multihead_saturated(
     # phases path, isolate and v, on a new random plane when a try fails its checks
     failures: list[str] = []
     spent = 0
+    too_many = 0        # tries whose path saw more crossings than heads
     for _ in range(PATH_TRIES):
         before = oracle.queries
         try:
@@ -852,6 +858,7 @@ def learn_multihead_saturated(
             if isinstance(exc, HypothesisViolatedError) and exc.hypothesis == HEAD_ROOM:
                 raise
             failures.append(str(exc)[:200])
+            too_many += isinstance(exc, _TooManyHeadsError)
             spent += oracle.queries - before
             continue
         if first is not None:
@@ -860,6 +867,10 @@ def learn_multihead_saturated(
                         "or its tokens' gaps are short)")
         spent += oracle.queries - before
     else:
+        if too_many == PATH_TRIES:
+            raise RecoveryFailedError(
+                f"every path of {PATH_TRIES} saw more crossings than heads = {H}: not "
+                f"multi-head attention with at most {H} heads ({failures})")
         raise IllConditionedError(
             f"no path of {PATH_TRIES} separated the heads: {failures}. Two heads cross "
             "every plane almost together (nearly equal or proportional (W_h, c_h)), or a "

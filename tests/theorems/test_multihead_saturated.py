@@ -157,8 +157,11 @@ def test_certificate_rejects_perturbed_recovery() -> None:
 def test_more_heads_than_declared_is_refused() -> None:
     model = random_biased_multihead(4, 12, rank=3, seed=2)
     oracle = ValueOracle(model)
-    with pytest.raises(RecoveryFailedError, match="more than heads = 2"):
+    with pytest.raises(RecoveryFailedError, match="more than heads = 2") as info:
         learn_multihead_saturated(oracle, heads=2)
+    # every path saw 3 crossings: refused as not <= 2 heads, not as ill-conditioned
+    assert type(info.value) is RecoveryFailedError, type(info.value)
+    assert "more crossings than heads = 2" in str(info.value)
 
 
 @pytest.mark.parametrize("eps", [1e-2, 1e-6, 1e-9])
