@@ -21,7 +21,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Statement", "STATEMENTS", "statement_of", "by_key", "PARTS", "coverage_problems"]
+__all__ = ["Statement", "STATEMENTS", "statement_of", "by_key", "PARTS", "coverage_problems",
+           "claims_of"]
 
 #: the two parts of the companion
 PARTS = {"paper": "The paper", "ours": "Beyond the paper"}
@@ -450,6 +451,22 @@ def statement_of(claim_id: str, table: dict[str, Statement] | None = None) -> St
     raise KeyError(f"claim {claim_id}: no statement of the blueprint covers it")
 
 
+def claims_of(statement: Statement, table: dict[str, Statement] | None = None) -> list[Any]:
+    """The registered claims that check ``statement`` (routed by :func:`statement_of` in
+    ``table``, default :func:`by_key`; a claim no statement of the table covers is skipped)."""
+    from .claims import REGISTRY
+
+    table = by_key() if table is None else table
+    out = []
+    for c in REGISTRY:
+        try:
+            if statement_of(c.id, table).key == statement.key:
+                out.append(c)
+        except KeyError:  # a claim of no statement of this table
+            continue
+    return out
+
+
 #: the step statuses of recorded evidence that are machine checks for every value (in the
 #: dimension printed with them): what a "checked" statement's evidence must consist of
 _FOR_ALL = frozenset({"symbolic", "interval"})
@@ -471,7 +488,6 @@ def coverage_problems(results: Sequence[Any], table: dict[str, Statement] | None
     >>> coverage_problems([], {"fake": fake})
     ['fake: coverage "checked" but no registered claim checks it']
     """
-    from .claims import REGISTRY
     from .symbolic.recorder import status_of_step, steps_of
 
     table = by_key() if table is None else table
@@ -480,13 +496,7 @@ def coverage_problems(results: Sequence[Any], table: dict[str, Statement] | None
     for s in table.values():
         if s.coverage != "checked":
             continue
-        claims = []
-        for c in REGISTRY:
-            try:
-                if statement_of(c.id, table).key == s.key:
-                    claims.append(c)
-            except KeyError:  # a claim of no statement of this table
-                continue
+        claims = claims_of(s, table)
         if not claims:
             out.append(f'{s.key}: coverage "checked" but no registered claim checks it')
             continue

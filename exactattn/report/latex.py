@@ -23,7 +23,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from ..blueprint import PARTS, Statement, by_key, coverage_problems, statement_of
+from ..blueprint import PARTS, Statement, by_key, claims_of, coverage_problems, statement_of
 from ..claims import REGISTRY, Claim, ClaimResult, run_claims
 
 __all__ = ["write_companion", "label_section", "statement_section",
@@ -403,12 +403,6 @@ def _claim_block(c: Claim, result: ClaimResult | None) -> str:
         if result.evidence:
             lines.append(render_evidence(result.evidence))
     return "\n".join(lines) + "\n"
-
-
-def claims_of(statement: Statement) -> list[Claim]:
-    """The registered claims that check a statement."""
-    table = by_key()
-    return [c for c in REGISTRY if statement_of(c.id, table).key == statement.key]
 
 
 def statement_status(statement: Statement, results: Sequence[ClaimResult]) -> str:
