@@ -599,8 +599,15 @@ def _learn_noisy(args: argparse.Namespace) -> int:
 
 
 # -- replay ---------------------------------------------------------------------
+#: the characters of a string that Fraction could read as a number (a decimal, an exponent,
+#: a ratio): only such strings are checked for huge exponents (a sha256 digest is not one)
+_NUMBER_CHARS = frozenset("0123456789+-./eE_ \t")
+
+
 def _check_numbers(obj: Any, where: str = "file") -> None:
-    """Refuse a string with a huge decimal exponent anywhere in a saved file (iteratively)."""
+    """Refuse a number-like string with a huge decimal exponent anywhere in a saved file
+    (iteratively); strings with any other character (digests, names, paths) are not
+    numbers and are left alone."""
     stack: list[tuple[Any, str]] = [(obj, where)]
     while stack:
         x, at = stack.pop()
@@ -608,7 +615,7 @@ def _check_numbers(obj: Any, where: str = "file") -> None:
             stack.extend((v, f"{at}.{k}") for k, v in x.items())
         elif isinstance(x, list):
             stack.extend((v, f"{at}[{k}]") for k, v in enumerate(x))
-        elif isinstance(x, str) and _huge_exponent(x):
+        elif isinstance(x, str) and _NUMBER_CHARS.issuperset(x) and _huge_exponent(x):
             raise UsageError(f"{at} = {x[:40]!r} has a decimal exponent beyond "
                              f"{MAX_EXPONENT_DIGITS}; not a number a recovery holds")
 
