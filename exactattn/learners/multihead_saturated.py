@@ -392,12 +392,12 @@ def _bootstrap(path: _Path, H: int, B: Array, rng: np.random.Generator
     # one point per plateau: the middle of the gap between consecutive crossings
     ends = [grid[0]] + [regions[k][1] for k in range(m)]
     nexts = [regions[k][0] for k in range(m)] + [grid[K]]
-    zs = []
+    zs, pts = [], []
     for lo, hi in zip(ends, nexts, strict=True):
         mid = path.probe_saturated(0.5 * (lo.theta + hi.theta), max(lo.R, hi.R))
         pt = mid if mid.saturated and (_same(mid, lo, path)) else lo
         z = path.z(pt.theta, pt.R, B)
-        # the plateau's scalar must be p^ . z PATH_STEP (the fit and the probe agree)
+        # the plateau's scalar must be p^ . z (the fit and the probe agree)
         if abs(float(path.p @ z) - pt.value) > 1e4 * SATURATION_TOLERANCE * \
                 max(path.scale_y, abs(pt.value)):
             raise RecoveryFailedError(
@@ -405,6 +405,7 @@ def _bootstrap(path: _Path, H: int, B: Array, rng: np.random.Generator
                 f"{pt.value:.6e} against the fit's {float(path.p @ z):.6e}): not "
                 "saturated softmax heads")
         zs.append(z)
+        pts.append(pt)
     Z = np.stack(zs, axis=1)
     J = Z[:, 1:] - Z[:, :-1]
     sv = np.linalg.svd(J, compute_uv=False)
@@ -412,10 +413,12 @@ def _bootstrap(path: _Path, H: int, B: Array, rng: np.random.Generator
                    "jump_norms": [float(x) for x in np.linalg.norm(J, axis=0)],
                    "jump_condition": float(sv[0] / sv[-1]) if sv[-1] > 0 else math.inf,
                    # the head count's margin: the smallest change of the scalar across a
-                   # crossing over the tolerance by which two plateaus count as one (decades)
-                   "head_count_margin_decades": math.log10(
-                       max(float(np.abs(path.p @ J).min()), 1e-300)
-                       / (1e3 * SATURATION_TOLERANCE * path.scale_y))})
+                   # crossing over the tolerance by which _same counts two plateaus as one
+                   # (decades), at the plateaus' own probes
+                   "head_count_margin_decades": min(math.log10(
+                       max(abs(b_.value - a_.value), 1e-300)
+                       / max(1e3 * SATURATION_TOLERANCE * path.scale_y, 4 * (a_.noise + b_.noise)))
+                       for a_, b_ in zip(pts, pts[1:], strict=False))})
     if not sv[-1] > 1e-8 * sv[0]:
         raise HypothesisViolatedError(
             f"phase path: the {m} jumps v_h are linearly dependent (condition "
@@ -435,6 +438,13 @@ def _bootstrap(path: _Path, H: int, B: Array, rng: np.random.Generator
 
 
 # -- per-base measurement ----------------------------------------------------------------
+def _isolating_rows(P: Array, N: Array, h: int) -> Array:
+    """Head h's d - m + 1 unit isolating directions: p^_h and (p^_h + n_i) / sqrt 2 (p^_h is
+    orthogonal to null(V^T)); they see head h's value only."""
+    out: Array = np.concatenate([P[:, h:h + 1], (P[:, h:h + 1] + N) / math.sqrt(2)], axis=1).T
+    return out
+
+
 def _design(V: Array) -> tuple[Array, Array]:
     """P (d x m): p_h = (V^T)^+ e_h normalised; N (d x (d - m)): a basis of null(V^T)."""
     d, m = V.shape
@@ -471,10 +481,11 @@ def _answer_errors(base: _Base, V: Array, Uj: Array, bound_v: Array, beta: float
 def _logit_solve(rows: Array, values: Array, y: Array, err: Array, basis: Array | None
                  ) -> tuple[Array, Array, float]:
     """u (or its coordinates in ``basis``) from sigma(rows . u) values = y, weighted least
-    squares on the logits; the first-order estimate |pinv| x the logits' errors, and the
-    condition of the weighted system."""
-    q = np.clip(y / values, 1e-15, 1 - 1e-15)
-    ell = np.log(q / (1 - q))
+    squares on the logits; the first-order estimate (the pseudo-inverse applied to the
+    logits' errors, combined as independent: root sum of squares), and the condition of
+    the weighted system."""
+    ell = _logits(y, values)
+    q = 1 / (1 + np.exp(-ell))
     sig = err / (np.abs(values) * q * (1 - q))
     A = rows if basis is None else rows @ basis
     w = 1 / sig
@@ -541,9 +552,11 @@ def _ask_rows(ask: Callable[[list[Array], str], Array], b: Array, gb: float, fix
 def _solve_base(b: Array, gb: float, V: Array, bound_v: Array, beta: float, rows: Array,
                 y: Array, who: Array, Uj: Array, bases: list[Array] | None,
                 span_err: list[tuple[Array, Array]] | None
-                ) -> tuple[Array, Array, float, Any]:
+                ) -> tuple[Array, Array, float, float, float]:
     """Per head the weighted logit solve (twice: the second with the noise model at the
-    first solution), u_h(b) = C_h z when ``bases`` C_h are given; the estimates."""
+    first solution), u_h(b) = C_h z when ``bases`` C_h are given; the estimates, the
+    condition, and the squared residual (extended precision) and noise estimate of the
+    base's answers at the solution."""
     d, m = V.shape
     base = _pack([np.stack([b + delta, b]) for delta in rows], list(y + gb))
     bound = np.zeros((d, m))
@@ -567,7 +580,9 @@ def _solve_base(b: Array, gb: float, V: Array, bound_v: Array, beta: float, rows
                 a = pinv_M @ Uj[:, h]
                 bound[:, h] = np.sqrt(C ** 2 @ bz ** 2) + np.sqrt(bM ** 2 @ a ** 2)
             cond = max(cond, c)
-    return Uj, bound, cond, base
+    res = _residual_extended(base, V, Uj)
+    err = _answer_errors(base, V, Uj, bound_v, beta)
+    return Uj, bound, cond, float((res ** 2).sum()), float((err ** 2).sum())
 
 
 def _full_base(ask: Callable[[list[Array], str], Array], b: Array, V: Array, bound_v: Array,
@@ -577,8 +592,7 @@ def _full_base(ask: Callable[[list[Array], str], Array], b: Array, V: Array, bou
     d, m = V.shape
     gb = float(ask([b[None, :]], phase)[0])
     # isolating queries: head h's value only (p^_h . v_g = 0 for g != h, N . v_g = 0)
-    iso = np.concatenate([np.concatenate([P[:, h:h + 1], (P[:, h:h + 1] + N) / math.sqrt(2)],
-                                         axis=1).T * s[h] for h in range(m)])
+    iso = np.concatenate([_isolating_rows(P, N, h) * s[h] for h in range(m)])
     k = d - m + 1
     owners = np.repeat(np.arange(m), k)
     rows_i, y_i, who_i, extra = _ask_rows(ask, b, gb, np.zeros_like(iso), iso, owners, V,
@@ -611,13 +625,10 @@ def _full_base(ask: Callable[[list[Array], str], Array], b: Array, V: Array, bou
     rows = np.concatenate([rows_i, rows_m])
     who = np.concatenate([who_i, who_m])
     y = np.concatenate([y_i, y_m])
-    Uj, bound, cond, base = _solve_base(b, gb, V, bound_v, beta, rows, y, who, Ut.copy(),
-                                        None, None)
-    margin = _muting_margin(rows_m, who_m, Uj)
-    res = _residual_extended(base, V, Uj)
-    err = _answer_errors(base, V, Uj, bound_v, beta)
-    return _BaseResult(Uj, bound, float((res ** 2).sum()), float((err ** 2).sum()), cond,
-                       margin, extra + extra_m)
+    Uj, bound, cond, res2, noise2 = _solve_base(b, gb, V, bound_v, beta, rows, y, who,
+                                                Ut.copy(), None, None)
+    return _BaseResult(Uj, bound, res2, noise2, cond, _muting_margin(rows_m, who_m, Uj),
+                       extra + extra_m)
 
 
 def _logits(y: Array, values: Array) -> Array:
@@ -653,12 +664,9 @@ def _low_base(ask: Callable[[list[Array], str], Array], b: Array, V: Array, boun
         z = np.linalg.lstsq(rows[sel] @ spans[h], _logits(y[sel], rows[sel] @ V[:, h]),
                             rcond=None)[0]
         Uj[:, h] = spans[h] @ z
-    Uj, bound, cond, base = _solve_base(b, gb, V, bound_v, beta, rows, y, who, Uj, spans,
-                                        span_err)
-    res = _residual_extended(base, V, Uj)
-    err = _answer_errors(base, V, Uj, bound_v, beta)
-    return _BaseResult(Uj, bound, float((res ** 2).sum()), float((err ** 2).sum()), cond,
-                       math.inf, extra)
+    Uj, bound, cond, res2, noise2 = _solve_base(b, gb, V, bound_v, beta, rows, y, who, Uj,
+                                                spans, span_err)
+    return _BaseResult(Uj, bound, res2, noise2, cond, math.inf, extra)
 
 
 def _isolate_first(ask: Callable[[list[Array], str], Array], b: Array, gb: float, V: Array,
@@ -672,8 +680,7 @@ def _isolate_first(ask: Callable[[list[Array], str], Array], b: Array, gb: float
     s = np.full(m, s0)
     Ut = np.zeros((d, m))
     for passes in range(1, ISOLATE_PASSES + 1):
-        iso = [np.concatenate([P[:, h:h + 1], (P[:, h:h + 1] + N) / math.sqrt(2)], axis=1).T
-               * s[h] for h in range(m)]
+        iso = [_isolating_rows(P, N, h) * s[h] for h in range(m)]
         ys = ask([np.stack([b + delta, b]) for h in range(m) for delta in iso[h]],
                  "isolate") - gb
         ok = True
@@ -771,6 +778,7 @@ def _first_try(ask: Callable[[list[Array], str], Array], b1: Array, H: int, d: i
     # phase v: v_h to float64 precision from saturated tokens
     V, bound_v, v_deltas = _measure_v(ask, b1, V0, N, Ut, beta)
     change = float(np.abs(V - V0).max() / np.abs(V).max())
+    path_report["v_change_from_path"] = change
     if not change <= PATH_AGREEMENT or _saturation_gap(v_deltas, Ut) < MIN_MARGIN:
         return None
     return V0, path_report, V, bound_v, Ut, s, u_scale, v_deltas
@@ -900,7 +908,7 @@ def learn_multihead_saturated(
                        conds, 0.0, 0.0, False, max_relative_bound, path_report)
     low = rank is not None and rank <= d - m
     full_steps = list(range(1, (rank + 1) if low and rank is not None else d + 1))
-    conds["v_change_from_path"] = float(np.abs(V - V0).max() / np.abs(V).max())
+    conds["v_change_from_path"] = path_report.pop("v_change_from_path")
     P, N = _design(V)
     bases = {0: b0, **{j: b0 + scale * B[j - 1] for j in range(1, d + 1)}}
     full_idx = [0] + full_steps
