@@ -467,6 +467,35 @@ def _low_rank_base(ask: Any, j: int, b: Array, V: Array, bound_v: Array, spans: 
             float(np.linalg.cond(J)))
 
 
+def stack_biased_heads(Ws: list[Array], cs: list[Array], vs: list[Array], bW: list[Array],
+                       bc: list[Array], bv: list[Array], d: int, beta: float
+                       ) -> tuple[dict[str, Any], list[float]]:
+    """The recovered heads in canonical order (sorted by (W_h, c_h) row-major), head first,
+    with their estimates and beta's, as the params of a recovery; and per head the largest
+    estimate relative to the head's largest entry of W, of max(c, W), of v. A zero block
+    (W_h = 0 is a valid head) is exact only when its estimate is 0 too; nan (a degenerate
+    solve) counts as infinite."""
+    m = len(Ws)
+    order = sorted(range(m), key=lambda h: tuple(Ws[h].flat) + tuple(cs[h]))
+    W, c, v = np.zeros((m, d, d)), np.zeros((m, d)), np.zeros((m, d))
+    eW, ec, ev = np.zeros((m, d, d)), np.zeros((m, d)), np.zeros((m, d))
+    for k, h in enumerate(order):
+        W[k], c[k], v[k], eW[k], ec[k], ev[k] = Ws[h], cs[h], vs[h], bW[h], bc[h], bv[h]
+
+    def ratio(err: float, size: float) -> float:
+        out = err / size if size > 0 else (math.inf if err > 0 else 0.0)
+        return out if math.isfinite(out) else math.inf
+
+    rel = [max(ratio(float(eW[h].max()), float(np.abs(W[h]).max())),
+               ratio(float(ec[h].max()), max(float(np.abs(c[h]).max()),
+                                              float(np.abs(W[h]).max()))),
+               ratio(float(ev[h].max()), float(np.abs(v[h]).max()))) for h in range(m)]
+    recovered = {"W": W, "c": c, "v": v, "beta": np.array(beta), "W_error_bound": eW,
+                 "c_error_bound": ec, "v_error_bound": ev,
+                 "beta_error_bound": np.array(_beta_error(beta, d))}
+    return recovered, rel
+
+
 def _finish(common: dict[str, Any], Ws: list[Array], cs: list[Array], vs: list[Array],
             bW: list[Array], bc: list[Array], bv: list[Array], conds: dict[str, Any],
             residual: float, noise: float, iterations: int, low: bool,
@@ -475,22 +504,9 @@ def _finish(common: dict[str, Any], Ws: list[Array], cs: list[Array], vs: list[A
     span: QuerySpan = common["span"]
     beta = common["beta"]
     m = len(Ws)
-    order = sorted(range(m), key=lambda h: tuple(Ws[h].flat) + tuple(cs[h]))
-    W = np.zeros((m, d, d))
-    c = np.zeros((m, d))
-    v = np.zeros((m, d))
-    eW, ec, ev = np.zeros((m, d, d)), np.zeros((m, d)), np.zeros((m, d))
-    for k, h in enumerate(order):
-        W[k], c[k], v[k], eW[k], ec[k], ev[k] = Ws[h], cs[h], vs[h], bW[h], bc[h], bv[h]
-    rel = [max(float(eW[h].max()) / float(np.abs(W[h]).max()),
-               float(ec[h].max()) / max(float(np.abs(c[h]).max()), float(np.abs(W[h]).max())),
-               float(ev[h].max()) / float(np.abs(v[h]).max())) for h in range(m)]
+    recovered, rel = stack_biased_heads(Ws, cs, vs, bW, bc, bv, d, beta)
     report = dict(conds)
     report.update({"relative_bound_per_head": rel, "max_relative_bound": max(rel, default=0.0)})
-    e_beta = _beta_error(beta, d)
-    recovered = {"W": W, "c": c, "v": v, "beta": np.array(beta), "W_error_bound": eW,
-                 "c_error_bound": ec, "v_error_bound": ev,
-                 "beta_error_bound": np.array(e_beta)}
     if m and residual > 2 * noise:
         raise RecoveryFailedError(
             f"after refinement the {m}-head biased model leaves a residual ||y - f_hat||_2 = "

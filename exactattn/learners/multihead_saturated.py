@@ -136,7 +136,7 @@ from ..fields.float64 import higham_gamma
 from ..oracle import ValueOracle
 from .arguments import checked_arguments
 from .multihead import PAPER_REF
-from .multihead_biased import LABEL, _beta_error, _spans
+from .multihead_biased import LABEL, _beta_error, _spans, stack_biased_heads
 from .multihead_float import _Base, _heads, _pack, _residual_extended
 from .recovery import QuerySpan, Recovery
 
@@ -1000,26 +1000,9 @@ def _result(span: QuerySpan, F: Field, d: int, seed: int, H: int, rank: int | No
             residual: float, noise: float, low: bool, max_relative_bound: float,
             path_report: dict[str, Any]) -> Recovery:
     m = len(Ws)
-    order = sorted(range(m), key=lambda h: tuple(Ws[h].flat) + tuple(cs[h]))
-    W, c, v = np.zeros((m, d, d)), np.zeros((m, d)), np.zeros((m, d))
-    eW, ec, ev = np.zeros((m, d, d)), np.zeros((m, d)), np.zeros((m, d))
-    for k, h in enumerate(order):
-        W[k], c[k], v[k], eW[k], ec[k], ev[k] = Ws[h], cs[h], vs[h], bW[h], bc[h], bv[h]
-    def ratio(err: float, size: float) -> float:
-        # relative to the head's largest entry; a zero block (W_h = 0 is a valid head) is
-        # exact only when its estimate is 0 too, and nan (a degenerate solve) is infinite
-        out = err / size if size > 0 else (math.inf if err > 0 else 0.0)
-        return out if math.isfinite(out) else math.inf
-
-    rel = [max(ratio(float(eW[h].max()), float(np.abs(W[h]).max())),
-               ratio(float(ec[h].max()), max(float(np.abs(c[h]).max()),
-                                              float(np.abs(W[h]).max()))),
-               ratio(float(ev[h].max()), float(np.abs(v[h]).max()))) for h in range(m)]
+    recovered, rel = stack_biased_heads(Ws, cs, vs, bW, bc, bv, d, beta)
     report = dict(conds)
     report.update({"relative_bound_per_head": rel, "max_relative_bound": max(rel, default=0.0)})
-    recovered = {"W": W, "c": c, "v": v, "beta": np.array(beta), "W_error_bound": eW,
-                 "c_error_bound": ec, "v_error_bound": ev,
-                 "beta_error_bound": np.array(_beta_error(beta, d))}
     if m and residual > 2 * noise:
         text = (f"the {m}-head biased model leaves a residual ||y - f_hat||_2 = {residual:.3e} "
                 f"> 2 x the answers' noise estimate {noise:.3e}: the answers are not those of "
