@@ -65,7 +65,11 @@ from multihead_biased import SYNTHETIC, _dof, checkpoint_layer  # noqa: E402
 
 from exactattn.checkpoint_layer import layer_oracle  # noqa: E402
 from exactattn.checkpoints import random_layer  # noqa: E402
-from exactattn.checks.multihead_biased import biased_recovery_errors  # noqa: E402
+from exactattn.checks.multihead_biased import (  # noqa: E402
+    biased_recovery_errors,
+    head_errors,
+    paired_heads,
+)
 from exactattn.errors import ExactattnError  # noqa: E402
 from exactattn.learners import learn_multihead_biased, learn_multihead_saturated  # noqa: E402
 from exactattn.models.multihead_biased import (  # noqa: E402
@@ -80,15 +84,18 @@ BASELINE_ROWS = ("H2_d16_r4", "H3_d24_r4", "H2_d6_r2")
 LAYER_TARGET = 1e-6
 
 
-def _per_head(rec: Any, truth: BiasedMultiHeadAttention) -> list[float]:
-    W, c, v = rec.params["W"], rec.params["c"], rec.params["v"]
-    out = []
-    for Wt, ct, vt in zip(truth.Ws, truth.cs, truth.vs, strict=True):
-        Wt, ct, vt = (np.asarray(x, dtype=np.float64) for x in (Wt, ct, vt))
-        k = int(np.argmin([np.abs(W[k] - Wt).max() for k in range(W.shape[0])]))
-        out.append(max(float(np.abs(W[k] - Wt).max() / np.abs(Wt).max()),
-                       float(np.abs(c[k] - ct).max() / max(np.abs(ct).max(), np.abs(Wt).max())),
-                       float(np.abs(v[k] - vt).max() / np.abs(vt).max())))
+def _per_head(rec: Any, truth: BiasedMultiHeadAttention) -> list[float | None]:
+    """Per true head, its largest relative error of W, c or v (heads paired one-to-one by
+    nearest W; None for each head when they do not pair)."""
+    truths = [np.asarray(x, dtype=np.float64) for x in truth.Ws]
+    pairs = paired_heads(rec.params["W"], truths)
+    if pairs is None:
+        return [None] * len(truths)
+    out: list[float | None] = []
+    for k, Wt, ct, vt in zip(pairs, truths, truth.cs, truth.vs, strict=True):
+        rel, _ = head_errors(rec.params, k, Wt, np.asarray(ct, dtype=np.float64),
+                             np.asarray(vt, dtype=np.float64))
+        out.append(max(math.inf if e is None else e for e in rel.values()))
     return out
 
 

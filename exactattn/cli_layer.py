@@ -203,37 +203,22 @@ def saved_layer_instance(inst: dict[str, Any], rec: Any, path: str) -> tuple[str
     return f"the checkpoint layer {model!r}", model
 
 
-def _pair(W: Any, truths: Sequence[Any]) -> list[int] | None:
-    """Recovered head nearest in W to each true head (relative max error); None unless
-    that is one-to-one and every recovered head is used."""
-    if W.shape[0] != len(truths):
-        return None
-    pairs = [int(np.argmin([np.abs(W[k] - Wt).max() for k in range(W.shape[0])]))
-             for Wt in truths]
-    return pairs if len(set(pairs)) == len(pairs) else None
-
-
 def _compare(rec: Any, merged: Any, heads: Sequence[int]) -> dict[str, Any]:
     """Per head of the file: relative errors of W, c, v (each over the head's largest entry
     of W, of max(c, W), of v), the head's relative estimate, every entry within its
     estimate; beta's absolute error and estimate."""
+    from .checks.multihead_biased import head_errors, paired_heads
+
     P = rec.params
     truths = [np.asarray(x, dtype=np.float64) for x in merged.Ws]
     cs = [np.asarray(x, dtype=np.float64) for x in merged.cs]
     vs = [np.asarray(x, dtype=np.float64) for x in merged.vs]
     estimates = rec.options["conditioning"]["relative_bound_per_head"]
-    pairs = _pair(P["W"], truths)
+    pairs = paired_heads(P["W"], truths)
     rows: list[dict[str, Any]] = []
     if pairs is not None:
         for j, k, Wt, ct, vt in zip(heads, pairs, truths, cs, vs, strict=True):
-            wmax = float(np.abs(Wt).max())
-            parts = {"W": (P["W"][k], Wt, P["W_error_bound"][k], wmax),
-                     "c": (P["c"][k], ct, P["c_error_bound"][k],
-                           max(float(np.abs(ct).max()), wmax)),
-                     "v": (P["v"][k], vt, P["v_error_bound"][k], float(np.abs(vt).max()))}
-            rel = {n: float(np.abs(x - t).max()) / s if s > 0 else None
-                   for n, (x, t, _, s) in parts.items()}
-            within = all(bool((np.abs(x - t) <= e).all()) for x, t, e, _ in parts.values())
+            rel, within = head_errors(P, k, Wt, ct, vt)
             rows.append({"head": j, "recovered": k,
                          "relative_error": max((x for x in rel.values() if x is not None),
                                                default=0.0),

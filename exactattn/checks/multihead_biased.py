@@ -12,6 +12,9 @@ check (route "float64 (tolerance)"), never called exact.
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +37,7 @@ from ..oracle import ValueOracle
 from .multihead_float import float_recovery_failures
 
 __all__ = ["rebuild_biased_multihead", "biased_recovery_errors", "rejection_failures",
+           "paired_heads", "head_errors",
            "TOLERANCE_TEXT", "BIASED_INSTANCES"]
 
 ROUTE = "float64 (tolerance)"
@@ -63,25 +67,48 @@ register_model_builder(LABEL, rebuild_biased_multihead,
 BIASED_INSTANCES = ((2, 6, 2, True, 0), (2, 5, None, False, 1), (3, 9, 3, False, 2))
 
 
+def paired_heads(W: Array, truths: list[Array]) -> list[int] | None:
+    """The recovered head nearest in W (max entry) to each true head; None unless that is
+    one-to-one with every recovered head used."""
+    if W.shape[0] != len(truths):
+        return None
+    pairs = [int(np.argmin([np.abs(W[k] - Wt).max() for k in range(W.shape[0])]))
+             for Wt in truths]
+    return pairs if len(set(pairs)) == len(pairs) else None
+
+
+def head_errors(params: Mapping[str, Any], k: int, Wt: Array, ct: Array, vt: Array
+                ) -> tuple[dict[str, float | None], bool]:
+    """Recovered head k against a true head: the largest entry error of W, c and v over
+    the true head's largest entry of W, of max(c, W), of v (None where that is 0), and
+    whether every entry lies within its first-order estimate."""
+    wmax = float(np.abs(Wt).max())
+    parts = {"W": (params["W"][k], Wt, params["W_error_bound"][k], wmax),
+             "c": (params["c"][k], ct, params["c_error_bound"][k],
+                   max(float(np.abs(ct).max()), wmax)),
+             "v": (params["v"][k], vt, params["v_error_bound"][k], float(np.abs(vt).max()))}
+    rel = {n: float(np.abs(x - t).max()) / size if size > 0 else None
+           for n, (x, t, _, size) in parts.items()}
+    within = all(bool((np.abs(x - t) <= e).all()) for x, t, e, _ in parts.values())
+    return rel, within
+
+
 def biased_recovery_errors(rec: Recovery, model: BiasedMultiHeadAttention
                            ) -> tuple[float, bool]:
     """The largest error relative to the largest entry of the hidden head's W, c or v
-    (heads paired by nearest W; beta relative to max(1, |beta|)), and whether every
-    recovered entry lies within its first-order estimate."""
-    W, c, v = rec.params["W"], rec.params["c"], rec.params["v"]
-    if W.shape[0] != model.H:
+    (heads paired one-to-one by nearest W, :func:`paired_heads`; beta relative to
+    max(1, |beta|)), and whether every recovered entry lies within its first-order
+    estimate (inf and False when the heads do not pair)."""
+    truths = [np.asarray(x, dtype=np.float64) for x in model.Ws]
+    pairs = paired_heads(rec.params["W"], truths)
+    if pairs is None:
         return float("inf"), False
     rel, within = 0.0, True
-    for Wt, ct, vt in zip(model.Ws, model.cs, model.vs, strict=True):
-        k = int(np.argmin([np.abs(W[k] - Wt).max() for k in range(W.shape[0])]))
-        errs: list[tuple[Array, Array, float]] = [
-            (np.abs(W[k] - Wt), rec.params["W_error_bound"][k], float(np.abs(Wt).max())),
-            (np.abs(c[k] - ct), rec.params["c_error_bound"][k],
-             max(float(np.abs(ct).max()), float(np.abs(Wt).max()))),
-            (np.abs(v[k] - vt), rec.params["v_error_bound"][k], float(np.abs(vt).max()))]
-        for e, bound, scale in errs:
-            rel = max(rel, float(e.max()) / scale)
-            within &= bool((e <= bound).all())
+    for k, Wt, ct, vt in zip(pairs, truths, model.cs, model.vs, strict=True):
+        errs, ok = head_errors(rec.params, k, Wt, np.asarray(ct, dtype=np.float64),
+                               np.asarray(vt, dtype=np.float64))
+        rel = max(rel, *(math.inf if e is None else e for e in errs.values()))
+        within &= ok
     e_beta = abs(float(rec.params["beta"]) - float(model.beta))
     rel = max(rel, e_beta / max(1.0, abs(float(model.beta))))
     within &= e_beta <= float(rec.params["beta_error_bound"])

@@ -227,7 +227,7 @@ def test_a_learner_refusal_after_queries_is_exit_1_with_its_document(
 def test_heads_that_do_not_pair_one_to_one_are_not_ok() -> None:
     # fewer recovered heads than the file's, or two file heads nearest one recovered head:
     # no pairing, so no per-head row can claim a match (the document's ok is then false)
-    from exactattn.cli_layer import _pair
+    from exactattn.checks.multihead_biased import paired_heads as _pair
 
     A, B = np.eye(2), np.array([[0.0, 1.0], [1.0, 0.0]])
     assert _pair(np.stack([A, B]), [B, A]) == [1, 0]
