@@ -38,6 +38,11 @@ def _claim_ids(s: Statement, table: dict[str, Statement]) -> list[str]:
 def test_every_checked_statement_names_claims_that_run_and_record_their_steps() -> None:
     table = by_key()
     checked = [s for s in table.values() if s.coverage == "checked"]
+    if not checked:
+        # since the audit no statement says "checked" (each is "partly" or prose, with its
+        # reason): nothing to run here, shown as a skip rather than a pass; the mechanism
+        # is shown both ways on a fake "checked" statement below
+        pytest.skip("no blueprint statement has coverage \"checked\"")
     ids = [cid for s in checked for cid in _claim_ids(s, table)]
     assert coverage_problems(run_claims(ids) if ids else [], table) == []
 
