@@ -80,12 +80,13 @@ def wants_json(argv: Sequence[str]) -> bool:
     return False
 
 
-def print_json_error(command: str, message: str) -> None:
-    """The ``--json`` form of an input error: one object on stdout
+def print_json_error(command: str, message: str, exit_code: int = 2) -> None:
+    """The ``--json`` form of an input error (exit code 2), or of answers no model gives
+    (exit code 1, ``learn --oracle``): one object on stdout
     (``docs/schemas/error.schema.json``); the line on stderr is printed as well."""
     from .report.json import error_report
 
-    print(json.dumps(error_report(command, message)), flush=True)
+    print(json.dumps(error_report(command, message, exit_code)), flush=True)
 
 
 def _command_in(parser: argparse.ArgumentParser, argv: Sequence[str]) -> str:

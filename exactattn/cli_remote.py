@@ -25,14 +25,21 @@ after its retries, a journal of another run): one line on stderr.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
-from .cli import EXIT_FAILED, EXIT_OK, UsageError, _one_line, _print_learned, _save, _stderr
+from .cli import (
+    EXIT_FAILED,
+    EXIT_OK,
+    UsageError,
+    _one_line,
+    _print_learned,
+    _save,
+    _stderr,
+    print_json_error,
+)
 from .errors import RecoveryFailedError
-from .report.json import error_report
 
 #: the labels learned from a server, with the model kinds (``/info``'s ``model``) they accept
 REMOTE_LABELS = {"single_head_exact": ("single_head", "low_rank_head", "biased_head"),
@@ -121,8 +128,7 @@ def learn_remote(args: argparse.Namespace) -> int:
                     f"gives: {exc}")
             _stderr(f"exactattn learn: {line}")
             if args.json:   # no recovery to document: the error object, with exit code 1
-                print(json.dumps(error_report("learn", _one_line(line), EXIT_FAILED)),
-                      flush=True)
+                print_json_error("learn", _one_line(line), EXIT_FAILED)
             return EXIT_FAILED
         learn_seconds = time.perf_counter() - start
         cstart = time.perf_counter()
