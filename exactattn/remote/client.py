@@ -170,11 +170,12 @@ class RemoteTarget:
         return f"RemoteTarget({self.url}, field={self.field.name}, d={self.d})"
 
     def options(self) -> dict[str, Any]:
-        """The connection options, as keywords that build the same target again (a fork's;
-        with :attr:`encoding`, passed on separately)."""
+        """The connection options, as keywords that build the same target again (a fork's),
+        the encoding included."""
         return {"batch_size": self.batch_size, "timeout": self.timeout,
                 "retries": self.retries, "backoff": self.backoff,
-                "max_backoff": self.max_backoff, "max_retry_after": self.max_retry_after}
+                "max_backoff": self.max_backoff, "max_retry_after": self.max_retry_after,
+                "encoding": self.encoding}
 
     def check(self, field: Field | None, d: int | None) -> None:
         """Refuse a ``field`` or ``d`` (None: not given) that is not the server's."""
@@ -483,7 +484,7 @@ class HttpOracle(ValueOracle):
         return HttpOracle(self.remote.url, keep_transcript=self.keep_transcript, seed=seed,
                           journal=self.journal, name=f"{self.name}/{name}",
                           _info=self.remote.info, _journaled=journaled,
-                          encoding=self.remote.encoding, **self.remote.options())
+                          **self.remote.options())
 
     def __repr__(self) -> str:
         return (f"HttpOracle({self.remote.url}, field={self.field.name}, d={self.d}, "
@@ -559,7 +560,7 @@ class HttpNoisyOracle(NoisyOracle):
         seed = None if self.remote.seed is None else self.remote.seed + 1
         return HttpNoisyOracle(self.remote.url, keep_transcript=self.keep_transcript, seed=seed,
                                name=f"{self.name}/{name}", _info=self.remote.info,
-                               encoding=self.remote.encoding, **self.remote.options())
+                               **self.remote.options())
 
     def __repr__(self) -> str:
         return (f"HttpNoisyOracle({self.remote.url}, d={self.d}, tolerance="

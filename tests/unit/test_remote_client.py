@@ -172,11 +172,14 @@ def test_field_and_d_are_checked_against_info() -> None:
         # a fork connects with its parent's options
         opts = {"batch_size": 7, "timeout": 3.0, "retries": 2, "backoff": 0.01,
                 "max_backoff": 0.5, "max_retry_after": 5.0}
-        assert HttpOracle(s.url, **opts).fork("c").remote.options() == opts
+        # (the encoding too: an EXP server offers JSON only)
+        assert HttpOracle(s.url, **opts).fork("c").remote.options() == {**opts,
+                                                                         "encoding": "json"}
     with serve_in_thread(_head(EXP, 2, seed=8), noise="1/100") as s:
         from exactattn.remote import HttpNoisyOracle
 
-        assert HttpNoisyOracle(s.url, **opts).fork("c").remote.options() == opts
+        assert HttpNoisyOracle(s.url, **opts).fork("c").remote.options() == {
+            **opts, "encoding": "json"}
 
 
 # -- bad servers ------------------------------------------------------------------------
