@@ -415,11 +415,17 @@ MAX_SAVED_HIDDEN_ENTRIES = 100_000
 
 def _save(args: argparse.Namespace, rec: Any, cert: Any, instance: dict[str, Any],
           model: Any = None) -> None:
-    """``--save``: the recovery with its transcript, the instance (how it was drawn), the
-    hidden model in the instance-file format (docs/instances.md) and the certificate."""
+    """``--save``: the recovery with its transcript (a large F64 one in a ``.npz`` beside
+    the file, :meth:`~exactattn.learners.Recovery.sidecar_for`), the instance (how it was
+    drawn), the hidden model in the instance-file format (docs/instances.md) and the
+    certificate."""
     if args.save:
-        saved = {"recovery": rec.to_json(), "instance": instance,
-                 "certificate": cert.to_json()}
+        sidecar = rec.sidecar_for(args.save)
+        try:
+            saved = {"recovery": rec.to_json(transcript_file=sidecar), "instance": instance,
+                     "certificate": cert.to_json()}
+        except OSError as exc:
+            raise UsageError(f"cannot write --save {sidecar}: {exc.strerror or exc}") from None
         if model is not None:
             from .instance_files import instance_size, instance_to_json
 
@@ -432,7 +438,8 @@ def _save(args: argparse.Namespace, rec: Any, cert: Any, instance: dict[str, Any
                         f"{MAX_SAVED_HIDDEN_ENTRIES} --save writes; \"instance\" still says "
                         "how it was drawn")
         _write_json_file(saved, args.save, "--save")
-        _stderr(f"recovery saved to {args.save}")
+        _stderr(f"recovery saved to {args.save}"
+                + (f" (transcript in {sidecar})" if sidecar else ""))
 
 
 def _print_learned(as_json: bool, info: dict[str, Any], header: str,

@@ -63,7 +63,7 @@ from .cli import (
     _int_at_least,
     _one_line,
     _Parser,
-    _write_json_file,
+    _save,
     print_json_error,
 )
 from .cli_checkpoint import parse_subcommand, positive_float
@@ -231,20 +231,6 @@ def _compare(rec: Any, merged: Any, heads: Sequence[int]) -> dict[str, Any]:
             "max_relative_error": max((r["relative_error"] for r in rows), default=None),
             "within_estimates": bool(pairs is not None and e_beta <= b_beta
                                      and all(r["within_estimates"] for r in rows))}
-
-
-def _save(args: argparse.Namespace, rec: Any, cert: Any, instance: dict[str, Any]) -> None:
-    from .learners.recovery import SIDECAR_ENTRIES
-
-    sidecar = args.save + ".transcript.npz" if len(rec.transcript) > SIDECAR_ENTRIES else None
-    try:
-        saved = {"recovery": rec.to_json(transcript_file=sidecar), "instance": instance,
-                 "certificate": cert.to_json()}
-    except OSError as exc:
-        raise UsageError(f"cannot write --save {sidecar}: {exc.strerror or exc}") from None
-    _write_json_file(saved, args.save, "--save")
-    print(f"recovery saved to {args.save}" + (f" (transcript in {sidecar})" if sidecar else ""),
-          file=sys.stderr, flush=True)
 
 
 def _run(args: argparse.Namespace) -> dict[str, Any]:

@@ -211,13 +211,18 @@ class Recovery:
             raise InvalidEntryError(f"a saved recovery is malformed: {type(exc).__name__}: "
                                     f"{str(exc)[:200]}") from None
 
+    def sidecar_for(self, path: str) -> str | None:
+        """Where a file saved at ``path`` keeps its transcript: ``path + ".transcript.npz"``
+        for an F64 transcript of more than :data:`SIDECAR_ENTRIES` entries, else None (in
+        the JSON itself)."""
+        t = self.transcript
+        return (path + ".transcript.npz" if t.field.name == "F64"
+                and len(t) > SIDECAR_ENTRIES else None)
+
     def save(self, path: str) -> None:
         """JSON at ``path``; an F64 transcript of more than :data:`SIDECAR_ENTRIES` entries
         goes to ``path + ".transcript.npz"`` beside it (bounded memory, bit-exact)."""
-        t = self.transcript
-        sidecar = (path + ".transcript.npz" if t.field.name == "F64"
-                   and len(t) > SIDECAR_ENTRIES else None)
-        obj = self.to_json(transcript_file=sidecar)
+        obj = self.to_json(transcript_file=self.sidecar_for(path))
         with open(path, "w", encoding="utf-8") as fh:
             json.dump(obj, fh)
 
