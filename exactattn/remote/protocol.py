@@ -357,6 +357,13 @@ def pack_f64_queries(Xs: Any, request_id: str, d: int) -> bytes:
                                  f"are N x {d}")
         tokens = [A.shape[0] for A in arrays]
         parts = [A.tobytes() for A in arrays]
+    # refused here, as the JSON encoder refuses it, not sent for the server to refuse
+    blocks = [A] if isinstance(Xs, np.ndarray) and Xs.ndim == 3 else arrays
+    for b, block in enumerate(blocks):
+        at = _first_not_finite(block)
+        if at is not None:
+            where = f"queries{list(at)}" if block.ndim == 3 else f"queries[{b}]{list(at)}"
+            raise _not_finite(where, float(block[at]))
     return _pack({"d": d, "field": "F64", "request_id": request_id, "tokens": tokens}, parts)
 
 

@@ -96,6 +96,17 @@ def test_random_bit_patterns_and_special_values_round_trip_through_the_server() 
     assert _bits(got_binary) == _bits(values) == _bits(got_json) == _bits(uniform)
 
 
+def _with_bad_entry(X: np.ndarray, at: tuple[int, int]) -> bytes:
+    """The binary body of [X] with X[at] (NaN or an infinity) written into the bytes the
+    packer (which refuses it) wrote for a finite stand-in."""
+    stand_in = X.copy()
+    stand_in[at] = 1234.5
+    body = wire.pack_f64_queries([stand_in], "r", X.shape[1])
+    mark = struct.pack("<d", 1234.5)
+    assert body.count(mark) == 1
+    return body.replace(mark, struct.pack("<d", float(X[at])))
+
+
 def test_nan_and_infinity_are_refused_with_the_same_error_as_json() -> None:
     with serve_in_thread(Echo()) as s:
         for bad in (float("nan"), float("inf"), -float("inf")):
@@ -108,15 +119,20 @@ def test_nan_and_infinity_are_refused_with_the_same_error_as_json() -> None:
                 assert oracle.queries == 0
             assert errors[0] == errors[1]
         assert s.service.counts["requests"] == 0  # refused by the client, never sent
+    # the packer itself refuses them (a RemoteTarget used directly sent them before)
+    X = np.array([[0.0, 1.0, 2.0], [3.0, 4.0, float("nan")]])
+    with pytest.raises(InvalidEntryError, match=r"queries\[0\]\[1, 2\]: NaN is not a number"):
+        wire.pack_f64_queries([X], "r", 3)
+    with pytest.raises(InvalidEntryError, match=r"queries\[0, 1, 2\]: NaN is not a number"):
+        wire.pack_f64_queries(X[None], "r", 3)
     # sent anyway (another client): the server refuses both with the same words
     service = QueryService(Echo())
-    X = np.array([[0.0, 1.0, 2.0], [3.0, 4.0, float("nan")]])
-    binary = _error(service.query(wire.pack_f64_queries([X], "r", 3), BIN))
+    binary = _error(service.query(_with_bad_entry(X, (1, 2)), BIN))
     text = _error(service.query(b'{"queries": [[[0, 1, 2], [3, 4, NaN]]], "request_id": "r"}'))
     assert "queries[0][1][2]: NaN is not a number of any field" in binary
     assert "NaN is not a number of any field" in text
-    X[0, 1] = -np.inf
-    inf = _error(service.query(wire.pack_f64_queries([X], "r", 3), BIN))
+    X[1, 2], X[0, 1] = 5.0, -np.inf
+    inf = _error(service.query(_with_bad_entry(X, (0, 1)), BIN))
     assert "queries[0][0][1]: -Infinity is not a number of any field" in inf
     assert service.counts["evaluated"] == 0 and service.counts["refused"] == 3
 
