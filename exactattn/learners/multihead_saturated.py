@@ -95,7 +95,7 @@ and the per-head least squares, the rows' errors combined as independent
 the span's own error adds |dM a| per entry (u_h(b) = M a, dM the columns'
 estimates), and W_h = U_h B / scale combines its columns the same way.
 These are estimates, not proved bounds: the status is ``float``; measured,
-the largest is 4e3 to 8e5 times the largest actual error
+the largest is 4e3 to 9e5 times the largest actual error
 (benchmarks/multihead_saturated.py; docs/multihead_saturated.md).
 
 Query count (measured, and a formula given the adaptive parts). Steps 1
@@ -144,7 +144,7 @@ __all__ = ["learn_multihead_saturated", "saturated_query_count"]
 
 U = UNIT_ROUNDOFF
 #: default refusal threshold of the largest relative error estimate: the estimates (worst-case
-#: rounding per answer, combined as independent errors) are 4e3 to 8e5 times the measured
+#: rounding per answer, combined as independent errors) are 4e3 to 9e5 times the measured
 #: errors (benchmarks/multihead_saturated.py), so 1e-4 refuses only what is ill-conditioned
 MAX_RELATIVE_BOUND = 1e-4
 #: the score gap of a saturated (or muted) head: e^-40 = 4.2e-18, below float64's 2^-53
